@@ -1,0 +1,112 @@
+"""The database tables, as SQLAlchemy Core sees them today.
+
+Alembic revisions in data/migrations/versions create and change these tables; this module is
+what queries are written against. tests/test_store.py checks that the two agree, so a new table
+(invitations, api keys, matching rounds) means: add it here, then add a revision that creates it.
+
+List fields that filters need (levels, SDGs, modes...) are kept as delimited text such as
+"|primary|junior_high|": a LIKE '%|primary|%' finds them the same way on SQLite and PostgreSQL,
+where JSON operators would differ. The full profile is kept as JSON and is what a School is read
+back from.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeEngine
+
+# Constraint names fixed by convention, so later revisions can drop or alter them by name.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def id_type() -> TypeEngine[str]:
+    """Ids compare byte by byte on both backends ("C" collation on PostgreSQL), so cursor
+    pagination and ORDER BY id give the same order everywhere."""
+    return String(64).with_variant(String(64, collation="C"), "postgresql")
+
+
+def json_type() -> TypeEngine[object]:
+    return JSON().with_variant(JSONB(), "postgresql")
+
+
+schools = Table(
+    "schools",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("country", String(2), nullable=False, index=True),
+    Column("region", String(100), nullable=True, index=True),
+    Column("active", Boolean, nullable=False, index=True),
+    Column("remoteness", String(20), nullable=False),
+    Column("name_local", String(200), nullable=True),
+    Column("name_en", String(200), nullable=True),
+    Column("levels", String(100), nullable=False),
+    Column("sdgs", String(100), nullable=False),
+    Column("exchange_modes", String(100), nullable=False),
+    Column("target_countries", String(1000), nullable=False),
+    Column("languages_exchange", String(1000), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("profile", json_type(), nullable=False),
+)
+
+partnerships = Table(
+    "partnerships",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("school_a", id_type(), ForeignKey("schools.id"), nullable=False, index=True),
+    Column("school_b", id_type(), ForeignKey("schools.id"), nullable=False, index=True),
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date, nullable=True),
+    Column("modes", String(100), nullable=False),
+    Column("sdgs", String(100), nullable=False),
+    Column("origin", String(20), nullable=False),
+    Column("note", Text, nullable=True),
+    UniqueConstraint("school_a", "school_b", "start_date", name="uq_partnerships_pair_start"),
+    CheckConstraint("school_a < school_b", name="canonical_pair"),
+)
+
+# One row per write that matters to a derived structure (the vector index for schools, the
+# partnership graph for partnerships). seq only grows; readers keep the last seq they applied.
+change_log = Table(
+    "change_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(20), nullable=False),
+    Column("entity_id", id_type(), nullable=False),
+    Column("op", String(20), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_change_log_kind_seq", "kind", "seq"),
+    sqlite_autoincrement=True,
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)

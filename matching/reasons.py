@@ -1,0 +1,15 @@
+"""The shape of one reason behind a suggestion, shared by scoring and graph adjustments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Reason(BaseModel):
+    code: str = Field(description="stable machine-readable code", examples=["shared_sdgs"])
+    weight: float = Field(description="contribution to the score: a share of fit, or a graph factor")
+    data: dict[str, Any] = Field(default_factory=dict)
+    text_en: str
+    text_zh: str

@@ -1,0 +1,135 @@
+"""Graph rebalancing of a ranked list: the plain graph/ signals turned into score factors.
+
+Each signal becomes an :class:`Adjustment` (a multiplicative factor with the facts behind it),
+so the final score is ``reciprocal score × Π factors`` and every factor can be explained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+import graph
+from data.schema import School
+from data.taxonomies import REMOTENESS_ZH, country_name, country_name_zh
+from matching.reasons import Reason
+from matching.settings import RebalanceWeights
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    code: str
+    factor: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def reason(self) -> Reason:
+        en, zh = _TEXTS[self.code](self.data)
+        return Reason(code=self.code, weight=round(self.factor, 4), data=self.data, text_en=en, text_zh=zh)
+
+
+def _saturation(d: Mapping[str, Any]) -> tuple[str, str]:
+    return (
+        f"Has {d['partners']} partner(s) and {d['pending']} open invitation(s) for {d['capacity']} places: "
+        "ranked lower so busy schools are not overloaded",
+        f"已有 {d['partners']} 個夥伴、{d['pending']} 個待回覆邀請（名額 {d['capacity']}）：排序調降，避免負擔過重",
+    )
+
+
+def _no_partner(_: Mapping[str, Any]) -> tuple[str, str]:
+    return ("Has no partner yet: ranked higher so new schools get a chance", "尚無合作夥伴：排序提前，讓新學校有機會")
+
+
+def _remote(d: Mapping[str, Any]) -> tuple[str, str]:
+    return (
+        f"A remote school ({d['remoteness'].replace('_', ' ')}): ranked higher for equity",
+        f"偏遠地區學校（{d['remoteness_zh']}）：基於教育平權排序提前",
+    )
+
+
+def _bridge(d: Mapping[str, Any]) -> tuple[str, str]:
+    return (
+        f"Works with {d['via_peer_name']}, which shares your partner {d['via_partner_name']} in "
+        f"{country_name(d['via_partner_country'])}: joins your cross-border group and adds "
+        f"{country_name(d['candidate_country'])}",
+        f"與{d['via_peer_name']}合作，而該校與貴校共同的夥伴為{country_name_zh(d['via_partner_country'])}的"
+        f"{d['via_partner_name']}：可加入貴校的跨境學校群組，並新增{country_name_zh(d['candidate_country'])}",
+    )
+
+
+def _diversity(d: Mapping[str, Any]) -> tuple[str, str]:
+    return (
+        f"You already have {d['partners_there']} partner(s) in {country_name(d['country'])}: ranked a little lower",
+        f"貴校在{country_name_zh(d['country'])}已有 {d['partners_there']} 個夥伴：排序略降",
+    )
+
+
+def _responsiveness(d: Mapping[str, Any]) -> tuple[str, str]:
+    return (
+        f"Let {d['expired']} of {d['received']} invitation(s) expire unanswered: ranked lower",
+        f"曾有 {d['expired']}/{d['received']} 個邀請逾期未回覆：排序調降",
+    )
+
+
+_TEXTS: dict[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {
+    "saturation": _saturation,
+    "no_partner_yet": _no_partner,
+    "remote_school": _remote,
+    "cluster_bridge": _bridge,
+    "country_diversity": _diversity,
+    "responsiveness": _responsiveness,
+}
+
+
+def rebalance(
+    G: nx.Graph,
+    source: School,
+    candidate: School,
+    *,
+    bridges: Mapping[str, graph.BridgePath],
+    names: Callable[[str], str],
+    pending: int = 0,
+    history: Mapping[str, graph.InvitationCounts] | None = None,
+    weights: RebalanceWeights,
+) -> list[Adjustment]:
+    """The graph's factors for suggesting `candidate` to `source`; factors of exactly 1 are left out."""
+    adjustments: list[Adjustment] = []
+    node = candidate.id
+    degree = G.degree(node) if node in G else 0
+    sat = graph.saturation_factor(G, node, pending=pending, threshold=weights.saturation_threshold)
+    if sat < 1.0:
+        adjustments.append(Adjustment("saturation", sat, {
+            "partners": degree, "pending": pending, "capacity": candidate.capacity,
+        }))
+    if degree == 0 and weights.no_partner_boost > 0:
+        adjustments.append(Adjustment("no_partner_yet", 1.0 + weights.no_partner_boost))
+    remote = graph.equity_boost(G, node, no_partner_boost=0.0, remote_boost=weights.remote_boost)
+    if remote > 1.0:
+        adjustments.append(Adjustment("remote_school", remote, {
+            "remoteness": candidate.remoteness.value, "remoteness_zh": REMOTENESS_ZH[candidate.remoteness],
+        }))
+    bridge = bridges.get(node)
+    if bridge is not None and weights.cluster_boost > 0:
+        adjustments.append(Adjustment("cluster_bridge", 1.0 + weights.cluster_boost, {
+            "via_partner": bridge.via_partner, "via_partner_name": names(bridge.via_partner),
+            "via_partner_country": bridge.via_partner_country,
+            "via_peer": bridge.via_peer, "via_peer_name": names(bridge.via_peer),
+            "candidate_country": candidate.country,
+        }))
+    diversity = graph.country_diversity_factor(G, source.id, candidate.country, decay=weights.diversity_decay)
+    if diversity < 1.0:
+        partners_there = sum(1 for p in G.neighbors(source.id) if G.nodes[p].get("country") == candidate.country) \
+            if source.id in G else 0
+        adjustments.append(Adjustment("country_diversity", diversity, {
+            "country": candidate.country, "partners_there": partners_there,
+        }))
+    if history:
+        resp = graph.responsiveness_factor(history, node, floor=weights.responsiveness_floor)
+        if resp < 1.0:
+            counts = history[node]
+            adjustments.append(Adjustment("responsiveness", resp, {
+                "received": counts.received, "expired": counts.expired,
+            }))
+    return adjustments

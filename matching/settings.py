@@ -1,0 +1,87 @@
+"""Every weight and threshold of the matching engine, in one place, with documented defaults.
+
+Read from the environment with the prefix ``PARTNERMATCH_MATCH_`` (e.g.
+``PARTNERMATCH_MATCH_HOME_COUNTRY=TW``), so a deployment tunes matching without code changes.
+A request may override the few fields in :class:`RequestOverrides`, within their bounds.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from data.taxonomies import LEVEL_ORDER, Level, normalize_country
+
+
+def default_level_matrix() -> dict[Level, list[Level]]:
+    """Same or adjacent level: a primary school pairs with primary and junior high, and so on."""
+    return {
+        a: [b for b in Level if abs(LEVEL_ORDER[a] - LEVEL_ORDER[b]) <= 1]
+        for a in Level
+    }
+
+
+class FitWeights(BaseModel):
+    """Weights of the components of fit(a→b); normalised by their sum, so only ratios matter."""
+
+    target_country: float = Field(1.5, ge=0, description="b is in a country a asked for")
+    sdg: float = Field(2.0, ge=0, description="share of a's SDG themes that b shares")
+    language: float = Field(1.0, ge=0, description="shared exchange languages, more if a teaches in one")
+    mode: float = Field(1.0, ge=0, description="share of a's exchange modes that b offers")
+    level: float = Field(1.0, ge=0, description="same level beats adjacent level")
+    timezone: float = Field(1.0, ge=0, description="hours of shared school time, for virtual exchange")
+    embedding: float = Field(1.5, ge=0, description="similarity of the profile vectors (description, themes)")
+
+
+class RebalanceWeights(BaseModel):
+    """How the partnership graph reshapes the ranking (see graph/)."""
+
+    saturation_threshold: float = Field(0.5, ge=0, le=1, description="load above which a school is pushed down")
+    no_partner_boost: float = Field(0.15, ge=0, le=1, description="boost for schools with no partner yet")
+    remote_boost: float = Field(0.10, ge=0, le=1, description="boost for remote schools (偏遠/特偏/極偏 and rural)")
+    cluster_boost: float = Field(0.10, ge=0, le=1, description="boost for joining an existing cross-border cluster")
+    diversity_decay: float = Field(0.7, gt=0, le=1, description="factor per partner the school already has there")
+    responsiveness_floor: float = Field(0.3, ge=0, le=1, description="lowest factor for a school that never answers")
+
+
+class MatchSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARTNERMATCH_MATCH_", env_nested_delimiter="__", extra="ignore")
+
+    home_country: str = Field("TW", description="The alliance's own country")
+    scope: Literal["home", "any"] = Field(
+        "home", description="home: every pair includes a home-country school; any: foreign pairs too"
+    )
+    level_matrix: dict[Level, list[Level]] = Field(default_factory=default_level_matrix)
+    min_overlap_hours: float = Field(1.0, ge=0, le=8, description="shared school hours needed for virtual exchange")
+    school_day_start: int = Field(8, ge=0, le=23, description="local hour school starts")
+    school_day_end: int = Field(16, ge=1, le=24, description="local hour school ends")
+    reference_date: date | None = Field(
+        None, description="day used to compute time-zone offsets (DST); default today"
+    )
+    overfetch: float = Field(8.0, ge=1, description="candidates fetched from the index per requested result")
+    max_candidates: int = Field(2000, ge=10, description="stop refetching beyond this many candidates")
+    fit: FitWeights = Field(default_factory=FitWeights)
+    rebalance: RebalanceWeights = Field(default_factory=RebalanceWeights)
+    diversity: bool = Field(True, description="re-rank with MMR so one country does not fill the list")
+    mmr_lambda: float = Field(0.75, ge=0, le=1, description="1 = pure relevance, 0 = pure novelty")
+    high_fit: float = Field(0.6, ge=0, le=1, description="fit both ways at least this counts as reciprocal")
+
+    @field_validator("home_country")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        return normalize_country(value)
+
+
+class RequestOverrides(BaseModel):
+    """What a single request may change, within bounds."""
+
+    diversity: bool | None = None
+    mmr_lambda: float | None = Field(None, ge=0, le=1)
+    min_overlap_hours: float | None = Field(None, ge=0, le=8)
+
+    def apply(self, settings: MatchSettings) -> MatchSettings:
+        changes = self.model_dump(exclude_none=True)
+        return settings.model_copy(update=changes) if changes else settings
