@@ -1,0 +1,53 @@
+"""The partnership graph and the signals that rebalance the ranking with it.
+
+Imports only data/: plain functions that take a graph and return numbers or records.
+"""
+
+from graph.build import (
+    active_graph,
+    active_partners,
+    add_partnership,
+    build_partnership_graph,
+    end_partnership,
+    partner_countries,
+    update_school,
+)
+from graph.clusters import BridgePath, Cluster, cluster_boost, cluster_bridges, cross_border_clusters
+from graph.rebalance import (
+    REMOTENESS_SCALE,
+    InvitationCounts,
+    InvitationHistory,
+    country_diversity_factor,
+    equity_boost,
+    load,
+    popularity_dampening,
+    responsiveness_factor,
+    saturation_factor,
+)
+from graph.summary import gini, graph_summary
+
+__all__ = [
+    "REMOTENESS_SCALE",
+    "BridgePath",
+    "Cluster",
+    "InvitationCounts",
+    "InvitationHistory",
+    "active_graph",
+    "active_partners",
+    "add_partnership",
+    "build_partnership_graph",
+    "cluster_boost",
+    "cluster_bridges",
+    "country_diversity_factor",
+    "cross_border_clusters",
+    "end_partnership",
+    "equity_boost",
+    "gini",
+    "graph_summary",
+    "load",
+    "partner_countries",
+    "popularity_dampening",
+    "responsiveness_factor",
+    "saturation_factor",
+    "update_school",
+]

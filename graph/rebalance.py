@@ -1,0 +1,188 @@
+"""Factors that spread attention across schools instead of piling it onto the popular few.
+
+Each function returns a plain multiplier for a candidate's score; the matching engine chooses the
+weights and how to combine them. Every formula is written in the docstring so an explanation can
+quote it. Partnerships are counted only while active (no ``end_date``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import networkx as nx
+
+from data.taxonomies import Remoteness
+from graph.build import active_partners, node_attributes, partner_countries
+
+REMOTENESS_SCALE: dict[Remoteness, float] = {
+    Remoteness.ORDINARY: 0.0,
+    Remoteness.REMOTE: 1.0,
+    Remoteness.VERY_REMOTE: 1.5,
+    Remoteness.EXTREMELY_REMOTE: 2.0,
+}
+"""Multiples of ``remote_boost`` per statutory category: the further out, the fewer visitors."""
+
+
+def _check_unit(name: str, value: float, *, open_low: bool = False) -> None:
+    low_ok = value > 0 if open_low else value >= 0
+    if not (low_ok and value <= 1):
+        bounds = "(0, 1]" if open_low else "[0, 1]"
+        raise ValueError(f"{name}: must be in {bounds}, got {value}")
+
+
+def _check_non_negative(name: str, value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{name}: must be >= 0, got {value}")
+
+
+def load(G: nx.Graph, node: str, pending: int = 0) -> float:
+    """Share of capacity in use: ``(active partners + pending) / capacity``; ``inf`` at capacity 0.
+
+    ``pending`` counts invitations the school has accepted or sent that are not partnerships yet.
+
+    >>> from data.schema import School
+    >>> from graph.build import build_partnership_graph
+    >>> G = build_partnership_graph([School(id="tw-a", name_en="A", country="TW", levels=["primary"], capacity=4)], [])
+    >>> load(G, "tw-a", pending=1)
+    0.25
+    """
+    _check_non_negative("pending", pending)
+    capacity = node_attributes(G, node)["capacity"]
+    used = len(active_partners(G, node)) + pending
+    return used / capacity if capacity > 0 else math.inf
+
+
+def saturation_factor(G: nx.Graph, node: str, *, pending: int = 0, threshold: float = 0.5) -> float:
+    """1 while ``load < threshold``, then falling linearly to 0 at full capacity.
+
+    ``factor = 1`` if load < threshold; ``(1 - load) / (1 - threshold)`` if threshold <= load < 1;
+    ``0`` if load >= 1 (so always 0 for capacity 0). A school near capacity sinks in everyone's
+    list before it is full, instead of collecting invitations it must refuse.
+
+    >>> from data.schema import School
+    >>> from graph.build import build_partnership_graph
+    >>> G = build_partnership_graph([School(id="tw-a", name_en="A", country="TW", levels=["primary"], capacity=4)], [])
+    >>> [saturation_factor(G, "tw-a", pending=n) for n in range(5)]
+    [1.0, 1.0, 1.0, 0.5, 0.0]
+    """
+    _check_unit("threshold", threshold)
+    used = load(G, node, pending)
+    if used >= 1:
+        return 0.0
+    if used < threshold:
+        return 1.0
+    return (1 - used) / (1 - threshold)
+
+
+def equity_boost(
+    G: nx.Graph, node: str, *, no_partner_boost: float = 0.15, remote_boost: float = 0.10
+) -> float:
+    """``1 + no_partner_boost·[no active partner] + remote_boost·REMOTENESS_SCALE[remoteness]`` (>= 1).
+
+    Schools with no partner yet and remote schools (偏遠 ×1, 特偏 ×1.5, 極偏 ×2) rise, so a first
+    partnership goes where it adds most.
+
+    >>> from data.schema import School
+    >>> from graph.build import build_partnership_graph
+    >>> G = build_partnership_graph([School(id="tw-a", name_en="A", country="TW", levels=["primary"],
+    ...                                     remoteness="very_remote")], [])
+    >>> round(equity_boost(G, "tw-a"), 3)
+    1.3
+    """
+    _check_non_negative("no_partner_boost", no_partner_boost)
+    _check_non_negative("remote_boost", remote_boost)
+    attributes = node_attributes(G, node)
+    boost = 1.0 + remote_boost * REMOTENESS_SCALE[attributes["remoteness"]]
+    if not active_partners(G, node):
+        boost += no_partner_boost
+    return boost
+
+
+def popularity_dampening(G: nx.Graph, node: str, *, alpha: float = 0.5) -> float:
+    """``1 / (1 + alpha·ln(1 + active partners))``: in (0, 1], gentler than capacity, never zero.
+
+    Slows the rich-get-richer effect among schools with room to spare.
+
+    >>> from data.schema import School
+    >>> from graph.build import build_partnership_graph
+    >>> G = build_partnership_graph([School(id="tw-a", name_en="A", country="TW", levels=["primary"])], [])
+    >>> popularity_dampening(G, "tw-a")
+    1.0
+    """
+    _check_non_negative("alpha", alpha)
+    return 1.0 / (1.0 + alpha * math.log1p(len(active_partners(G, node))))
+
+
+def country_diversity_factor(G: nx.Graph, source: str, candidate_country: str, *, decay: float = 0.5) -> float:
+    """``decay ** n``, n = active partners ``source`` already has in ``candidate_country``.
+
+    Diminishing returns: the first partner in a country counts fully, each further one less.
+
+    >>> from datetime import date
+    >>> from data.schema import Partnership, School
+    >>> from graph.build import build_partnership_graph
+    >>> G = build_partnership_graph(
+    ...     [School(id=i, name_en=i, country=c, levels=["primary"]) for i, c in [("tw-a", "TW"), ("vn-x", "VN")]],
+    ...     [Partnership(school_a="tw-a", school_b="vn-x", start_date=date(2024, 1, 1))])
+    >>> country_diversity_factor(G, "tw-a", "VN"), country_diversity_factor(G, "tw-a", "TH")
+    (0.5, 1.0)
+    """
+    _check_unit("decay", decay, open_low=True)
+    return decay ** partner_countries(G, source)[candidate_country]
+
+
+@dataclass(frozen=True)
+class InvitationCounts:
+    """One school's invitation record, as the service counts it from its invitation table.
+
+    ``received`` includes invitations still open; ``answered`` (accepted or declined) and
+    ``expired`` (left unanswered past their deadline) are the decided ones.
+    """
+
+    received: int = 0
+    answered: int = 0
+    expired: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("received", "answered", "expired"):
+            _check_non_negative(name, getattr(self, name))
+        if self.answered + self.expired > self.received:
+            raise ValueError(
+                f"received: {self.received} is fewer than answered {self.answered} + expired {self.expired}"
+            )
+
+
+InvitationHistory = Mapping[str, InvitationCounts]
+"""School id -> its invitation counts; schools missing from it have no history."""
+
+
+def responsiveness_factor(
+    history: InvitationHistory,
+    node: str,
+    *,
+    prior_answered: float = 2,
+    prior_expired: float = 0,
+    floor: float = 0.3,
+) -> float:
+    """``floor + (1 - floor)·rate`` with ``rate = (answered + prior_answered) /
+    (answered + expired + prior_answered + prior_expired)``; 1.0 with no decided invitation.
+
+    The prior keeps one missed invitation from sinking a new school; a school that lets
+    invitations expire again and again falls toward ``floor``, so others stop waiting on it.
+
+    >>> responsiveness_factor({"tw-a": InvitationCounts(received=6, answered=0, expired=6)}, "tw-a")
+    0.475
+    >>> responsiveness_factor({}, "tw-a")
+    1.0
+    """
+    _check_non_negative("prior_answered", prior_answered)
+    _check_non_negative("prior_expired", prior_expired)
+    _check_unit("floor", floor)
+    counts = history.get(node)
+    if counts is None or counts.answered + counts.expired == 0:
+        return 1.0
+    decided = counts.answered + counts.expired + prior_answered + prior_expired
+    rate = (counts.answered + prior_answered) / decided
+    return floor + (1 - floor) * rate
