@@ -25,7 +25,8 @@ class ImportRejected(ValueError):
         self.errors = errors
         shown = "\n".join(f"  {e}" for e in errors[:50])
         more = f"\n  ... and {len(errors) - 50} more" if len(errors) > 50 else ""
-        super().__init__(f"{source}: {len(errors)} bad row(s), nothing written:\n{shown}{more}")
+        rows = len({e.line for e in errors})
+        super().__init__(f"{source}: {rows} bad row(s), {len(errors)} problem(s), nothing written:\n{shown}{more}")
 
 
 class NotFound(KeyError):

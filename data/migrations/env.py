@@ -4,12 +4,12 @@ alembic command line, the database the settings point to."""
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from data.tables import metadata
 
 
-def _run(connection) -> None:  # noqa: ANN001 - alembic hands over a Connection
+def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()

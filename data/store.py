@@ -1,0 +1,728 @@
+"""Where schools and partnerships live: SQLite by default, PostgreSQL for several API replicas.
+
+Every write runs in one transaction that holds the database's write lock from its first
+statement (BEGIN IMMEDIATE on SQLite, a transaction-scoped advisory lock on PostgreSQL). Writers
+therefore never interleave, a read-then-write can't act on a stale read, and change-log sequence
+numbers become visible in the order they were handed out, so a reader that remembers the last
+seq it applied never skips a change that commits later with a smaller number.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    true,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import make_url
+
+from data.errors import Conflict, ImportRejected, NotFound, RowError
+from data.schema import Partnership, School, utcnow
+from data.settings import StorageSettings
+from data.tables import change_log, meta, partnerships, schools
+from data.taxonomies import (
+    LEVEL_GRADES,
+    ExchangeMode,
+    Level,
+    Remoteness,
+    derive_timezone,
+    normalize_country,
+    normalize_language,
+)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# What changes_since reports for schools; "delete" only comes from clear().
+SCHOOL_OPS = ("create", "update", "deactivate", "delete")
+# What partnership_changes_since reports.
+PARTNERSHIP_OPS = ("add", "update", "end", "delete")
+
+_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
+_WRITE = "partnermatch_write"
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.created + self.updated + self.unchanged
+
+
+def normalize_url(url: str) -> str:
+    """Use the psycopg 3 driver for PostgreSQL whatever the URL says (postgres://, postgresql://)."""
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _delimited(values: Iterable[Any]) -> str:
+    """["primary", "junior_high"] -> "|primary|junior_high|", found by LIKE '%|primary|%' on any backend."""
+    return "".join(f"|{v}" for v in values) + "|"
+
+
+def _undelimited(value: str) -> list[str]:
+    return [v for v in value.split("|") if v]
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they were stored as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _school_row(school: School) -> dict[str, Any]:
+    return {
+        "id": school.id,
+        "country": school.country,
+        "region": school.region,
+        "active": school.active,
+        "remoteness": school.remoteness.value,
+        "name_local": school.name_local,
+        "name_en": school.name_en,
+        "levels": _delimited(school.levels),
+        "sdgs": _delimited(school.sdgs),
+        "exchange_modes": _delimited(school.exchange_modes),
+        "target_countries": _delimited(school.target_countries),
+        "languages_exchange": _delimited(school.languages_exchange),
+        "content_hash": school.content_hash(),
+        "created_at": _as_utc(school.created_at),
+        "updated_at": _as_utc(school.updated_at),
+        "profile": school.model_dump(mode="json"),
+    }
+
+
+def _partnership_row(p: Partnership) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "school_a": p.school_a,
+        "school_b": p.school_b,
+        "start_date": p.start_date,
+        "end_date": p.end_date,
+        "modes": _delimited(p.modes),
+        "sdgs": _delimited(p.sdgs),
+        "origin": p.origin.value,
+        "note": p.note,
+    }
+
+
+def _partnership_from_row(row: Any) -> Partnership:
+    return Partnership(
+        id=row.id,
+        school_a=row.school_a,
+        school_b=row.school_b,
+        start_date=row.start_date,
+        end_date=row.end_date,
+        modes=_undelimited(row.modes),
+        sdgs=[int(g) for g in _undelimited(row.sdgs)],
+        origin=row.origin,
+        note=row.note,
+    )
+
+
+def _rederive(current: School, changes: dict[str, Any], merged: dict[str, Any]) -> None:
+    """Grades and time zone that were derived (not given) follow the fields they came from."""
+    if "levels" in changes and "grades" not in changes:
+        derived = sorted({g for level in current.levels for g in LEVEL_GRADES[level]})
+        if current.grades == derived:
+            merged["grades"] = []
+    place = {"country", "region", "latitude", "longitude"}
+    if place & changes.keys() and "timezone" not in changes:
+        derived_zone = derive_timezone(current.country, current.region, current.latitude, current.longitude)
+        if current.timezone == derived_zone:
+            merged["timezone"] = None
+
+
+def _values(given: str | int | Collection[Any] | None, check: Callable[[Any], str]) -> list[str] | None:
+    """A filter argument as a checked list ("any of these"), or None when the filter is off."""
+    if given is None:
+        return None
+    return [check(v) for v in ([given] if isinstance(given, str | int) else given)]
+
+
+class Store:
+    """All reads and writes of schools, partnerships, the change log and meta values."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = normalize_url(url or StorageSettings().url)
+        self._engine = _create_engine(self.url)
+        self.dialect = self._engine.dialect.name
+        try:
+            self._migrate()
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    @classmethod
+    def from_settings(cls, settings: StorageSettings | None = None) -> Store:
+        return cls((settings or StorageSettings()).url)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    # ----------------------------------------------------------------- transactions
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction holding the database's write lock from its start. Later tables
+        (invitations, api keys, rounds) should be written through this too, so their writes
+        serialise with everything else and commit in change-log order."""
+        with self._engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('partnermatch:' || current_schema()))"))
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction: one consistent snapshot for the statements run inside it."""
+        with self._engine.connect() as conn:
+            yield conn
+
+    def _migrate(self) -> None:
+        """Bring the schema to the newest revision; concurrent openers wait on the write lock."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with self.write() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def _log(self, conn: Connection, kind: str, entries: Iterable[tuple[str, str]]) -> None:
+        at = utcnow()
+        rows = [{"kind": kind, "entity_id": entity_id, "op": op, "at": at} for entity_id, op in entries]
+        if rows:
+            conn.execute(insert(change_log), rows)
+
+    # ----------------------------------------------------------------- schools: reads
+
+    def get_school(self, school_id: str) -> School:
+        with self.read() as conn:
+            profile = conn.execute(select(schools.c.profile).where(schools.c.id == school_id)).scalar_one_or_none()
+        if profile is None:
+            raise NotFound("school", school_id)
+        return School.model_validate(profile)
+
+    def get_schools(self, ids: Iterable[str]) -> dict[str, School]:
+        """The schools among ids that exist; unknown ids are simply absent from the result."""
+        with self.read() as conn:
+            return self._get_schools(conn, ids)
+
+    @staticmethod
+    def _get_schools(conn: Connection, ids: Iterable[str]) -> dict[str, School]:
+        found: dict[str, School] = {}
+        for chunk in _chunks(sorted(set(ids))):
+            for profile in conn.execute(select(schools.c.profile).where(schools.c.id.in_(chunk))).scalars():
+                school = School.model_validate(profile)
+                found[school.id] = school
+        return found
+
+    def list_schools(
+        self,
+        *,
+        country: str | Collection[str] | None = None,
+        region: str | Collection[str] | None = None,
+        level: str | Collection[str] | None = None,
+        sdg: int | Collection[int] | None = None,
+        mode: str | Collection[str] | None = None,
+        remoteness: str | Collection[str] | None = None,
+        target_country: str | Collection[str] | None = None,
+        language: str | Collection[str] | None = None,
+        active: bool | None = True,
+        q: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[School]:
+        """Schools matching every given filter, ordered by id. A collection means "any of these";
+        level/sdg/mode/target_country/language match schools whose list contains the value.
+        Page on with after=<last id of the previous page>."""
+        if limit < 1:
+            raise ValueError(f"limit: must be at least 1, got {limit}")
+        where = _school_filters(
+            country=country, region=region, level=level, sdg=sdg, mode=mode, remoteness=remoteness,
+            target_country=target_country, language=language, active=active, q=q,
+        )
+        if after is not None:
+            where.append(schools.c.id > after)
+        query = select(schools.c.profile).where(*where).order_by(schools.c.id).limit(limit)
+        with self.read() as conn:
+            return [School.model_validate(p) for p in conn.execute(query).scalars()]
+
+    def count_schools(
+        self,
+        *,
+        country: str | Collection[str] | None = None,
+        region: str | Collection[str] | None = None,
+        level: str | Collection[str] | None = None,
+        sdg: int | Collection[int] | None = None,
+        mode: str | Collection[str] | None = None,
+        remoteness: str | Collection[str] | None = None,
+        target_country: str | Collection[str] | None = None,
+        language: str | Collection[str] | None = None,
+        active: bool | None = True,
+        q: str | None = None,
+    ) -> int:
+        where = _school_filters(
+            country=country, region=region, level=level, sdg=sdg, mode=mode, remoteness=remoteness,
+            target_country=target_country, language=language, active=active, q=q,
+        )
+        with self.read() as conn:
+            return conn.execute(select(func.count()).select_from(schools).where(*where)).scalar_one()
+
+    def iter_schools(self, active: bool | None = None, batch: int = 1000) -> Iterator[School]:
+        """Every school (or every active/inactive one), by id, a batch per short read so a long
+        walk over 100k schools never holds a transaction open."""
+        after: str | None = None
+        while True:
+            page = self.list_schools(active=active, after=after, limit=batch)
+            yield from page
+            if len(page) < batch:
+                return
+            after = page[-1].id
+
+    # ----------------------------------------------------------------- schools: writes
+
+    def create_school(self, school: School) -> School:
+        with self.write() as conn:
+            exists = conn.execute(select(schools.c.id).where(schools.c.id == school.id)).first()
+            if exists is not None:
+                raise Conflict(f"id: school {school.id!r} already exists")
+            conn.execute(insert(schools), [_school_row(school)])
+            self._log(conn, "school", [(school.id, "create")])
+        return school
+
+    def update_school(self, school_id: str, changes: dict[str, Any]) -> School:
+        """Apply changes and re-validate the whole profile. Nothing is written (and updated_at
+        stays) when the profile says the same as before."""
+        if "id" in changes and changes["id"] != school_id:
+            raise ValueError(f"id: a school's id cannot change ({school_id!r} -> {changes['id']!r})")
+        for field in ("created_at", "updated_at"):
+            if field in changes:
+                raise ValueError(f"{field}: set by the store, not by an update")
+        with self.write() as conn:
+            profile = conn.execute(select(schools.c.profile).where(schools.c.id == school_id)).scalar_one_or_none()
+            if profile is None:
+                raise NotFound("school", school_id)
+            current = School.model_validate(profile)
+            merged = current.model_dump() | changes
+            _rederive(current, changes, merged)
+            changed = School.model_validate(merged)
+            if changed.content_hash() == current.content_hash():
+                return current
+            changed = changed.model_copy(update={"created_at": current.created_at, "updated_at": utcnow()})
+            row = _school_row(changed)
+            conn.execute(update(schools).where(schools.c.id == school_id).values(row))
+            op = "deactivate" if current.active and not changed.active else "update"
+            self._log(conn, "school", [(school_id, op)])
+        return changed
+
+    def deactivate_school(self, school_id: str) -> School:
+        """Inactive schools keep their record and history but are no longer suggested."""
+        return self.update_school(school_id, {"active": False})
+
+    def upsert_schools(
+        self, new_schools: Iterable[School], progress: Callable[[int], None] | None = None
+    ) -> UpsertCounts:
+        """Create or update many schools in one transaction: all are written or none is.
+        A school whose content is unchanged is not rewritten and keeps its timestamps.
+        progress, if given, is called with the number of schools handled after each chunk."""
+        batch = list(new_schools)
+        seen: set[str] = set()
+        for school in batch:
+            if school.id in seen:
+                raise ValueError(f"id: {school.id!r} appears more than once in one upsert")
+            seen.add(school.id)
+        created = updated = unchanged = 0
+        now = utcnow()
+        with self.write() as conn:
+            for chunk in _chunks(batch):
+                existing = {
+                    row.id: row
+                    for row in conn.execute(
+                        select(schools.c.id, schools.c.content_hash, schools.c.active, schools.c.created_at).where(
+                            schools.c.id.in_([s.id for s in chunk])
+                        )
+                    )
+                }
+                inserts: list[dict[str, Any]] = []
+                updates: list[dict[str, Any]] = []
+                log: list[tuple[str, str]] = []
+                for school in chunk:
+                    old = existing.get(school.id)
+                    if old is None:
+                        inserts.append(_school_row(school))
+                        log.append((school.id, "create"))
+                        continue
+                    if old.content_hash == school.content_hash():
+                        unchanged += 1
+                        continue
+                    stamped = school.model_copy(update={"created_at": _as_utc(old.created_at), "updated_at": now})
+                    updates.append({"key": school.id} | _school_row(stamped))
+                    log.append((school.id, "deactivate" if old.active and not school.active else "update"))
+                if inserts:
+                    conn.execute(insert(schools), inserts)
+                if updates:
+                    values = {c.name: bindparam(c.name) for c in schools.columns}
+                    conn.execute(update(schools).where(schools.c.id == bindparam("key")).values(values), updates)
+                self._log(conn, "school", log)
+                created += len(inserts)
+                updated += len(updates)
+                if progress is not None:
+                    progress(len(chunk))
+        return UpsertCounts(created=created, updated=updated, unchanged=unchanged)
+
+    def clear(self) -> None:
+        """Delete every school and partnership (meta values stay). The change log records a
+        "delete" for each, so whatever was built from them knows to drop them."""
+        with self.write() as conn:
+            partnership_ids = conn.execute(select(partnerships.c.id)).scalars().all()
+            school_ids = conn.execute(select(schools.c.id)).scalars().all()
+            conn.execute(delete(partnerships))
+            conn.execute(delete(schools))
+            self._log(conn, "partnership", [(pid, "delete") for pid in partnership_ids])
+            self._log(conn, "school", [(sid, "delete") for sid in school_ids])
+
+    # ----------------------------------------------------------------- change tracking
+
+    def latest_change_seq(self) -> int:
+        """The newest change's seq (schools and partnerships share one sequence); 0 if none."""
+        with self.read() as conn:
+            return conn.execute(select(func.max(change_log.c.seq))).scalar_one() or 0
+
+    def changes_since(self, seq: int) -> list[tuple[int, str, str]]:
+        """School changes after seq as (seq, school_id, op), op in SCHOOL_OPS, oldest first."""
+        return self._changes_since("school", seq)
+
+    def partnership_changes_since(self, seq: int) -> list[tuple[int, str, str]]:
+        """Partnership changes after seq as (seq, partnership_id, op), op in PARTNERSHIP_OPS."""
+        return self._changes_since("partnership", seq)
+
+    def _changes_since(self, kind: str, seq: int) -> list[tuple[int, str, str]]:
+        query = (
+            select(change_log.c.seq, change_log.c.entity_id, change_log.c.op)
+            .where(change_log.c.kind == kind, change_log.c.seq > seq)
+            .order_by(change_log.c.seq)
+        )
+        with self.read() as conn:
+            return [(row.seq, row.entity_id, row.op) for row in conn.execute(query)]
+
+    # ----------------------------------------------------------------- partnerships
+
+    def add_partnerships(self, new: Iterable[Partnership]) -> list[Partnership]:
+        """Add partnerships in one transaction, or none if any is bad (ImportRejected lists every
+        bad one by its 1-based position). The same pair and start date again updates the stored
+        one. Returned with ids and the pair in canonical order (school_a < school_b)."""
+        stored, _ = self._write_partnerships(list(new))
+        return stored
+
+    def upsert_partnerships(self, new: Iterable[Partnership]) -> UpsertCounts:
+        """add_partnerships, reporting what was created, updated or already so."""
+        _, counts = self._write_partnerships(list(new))
+        return counts
+
+    def _write_partnerships(self, batch: list[Partnership]) -> tuple[list[Partnership], UpsertCounts]:
+        canonical = [p.model_copy(update=dict(zip(("school_a", "school_b"), p.pair, strict=True))) for p in batch]
+        with self.write() as conn:
+            known = self._get_schools(conn, (i for p in canonical for i in p.pair))
+            by_key = self._partnerships_by_key(conn, {p.pair for p in canonical})
+            given_ids = {p.id for p in canonical if p.id}
+            owner_of_id = {
+                row.id: (row.school_a, row.school_b, row.start_date)
+                for chunk in _chunks(sorted(given_ids))
+                for row in conn.execute(select(partnerships).where(partnerships.c.id.in_(chunk)))
+            }
+            errors: list[RowError] = []
+            for position, (p, as_given) in enumerate(zip(canonical, batch, strict=True), start=1):
+                try:
+                    as_given.check_schools(known)
+                except ValueError as exc:
+                    field, _, reason = str(exc).partition(": ")
+                    errors.append(RowError(position, field, reason))
+                key = (p.school_a, p.school_b, p.start_date)
+                if p.id is None:
+                    continue
+                current = by_key.get(key)
+                if current is not None and current.id != p.id:
+                    errors.append(RowError(position, "id", f"this pair and start date is already {current.id!r}"))
+                elif current is None and owner_of_id.get(p.id, key) != key:
+                    errors.append(RowError(position, "id", f"{p.id!r} is another partnership's id"))
+                owner_of_id[p.id] = key
+            if errors:
+                raise ImportRejected("partnerships", errors)
+
+            stored: list[Partnership] = []
+            created = updated = unchanged = 0
+            for p in canonical:
+                key = (p.school_a, p.school_b, p.start_date)
+                current = by_key.get(key)
+                if current is None:
+                    fresh = p if p.id else p.model_copy(update={"id": f"p-{uuid.uuid4().hex[:12]}"})
+                    conn.execute(insert(partnerships), [_partnership_row(fresh)])
+                    self._log(conn, "partnership", [(fresh.id, "add")])
+                    created += 1
+                elif p.model_copy(update={"id": current.id}) == current:
+                    fresh = current
+                    unchanged += 1
+                else:
+                    fresh = p.model_copy(update={"id": current.id})
+                    row = _partnership_row(fresh)
+                    conn.execute(update(partnerships).where(partnerships.c.id == current.id).values(row))
+                    op = "end" if current.end_date is None and fresh.end_date is not None else "update"
+                    self._log(conn, "partnership", [(current.id, op)])
+                    updated += 1
+                by_key[key] = fresh
+                stored.append(fresh)
+        return stored, UpsertCounts(created=created, updated=updated, unchanged=unchanged)
+
+    @staticmethod
+    def _partnerships_by_key(
+        conn: Connection, pairs: set[tuple[str, str]]
+    ) -> dict[tuple[str, str, date], Partnership]:
+        found: dict[tuple[str, str, date], Partnership] = {}
+        for chunk in _chunks(sorted(pairs)):
+            query = select(partnerships).where(tuple_(partnerships.c.school_a, partnerships.c.school_b).in_(chunk))
+            for row in conn.execute(query):
+                p = _partnership_from_row(row)
+                found[(p.school_a, p.school_b, p.start_date)] = p
+        return found
+
+    def end_partnership(self, partnership_id: str, end_date: date) -> Partnership:
+        with self.write() as conn:
+            row = conn.execute(select(partnerships).where(partnerships.c.id == partnership_id)).first()
+            if row is None:
+                raise NotFound("partnership", partnership_id)
+            current = _partnership_from_row(row)
+            if current.end_date is not None:
+                raise Conflict(f"end_date: partnership {partnership_id!r} already ended on {current.end_date}")
+            ended = Partnership.model_validate(current.model_dump() | {"end_date": end_date})
+            conn.execute(update(partnerships).where(partnerships.c.id == partnership_id).values(end_date=end_date))
+            self._log(conn, "partnership", [(partnership_id, "end")])
+        return ended
+
+    def get_partnership(self, partnership_id: str) -> Partnership:
+        with self.read() as conn:
+            row = conn.execute(select(partnerships).where(partnerships.c.id == partnership_id)).first()
+        if row is None:
+            raise NotFound("partnership", partnership_id)
+        return _partnership_from_row(row)
+
+    def list_partnerships(self, *, school_id: str | None = None, active: bool | None = None) -> list[Partnership]:
+        """Partnerships (of one school, if given), oldest start first."""
+        query = (
+            select(partnerships)
+            .where(*_partnership_filters(school_id, active))
+            .order_by(partnerships.c.start_date, partnerships.c.id)
+        )
+        with self.read() as conn:
+            return [_partnership_from_row(row) for row in conn.execute(query)]
+
+    def count_partnerships(self, *, school_id: str | None = None, active: bool | None = None) -> int:
+        query = select(func.count()).select_from(partnerships).where(*_partnership_filters(school_id, active))
+        with self.read() as conn:
+            return conn.execute(query).scalar_one()
+
+    # ----------------------------------------------------------------- meta and stats
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with self.read() as conn:
+            value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar_one_or_none()
+        return default if value is None else value
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.write() as conn:
+            done = conn.execute(update(meta).where(meta.c.key == key).values(value=value))
+            if done.rowcount == 0:
+                conn.execute(insert(meta).values(key=key, value=value))
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for `partnermatch stats`; the breakdowns are over active schools and partnerships."""
+        active = schools.c.active == true()
+        a, b = schools.alias("a"), schools.alias("b")
+        with self.read() as conn:
+            total = conn.execute(select(func.count()).select_from(schools)).scalar_one()
+            by_country = dict(
+                conn.execute(select(schools.c.country, func.count()).where(active).group_by(schools.c.country)).all()
+            )
+            by_remoteness = dict(
+                conn.execute(
+                    select(schools.c.remoteness, func.count()).where(active).group_by(schools.c.remoteness)
+                ).all()
+            )
+            by_level = {
+                level.value: conn.execute(
+                    select(func.count()).select_from(schools).where(active, _contains(schools.c.levels, level.value))
+                ).scalar_one()
+                for level in Level
+            }
+            partnership_total = conn.execute(select(func.count()).select_from(partnerships)).scalar_one()
+            pairs = conn.execute(
+                select(a.c.country, b.c.country, func.count())
+                .select_from(
+                    partnerships.join(a, partnerships.c.school_a == a.c.id).join(b, partnerships.c.school_b == b.c.id)
+                )
+                .where(partnerships.c.end_date.is_(None))
+                .group_by(a.c.country, b.c.country)
+            ).all()
+        by_pair: dict[str, int] = {}
+        for country_a, country_b, count in pairs:
+            key = "-".join(sorted((country_a, country_b)))
+            by_pair[key] = by_pair.get(key, 0) + count
+        return {
+            "schools": total,
+            "active_schools": sum(by_country.values()),
+            "schools_by_country": dict(sorted(by_country.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "schools_by_level": {k: v for k, v in by_level.items() if v},
+            "schools_by_remoteness": {r.value: by_remoteness[r.value] for r in Remoteness if r.value in by_remoteness},
+            "partnerships": partnership_total,
+            "active_partnerships": sum(by_pair.values()),
+            "active_partnerships_by_country_pair": dict(sorted(by_pair.items(), key=lambda kv: (-kv[1], kv[0]))),
+        }
+
+
+def _contains(column: Any, value: str) -> ColumnElement[bool]:
+    return column.contains(f"|{value}|", autoescape=True)
+
+
+def _school_filters(
+    *,
+    country: str | Collection[str] | None,
+    region: str | Collection[str] | None,
+    level: str | Collection[str] | None,
+    sdg: int | Collection[int] | None,
+    mode: str | Collection[str] | None,
+    remoteness: str | Collection[str] | None,
+    target_country: str | Collection[str] | None,
+    language: str | Collection[str] | None,
+    active: bool | None,
+    q: str | None,
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses for list/count; values are checked so a typo is an error, not an empty page."""
+    where: list[ColumnElement[bool]] = []
+    if active is not None:
+        where.append(schools.c.active == (true() if active else false()))
+    for column, values in (
+        (schools.c.country, _values(country, normalize_country)),
+        (schools.c.region, _values(region, str)),
+        (schools.c.remoteness, _values(remoteness, lambda v: _checked("remoteness", Remoteness, v))),
+    ):
+        if values is not None:
+            where.append(column.in_(values))
+    for column, values in (
+        (schools.c.levels, _values(level, lambda v: _checked("level", Level, v))),
+        (schools.c.sdgs, _values(sdg, lambda g: str(_sdg(g)))),
+        (schools.c.exchange_modes, _values(mode, lambda v: _checked("mode", ExchangeMode, v))),
+        (schools.c.target_countries, _values(target_country, normalize_country)),
+        (schools.c.languages_exchange, _values(language, normalize_language)),
+    ):
+        if values is not None:
+            where.append(or_(false(), *(_contains(column, v) for v in values)))
+    if q is not None and q.strip():
+        where.append(
+            or_(
+                schools.c.name_local.icontains(q.strip(), autoescape=True),
+                schools.c.name_en.icontains(q.strip(), autoescape=True),
+            )
+        )
+    return where
+
+
+def _checked(field: str, enum: type[Level] | type[ExchangeMode] | type[Remoteness], value: str) -> str:
+    try:
+        return enum(value).value
+    except ValueError:
+        allowed = ", ".join(e.value for e in enum)
+        raise ValueError(f"{field}: {value!r} is not one of {allowed}") from None
+
+
+def _sdg(goal: int | str) -> int:
+    try:
+        number = int(goal)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 17:
+        raise ValueError(f"sdg: {goal!r} is not a goal number 1-17")
+    return number
+
+
+def _partnership_filters(school_id: str | None, active: bool | None) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if school_id is not None:
+        where.append(or_(partnerships.c.school_a == school_id, partnerships.c.school_b == school_id))
+    if active is True:
+        where.append(partnerships.c.end_date.is_(None))
+    elif active is False:
+        where.append(partnerships.c.end_date.is_not(None))
+    return where
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    serializer = lambda value: json.dumps(value, ensure_ascii=False)  # noqa: E731 - readable JSON in the DB
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, json_serializer=serializer)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=serializer)
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event, not the sqlite3 module, decide how transactions start.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "busy_timeout=30000", "foreign_keys=ON", "synchronous=NORMAL"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Connection) -> None:
+        # A writer takes the write lock up front: upgrading a read lock later fails with
+        # SQLITE_BUSY instead of waiting when another writer got there first.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+    return engine
+

@@ -1,0 +1,106 @@
+"""Fixtures everyone's tests share: a Store on each backend, and valid schools to put in it.
+
+PostgreSQL tests each get a fresh, uniquely named schema in the shared `test` database, because
+other test runs use that database at the same time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+import pytest
+
+from data.schema import School
+from data.store import Store
+
+PG_HOST, PG_PORT, PG_DATABASE = "127.0.0.1", 5432, "test"
+PG_USERS = ("postgres", "root")
+REAL_DATA_DIR_PARTS = ("shared", "data", "real")
+
+
+def _pg_connect() -> tuple[str, psycopg.Connection]:
+    """Connect as the first user the server accepts; skip the test if no server answers."""
+    failures: list[str] = []
+    for user in PG_USERS:
+        try:
+            conn = psycopg.connect(
+                host=PG_HOST, port=PG_PORT, dbname=PG_DATABASE, user=user, autocommit=True, connect_timeout=5
+            )
+        except psycopg.OperationalError as exc:
+            failures.append(f"{user}: {str(exc).strip()}")
+            continue
+        return user, conn
+    pytest.skip(f"PostgreSQL not reachable on {PG_HOST}:{PG_PORT}: " + "; ".join(failures))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database URL for an empty database: a SQLite file, or a fresh PostgreSQL schema that is
+    dropped afterwards (search_path set through the URL, so any Store opened on it stays there)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{(tmp_path_factory.mktemp('db') / 'partnermatch.db').as_posix()}"
+        return
+    user, admin = _pg_connect()
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        options = quote(f"-csearch_path={schema}")
+        yield f"postgresql+psycopg://{user}@{PG_HOST}:{PG_PORT}/{PG_DATABASE}?options={options}"
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """An empty, migrated Store, on SQLite and on PostgreSQL."""
+    with Store(store_url) as opened:
+        yield opened
+
+
+_school_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def make_school() -> Callable[..., School]:
+    """make_school(**fields) -> a valid School; a Taiwanese primary school unless told otherwise,
+    with a fresh id each call."""
+
+    def make(**overrides: Any) -> School:
+        number = next(_school_numbers)
+        fields: dict[str, Any] = {
+            "id": f"tw-t{number:05d}",
+            "name_local": f"測試國小{number}",
+            "name_en": f"Test Primary School {number}",
+            "country": "TW",
+            "region": "TW-TPE",
+            "levels": ["primary"],
+            "languages_instruction": ["zh"],
+            "languages_exchange": ["zh", "en"],
+            "sdgs": [4, 13],
+            "target_countries": ["MY"],
+            "exchange_modes": ["virtual"],
+            "description": "A school that likes science projects and online exchange.",
+        }
+        if overrides.get("country", "TW") != "TW":
+            fields.update(region=None, target_countries=["TW"])
+        fields.update(overrides)
+        return School(**fields)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The folder with the real school directories (shared/data/real beside the repo); tests
+    that need it skip when it is absent, as on a fresh clone."""
+    folder = Path(__file__).resolve().parents[1].parent.joinpath(*REAL_DATA_DIR_PARTS)
+    if not folder.is_dir():
+        pytest.skip(f"real school directories not found at {folder}")
+    return folder
