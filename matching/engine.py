@@ -25,7 +25,7 @@ from embeddings import ProfileEmbedder, profile_hints
 from matching.constraints import RULE_TEXT, PairCheck, PairContext, Rule, SuggestionFilters, check_pair
 from matching.diversify import mmr, pairwise_similarity
 from matching.explain import explain
-from matching.index import FaissIndex, create_index
+from matching.index import VectorIndex, create_index, load_index
 from matching.reasons import Reason
 from matching.rebalance import Adjustment, rebalance
 from matching.scoring import PairScore, reciprocal_score
@@ -78,7 +78,7 @@ class Matcher:
     settings: MatchSettings
     embedder: ProfileEmbedder
     schools: dict[str, School]
-    indexes: dict[str, FaissIndex]
+    indexes: dict[str, VectorIndex]
     graph: nx.Graph
     pending: dict[str, int] = field(default_factory=dict)
     history: dict[str, graph.InvitationCounts] = field(default_factory=dict)
@@ -95,7 +95,7 @@ class Matcher:
         embedder.fit(all_schools)
         active = [s for s in all_schools if s.active]
         vectors = embedder.embed(active) if active else np.zeros((0, embedder.dim), dtype=np.float32)
-        indexes: dict[str, FaissIndex] = {}
+        indexes: dict[str, VectorIndex] = {}
         for side in (HOME, FOREIGN):
             rows = [i for i, s in enumerate(active) if _side(s, settings) == side]
             index = create_index(embedder.dim, len(rows), kind=index_kind)
@@ -109,7 +109,8 @@ class Matcher:
         path.mkdir(parents=True, exist_ok=True)
         meta = {"encoder": self.embedder.encoder_state(), **(metadata or {})}
         for side, index in self.indexes.items():
-            index.save(path / side, metadata=meta)
+            index.metadata = meta
+            index.save(path / side)
         (path / "matcher.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
@@ -118,7 +119,7 @@ class Matcher:
         settings = settings or MatchSettings()
         meta = json.loads((path / "matcher.json").read_text(encoding="utf-8"))
         embedder.load_encoder_state(meta["encoder"])
-        indexes = {side: FaissIndex.load(path / side) for side in (HOME, FOREIGN)}
+        indexes = {side: load_index(path / side) for side in (HOME, FOREIGN)}
         by_id = {s.id: s for s in schools}
         G = graph.build_partnership_graph(by_id.values(), partnerships)
         return cls(settings, embedder, by_id, indexes, G)
@@ -179,10 +180,7 @@ class Matcher:
         if isinstance(source, str):
             source = self.schools[source]
         settings = overrides.apply(self.settings) if overrides else self.settings
-        ctx = self.context(filters, settings)
-        query = self.vector(source)
-        passed, eliminated, examined = self._retrieve(source, query, k, ctx)
-        ranked = self._rank(source, passed, settings)
+        ranked, eliminated, examined = self.candidates(source, k, filters=filters, settings=settings)
         chosen = self._diversify(ranked, k, settings)
         suggestions = [self._suggestion(source, c, settings) for c in chosen]
         return SuggestionResult(
@@ -195,6 +193,17 @@ class Matcher:
             ],
             hints=profile_hints(source),
         )
+
+    def candidates(self, source: School, k: int, *, filters: SuggestionFilters | None = None,
+                   settings: MatchSettings | None = None) -> tuple[list[Candidate], Counter[Rule], int]:
+        """Candidates that pass every hard rule, scored and rebalanced, best first (not diversified).
+
+        Returns at least ``k`` (more when diversity needs a pool) unless fewer exist, the count of
+        eliminations per rule, and how many candidates were examined. Rounds and groups build on it."""
+        settings = settings or self.settings
+        ctx = self.context(filters, settings)
+        passed, eliminated, examined = self._retrieve(source, self.vector(source), k, ctx)
+        return self._rank(source, passed, settings), eliminated, examined
 
     def candidate_sides(self, source: School, settings: MatchSettings | None = None) -> list[str]:
         """Which partitions can hold a partner: the other side, and under scope=any foreign too."""
