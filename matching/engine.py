@@ -36,7 +36,9 @@ HOME, FOREIGN = "home", "foreign"
 
 class Suggestion(BaseModel):
     school_id: str
-    score: float = Field(ge=0, le=1, description="rank score: reciprocal score after graph rebalancing")
+    score: float = Field(
+        ge=0, description="rank score: the reciprocal score times the graph factors (boosts may lift it above 1)"
+    )
     reciprocal: float = Field(ge=0, le=1, description="harmonic mean of the fit in both directions")
     fit_forward: float = Field(ge=0, le=1, description="how well the partner matches what you asked for")
     fit_backward: float = Field(ge=0, le=1, description="how well you match what the partner asked for")
@@ -251,7 +253,7 @@ class Matcher:
                 pending=self.pending.get(candidate.id, 0), history=self.history, weights=settings.rebalance,
             )
             final = score.score * float(np.prod([a.factor for a in adjustments])) if adjustments else score.score
-            ranked.append(Candidate(candidate, check, score, adjustments, min(final, 1.0)))
+            ranked.append(Candidate(candidate, check, score, adjustments, final))
         ranked.sort(key=lambda c: (-c.final, c.school.id))
         return ranked
 

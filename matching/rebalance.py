@@ -118,13 +118,13 @@ def rebalance(
             "via_peer": bridge.via_peer, "via_peer_name": names(bridge.via_peer),
             "candidate_country": candidate.country,
         }))
-    diversity = graph.country_diversity_factor(G, source.id, candidate.country, decay=weights.diversity_decay)
-    if diversity < 1.0:
-        partners_there = sum(1 for p in G.neighbors(source.id) if G.nodes[p].get("country") == candidate.country) \
-            if source.id in G else 0
-        adjustments.append(Adjustment("country_diversity", diversity, {
-            "country": candidate.country, "partners_there": partners_there,
-        }))
+    if source.id in G:  # an ad-hoc profile has no partners yet
+        diversity = graph.country_diversity_factor(G, source.id, candidate.country, decay=weights.diversity_decay)
+        if diversity < 1.0:
+            adjustments.append(Adjustment("country_diversity", diversity, {
+                "country": candidate.country,
+                "partners_there": graph.partner_countries(G, source.id)[candidate.country],
+            }))
     if history:
         resp = graph.responsiveness_factor(history, node, floor=weights.responsiveness_floor)
         if resp < 1.0:

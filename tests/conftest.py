@@ -104,3 +104,25 @@ def real_data_dir() -> Path:
     if not folder.is_dir():
         pytest.skip(f"real school directories not found at {folder}")
     return folder
+
+
+@pytest.fixture(scope="session")
+def embedding_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One embedding cache for the whole session, so each profile is encoded once per run."""
+    return tmp_path_factory.mktemp("embedding-cache")
+
+
+@pytest.fixture(scope="session")
+def small_world() -> Any:
+    """A generated world of 300 schools (seed 11) with its partnerships; treat it as read-only."""
+    from data.generator import generate_world
+
+    return generate_world(300, seed=11)
+
+
+@pytest.fixture
+def embedder(embedding_cache_dir: Path) -> Any:
+    """A fresh ProfileEmbedder on the session cache (the model itself loads once per process)."""
+    from embeddings import EmbeddingSettings, ProfileEmbedder
+
+    return ProfileEmbedder(EmbeddingSettings(show_progress=False), cache_dir=embedding_cache_dir)

@@ -1,0 +1,619 @@
+"""Matching rounds: pair a whole cohort at once, exactly, instead of one school at a time.
+
+Suggesting partners one school at a time lets the first schools to ask take the partners that
+suit everyone; a round looks at the cohort together and picks the set of pairs with the largest
+total reciprocal score that every school's remaining capacity allows (a maximum-weight
+b-matching on the candidate graph), so the best-connected schools do not crowd the rest out.
+
+Candidate edges come from the index (each school's ``per_school`` best candidates that pass
+every hard rule), never from all pairs, so a round over 20,000 schools stays a sparse problem:
+
+* scope ``home`` (every pair has one home-country school): the candidate graph is bipartite,
+  and the problem is a min-cost flow solved exactly by networkx's network simplex on integer
+  costs ``-round(weight * 1e6)``. A source-to-sink bypass arc carries the flow that no pair
+  improves, so the objective is the largest total score, not the most pairs.
+* scope ``any`` (foreign schools may pair with each other): the graph has odd cycles, so the
+  b-matching is solved as an integer program (scipy ``milp`` / HiGHS with a zero optimality gap)
+  on the same integer weights.
+
+The algorithmic core works on plain :class:`RoundEdge` lists and capacities and needs no model
+or index, so it can be proven optimal against brute force; :func:`run_round` feeds it from a
+:class:`~matching.engine.Matcher`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import TYPE_CHECKING, Literal
+
+import networkx as nx
+import numpy as np
+from pydantic import BaseModel, Field
+from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, milp
+from scipy.sparse import coo_array, csr_array, eye_array
+from scipy.sparse import hstack as sparse_hstack
+
+from data.schema import Partnership, PartnershipOrigin, School
+from data.taxonomies import NSP_COUNTRIES, ExchangeMode
+from graph import active_partners
+from matching.constraints import RULE_TEXT, Rule
+from matching.explain import explain
+from matching.reasons import Reason
+from matching.settings import MatchSettings
+
+if TYPE_CHECKING:  # the plain core below runs without the index and model the engine brings
+    from matching.engine import Candidate, Matcher
+
+WEIGHT_SCALE = 1_000_000
+"""Weights are solved as integers ``round(weight * WEIGHT_SCALE)``: network simplex is only exact
+on integers, and both solvers then optimise the very same numbers (scores to 1e-6)."""
+
+SolverMethod = Literal["min_cost_flow", "milp"]
+
+
+# --------------------------------------------------------------------------- plain core
+
+
+@dataclass(frozen=True)
+class RoundEdge:
+    """A candidate pair. ``a`` is the home-country school when the pair has one, else the smaller id."""
+
+    a: str
+    b: str
+    score: float
+    """Reciprocal score of the pair."""
+    fit_a: float
+    """fit(a→b): how well b suits what a asked for, i.e. a's preference for b."""
+    fit_b: float
+    """fit(b→a): b's preference for a."""
+    weight: float
+    """What the round maximises: the score plus any priority bonus."""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The chosen edges (indices into the edge list, ascending) and how they were found."""
+
+    chosen: tuple[int, ...]
+    method: SolverMethod | Literal["greedy"]
+
+
+def integer_weights(edges: Sequence[RoundEdge]) -> list[int]:
+    return [round(edge.weight * WEIGHT_SCALE) for edge in edges]
+
+
+def _check_inputs(edges: Sequence[RoundEdge], capacity: Mapping[str, int]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for edge in edges:
+        for school in (edge.a, edge.b):
+            if school not in capacity:
+                raise ValueError(f"capacity: no capacity given for school {school!r} of edge {edge.a}–{edge.b}")
+        key = (min(edge.a, edge.b), max(edge.a, edge.b))
+        if edge.a == edge.b:
+            raise ValueError(f"edges: {edge.a} is paired with itself")
+        if key in seen:
+            raise ValueError(f"edges: the pair {key[0]}–{key[1]} appears twice")
+        if edge.weight < 0:
+            raise ValueError(f"edges: weight of {edge.a}–{edge.b} is negative ({edge.weight})")
+        seen.add(key)
+    for school, places in capacity.items():
+        if places < 0:
+            raise ValueError(f"capacity: {school} has negative remaining capacity ({places})")
+
+
+def optimal_assignment(edges: Sequence[RoundEdge], capacity: Mapping[str, int], *,
+                       left: AbstractSet[str] | None = None, coverage_first: bool = False) -> Assignment:
+    """The set of edges with the largest total integer weight in which no school has more edges than
+    its capacity. With ``coverage_first`` the number of schools given at least one partner is
+    maximised first and the total weight second (lexicographically). A pair of zero weight adds
+    nothing, so it is used only when it gives a school its first partner under coverage_first.
+
+    When ``left`` is given and every edge joins a school in ``left`` to one outside it, the graph is
+    bipartite and min-cost flow solves it; otherwise an integer program does.
+    """
+    _check_inputs(edges, capacity)
+    weights = integer_weights(edges)
+    usable = [
+        i for i, e in enumerate(edges)
+        if capacity[e.a] > 0 and capacity[e.b] > 0 and (weights[i] > 0 or coverage_first)
+    ]
+    if not usable:
+        return Assignment((), "min_cost_flow" if left is not None else "milp")
+    if left is not None and all((edges[i].a in left) != (edges[i].b in left) for i in usable):
+        chosen = _flow_assignment(edges, weights, usable, capacity, left, coverage_first)
+        return Assignment(tuple(sorted(chosen)), "min_cost_flow")
+    return Assignment(tuple(sorted(_milp_assignment(edges, weights, usable, capacity, coverage_first))), "milp")
+
+
+def _flow_assignment(edges: Sequence[RoundEdge], weights: list[int], usable: list[int],
+                     capacity: Mapping[str, int], left: AbstractSet[str], coverage_first: bool) -> list[int]:
+    """source → left school → right school → sink, one unit per pair; a school's first unit of
+    capacity earns the coverage bonus (larger than every weight together, so covering one more
+    school always wins), the rest earn nothing; the bypass arc source → sink takes what is left."""
+    bonus = sum(weights[i] for i in usable) + 1 if coverage_first else 0
+    G = nx.MultiDiGraph()
+    source, sink = ("source",), ("sink",)
+    ends: dict[str, tuple[str, str]] = {}
+    for i in usable:
+        edge = edges[i]
+        left_end, right_end = (edge.a, edge.b) if edge.a in left else (edge.b, edge.a)
+        ends[str(i)] = (left_end, right_end)
+        G.add_edge(("L", left_end), ("R", right_end), key=i, capacity=1, weight=-weights[i])
+    lefts = sorted({pair[0] for pair in ends.values()})
+    rights = sorted({pair[1] for pair in ends.values()})
+    for school in lefts:
+        _capacity_arcs(G, source, ("L", school), capacity[school], bonus)
+    for school in rights:
+        _capacity_arcs(G, ("R", school), sink, capacity[school], bonus)
+    supply = sum(capacity[school] for school in lefts)
+    G.add_edge(source, sink, capacity=supply, weight=0)
+    G.nodes[source]["demand"] = -supply
+    G.nodes[sink]["demand"] = supply
+    _, flow = nx.network_simplex(G)
+    return [
+        i for i in usable
+        if flow[("L", ends[str(i)][0])][("R", ends[str(i)][1])][i] > 0
+    ]
+
+
+def _capacity_arcs(G: nx.MultiDiGraph, tail: tuple[str, ...], head: tuple[str, ...], places: int, bonus: int) -> None:
+    G.add_edge(tail, head, capacity=1, weight=-bonus)
+    if places > 1:
+        G.add_edge(tail, head, capacity=places - 1, weight=0)
+
+
+def _milp_assignment(edges: Sequence[RoundEdge], weights: list[int], usable: list[int],
+                     capacity: Mapping[str, int], coverage_first: bool) -> list[int]:
+    """x_e ∈ {0,1} per edge, Σ x_e ≤ capacity at each school. For coverage, y_v ∈ {0,1} with
+    y_v ≤ Σ x_e: first maximise Σ y, then fix Σ y at its optimum and maximise the weight (two
+    solves rather than one big-M objective, which HiGHS's float tolerances would blur)."""
+    schools = sorted({s for i in usable for s in (edges[i].a, edges[i].b)})
+    row = {school: r for r, school in enumerate(schools)}
+    m, n = len(usable), len(schools)
+    cols = np.repeat(np.arange(m), 2)
+    rows = np.array([row[s] for i in usable for s in (edges[i].a, edges[i].b)])
+    incidence = coo_array((np.ones(2 * m), (rows, cols)), shape=(n, m)).tocsr()
+    places = np.array([capacity[s] for s in schools], dtype=float)
+    edge_weights = np.array([weights[i] for i in usable], dtype=float)
+    options = {"mip_rel_gap": 0.0, "disp": False}
+
+    if not coverage_first:
+        result = milp(-edge_weights, integrality=np.ones(m), bounds=Bounds(0, 1),
+                      constraints=[LinearConstraint(incidence, -np.inf, places)], options=options)
+        return [usable[j] for j in np.flatnonzero(_solution(result, "assignment") > 0.5)]
+
+    # Variables [x (m) | y (n)].
+    capacity_rows = sparse_hstack([incidence, csr_array((n, n))], format="csr")
+    cover_rows = sparse_hstack([-incidence, eye_array(n, format="csr")], format="csr")
+    constraints = [LinearConstraint(capacity_rows, -np.inf, places), LinearConstraint(cover_rows, -np.inf, 0)]
+    integrality = np.ones(m + n)
+    coverage_objective = np.concatenate([np.zeros(m), -np.ones(n)])
+    covered = _solution(milp(coverage_objective, integrality=integrality, bounds=Bounds(0, 1),
+                             constraints=constraints, options=options), "coverage")
+    best_coverage = round(covered[m:].sum())
+    keep_coverage = LinearConstraint(np.concatenate([np.zeros(m), np.ones(n)])[None, :], best_coverage, np.inf)
+    result = milp(np.concatenate([-edge_weights, np.zeros(n)]), integrality=integrality, bounds=Bounds(0, 1),
+                  constraints=[*constraints, keep_coverage], options=options)
+    return [usable[j] for j in np.flatnonzero(_solution(result, "assignment")[:m] > 0.5)]
+
+
+def _solution(result: OptimizeResult, stage: str) -> np.ndarray:
+    if result.status != 0 or result.x is None:
+        raise RuntimeError(f"{stage}: the integer program was not solved to optimality ({result.message})")
+    return result.x
+
+
+def greedy_assignment(edges: Sequence[RoundEdge], capacity: Mapping[str, int]) -> Assignment:
+    """Best pair first (by integer weight, ties by ids; zero weights never), taken while both schools have room: what
+    handing out suggestions in score order would give, and the baseline a round must beat."""
+    _check_inputs(edges, capacity)
+    weights = integer_weights(edges)
+    room = dict(capacity)
+    chosen = []
+    for i in sorted(range(len(edges)), key=lambda j: (-weights[j], edges[j].a, edges[j].b)):
+        edge = edges[i]
+        if weights[i] > 0 and room[edge.a] > 0 and room[edge.b] > 0:
+            room[edge.a] -= 1
+            room[edge.b] -= 1
+            chosen.append(i)
+    return Assignment(tuple(sorted(chosen)), "greedy")
+
+
+def blocking_pairs(edges: Sequence[RoundEdge], chosen: Iterable[int], capacity: Mapping[str, int]) -> list[int]:
+    """Edges not chosen whose two schools would both rather have each other.
+
+    A school *prefers* a partner by its own fit (``fit_a`` for a, ``fit_b`` for b: how well the
+    other matches what it asked for), not by the shared score. Edge (a, b) not in the assignment
+    blocks it when, for each of a and b, either
+
+    * the school has spare capacity (fewer assigned partners than its remaining capacity), or
+    * its fit for the other is strictly greater than its fit for the least-preferred partner it
+      was assigned,
+
+    so both would gladly make the pair, dropping their worst partner if they must. Greedy by
+    shared score can leave blocking pairs too, because each side ranks by its own fit.
+    """
+    chosen = set(chosen)
+    assigned: dict[str, int] = Counter()
+    worst: dict[str, float] = {}
+    for i in chosen:
+        edge = edges[i]
+        for school, fit in ((edge.a, edge.fit_a), (edge.b, edge.fit_b)):
+            assigned[school] += 1
+            worst[school] = min(worst.get(school, fit), fit)
+
+    def wants(school: str, fit: float) -> bool:
+        return assigned[school] < capacity[school] or fit > worst[school]
+
+    return [
+        i for i, edge in enumerate(edges)
+        if i not in chosen and capacity[edge.a] > 0 and capacity[edge.b] > 0
+        and wants(edge.a, edge.fit_a) and wants(edge.b, edge.fit_b)
+    ]
+
+
+class AssignmentSummary(BaseModel):
+    """What an assignment gives the cohort. The worst-off figures look at each matched school's
+    best assigned score: ``worst_off_score`` is the lowest of them, ``bottom_decile_score`` the
+    mean of the lowest tenth (at least one school), less sensitive to a single outlier."""
+
+    method: str
+    pairs: int
+    matched_schools: int
+    total_score: float = Field(description="sum of the reciprocal scores of the pairs")
+    total_weight: float = Field(description="what the round maximised: score plus priority bonuses")
+    worst_off_score: float | None
+    bottom_decile_score: float | None
+    blocking_pairs: int
+
+
+def summarise(edges: Sequence[RoundEdge], assignment: Assignment, capacity: Mapping[str, int]) -> AssignmentSummary:
+    best: dict[str, float] = {}
+    for i in assignment.chosen:
+        edge = edges[i]
+        for school in (edge.a, edge.b):
+            best[school] = max(best.get(school, edge.score), edge.score)
+    ordered = sorted(best.values())
+    decile = ordered[: max(1, len(ordered) // 10)] if ordered else []
+    return AssignmentSummary(
+        method=assignment.method,
+        pairs=len(assignment.chosen),
+        matched_schools=len(best),
+        total_score=round(sum(edges[i].score for i in assignment.chosen), 6),
+        total_weight=round(sum(edges[i].weight for i in assignment.chosen), 6),
+        worst_off_score=round(ordered[0], 6) if ordered else None,
+        bottom_decile_score=round(sum(decile) / len(decile), 6) if decile else None,
+        blocking_pairs=len(blocking_pairs(edges, assignment.chosen, capacity)),
+    )
+
+
+class RoundComparison(BaseModel):
+    optimal: AssignmentSummary
+    greedy: AssignmentSummary
+    score_uplift: float = Field(description="optimal total score minus greedy total score")
+    score_uplift_percent: float | None
+    extra_matched_schools: int
+
+
+def compare(edges: Sequence[RoundEdge], optimal: Assignment, greedy: Assignment,
+            capacity: Mapping[str, int]) -> RoundComparison:
+    mine, theirs = summarise(edges, optimal, capacity), summarise(edges, greedy, capacity)
+    uplift = mine.total_score - theirs.total_score
+    return RoundComparison(
+        optimal=mine,
+        greedy=theirs,
+        score_uplift=round(uplift, 6),
+        score_uplift_percent=round(100 * uplift / theirs.total_score, 4) if theirs.total_score else None,
+        extra_matched_schools=mine.matched_schools - theirs.matched_schools,
+    )
+
+
+# --------------------------------------------------------------------------- rounds over a Matcher
+
+
+class RoundOptions(BaseModel):
+    per_school: int = Field(20, ge=1, le=200, description="candidate partners taken from the index per school")
+    coverage_first: bool = Field(
+        False, description="give as many schools as possible a first partner before anyone a second"
+    )
+    nsp_priority: bool = Field(False, description="favour pairs with a school in a New Southbound country")
+    nsp_bonus: float = Field(0.1, ge=0, le=1, description="added to a pair's weight under nsp_priority")
+    max_blocking_listed: int = Field(100, ge=0, le=10_000, description="blocking pairs listed in the result")
+
+
+class RoundPair(BaseModel):
+    school_a: str = Field(description="the home-country school when the pair has one")
+    school_b: str
+    score: float = Field(ge=0, le=1, description="reciprocal score")
+    fit_a: float = Field(ge=0, le=1, description="how well school_b suits what school_a asked for")
+    fit_b: float = Field(ge=0, le=1, description="how well school_a suits what school_b asked for")
+    weight: float = Field(description="what the round maximised for this pair (score plus bonus)")
+    modes: list[ExchangeMode]
+    sdgs: list[int] = Field(description="SDG themes both schools work on")
+    reasons: list[Reason] = Field(description="why, from school_a's side")
+
+
+class UnmatchedReason(StrEnum):
+    UNKNOWN = "unknown"
+    INACTIVE = "inactive"
+    NO_SPARE_CAPACITY = "no_spare_capacity"
+    NO_CANDIDATE = "no_candidate"
+    CAPACITY_TAKEN = "capacity_taken"
+
+
+UNMATCHED_TEXT: dict[UnmatchedReason, tuple[str, str]] = {
+    UnmatchedReason.UNKNOWN: ("is not a known school", "查無此校"),
+    UnmatchedReason.INACTIVE: ("is not active", "目前未啟用"),
+    UnmatchedReason.NO_SPARE_CAPACITY: (
+        "has no free place: its partners and open invitations fill its capacity",
+        "合作夥伴與待回覆邀請已占滿名額",
+    ),
+    UnmatchedReason.NO_CANDIDATE: (
+        "no school of the cohort passed every rule for it",
+        "本輪沒有任何學校通過所有配對條件",
+    ),
+    UnmatchedReason.CAPACITY_TAKEN: (
+        "every candidate's places went to pairs that add more to the round's total",
+        "候選學校的名額已分配給整體分數更高的配對",
+    ),
+}
+
+
+class RuleCount(BaseModel):
+    rule: Rule
+    candidates: int
+    text_en: str
+    text_zh: str
+
+
+class UnmatchedSchool(BaseModel):
+    school_id: str
+    reason: UnmatchedReason
+    text_en: str
+    text_zh: str
+    eliminated: list[RuleCount] = Field(default_factory=list, description="rules that removed its candidates")
+    outside_cohort: int = Field(0, description="candidates that passed the rules but are not in the cohort")
+    candidate_edges: int = Field(0, description="candidate pairs it had in the round")
+    best_candidate: str | None = None
+    best_candidate_score: float | None = None
+
+
+class BlockingPair(BaseModel):
+    school_a: str
+    school_b: str
+    score: float
+    fit_a: float
+    fit_b: float
+
+
+class RoundResult(BaseModel):
+    """A round's proposal: stored and shown as is, turned into partnerships by :func:`accept`."""
+
+    scope: Literal["home", "any"]
+    home_country: str
+    options: RoundOptions
+    cohort_size: int
+    candidate_edges: int
+    method: SolverMethod
+    pairs: list[RoundPair]
+    unmatched: list[UnmatchedSchool]
+    comparison: RoundComparison
+    blocking_pairs: list[BlockingPair] = Field(
+        description="blocking pairs of the chosen assignment (listed up to options.max_blocking_listed)")
+
+
+@dataclass
+class _Found:
+    """Who found an edge and the candidate record it came with (reused for the reasons)."""
+
+    source: str
+    candidate: Candidate
+
+
+def remaining_capacity(matcher: Matcher, school: School) -> int:
+    """Capacity less active partners less open invitations (which hold places until answered)."""
+    partners = len(active_partners(matcher.graph, school.id)) if school.id in matcher.graph else 0
+    return max(school.capacity - partners - matcher.pending.get(school.id, 0), 0)
+
+
+def orient(first: School, second: School, home_country: str) -> tuple[School, School]:
+    """(a, b) with a the home-country school when exactly one is, else the smaller id first."""
+    if (first.country == home_country) != (second.country == home_country):
+        return (first, second) if first.country == home_country else (second, first)
+    return (first, second) if first.id < second.id else (second, first)
+
+
+@dataclass
+class RoundCandidates:
+    """What a round gathers before solving: the candidate graph, and what each school's search saw
+    (kept so unmatched schools can be told why)."""
+
+    settings: MatchSettings
+    options: RoundOptions
+    cohort: list[str]
+    room: dict[str, int]
+    """Remaining capacity of each cohort school that can take a partner."""
+    edges: list[RoundEdge]
+    """Sorted by (a, b)."""
+    found: dict[tuple[str, str], _Found]
+    eliminated: dict[str, Counter[Rule]]
+    outside: dict[str, int]
+    excluded: dict[str, UnmatchedSchool]
+    """Cohort schools that cannot take part: unknown, inactive or without a free place."""
+
+
+def gather_candidates(matcher: Matcher, cohort: Iterable[str] | None = None, options: RoundOptions | None = None,
+                      *, settings: MatchSettings | None = None) -> RoundCandidates:
+    """Candidate edges for a cohort (school ids; default every active school with spare capacity).
+
+    Each cohort school contributes its ``per_school`` best candidates by reciprocal score that pass
+    every hard rule and are in the cohort with spare capacity. A pair found from both sides is one
+    edge. Everything is sorted by id, so the same input gives the same edges.
+    """
+    options = options or RoundOptions()
+    settings = (settings or matcher.settings).model_copy(update={"diversity": False})
+    home = settings.home_country
+    if cohort is None:
+        cohort_ids = sorted(s.id for s in matcher.schools.values() if s.active and remaining_capacity(matcher, s) > 0)
+    else:
+        cohort_ids = sorted(set(cohort))
+    excluded: dict[str, UnmatchedSchool] = {}
+    room: dict[str, int] = {}
+    for school_id in cohort_ids:
+        school = matcher.schools.get(school_id)
+        if school is None:
+            excluded[school_id] = _unmatched(school_id, UnmatchedReason.UNKNOWN)
+        elif not school.active:
+            excluded[school_id] = _unmatched(school_id, UnmatchedReason.INACTIVE)
+        elif (places := remaining_capacity(matcher, school)) == 0:
+            excluded[school_id] = _unmatched(school_id, UnmatchedReason.NO_SPARE_CAPACITY)
+        else:
+            room[school_id] = places
+
+    found: dict[tuple[str, str], _Found] = {}
+    edges_by_key: dict[tuple[str, str], RoundEdge] = {}
+    eliminated: dict[str, Counter[Rule]] = {}
+    outside: dict[str, int] = {}
+    for school_id in sorted(room):
+        source = matcher.schools[school_id]
+        inside, eliminated[school_id], outside[school_id] = _cohort_candidates(
+            matcher, source, options.per_school, room, settings)
+        for candidate in inside:
+            a, b = orient(source, candidate.school, home)
+            if (a.id, b.id) in edges_by_key:
+                continue
+            forward, backward = candidate.score.forward.value, candidate.score.backward.value
+            fit_a, fit_b = (forward, backward) if a.id == source.id else (backward, forward)
+            bonus = options.nsp_bonus if options.nsp_priority and (
+                a.country in NSP_COUNTRIES or b.country in NSP_COUNTRIES) else 0.0
+            edges_by_key[(a.id, b.id)] = RoundEdge(a.id, b.id, candidate.score.score, fit_a, fit_b,
+                                                   candidate.score.score + bonus)
+            found[(a.id, b.id)] = _Found(school_id, candidate)
+    return RoundCandidates(
+        settings=settings, options=options, cohort=cohort_ids, room=room,
+        edges=[edges_by_key[key] for key in sorted(edges_by_key)], found=found, eliminated=eliminated,
+        outside=outside, excluded=excluded,
+    )
+
+
+def solve_round(matcher: Matcher, gathered: RoundCandidates) -> RoundResult:
+    """The exact assignment over the gathered edges, compared with greedy, with reasons for every
+    pair and for every cohort school left without a partner."""
+    settings, options, edges, room = gathered.settings, gathered.options, gathered.edges, gathered.room
+    home = settings.home_country
+    home_side = {school_id for school_id in room if matcher.schools[school_id].country == home}
+    best = optimal_assignment(edges, room, left=home_side if settings.scope == "home" else None,
+                              coverage_first=options.coverage_first)
+    greedy = greedy_assignment(edges, room)
+    matched = {s for i in best.chosen for s in (edges[i].a, edges[i].b)}
+    edges_of: dict[str, list[RoundEdge]] = defaultdict(list)
+    for edge in edges:
+        edges_of[edge.a].append(edge)
+        edges_of[edge.b].append(edge)
+    unmatched = dict(gathered.excluded)
+    for school_id in sorted(room):
+        if school_id in matched:
+            continue
+        mine = edges_of[school_id]
+        eliminated, outside = gathered.eliminated[school_id], gathered.outside[school_id]
+        if not mine:
+            unmatched[school_id] = _unmatched(school_id, UnmatchedReason.NO_CANDIDATE, eliminated=eliminated,
+                                              outside=outside)
+        else:
+            top = min(mine, key=lambda e: (-e.score, e.b if e.a == school_id else e.a))
+            unmatched[school_id] = _unmatched(
+                school_id, UnmatchedReason.CAPACITY_TAKEN, eliminated=eliminated, outside=outside,
+                candidate_edges=len(mine), best=(top.b if top.a == school_id else top.a, top.score))
+    listed = blocking_pairs(edges, best.chosen, room)[: options.max_blocking_listed]
+    method: SolverMethod = "milp" if best.method == "milp" else "min_cost_flow"
+    return RoundResult(
+        scope=settings.scope,
+        home_country=home,
+        options=options,
+        cohort_size=len(gathered.cohort),
+        candidate_edges=len(edges),
+        method=method,
+        pairs=[_pair(matcher, edges[i], gathered.found[(edges[i].a, edges[i].b)], settings) for i in best.chosen],
+        unmatched=[unmatched[s] for s in sorted(unmatched)],
+        comparison=compare(edges, best, greedy, room),
+        blocking_pairs=[
+            BlockingPair(school_a=e.a, school_b=e.b, score=round(e.score, 6), fit_a=round(e.fit_a, 6),
+                         fit_b=round(e.fit_b, 6))
+            for e in (edges[i] for i in listed)
+        ],
+    )
+
+
+def run_round(matcher: Matcher, cohort: Iterable[str] | None = None, options: RoundOptions | None = None, *,
+              settings: MatchSettings | None = None) -> RoundResult:
+    """Propose pairs for a cohort: :func:`gather_candidates`, then :func:`solve_round`."""
+    return solve_round(matcher, gather_candidates(matcher, cohort, options, settings=settings))
+
+
+def _cohort_candidates(matcher: Matcher, source: School, per_school: int, room: Mapping[str, int],
+                       settings: MatchSettings) -> tuple[list[Candidate], Counter[Rule], int]:
+    """The source's best ``per_school`` candidates inside the cohort, by reciprocal score. Asks the
+    index for more (four times as many each time) while too few of those it returns are in the
+    cohort and it may hold more."""
+    k = per_school
+    while True:
+        ranked, eliminated, _ = matcher.candidates(source, k, settings=settings)
+        inside = [c for c in ranked if c.school.id in room]
+        exhausted = len(ranked) < k or k >= settings.max_candidates
+        if len(inside) >= per_school or exhausted:
+            inside.sort(key=lambda c: (-c.score.score, c.school.id))
+            return inside[:per_school], eliminated, len(ranked) - len(inside)
+        k = min(k * 4, settings.max_candidates)
+
+
+def _unmatched(school_id: str, reason: UnmatchedReason, *, eliminated: Counter[Rule] | None = None,
+               outside: int = 0, candidate_edges: int = 0,
+               best: tuple[str, float] | None = None) -> UnmatchedSchool:
+    text_en, text_zh = UNMATCHED_TEXT[reason]
+    return UnmatchedSchool(
+        school_id=school_id, reason=reason, text_en=text_en, text_zh=text_zh,
+        eliminated=[
+            RuleCount(rule=rule, candidates=n, text_en=RULE_TEXT[rule][0], text_zh=RULE_TEXT[rule][1])
+            for rule, n in sorted((eliminated or Counter()).items(), key=lambda item: (-item[1], item[0]))
+        ],
+        outside_cohort=outside,
+        candidate_edges=candidate_edges,
+        best_candidate=best[0] if best else None,
+        best_candidate_score=round(best[1], 6) if best else None,
+    )
+
+
+def _pair(matcher: Matcher, edge: RoundEdge, found: _Found, settings: MatchSettings) -> RoundPair:
+    """The chosen pair with its reasons from school_a's side (re-checked from that side when the
+    edge was found from school_b's; the round optimises the reciprocal score, so no graph factors)."""
+    a, b = matcher.schools[edge.a], matcher.schools[edge.b]
+    if found.source == a.id:
+        check, score = found.candidate.check, found.candidate.score
+    else:
+        check, score = matcher.score_pair(a, b, settings=settings, similarity=found.candidate.score.similarity)
+    return RoundPair(
+        school_a=a.id,
+        school_b=b.id,
+        score=round(edge.score, 6),
+        fit_a=round(edge.fit_a, 6),
+        fit_b=round(edge.fit_b, 6),
+        weight=round(edge.weight, 6),
+        modes=list(check.usable_modes),
+        sdgs=sorted(set(a.sdgs) & set(b.sdgs)),
+        reasons=explain(a, b, check, score, [], settings),
+    )
+
+
+def accept(pairs: Iterable[RoundPair], start_date: date, *, note: str | None = None) -> list[Partnership]:
+    """Partnerships for the round's pairs that staff approved (all of ``result.pairs`` or some):
+    origin "suggested", the pair's usable modes and shared SDGs. The store assigns ids."""
+    return [
+        Partnership(school_a=pair.school_a, school_b=pair.school_b, start_date=start_date, modes=pair.modes,
+                    sdgs=pair.sdgs, origin=PartnershipOrigin.SUGGESTED, note=note)
+        for pair in pairs
+    ]

@@ -1,0 +1,210 @@
+"""The whole matching pipeline on a small generated world, with the real model and FAISS.
+
+Rebalancing effects are shown on constructed cases: twin candidates with identical profiles
+(so identical reciprocal scores), differing only in what the graph knows about them.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import graph
+from data.schema import Partnership, School
+from matching.constraints import Rule, SuggestionFilters, check_pair
+from matching.engine import Matcher
+from matching.hours import school_hours_overlap
+from matching.settings import MatchSettings, RequestOverrides
+
+DAY = date(2026, 3, 2)
+SETTINGS = MatchSettings(reference_date=DAY)
+
+
+def source_school() -> School:
+    return School(
+        id="tw-src", name_local="臺東縣立測試國民小學", name_en="Taitung Test Primary School", country="TW",
+        region="TW-TTT", levels=["primary"], languages_instruction=["zh"], languages_exchange=["en", "zh"],
+        sdgs=[4, 13, 14], target_countries=["MY", "TH", "VN"], exchange_modes=["virtual", "visit"], capacity=6,
+        description="A small school by the sea; our pupils study ocean life, climate and reading together.",
+    )
+
+
+def twin(school_id: str, country: str = "MY", **overrides: Any) -> School:
+    fields: dict[str, Any] = dict(
+        id=school_id, name_en="Twin Primary School", country=country, levels=["primary"],
+        languages_instruction=["en"], languages_exchange=["en", "zh"], sdgs=[4, 13, 14], target_countries=["TW"],
+        exchange_modes=["virtual", "hosting"], capacity=4,
+        description="Our pupils study ocean life and climate and want to talk with a class in Taiwan.",
+    )
+    fields.update(overrides)
+    return School(**fields)
+
+
+def taiwanese(world: Any, n: int, skip: int = 0) -> list[School]:
+    return [s for s in world.schools if s.country == "TW" and s.active][skip : skip + n]
+
+
+def build(world: Any, embedder: Any, extra: list[School], partnerships: list[Partnership] = (),
+          settings: MatchSettings = SETTINGS) -> Matcher:
+    return Matcher.build([*world.schools, *extra], [*world.partnerships, *partnerships], embedder, settings)
+
+
+def started(a: str, b: str, n: int = 0) -> Partnership:
+    return Partnership(id=f"p-{a}-{b}-{n}", school_a=a, school_b=b, start_date=date(2025, 9, 1))
+
+
+@pytest.fixture(scope="module")
+def base(small_world: Any, embedding_cache_dir: Path) -> Matcher:
+    from embeddings import EmbeddingSettings, ProfileEmbedder
+
+    embedder = ProfileEmbedder(EmbeddingSettings(show_progress=False), cache_dir=embedding_cache_dir)
+    return build(small_world, embedder, [source_school()])
+
+
+def test_no_suggestion_breaks_a_rule_and_reasons_match_the_data(base: Matcher) -> None:
+    ctx = base.context(settings=SETTINGS, day=DAY)
+    sources = [s for s in base.schools.values() if s.active][:80]
+    suggested = 0
+    for source in sources:
+        result = base.suggest(source.id, k=10)
+        ids = [s.school_id for s in result.suggestions]
+        assert len(ids) == len(set(ids)) <= 10
+        for suggestion in result.suggestions:
+            candidate = base.schools[suggestion.school_id]
+            check = check_pair(source, candidate, ctx)
+            assert check.ok, (source.id, candidate.id, check.violations)
+            assert 0 <= suggestion.reciprocal <= 1 and suggestion.score >= 0
+            reasons = {r.code: r for r in suggestion.reasons}
+            if "shared_sdgs" in reasons:
+                assert reasons["shared_sdgs"].data["sdgs"] == sorted(set(source.sdgs) & set(candidate.sdgs))
+            else:
+                assert not set(source.sdgs) & set(candidate.sdgs)
+            assert reasons["shared_languages"].data["languages"] == sorted(
+                set(source.languages_exchange) & set(candidate.languages_exchange))
+            if "school_hours" in reasons:
+                overlap = school_hours_overlap(source.timezone, candidate.timezone, DAY)
+                assert reasons["school_hours"].data["hours"] == round(overlap.hours, 1)
+            assert ("target_country" in reasons) == (candidate.country in source.target_countries)
+            assert set(reasons["modes"].data["modes"]) == set(check.usable_modes)
+            suggested += 1
+    assert suggested > 200
+
+
+def test_every_pair_includes_the_home_country_and_filters_hold(base: Matcher) -> None:
+    src = base.schools["tw-src"]
+    for country in ("TH", "VN"):
+        result = base.suggest(src, k=5, filters=SuggestionFilters(countries=[country]))
+        assert result.suggestions and all(base.schools[s.school_id].country == country for s in result.suggestions)
+    remote = base.suggest(src, k=5, filters=SuggestionFilters(sdgs=[14], new_southbound_only=True))
+    for s in remote.suggestions:
+        school = base.schools[s.school_id]
+        assert 14 in school.sdgs and school.country in {"MY", "TH", "VN", "ID", "PH", "SG", "KH", "LA", "MM", "BN",
+                                                          "IN", "PK", "BD", "NP", "LK", "BT", "AU", "NZ"}
+    foreign = next(s for s in base.schools.values() if s.country != "TW" and s.active)
+    assert all(base.schools[s.school_id].country == "TW" for s in base.suggest(foreign, k=10).suggestions)
+
+
+def test_a_school_with_no_possible_partner_gets_reasons_not_an_error(base: Matcher) -> None:
+    lonely = source_school().model_copy(update={"id": "tw-lonely", "languages_exchange": ["eu"]})
+    result = base.suggest(lonely, k=10)
+    assert result.suggestions == []
+    assert result.school_id is None  # an ad-hoc profile, not stored
+    rules = {e.rule: e.candidates for e in result.eliminated}
+    assert rules[Rule.NO_SHARED_LANGUAGE] == result.candidates_examined > 0
+    assert result.eliminated[0].text_en == "shares no exchange language"
+
+
+def test_saturation_pushes_down_and_capacity_excludes(small_world: Any, embedder: Any) -> None:
+    tws = taiwanese(small_world, 4)
+    busy, free, full = twin("my-busy"), twin("my-free"), twin("my-full", capacity=1)
+    links = [started(t.id, "my-busy", i) for i, t in enumerate(tws[:3])] + [started(tws[3].id, "my-full")]
+    matcher = build(small_world, embedder, [source_school(), busy, free, full], links)
+    result = matcher.suggest("tw-src", k=50, filters=SuggestionFilters(countries=["MY"]),
+                             overrides=RequestOverrides(diversity=False))
+    by_id = {s.school_id: s for s in result.suggestions}
+    assert by_id["my-busy"].reciprocal == pytest.approx(by_id["my-free"].reciprocal, abs=1e-6)
+    assert by_id["my-busy"].adjustments["saturation"] == pytest.approx(0.5)
+    assert by_id["my-busy"].score < by_id["my-free"].score
+    assert "my-full" not in by_id
+    assert any(e.rule == Rule.AT_CAPACITY for e in result.eliminated)
+
+
+def test_equity_boosts_new_and_remote_schools(small_world: Any, embedder: Any) -> None:
+    tws = taiwanese(small_world, 1)
+    popular, new = twin("ph-popular", "PH", capacity=6), twin("ph-new", "PH", capacity=6)
+    remote = twin("th-remote", "TH", capacity=6, remoteness="very_remote")
+    ordinary = twin("th-ordinary", "TH", capacity=6)
+    links = [started(tws[0].id, "ph-popular"), started(tws[0].id, "th-remote"), started(tws[0].id, "th-ordinary")]
+    matcher = build(small_world, embedder, [source_school(), popular, new, remote, ordinary], links)
+    by_id = {s.school_id: s for s in matcher.suggest("tw-src", k=60, overrides=RequestOverrides(
+        diversity=False)).suggestions}
+    assert by_id["ph-new"].adjustments["no_partner_yet"] > 1 and "no_partner_yet" not in by_id["ph-popular"].adjustments
+    assert by_id["ph-new"].score > by_id["ph-popular"].score
+    assert by_id["th-remote"].adjustments["remote_school"] > 1
+    assert by_id["th-remote"].score > by_id["th-ordinary"].score
+
+
+def test_cluster_boost_joins_an_existing_cross_border_group(small_world: Any, embedder: Any) -> None:
+    peer = taiwanese(small_world, 1, skip=5)[0]
+    partner = twin("vn-partner", "VN", capacity=6)
+    bridged, unbridged = twin("th-bridged", "TH", capacity=6), twin("th-plain", "TH", capacity=6)
+    links = [started("tw-src", "vn-partner"), started(peer.id, "vn-partner"), started(peer.id, "th-bridged")]
+    # Give the plain twin a partner too, so the two differ only by the path through my partner.
+    other = taiwanese(small_world, 1, skip=9)[0]
+    links.append(started(other.id, "th-plain"))
+    matcher = build(small_world, embedder, [source_school(), partner, bridged, unbridged], links)
+    by_id = {s.school_id: s for s in matcher.suggest("tw-src", k=60, overrides=RequestOverrides(
+        diversity=False)).suggestions}
+    assert by_id["th-bridged"].score > by_id["th-plain"].score
+    reason = next(r for r in by_id["th-bridged"].reasons if r.code == "cluster_bridge")
+    assert reason.data["via_partner"] == "vn-partner" and reason.data["via_peer"] == peer.id
+    assert peer.display_name in reason.text_en and "Vietnam" in reason.text_en and "Thailand" in reason.text_en
+    assert "cluster_bridge" not in by_id["th-plain"].adjustments
+
+
+def test_partner_country_diversity_and_responsiveness(small_world: Any, embedder: Any) -> None:
+    mine = [twin(f"my-mine{i}") for i in range(2)]
+    my_new, th_new = twin("my-new", capacity=6), twin("th-new", "TH", capacity=6)
+    slow, quick = twin("vn-slow", "VN"), twin("vn-quick", "VN")
+    links = [started("tw-src", m.id) for m in mine]
+    matcher = build(small_world, embedder, [source_school(), *mine, my_new, th_new, slow, quick], links)
+    matcher.set_invitations({}, {"vn-slow": graph.InvitationCounts(received=5, answered=0, expired=5),
+                                 "vn-quick": graph.InvitationCounts(received=5, answered=5, expired=0)})
+    by_id = {s.school_id: s for s in matcher.suggest("tw-src", k=60, overrides=RequestOverrides(
+        diversity=False)).suggestions}
+    assert by_id["my-new"].adjustments["country_diversity"] == pytest.approx(0.7 ** 2)
+    assert by_id["my-new"].score < by_id["th-new"].score
+    assert by_id["vn-slow"].adjustments["responsiveness"] < 1 and "responsiveness" not in by_id["vn-quick"].adjustments
+    assert by_id["vn-slow"].score < by_id["vn-quick"].score
+
+
+def test_diversity_spreads_countries(base: Matcher) -> None:
+    spread, plain = [], []
+    for source in [s for s in base.schools.values() if s.country == "TW" and s.active][:30]:
+        for bucket, diversity in ((spread, True), (plain, False)):
+            result = base.suggest(source, k=10, overrides=RequestOverrides(diversity=diversity))
+            bucket.append(len({base.schools[s.school_id].country for s in result.suggestions}))
+    assert sum(spread) > sum(plain)
+
+
+def test_live_updates_and_deactivation(small_world: Any, embedder: Any) -> None:
+    matcher = build(small_world, embedder, [source_school(), twin("my-a"), twin("my-b")])
+    assert "my-a" in {s.school_id for s in matcher.suggest("tw-src", k=60).suggestions}
+    matcher.upsert_school(twin("my-a", active=False))
+    for source in ["tw-src", *[t.id for t in taiwanese(small_world, 20)]]:
+        assert "my-a" not in {s.school_id for s in matcher.suggest(source, k=50).suggestions}
+    matcher.upsert_school(twin("my-b", languages_exchange=["ms"]))
+    assert "my-b" not in {s.school_id for s in matcher.suggest("tw-src", k=60).suggestions}
+    matcher.add_partnership(started("tw-src", "my-b"))  # staff record it anyway: now already partners
+    assert "my-b" in matcher.graph.adj["tw-src"]
+
+
+def test_save_and_load_give_identical_results(base: Matcher, small_world: Any, embedder: Any, tmp_path: Path) -> None:
+    base.save(tmp_path / "index", metadata={"change_seq": 42})
+    assert Matcher.saved_metadata(tmp_path / "index")["change_seq"] == 42
+    loaded = Matcher.load(tmp_path / "index", base.schools.values(), small_world.partnerships, embedder, SETTINGS)
+    for source in [s for s in base.schools.values() if s.active][:20]:
+        assert base.suggest(source.id, k=10) == loaded.suggest(source.id, k=10)
