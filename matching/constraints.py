@@ -6,7 +6,7 @@ rules eliminated its candidates, and so evaluation can count violations (which m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -81,8 +81,8 @@ class PairContext:
 
     settings: MatchSettings
     day: date
-    partners: Callable[[str], set[str]]
-    """Active partner ids of a school."""
+    partners: Callable[[str], Collection[str]]
+    """Active partner ids of a school (any collection: the engine passes the graph's adjacency view)."""
     pending: Callable[[str], int] = lambda _school_id: 0
     """Open invitations a school has received or sent, which hold a place in its capacity."""
     filters: SuggestionFilters = field(default_factory=SuggestionFilters)

@@ -9,6 +9,7 @@ when to build, update and swap it.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from matching.diversify import mmr, pairwise_similarity
 from matching.explain import explain
 from matching.index import VectorIndex, create_index, load_index
 from matching.reasons import Reason
-from matching.rebalance import Adjustment, rebalance
+from matching.rebalance import Adjustment, Rebalancer
 from matching.scoring import PairScore, reciprocal_score
 from matching.settings import MatchSettings, RequestOverrides
 
@@ -162,7 +163,7 @@ class Matcher:
         return PairContext(
             settings=settings,
             day=day or settings.reference_date or date.today(),
-            partners=lambda school_id: set(self.graph.adj[school_id]) if school_id in self.graph else set(),
+            partners=lambda school_id: self.graph.adj.get(school_id, ()),
             pending=lambda school_id: self.pending.get(school_id, 0),
             filters=filters or SuggestionFilters(),
         )
@@ -232,6 +233,9 @@ class Matcher:
             for school_id, similarity in sorted(hits, key=lambda h: -h[1]):
                 seen.add(school_id)
                 candidate = self.schools[school_id]
+                if self._is_full(candidate, ctx):  # fast path: in a busy network most candidates are full
+                    eliminated[Rule.AT_CAPACITY] += 1
+                    continue
                 check = check_pair(source, candidate, ctx)
                 if check.ok:
                     passed.append((candidate, check, similarity))
@@ -241,18 +245,18 @@ class Matcher:
                 return passed, eliminated, len(seen)
             fetch = min(fetch * 4, settings.max_candidates)
 
+    def _is_full(self, school: School, ctx: PairContext) -> bool:
+        return len(ctx.partners(school.id)) + ctx.pending(school.id) >= school.capacity
+
     def _rank(self, source: School, passed: list[tuple[School, PairCheck, float]],
               settings: MatchSettings) -> list[Candidate]:
-        bridges = graph.cluster_bridges(self.graph, source.id, home_country=settings.home_country) \
-            if source.id in self.graph else {}
+        adjust = Rebalancer(self.graph, source, weights=settings.rebalance, home_country=settings.home_country,
+                            names=self.name_of, pending=self.pending, history=self.history)
         ranked = []
         for candidate, check, similarity in passed:
             score = reciprocal_score(source, candidate, check, similarity, settings)
-            adjustments = rebalance(
-                self.graph, source, candidate, bridges=bridges, names=self.name_of,
-                pending=self.pending.get(candidate.id, 0), history=self.history, weights=settings.rebalance,
-            )
-            final = score.score * float(np.prod([a.factor for a in adjustments])) if adjustments else score.score
+            adjustments = adjust(candidate)
+            final = score.score * math.prod(a.factor for a in adjustments)
             ranked.append(Candidate(candidate, check, score, adjustments, final))
         ranked.sort(key=lambda c: (-c.final, c.school.id))
         return ranked

@@ -6,6 +6,7 @@ so the final score is ``reciprocal score × Π factors`` and every factor can be
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,53 +84,72 @@ _TEXTS: dict[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {
 }
 
 
-def rebalance(
-    G: nx.Graph,
-    source: School,
-    candidate: School,
-    *,
-    bridges: Mapping[str, graph.BridgePath],
-    names: Callable[[str], str],
-    pending: int = 0,
-    history: Mapping[str, graph.InvitationCounts] | None = None,
-    weights: RebalanceWeights,
-) -> list[Adjustment]:
-    """The graph's factors for suggesting `candidate` to `source`; factors of exactly 1 are left out."""
-    adjustments: list[Adjustment] = []
-    node = candidate.id
-    degree = G.degree(node) if node in G else 0
-    sat = graph.saturation_factor(G, node, pending=pending, threshold=weights.saturation_threshold)
-    if sat < 1.0:
-        adjustments.append(Adjustment("saturation", sat, {
-            "partners": degree, "pending": pending, "capacity": candidate.capacity,
-        }))
-    if degree == 0 and weights.no_partner_boost > 0:
-        adjustments.append(Adjustment("no_partner_yet", 1.0 + weights.no_partner_boost))
-    remote = graph.equity_boost(G, node, no_partner_boost=0.0, remote_boost=weights.remote_boost)
-    if remote > 1.0:
-        adjustments.append(Adjustment("remote_school", remote, {
-            "remoteness": candidate.remoteness.value, "remoteness_zh": REMOTENESS_ZH[candidate.remoteness],
-        }))
-    bridge = bridges.get(node)
-    if bridge is not None and weights.cluster_boost > 0:
-        adjustments.append(Adjustment("cluster_bridge", 1.0 + weights.cluster_boost, {
-            "via_partner": bridge.via_partner, "via_partner_name": names(bridge.via_partner),
-            "via_partner_country": bridge.via_partner_country,
-            "via_peer": bridge.via_peer, "via_peer_name": names(bridge.via_peer),
-            "candidate_country": candidate.country,
-        }))
-    if source.id in G:  # an ad-hoc profile has no partners yet
-        diversity = graph.country_diversity_factor(G, source.id, candidate.country, decay=weights.diversity_decay)
-        if diversity < 1.0:
-            adjustments.append(Adjustment("country_diversity", diversity, {
-                "country": candidate.country,
-                "partners_there": graph.partner_countries(G, source.id)[candidate.country],
+class Rebalancer:
+    """The graph's factors for one request: what depends only on the source is computed once.
+
+    >>> import networkx as nx
+    >>> from data.schema import School
+    >>> G = nx.Graph(active_only=True)
+    >>> source = School(id="tw-a", name_en="A", country="TW", levels=["primary"])
+    >>> new = School(id="my-b", name_en="B", country="MY", levels=["primary"], remoteness="remote")
+    >>> for s in (source, new): graph.update_school(G, s)
+    >>> [(a.code, a.factor) for a in Rebalancer(G, source, weights=RebalanceWeights())(new)]
+    [('no_partner_yet', 1.15), ('remote_school', 1.1)]
+    """
+
+    def __init__(
+        self,
+        G: nx.Graph,
+        source: School,
+        *,
+        weights: RebalanceWeights,
+        home_country: str = "TW",
+        names: Callable[[str], str] = str,
+        pending: Mapping[str, int] | None = None,
+        history: Mapping[str, graph.InvitationCounts] | None = None,
+    ) -> None:
+        self.G, self.source, self.weights, self.names = G, source, weights, names
+        self.pending = pending or {}
+        self.history = history or {}
+        known = source.id in G  # an ad-hoc profile has no partners and no bridges
+        self.bridges = graph.cluster_bridges(G, source.id, home_country=home_country) if known else {}
+        self.partners_in = graph.partner_countries(G, source.id) if known else Counter()
+
+    def __call__(self, candidate: School) -> list[Adjustment]:
+        """Factors for suggesting `candidate`; factors of exactly 1 are left out."""
+        G, weights, node = self.G, self.weights, candidate.id
+        adjustments: list[Adjustment] = []
+        pending = self.pending.get(node, 0)
+        sat = graph.saturation_factor(G, node, pending=pending, threshold=weights.saturation_threshold)
+        if sat < 1.0:
+            adjustments.append(Adjustment("saturation", sat, {
+                "partners": G.degree(node), "pending": pending, "capacity": candidate.capacity,
             }))
-    if history:
-        resp = graph.responsiveness_factor(history, node, floor=weights.responsiveness_floor)
-        if resp < 1.0:
-            counts = history[node]
-            adjustments.append(Adjustment("responsiveness", resp, {
-                "received": counts.received, "expired": counts.expired,
+        if G.degree(node) == 0 and weights.no_partner_boost > 0:
+            adjustments.append(Adjustment("no_partner_yet", 1.0 + weights.no_partner_boost))
+        remote = graph.equity_boost(G, node, no_partner_boost=0.0, remote_boost=weights.remote_boost)
+        if remote > 1.0:
+            adjustments.append(Adjustment("remote_school", remote, {
+                "remoteness": candidate.remoteness.value, "remoteness_zh": REMOTENESS_ZH[candidate.remoteness],
             }))
-    return adjustments
+        bridge = self.bridges.get(node)
+        if bridge is not None and weights.cluster_boost > 0:
+            adjustments.append(Adjustment("cluster_bridge", 1.0 + weights.cluster_boost, {
+                "via_partner": bridge.via_partner, "via_partner_name": self.names(bridge.via_partner),
+                "via_partner_country": bridge.via_partner_country,
+                "via_peer": bridge.via_peer, "via_peer_name": self.names(bridge.via_peer),
+                "candidate_country": candidate.country,
+            }))
+        partners_there = self.partners_in[candidate.country]
+        if partners_there:
+            adjustments.append(Adjustment("country_diversity", weights.diversity_decay ** partners_there, {
+                "country": candidate.country, "partners_there": partners_there,
+            }))
+        if node in self.history:
+            resp = graph.responsiveness_factor(self.history, node, floor=weights.responsiveness_floor)
+            if resp < 1.0:
+                counts = self.history[node]
+                adjustments.append(Adjustment("responsiveness", resp, {
+                    "received": counts.received, "expired": counts.expired,
+                }))
+        return adjustments

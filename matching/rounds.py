@@ -24,7 +24,7 @@ or index, so it can be proven optimal against brute force; :func:`run_round` fee
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date
@@ -52,6 +52,10 @@ if TYPE_CHECKING:  # the plain core below runs without the index and model the e
 WEIGHT_SCALE = 1_000_000
 """Weights are solved as integers ``round(weight * WEIGHT_SCALE)``: network simplex is only exact
 on integers, and both solvers then optimise the very same numbers (scores to 1e-6)."""
+
+SEARCH_BATCH = 512
+"""Cohort schools searched per batched index query: large enough for FAISS to batch well, small
+enough that the candidate records of one batch stay a few hundred megabytes at most."""
 
 SolverMethod = Literal["min_cost_flow", "milp"]
 
@@ -479,10 +483,9 @@ def gather_candidates(matcher: Matcher, cohort: Iterable[str] | None = None, opt
     edges_by_key: dict[tuple[str, str], RoundEdge] = {}
     eliminated: dict[str, Counter[Rule]] = {}
     outside: dict[str, int] = {}
-    for school_id in sorted(room):
-        source = matcher.schools[school_id]
-        inside, eliminated[school_id], outside[school_id] = _cohort_candidates(
-            matcher, source, options.per_school, room, settings)
+    for source, inside, rules, beyond in _cohort_candidates(matcher, sorted(room), options.per_school, room, settings):
+        school_id = source.id
+        eliminated[school_id], outside[school_id] = rules, beyond
         for candidate in inside:
             a, b = orient(source, candidate.school, home)
             if (a.id, b.id) in edges_by_key:
@@ -555,20 +558,28 @@ def run_round(matcher: Matcher, cohort: Iterable[str] | None = None, options: Ro
     return solve_round(matcher, gather_candidates(matcher, cohort, options, settings=settings))
 
 
-def _cohort_candidates(matcher: Matcher, source: School, per_school: int, room: Mapping[str, int],
-                       settings: MatchSettings) -> tuple[list[Candidate], Counter[Rule], int]:
-    """The source's best ``per_school`` candidates inside the cohort, by reciprocal score. Asks the
-    index for more (four times as many each time) while too few of those it returns are in the
-    cohort and it may hold more."""
-    k = per_school
-    while True:
-        ranked, eliminated, _ = matcher.candidates(source, k, settings=settings)
-        inside = [c for c in ranked if c.school.id in room]
-        exhausted = len(ranked) < k or k >= settings.max_candidates
-        if len(inside) >= per_school or exhausted:
+def _cohort_candidates(matcher: Matcher, school_ids: Sequence[str], per_school: int, room: Mapping[str, int],
+                       settings: MatchSettings) -> Iterator[tuple[School, list[Candidate], Counter[Rule], int]]:
+    """Each school's best ``per_school`` candidates inside the cohort, by reciprocal score, with the
+    rule eliminations its search saw and how many passing candidates were outside the cohort.
+
+    Schools are searched in batches (one index search per batch and side). A school for which too
+    few of the candidates returned are in the cohort asks again for four times as many, while the
+    index may hold more."""
+    for start in range(0, len(school_ids), SEARCH_BATCH):
+        sources = [matcher.schools[school_id] for school_id in school_ids[start:start + SEARCH_BATCH]]
+        found = matcher.candidates_many(sources, per_school, settings=settings, rebalanced=False)
+        for source, (ranked, eliminated, _) in zip(sources, found, strict=True):
+            k = per_school
+            while True:
+                inside = [c for c in ranked if c.school.id in room]
+                exhausted = len(ranked) < k or k >= settings.max_candidates
+                if len(inside) >= per_school or exhausted:
+                    break
+                k = min(k * 4, settings.max_candidates)
+                [(ranked, eliminated, _)] = matcher.candidates_many([source], k, settings=settings, rebalanced=False)
             inside.sort(key=lambda c: (-c.score.score, c.school.id))
-            return inside[:per_school], eliminated, len(ranked) - len(inside)
-        k = min(k * 4, settings.max_candidates)
+            yield source, inside[:per_school], eliminated, len(ranked) - len(inside)
 
 
 def _unmatched(school_id: str, reason: UnmatchedReason, *, eliminated: Counter[Rule] | None = None,

@@ -113,8 +113,11 @@ def test_a_school_with_no_possible_partner_gets_reasons_not_an_error(base: Match
     assert result.suggestions == []
     assert result.school_id is None  # an ad-hoc profile, not stored
     rules = {e.rule: e.candidates for e in result.eliminated}
-    assert rules[Rule.NO_SHARED_LANGUAGE] == result.candidates_examined > 0
-    assert result.eliminated[0].text_en == "shares no exchange language"
+    # Full schools are counted as such without checking further; every other candidate lacks a language.
+    assert rules[Rule.NO_SHARED_LANGUAGE] + rules.get(Rule.AT_CAPACITY, 0) == result.candidates_examined
+    assert rules[Rule.NO_SHARED_LANGUAGE] > 0
+    assert next(e for e in result.eliminated if e.rule == Rule.NO_SHARED_LANGUAGE).text_en == \
+        "shares no exchange language"
 
 
 def test_saturation_pushes_down_and_capacity_excludes(small_world: Any, embedder: Any) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 import matching.diversify
 import matching.hours
+import matching.rebalance
 from data.schema import School
 from matching.constraints import PairContext, Rule, SuggestionFilters, check_pair
 from matching.hours import school_hours_overlap
@@ -51,7 +52,7 @@ def ctx(partners: dict[str, set[str]] | None = None, pending: dict[str, int] | N
 
 
 def test_doctests() -> None:
-    for module in (matching.hours, matching.diversify):
+    for module in (matching.hours, matching.diversify, matching.rebalance):
         assert doctest.testmod(module).failed == 0
 
 
