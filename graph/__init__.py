@@ -13,6 +13,7 @@ from graph.build import (
     update_school,
 )
 from graph.clusters import BridgePath, Cluster, cluster_boost, cluster_bridges, cross_border_clusters
+from graph.exposure import ExposureLedger, exposure_factor
 from graph.rebalance import (
     REMOTENESS_SCALE,
     InvitationCounts,
@@ -20,7 +21,6 @@ from graph.rebalance import (
     country_diversity_factor,
     equity_boost,
     load,
-    popularity_dampening,
     responsiveness_factor,
     saturation_factor,
 )
@@ -30,6 +30,7 @@ __all__ = [
     "REMOTENESS_SCALE",
     "BridgePath",
     "Cluster",
+    "ExposureLedger",
     "InvitationCounts",
     "InvitationHistory",
     "active_graph",
@@ -42,11 +43,11 @@ __all__ = [
     "cross_border_clusters",
     "end_partnership",
     "equity_boost",
+    "exposure_factor",
     "gini",
     "graph_summary",
     "load",
     "partner_countries",
-    "popularity_dampening",
     "responsiveness_factor",
     "saturation_factor",
     "update_school",

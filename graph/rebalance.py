@@ -100,21 +100,6 @@ def equity_boost(
     return boost
 
 
-def popularity_dampening(G: nx.Graph, node: str, *, alpha: float = 0.5) -> float:
-    """``1 / (1 + alpha·ln(1 + active partners))``: in (0, 1], gentler than capacity, never zero.
-
-    Slows the rich-get-richer effect among schools with room to spare.
-
-    >>> from data.schema import School
-    >>> from graph.build import build_partnership_graph
-    >>> G = build_partnership_graph([School(id="tw-a", name_en="A", country="TW", levels=["primary"])], [])
-    >>> popularity_dampening(G, "tw-a")
-    1.0
-    """
-    _check_non_negative("alpha", alpha)
-    return 1.0 / (1.0 + alpha * math.log1p(len(active_partners(G, node))))
-
-
 def country_diversity_factor(G: nx.Graph, source: str, candidate_country: str, *, decay: float = 0.5) -> float:
     """``decay ** n``, n = active partners ``source`` already has in ``candidate_country``.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -63,6 +63,9 @@ class SuggestionResult(BaseModel):
     hints: list[str] = Field(default_factory=list, description="how the school could improve its matches")
 
 
+EXPOSURE_FILE = "exposure.json"
+
+
 @dataclass
 class Candidate:
     """A candidate that passed the constraints, with everything computed for it."""
@@ -85,6 +88,12 @@ class Matcher:
     graph: nx.Graph
     pending: dict[str, int] = field(default_factory=dict)
     history: dict[str, graph.InvitationCounts] = field(default_factory=dict)
+    exposure: graph.ExposureLedger | None = None
+    """Recent appearances in suggestion lists; made from the settings' half-life when not given."""
+
+    def __post_init__(self) -> None:
+        if self.exposure is None:
+            self.exposure = graph.ExposureLedger(self.settings.rebalance.exposure_half_life_hours)
 
     # ------------------------------------------------------------------ building
 
@@ -115,6 +124,7 @@ class Matcher:
             index.metadata = meta
             index.save(path / side)
         (path / "matcher.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        (path / EXPOSURE_FILE).write_text(json.dumps(self.exposure.state()), encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path, schools: Iterable[School], partnerships: Iterable[Partnership],
@@ -125,7 +135,10 @@ class Matcher:
         indexes = {side: load_index(path / side) for side in (HOME, FOREIGN)}
         by_id = {s.id: s for s in schools}
         G = graph.build_partnership_graph(by_id.values(), partnerships)
-        return cls(settings, embedder, by_id, indexes, G)
+        exposure_file = path / EXPOSURE_FILE
+        exposure = (graph.ExposureLedger.from_state(json.loads(exposure_file.read_text(encoding="utf-8")))
+                    if exposure_file.exists() else None)
+        return cls(settings, embedder, by_id, indexes, G, exposure=exposure)
 
     @staticmethod
     def saved_metadata(path: Path) -> dict[str, object] | None:
@@ -154,6 +167,23 @@ class Matcher:
         """Open invitations hold places in capacity; the answer record feeds responsiveness."""
         self.pending = pending
         self.history = history
+
+    def record_shown(self, result: SuggestionResult) -> None:
+        """Count the suggestions as shown, so the exposure factor spreads later lists further.
+
+        Callers that show the list (the API) record it; previews and offline scoring do not."""
+        sides: dict[str, list[str]] = {}
+        for suggestion in result.suggestions:
+            school = self.schools.get(suggestion.school_id)
+            if school is not None:
+                sides.setdefault(_side(school, self.settings), []).append(school.id)
+        for side, ids in sides.items():
+            self.exposure.record(ids, side=side)
+
+    def exposure_of(self, school: School) -> tuple[float, float]:
+        """(recent appearances of ``school``, the average over the indexed schools of its side)."""
+        side = _side(school, self.settings)
+        return self.exposure.count(school.id), self.exposure.total(side) / max(len(self.indexes[side]), 1)
 
     # ------------------------------------------------------------------ suggesting
 
@@ -208,6 +238,61 @@ class Matcher:
         passed, eliminated, examined = self._retrieve(source, self.vector(source), k, ctx)
         return self._rank(source, passed, settings), eliminated, examined
 
+    def candidates_many(self, sources: Sequence[School], k: int, *, settings: MatchSettings | None = None,
+                        rebalanced: bool = True) -> list[tuple[list[Candidate], Counter[Rule], int]]:
+        """:meth:`candidates` for many schools at once, as a matching round needs for thousands: the
+        same fetch, refetch and ranking, with one batched index search per side for all the schools
+        still short of candidates instead of one search per school. With ``rebalanced=False`` the
+        graph factors are left out (``final`` is the reciprocal score), for callers that optimise
+        the score itself."""
+        if not sources:
+            return []
+        settings = settings or self.settings
+        ctx = self.context(settings=settings)
+        pool_target = max(3 * k, 30) if settings.diversity else k
+        queries = np.stack([self.vector(source) for source in sources])
+        sides_of = [tuple(self.candidate_sides(source, settings)) for source in sources]
+        seen: list[set[str]] = [set() for _ in sources]
+        passed: list[list[tuple[School, PairCheck, float]]] = [[] for _ in sources]
+        eliminated: list[Counter[Rule]] = [Counter() for _ in sources]
+        pending = list(range(len(sources)))
+        fetch = int(k * settings.overfetch)
+        while pending:
+            hits: dict[int, list[tuple[str, float]]] = {row: [] for row in pending}
+            rows_by_sides: dict[tuple[str, ...], list[int]] = {}
+            for row in pending:
+                rows_by_sides.setdefault(sides_of[row], []).append(row)
+            for sides, rows in rows_by_sides.items():
+                wanted = fetch + max(len(seen[row]) for row in rows) + 1  # room for seen ids and the school
+                for side in sides:
+                    for row, side_hits in zip(rows, self.indexes[side].search(queries[rows], wanted), strict=True):
+                        fresh = [hit for hit in side_hits if hit[0] != sources[row].id and hit[0] not in seen[row]]
+                        hits[row].extend(fresh[:fetch])
+            short = []
+            for row in pending:
+                self._check_hits(sources[row], hits[row], ctx, seen[row], passed[row], eliminated[row])
+                available = sum(len(self.indexes[side]) for side in sides_of[row])
+                if len(passed[row]) < pool_target and len(seen[row]) < available and fetch < settings.max_candidates:
+                    short.append(row)
+            pending = short
+            fetch = min(fetch * 4, settings.max_candidates)
+        return [
+            (self._rank(source, passed[row], settings, rebalanced=rebalanced), eliminated[row], len(seen[row]))
+            for row, source in enumerate(sources)
+        ]
+
+    def score_pair(self, source: School, candidate: School, *, settings: MatchSettings | None = None,
+                   similarity: float | None = None) -> tuple[PairCheck, PairScore]:
+        """The hard-rule check and reciprocal score of one given pair, as :meth:`candidates` computes
+        them (without graph factors), for pairs the index did not rank from this side: rounds explain
+        a pair from its home school's side, groups score every pair of members. ``similarity``
+        defaults to the cosine of the two profile vectors."""
+        settings = settings or self.settings
+        check = check_pair(source, candidate, self.context(settings=settings))
+        if similarity is None:
+            similarity = float(self.vector(source) @ self.vector(candidate))
+        return check, reciprocal_score(source, candidate, check, similarity, settings)
+
     def candidate_sides(self, source: School, settings: MatchSettings | None = None) -> list[str]:
         """Which partitions can hold a partner: the other side, and under scope=any foreign too."""
         settings = settings or self.settings
@@ -230,32 +315,38 @@ class Matcher:
             hits: list[tuple[str, float]] = []
             for side in sides:
                 hits.extend(self.indexes[side].search(query[None, :], fetch, exclude={source.id} | seen)[0])
-            for school_id, similarity in sorted(hits, key=lambda h: -h[1]):
-                seen.add(school_id)
-                candidate = self.schools[school_id]
-                if self._is_full(candidate, ctx):  # fast path: in a busy network most candidates are full
-                    eliminated[Rule.AT_CAPACITY] += 1
-                    continue
-                check = check_pair(source, candidate, ctx)
-                if check.ok:
-                    passed.append((candidate, check, similarity))
-                else:
-                    eliminated.update(check.violations)
+            self._check_hits(source, hits, ctx, seen, passed, eliminated)
             if len(passed) >= pool_target or len(seen) >= available or fetch >= settings.max_candidates:
                 return passed, eliminated, len(seen)
             fetch = min(fetch * 4, settings.max_candidates)
+
+    def _check_hits(self, source: School, hits: list[tuple[str, float]], ctx: PairContext, seen: set[str],
+                    passed: list[tuple[School, PairCheck, float]], eliminated: Counter[Rule]) -> None:
+        """Apply the hard rules to index hits, most similar first, recording what each one did."""
+        for school_id, similarity in sorted(hits, key=lambda h: -h[1]):
+            seen.add(school_id)
+            candidate = self.schools[school_id]
+            if self._is_full(candidate, ctx):  # fast path: in a busy network most candidates are full
+                eliminated[Rule.AT_CAPACITY] += 1
+                continue
+            check = check_pair(source, candidate, ctx)
+            if check.ok:
+                passed.append((candidate, check, similarity))
+            else:
+                eliminated.update(check.violations)
 
     def _is_full(self, school: School, ctx: PairContext) -> bool:
         return len(ctx.partners(school.id)) + ctx.pending(school.id) >= school.capacity
 
     def _rank(self, source: School, passed: list[tuple[School, PairCheck, float]],
-              settings: MatchSettings) -> list[Candidate]:
+              settings: MatchSettings, *, rebalanced: bool = True) -> list[Candidate]:
         adjust = Rebalancer(self.graph, source, weights=settings.rebalance, home_country=settings.home_country,
-                            names=self.name_of, pending=self.pending, history=self.history)
+                            names=self.name_of, pending=self.pending, history=self.history,
+                            exposure=self.exposure_of) if rebalanced else None
         ranked = []
         for candidate, check, similarity in passed:
             score = reciprocal_score(source, candidate, check, similarity, settings)
-            adjustments = adjust(candidate)
+            adjustments = adjust(candidate) if adjust else []
             final = score.score * math.prod(a.factor for a in adjustments)
             ranked.append(Candidate(candidate, check, score, adjustments, final))
         ranked.sort(key=lambda c: (-c.final, c.school.id))

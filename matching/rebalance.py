@@ -74,6 +74,15 @@ def _responsiveness(d: Mapping[str, Any]) -> tuple[str, str]:
     )
 
 
+def _exposure(d: Mapping[str, Any]) -> tuple[str, str]:
+    return (
+        f"Shown in about {d['shown']:g} recent suggestion lists, {d['times_average']:g}× the average school: "
+        "ranked a little lower so other schools get seen too",
+        f"近期已出現在約 {d['shown']:g} 份推薦名單中（一般學校的 {d['times_average']:g} 倍）："
+        "排序略降，讓其他學校也被看見",
+    )
+
+
 _TEXTS: dict[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {
     "saturation": _saturation,
     "no_partner_yet": _no_partner,
@@ -81,7 +90,11 @@ _TEXTS: dict[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {
     "cluster_bridge": _bridge,
     "country_diversity": _diversity,
     "responsiveness": _responsiveness,
+    "exposure": _exposure,
 }
+
+Exposure = Callable[[School], tuple[float, float]]
+"""Candidate -> (its recent appearances in suggestion lists, the average of its side)."""
 
 
 class Rebalancer:
@@ -107,10 +120,12 @@ class Rebalancer:
         names: Callable[[str], str] = str,
         pending: Mapping[str, int] | None = None,
         history: Mapping[str, graph.InvitationCounts] | None = None,
+        exposure: Exposure | None = None,
     ) -> None:
         self.G, self.source, self.weights, self.names = G, source, weights, names
         self.pending = pending or {}
         self.history = history or {}
+        self.exposure = exposure
         known = source.id in G  # an ad-hoc profile has no partners and no bridges
         self.bridges = graph.cluster_bridges(G, source.id, home_country=home_country) if known else {}
         self.partners_in = graph.partner_countries(G, source.id) if known else Counter()
@@ -151,5 +166,13 @@ class Rebalancer:
                 counts = self.history[node]
                 adjustments.append(Adjustment("responsiveness", resp, {
                     "received": counts.received, "expired": counts.expired,
+                }))
+        if self.exposure is not None and weights.exposure_strength > 0:
+            shown, mean = self.exposure(candidate)
+            damping = graph.exposure_factor(shown, mean, strength=weights.exposure_strength)
+            if damping < 1.0:
+                adjustments.append(Adjustment("exposure", damping, {
+                    "shown": round(shown, 1), "average": round(mean, 2),
+                    "times_average": round(shown / max(mean, 1.0), 1),
                 }))
         return adjustments

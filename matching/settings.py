@@ -45,6 +45,10 @@ class RebalanceWeights(BaseModel):
     cluster_boost: float = Field(0.10, ge=0, le=1, description="boost for joining an existing cross-border cluster")
     diversity_decay: float = Field(0.7, gt=0, le=1, description="factor per partner the school already has there")
     responsiveness_floor: float = Field(0.3, ge=0, le=1, description="lowest factor for a school that never answers")
+    exposure_strength: float = Field(
+        0.3, ge=0, le=5, description="damping per multiple of the average exposure a school has been shown above it"
+    )
+    exposure_half_life_hours: float = Field(168.0, gt=0, description="how fast recorded exposure fades")
 
 
 class MatchSettings(BaseSettings):

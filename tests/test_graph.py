@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import graph.build
 import graph.clusters
+import graph.exposure
 import graph.rebalance
 import graph.summary
 from data.errors import Conflict, NotFound
@@ -22,6 +23,7 @@ from data.schema import Partnership, School
 from data.taxonomies import Remoteness
 from graph import (
     BridgePath,
+    ExposureLedger,
     InvitationCounts,
     active_partners,
     add_partnership,
@@ -32,11 +34,11 @@ from graph import (
     cross_border_clusters,
     end_partnership,
     equity_boost,
+    exposure_factor,
     gini,
     graph_summary,
     load,
     partner_countries,
-    popularity_dampening,
     responsiveness_factor,
     saturation_factor,
     update_school,
@@ -63,7 +65,7 @@ def graph_of(schools: list[School], pairs: list[tuple[str, str]], **kwargs: bool
 # --------------------------------------------------------------------------- doctests
 
 
-@pytest.mark.parametrize("module", [graph.build, graph.rebalance, graph.clusters, graph.summary])
+@pytest.mark.parametrize("module", [graph.build, graph.rebalance, graph.clusters, graph.summary, graph.exposure])
 def test_doctests_pass(module: ModuleType) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0
@@ -267,9 +269,6 @@ def test_equity_lifts_lonely_and_remote_schools_above_popular_ones() -> None:
     })
     assert min(boost.values()) == boost["tw-popular"]
     assert equity_boost(G, "tw-lonely", no_partner_boost=0.3) == pytest.approx(1.3)
-    assert popularity_dampening(G, "tw-popular") < popularity_dampening(G, "tw-remote") < 1.0
-    assert popularity_dampening(G, "tw-lonely") == 1.0
-    assert popularity_dampening(G, "tw-popular") == pytest.approx(1 / (1 + 0.5 * math.log(5)))
 
 
 # --------------------------------------------------------------------------- diversity
@@ -446,3 +445,43 @@ def test_graph_summary_of_a_known_graph() -> None:
 def test_gini_of_even_and_concentrated_degrees() -> None:
     assert gini([]) == gini([0, 0]) == gini([2, 2, 2]) == 0.0
     assert gini([0, 0, 0, 0, 10]) == pytest.approx(0.8)
+
+
+# --------------------------------------------------------------------------- exposure
+
+
+def test_exposure_counts_decay_by_half_life_and_survive_a_save() -> None:
+    now = [0.0]
+    ledger = ExposureLedger(half_life_hours=2.0, clock=lambda: now[0])
+    ledger.record(["tw-a", "tw-b"], side="home")
+    now[0] = 2 * 3600.0
+    ledger.record(["tw-a"], side="home")
+    assert ledger.count("tw-a") == pytest.approx(1.5)
+    assert ledger.count("tw-b") == pytest.approx(0.5)
+    assert ledger.total("home") == pytest.approx(2.0)
+    assert ledger.total("foreign") == 0.0
+    saved = ledger.state()
+    now[0] += 2 * 3600.0
+    restored = ExposureLedger.from_state(saved, clock=lambda: now[0])
+    assert restored.count("tw-a") == pytest.approx(0.75)
+    assert restored.total("home") == pytest.approx(1.0)
+
+
+def test_exposure_ledger_stays_finite_over_many_half_lives() -> None:
+    now = [0.0]
+    ledger = ExposureLedger(half_life_hours=1.0, clock=lambda: now[0])
+    for hour in range(0, 2000, 10):
+        now[0] = hour * 3600.0
+        ledger.record(["tw-a"], side="home")
+    assert math.isfinite(ledger.count("tw-a"))
+    assert ledger.count("tw-a") == pytest.approx(1 / (1 - 2 ** -10))
+
+
+def test_exposure_factor_damps_only_above_the_average() -> None:
+    assert exposure_factor(0.0, 5.0, strength=1.0) == 1.0
+    assert exposure_factor(5.0, 5.0, strength=1.0) == 1.0
+    assert exposure_factor(15.0, 5.0, strength=1.0) == pytest.approx(1 / 3)
+    assert exposure_factor(1.0, 0.01, strength=1.0) == 1.0  # the mean is floored at one appearance
+    assert exposure_factor(15.0, 5.0, strength=0.0) == 1.0
+    with pytest.raises(ValueError, match="strength"):
+        exposure_factor(1.0, 1.0, strength=-1.0)

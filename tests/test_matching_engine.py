@@ -211,3 +211,27 @@ def test_save_and_load_give_identical_results(base: Matcher, small_world: Any, e
     loaded = Matcher.load(tmp_path / "index", base.schools.values(), small_world.partnerships, embedder, SETTINGS)
     for source in [s for s in base.schools.values() if s.active][:20]:
         assert base.suggest(source.id, k=10) == loaded.suggest(source.id, k=10)
+
+
+def test_exposure_spreads_attention_from_schools_shown_too_often(small_world: Any, embedder: Any,
+                                                                 tmp_path: Path) -> None:
+    shown_often, equal = twin("ph-shown"), twin("ph-equal")
+    matcher = build(small_world, embedder, [source_school(), shown_often, equal])
+    no_diversity = RequestOverrides(diversity=False)
+    result = matcher.suggest("tw-src", k=60, overrides=no_diversity)
+    before = {s.school_id: s for s in result.suggestions}
+    assert before["ph-shown"].score == pytest.approx(before["ph-equal"].score, rel=1e-6)
+    for _ in range(5):  # a list with ph-shown in it, shown again and again
+        matcher.record_shown(result.model_copy(update={"suggestions": [before["ph-shown"]]}))
+    after = {s.school_id: s for s in matcher.suggest("tw-src", k=200, overrides=no_diversity).suggestions}
+    shown, mean = matcher.exposure_of(matcher.schools["ph-shown"])
+    assert shown == pytest.approx(5, rel=1e-3)
+    factor = 1 / (1 + SETTINGS.rebalance.exposure_strength * (shown / max(mean, 1) - 1))
+    assert after["ph-shown"].adjustments["exposure"] == pytest.approx(factor, abs=1e-4)
+    assert after["ph-shown"].score < after["ph-equal"].score
+    reason = next(r for r in after["ph-shown"].reasons if r.code == "exposure")
+    assert reason.data["shown"] == pytest.approx(5.0) and "about 5 recent" in reason.text_en
+    assert "exposure" not in after["ph-equal"].adjustments
+    matcher.save(tmp_path / "index")
+    loaded = Matcher.load(tmp_path / "index", matcher.schools.values(), small_world.partnerships, embedder, SETTINGS)
+    assert loaded.exposure_of(loaded.schools["ph-shown"])[0] == pytest.approx(5, rel=1e-3)

@@ -1,0 +1,123 @@
+"""Exposure: how often each school was shown in suggestion lists lately, and the factor it earns.
+
+Similarity search has hubs: a few profiles sit near very many queries and would fill everyone's
+top 10, while most schools are never shown (the evaluation measured an exposure Gini of 0.79 and
+49% coverage without this). Boosting schools with no partners does not cure it, because hubness
+comes from the vectors, not from the graph. Counting what was actually shown, and damping a
+school in proportion to how far its share exceeds the average, spreads attention where it piles up
+and leaves everyone else untouched.
+
+Counts decay with a half-life, so a school's past popularity fades. The ledger counts per *side*
+(home-country schools and foreign schools are shown to different askers), and the factor compares
+a school with the mean of its own side.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+_REBASE_AFTER = 64.0
+"""Half-lives after which stored weights are rescaled, long before floats overflow."""
+
+
+class ExposureLedger:
+    """Decaying counts of appearances in suggestion lists, per school and per side. Thread-safe.
+
+    Each appearance at time t is stored with weight ``2 ** ((t - origin) / half_life)``, so a
+    count at time t is ``stored / 2 ** ((t - origin) / half_life)``: recording and reading are
+    O(1), and nothing has to be decayed in a sweep.
+
+    >>> ledger = ExposureLedger(half_life_hours=1.0, clock=lambda: 0.0)
+    >>> ledger.record(["tw-a", "tw-b"], side="home", at=0.0)
+    >>> ledger.record(["tw-a"], side="home", at=0.0)
+    >>> ledger.count("tw-a", at=3600.0), ledger.total("home", at=3600.0)
+    (1.0, 1.5)
+    """
+
+    def __init__(self, half_life_hours: float = 168.0, *, clock: Callable[[], float] = time.time) -> None:
+        if half_life_hours <= 0:
+            raise ValueError(f"half_life_hours: must be positive, got {half_life_hours}")
+        self.half_life = half_life_hours * 3600.0
+        self.clock = clock
+        self._origin = clock()
+        self._weights: dict[str, float] = defaultdict(float)
+        self._totals: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
+
+    def record(self, school_ids: Iterable[str], *, side: str, at: float | None = None) -> None:
+        """Count one appearance of each school, shown to an asker on the other side of ``side``."""
+        ids = list(school_ids)
+        with self._lock:
+            now = self.clock() if at is None else at
+            if (now - self._origin) / self.half_life > _REBASE_AFTER:
+                self._rebase(now)
+            weight = self._scale(now)
+            for school_id in ids:
+                self._weights[school_id] += weight
+            self._totals[side] += weight * len(ids)
+
+    def count(self, school_id: str, *, at: float | None = None) -> float:
+        """Decayed appearances of one school."""
+        with self._lock:
+            return self._weights.get(school_id, 0.0) / self._scale(self.clock() if at is None else at)
+
+    def total(self, side: str, *, at: float | None = None) -> float:
+        """Decayed appearances of all schools on one side."""
+        with self._lock:
+            return self._totals.get(side, 0.0) / self._scale(self.clock() if at is None else at)
+
+    def state(self) -> dict[str, object]:
+        """Counts as of now, for saving beside the index so a restart keeps them."""
+        with self._lock:
+            now = self.clock()
+            scale = self._scale(now)
+            return {
+                "half_life_hours": self.half_life / 3600.0,
+                "saved_at": now,
+                "counts": {k: v / scale for k, v in self._weights.items()},
+                "totals": {k: v / scale for k, v in self._totals.items()},
+            }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], *, clock: Callable[[], float] = time.time) -> ExposureLedger:
+        """A ledger continuing a saved one: counts decay across the time it was not running."""
+        ledger = cls(float(state["half_life_hours"]), clock=clock)
+        fade = 2.0 ** (-(ledger._origin - float(state["saved_at"])) / ledger.half_life)
+        ledger._weights.update({k: float(v) * fade for k, v in state["counts"].items()})
+        ledger._totals.update({k: float(v) * fade for k, v in state["totals"].items()})
+        return ledger
+
+    def __len__(self) -> int:
+        return len(self._weights)
+
+    def _scale(self, now: float) -> float:
+        return 2.0 ** ((now - self._origin) / self.half_life)
+
+    def _rebase(self, now: float) -> None:
+        scale = self._scale(now)
+        self._weights = defaultdict(float, {k: v / scale for k, v in self._weights.items()})
+        self._totals = defaultdict(float, {k: v / scale for k, v in self._totals.items()})
+        self._origin = now
+
+
+def exposure_factor(count: float, mean: float, *, strength: float) -> float:
+    """``1 / (1 + strength · max(0, count / max(mean, 1) - 1))``: 1 up to the average, less above it.
+
+    ``count`` is a school's recent appearances, ``mean`` the average over the schools of its side.
+    The mean is floored at one appearance so that the first few lists, when every count is 0 or 1,
+    change nothing. A school shown at three times the average gets ``1 / (1 + 2 · strength)``.
+
+    >>> exposure_factor(2.0, 4.0, strength=0.5), exposure_factor(12.0, 4.0, strength=0.5)
+    (1.0, 0.5)
+    """
+    if strength < 0:
+        raise ValueError(f"strength: must be >= 0, got {strength}")
+    if not math.isfinite(count) or count < 0:
+        raise ValueError(f"count: must be a finite number >= 0, got {count}")
+    excess = max(0.0, count / max(mean, 1.0) - 1.0)
+    return 1.0 / (1.0 + strength * excess)
