@@ -13,8 +13,9 @@ Rules for a group (the pair rules that make sense for several schools at once):
   and may already be partners (a group builds on ties rather than replacing them);
 * every pair can meet online: both offer virtual exchange and share at least
   ``min_overlap_hours`` of school hours, and the window all members share is that long too;
-* all members share at least one exchange language; at least ``min_countries`` countries, and
-  at least one school of the home country (default Taiwan);
+* all members share at least one exchange language; at least ``min_countries`` countries, at most
+  ``max_per_country`` schools from any one (default 2, so a group stays mixed), and at least one
+  school of the home country (default Taiwan);
 * every member has the SDG in its profile. The requesting school counts as interested because
   it asked. Only when no group at all satisfies this is the search repeated without it; the
   result then says ``sdg_relaxed`` and marks who is interested.
@@ -35,7 +36,7 @@ is affordable and a beam search's risk of missing the best group is not worth ta
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -56,7 +57,7 @@ from data.taxonomies import (
     sdg_name_zh,
 )
 from graph import active_partners, cluster_bridges
-from matching.constraints import PairContext, Rule, SuggestionFilters
+from matching.constraints import Rule, SuggestionFilters
 from matching.hours import school_hours_overlap
 from matching.reasons import Reason
 from matching.rounds import remaining_capacity
@@ -73,6 +74,7 @@ class GroupOptions(BaseModel):
     min_size: int = Field(3, ge=3, le=5, description="fewest schools in a group")
     max_size: int = Field(5, ge=3, le=5, description="most schools in a group")
     min_countries: int = Field(3, ge=2, le=5, description="distinct countries a group must span")
+    max_per_country: int = Field(2, ge=1, le=5, description="most schools from one country, so groups stay mixed")
     home_country: CountryCode | None = Field(None, description="a group needs one school here; default: settings")
     min_overlap_hours: float | None = Field(None, ge=0, le=8, description="default: settings.min_overlap_hours")
     groups: int = Field(5, ge=1, le=20, description="how many distinct groups to return")
@@ -196,8 +198,7 @@ class _GroupSearch:
         self.home = home
         self.home_settings = home_settings
         self.any_settings = any_settings
-        self.ctx: PairContext = matcher.context(settings=any_settings)
-        self.day: date = self.ctx.day
+        self.day: date = matcher.context(settings=any_settings).day
         self._vectors: dict[str, np.ndarray] = {}
 
     def run(self, *, require_sdg: bool) -> GroupResult:
@@ -205,7 +206,7 @@ class _GroupSearch:
         pool, facts = self._pool(found, require_sdg)
         members = [self.source, *pool]
         valid = sorted(self._enumerate(members, facts), key=lambda g: (-g[0], g[1]))
-        chosen = _distinct(valid, self.options.groups)
+        chosen = distinct_groups(valid, self.options.groups)
         groups = [self._group(ids, total, facts, found) for total, ids in chosen]
         notes = [] if groups else [
             f"no group of {self.options.min_size}-{self.options.max_size} schools in {self.options.min_countries}+ "
@@ -258,34 +259,28 @@ class _GroupSearch:
               ) -> tuple[list[School], dict[tuple[str, str], _PairFacts]]:
         """The ``pool_size`` candidates fitting the source best among those that may join a group
         with it, and the facts of every compatible pair among source and pool."""
-        eligible = []
+        with_source: dict[str, _PairFacts] = {}
         for school_id in sorted(found):
             school = self.matcher.schools[school_id]
             if require_sdg and self.sdg not in school.sdgs:
                 continue
-            if not self._member_ok(school):
-                continue
-            facts = self._pair(self.source, school)
-            if facts is not None:
-                eligible.append((facts.score, school))
-        eligible.sort(key=lambda item: (-item[0], item[1].id))
-        pool = [school for _, school in eligible[: self.options.pool_size]]
-        members = [self.source, *pool]
-        facts: dict[tuple[str, str], _PairFacts] = {}
-        for i, a in enumerate(members):
-            for b in members[i + 1:]:
+            pair = self._pair(self.source, school)
+            if pair is not None:
+                with_source[school_id] = pair
+        ranked = sorted(with_source, key=lambda school_id: (-with_source[school_id].score, school_id))
+        pool = [self.matcher.schools[school_id] for school_id in ranked[: self.options.pool_size]]
+        facts = {_key(self.source.id, school.id): with_source[school.id] for school in pool}
+        for i, a in enumerate(pool):
+            for b in pool[i + 1:]:
                 pair = self._pair(a, b)
                 if pair is not None:
                     facts[_key(a.id, b.id)] = pair
         return pool, facts
 
-    def _member_ok(self, school: School) -> bool:
-        return (school.active and ExchangeMode.VIRTUAL in school.exchange_modes
-                and remaining_capacity(self.matcher, school) > 0)
-
     def _pair(self, a: School, b: School) -> _PairFacts | None:
         """Facts of a pair that may share a group, or None: every pair rule except the relaxed ones,
-        and virtual exchange in shared school hours."""
+        and virtual exchange in shared school hours. The rules check b's capacity and both schools'
+        activity; every pool member is b against the requester once, so that covers every member."""
         similarity = float(self._vector(a) @ self._vector(b))
         check, score = self.matcher.score_pair(a, b, settings=self.any_settings, similarity=similarity)
         if set(check.violations) - RELAXED_RULES or ExchangeMode.VIRTUAL not in check.usable_modes:
@@ -318,7 +313,8 @@ class _GroupSearch:
                 return
             for index, candidate in enumerate(open_):
                 shared = languages & set(by_id[candidate].languages_exchange)
-                if not shared:
+                country = by_id[candidate].country
+                if not shared or sum(by_id[g].country == country for g in group) >= options.max_per_country:
                     continue
                 gain = sum(facts[_key(candidate, g)].score for g in group)
                 rest = [o for o in open_[index + 1:] if o in neighbours[candidate]]
@@ -328,7 +324,7 @@ class _GroupSearch:
         yield from extend([self.source.id], 0.0, set(self.source.languages_exchange), start)
 
     def _valid(self, group: list[str], by_id: dict[str, School]) -> bool:
-        countries = {by_id[s].country for s in group}
+        countries = Counter(by_id[s].country for s in group)
         if len(countries) < self.options.min_countries or self.home not in countries:
             return False
         window = self._window([by_id[s] for s in group])
@@ -388,7 +384,7 @@ class _GroupSearch:
         )
 
 
-def _distinct(valid: list[tuple[float, tuple[str, ...]]], count: int) -> list[tuple[float, tuple[str, ...]]]:
+def distinct_groups(valid: list[tuple[float, tuple[str, ...]]], count: int) -> list[tuple[float, tuple[str, ...]]]:
     """Best groups first, preferring variety: a group that shares more than half of its other
     members (the requester is in every group) with an already chosen group waits for a second pass,
     which fills any slots left. Member sets are unique: the enumeration yields each set once."""
