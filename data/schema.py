@@ -217,3 +217,40 @@ class Partnership(BaseModel):
             raise ValueError(
                 f"school_b: {a.id} and {b.id} are both in {a.country}; partnerships must cross a border"
             )
+
+
+class InvitationStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+
+
+class Invitation(BaseModel):
+    """One school asking another to partner: the two-sided step between a suggestion and a
+    partnership. Open while pending; accepting it starts a Partnership (origin "suggested")."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: str
+    from_school: SchoolId
+    to_school: SchoolId
+    message: str | None = Field(None, max_length=2000)
+    status: InvitationStatus = InvitationStatus.PENDING
+    created_at: datetime
+    expires_at: datetime = Field(description="Unanswered by then, the invitation expires")
+    answered_at: datetime | None = Field(None, description="When it was accepted or declined")
+    decline_reason: str | None = Field(None, max_length=1000)
+    partnership_id: str | None = Field(None, description="The partnership an acceptance started")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Invitation:
+        if self.from_school == self.to_school:
+            raise ValueError(f"to_school: a school cannot invite itself ({self.from_school})")
+        if self.expires_at <= self.created_at:
+            raise ValueError("expires_at: not after created_at")
+        return self
+
+    def is_open(self, now: datetime) -> bool:
+        """Pending and not yet past its deadline (an overdue one is expired, even before the sweep)."""
+        return self.status == InvitationStatus.PENDING and self.expires_at > now

@@ -10,6 +10,7 @@ seq it applied never skips a change that commits later with a smaller number.
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     bindparam,
+    case,
     create_engine,
     delete,
     event,
@@ -41,9 +43,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 
 from data.errors import Conflict, ImportRejected, NotFound, RowError
-from data.schema import Partnership, School, utcnow
+from data.schema import Invitation, InvitationStatus, Partnership, PartnershipOrigin, School, utcnow
 from data.settings import StorageSettings
-from data.tables import change_log, meta, partnerships, schools
+from data.tables import api_keys, change_log, invitations, meta, partnerships, schools
 from data.taxonomies import (
     LEVEL_GRADES,
     ExchangeMode,
@@ -60,6 +62,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SCHOOL_OPS = ("create", "update", "deactivate", "delete")
 # What partnership_changes_since reports.
 PARTNERSHIP_OPS = ("add", "update", "end", "delete")
+# What invitation changes log (kind "invitation" in all_changes_since).
+INVITATION_OPS = ("create", "accept", "decline", "expire", "delete")
 
 _CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 _WRITE = "partnermatch_write"
@@ -74,6 +78,39 @@ class UpsertCounts:
     @property
     def total(self) -> int:
         return self.created + self.updated + self.unchanged
+
+
+@dataclass(frozen=True)
+class InvitationTally:
+    """One school's invitations at a moment. Open ones (sent or received) hold a place in its
+    capacity; received/answered/expired are its answer record (graph.InvitationCounts)."""
+
+    open_sent: int = 0
+    open_received: int = 0
+    received: int = 0
+    answered: int = 0
+    expired: int = 0
+
+    @property
+    def open(self) -> int:
+        return self.open_sent + self.open_received
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """What is kept of an API key: never the key itself, only its hash (looked up) and prefix (shown)."""
+
+    id: str
+    prefix: str
+    role: str
+    school_id: str | None
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
 
 
 def normalize_url(url: str) -> str:
@@ -417,13 +454,16 @@ class Store:
         return UpsertCounts(created=created, updated=updated, unchanged=unchanged)
 
     def clear(self) -> None:
-        """Delete every school and partnership (meta values stay). The change log records a
-        "delete" for each, so whatever was built from them knows to drop them."""
+        """Delete every school, partnership and invitation (meta values and API keys stay). The
+        change log records a "delete" for each, so whatever was built from them knows to drop them."""
         with self.write() as conn:
+            invitation_ids = conn.execute(select(invitations.c.id)).scalars().all()
             partnership_ids = conn.execute(select(partnerships.c.id)).scalars().all()
             school_ids = conn.execute(select(schools.c.id)).scalars().all()
+            conn.execute(delete(invitations))
             conn.execute(delete(partnerships))
             conn.execute(delete(schools))
+            self._log(conn, "invitation", [(iid, "delete") for iid in invitation_ids])
             self._log(conn, "partnership", [(pid, "delete") for pid in partnership_ids])
             self._log(conn, "school", [(sid, "delete") for sid in school_ids])
 
@@ -441,6 +481,19 @@ class Store:
     def partnership_changes_since(self, seq: int) -> list[tuple[int, str, str]]:
         """Partnership changes after seq as (seq, partnership_id, op), op in PARTNERSHIP_OPS."""
         return self._changes_since("partnership", seq)
+
+    def all_changes_since(self, seq: int) -> list[tuple[int, str, str, str]]:
+        """Changes of every kind after seq as (seq, kind, entity_id, op), oldest first, read in one
+        snapshot: a follower that applies them and keeps the last seq misses nothing across kinds.
+        kind is "school", "partnership" or "invitation"; op is in SCHOOL_OPS, PARTNERSHIP_OPS or
+        INVITATION_OPS."""
+        query = (
+            select(change_log.c.seq, change_log.c.kind, change_log.c.entity_id, change_log.c.op)
+            .where(change_log.c.seq > seq)
+            .order_by(change_log.c.seq)
+        )
+        with self.read() as conn:
+            return [(row.seq, row.kind, row.entity_id, row.op) for row in conn.execute(query)]
 
     def _changes_since(self, kind: str, seq: int) -> list[tuple[int, str, str]]:
         query = (
@@ -466,57 +519,64 @@ class Store:
         return counts
 
     def _write_partnerships(self, batch: list[Partnership]) -> tuple[list[Partnership], UpsertCounts]:
-        canonical = [p.model_copy(update=dict(zip(("school_a", "school_b"), p.pair, strict=True))) for p in batch]
         with self.write() as conn:
-            known = self._get_schools(conn, (i for p in canonical for i in p.pair))
-            by_key = self._partnerships_by_key(conn, {p.pair for p in canonical})
-            given_ids = {p.id for p in canonical if p.id}
-            owner_of_id = {
-                row.id: (row.school_a, row.school_b, row.start_date)
-                for chunk in _chunks(sorted(given_ids))
-                for row in conn.execute(select(partnerships).where(partnerships.c.id.in_(chunk)))
-            }
-            errors: list[RowError] = []
-            for position, (p, as_given) in enumerate(zip(canonical, batch, strict=True), start=1):
-                try:
-                    as_given.check_schools(known)
-                except ValueError as exc:
-                    field, _, reason = str(exc).partition(": ")
-                    errors.append(RowError(position, field, reason))
-                key = (p.school_a, p.school_b, p.start_date)
-                if p.id is None:
-                    continue
-                current = by_key.get(key)
-                if current is not None and current.id != p.id:
-                    errors.append(RowError(position, "id", f"this pair and start date is already {current.id!r}"))
-                elif current is None and owner_of_id.get(p.id, key) != key:
-                    errors.append(RowError(position, "id", f"{p.id!r} is another partnership's id"))
-                owner_of_id[p.id] = key
-            if errors:
-                raise ImportRejected("partnerships", errors)
+            return self._write_partnerships_in(conn, batch)
 
-            stored: list[Partnership] = []
-            created = updated = unchanged = 0
-            for p in canonical:
-                key = (p.school_a, p.school_b, p.start_date)
-                current = by_key.get(key)
-                if current is None:
-                    fresh = p if p.id else p.model_copy(update={"id": f"p-{uuid.uuid4().hex[:12]}"})
-                    conn.execute(insert(partnerships), [_partnership_row(fresh)])
-                    self._log(conn, "partnership", [(fresh.id, "add")])
-                    created += 1
-                elif p.model_copy(update={"id": current.id}) == current:
-                    fresh = current
-                    unchanged += 1
-                else:
-                    fresh = p.model_copy(update={"id": current.id})
-                    row = _partnership_row(fresh)
-                    conn.execute(update(partnerships).where(partnerships.c.id == current.id).values(row))
-                    op = "end" if current.end_date is None and fresh.end_date is not None else "update"
-                    self._log(conn, "partnership", [(current.id, op)])
-                    updated += 1
-                by_key[key] = fresh
-                stored.append(fresh)
+    def _write_partnerships_in(
+        self, conn: Connection, batch: list[Partnership]
+    ) -> tuple[list[Partnership], UpsertCounts]:
+        """The partnership writes of add/upsert, inside a write transaction the caller holds (so an
+        accepted invitation and the partnership it starts commit together)."""
+        canonical = [p.model_copy(update=dict(zip(("school_a", "school_b"), p.pair, strict=True))) for p in batch]
+        known = self._get_schools(conn, (i for p in canonical for i in p.pair))
+        by_key = self._partnerships_by_key(conn, {p.pair for p in canonical})
+        given_ids = {p.id for p in canonical if p.id}
+        owner_of_id = {
+            row.id: (row.school_a, row.school_b, row.start_date)
+            for chunk in _chunks(sorted(given_ids))
+            for row in conn.execute(select(partnerships).where(partnerships.c.id.in_(chunk)))
+        }
+        errors: list[RowError] = []
+        for position, (p, as_given) in enumerate(zip(canonical, batch, strict=True), start=1):
+            try:
+                as_given.check_schools(known)
+            except ValueError as exc:
+                field, _, reason = str(exc).partition(": ")
+                errors.append(RowError(position, field, reason))
+            key = (p.school_a, p.school_b, p.start_date)
+            if p.id is None:
+                continue
+            current = by_key.get(key)
+            if current is not None and current.id != p.id:
+                errors.append(RowError(position, "id", f"this pair and start date is already {current.id!r}"))
+            elif current is None and owner_of_id.get(p.id, key) != key:
+                errors.append(RowError(position, "id", f"{p.id!r} is another partnership's id"))
+            owner_of_id[p.id] = key
+        if errors:
+            raise ImportRejected("partnerships", errors)
+
+        stored: list[Partnership] = []
+        created = updated = unchanged = 0
+        for p in canonical:
+            key = (p.school_a, p.school_b, p.start_date)
+            current = by_key.get(key)
+            if current is None:
+                fresh = p if p.id else p.model_copy(update={"id": f"p-{uuid.uuid4().hex[:12]}"})
+                conn.execute(insert(partnerships), [_partnership_row(fresh)])
+                self._log(conn, "partnership", [(fresh.id, "add")])
+                created += 1
+            elif p.model_copy(update={"id": current.id}) == current:
+                fresh = current
+                unchanged += 1
+            else:
+                fresh = p.model_copy(update={"id": current.id})
+                row = _partnership_row(fresh)
+                conn.execute(update(partnerships).where(partnerships.c.id == current.id).values(row))
+                op = "end" if current.end_date is None and fresh.end_date is not None else "update"
+                self._log(conn, "partnership", [(current.id, op)])
+                updated += 1
+            by_key[key] = fresh
+            stored.append(fresh)
         return stored, UpsertCounts(created=created, updated=updated, unchanged=unchanged)
 
     @staticmethod
@@ -565,6 +625,234 @@ class Store:
         query = select(func.count()).select_from(partnerships).where(*_partnership_filters(school_id, active))
         with self.read() as conn:
             return conn.execute(query).scalar_one()
+
+    # ----------------------------------------------------------------- invitations
+
+    def create_invitation(
+        self, from_school: str, to_school: str, message: str | None, *, expires_at: datetime,
+        now: datetime | None = None,
+    ) -> Invitation:
+        """Store a new pending invitation. Refused while another is open between the same two
+        schools, in either direction: one conversation per pair at a time."""
+        now = _as_utc(now or utcnow())
+        invitation = Invitation(
+            id=f"inv-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}",
+            from_school=from_school, to_school=to_school, message=message or None,
+            created_at=now, expires_at=_as_utc(expires_at),
+        )
+        with self.write() as conn:
+            found = set(conn.execute(select(schools.c.id).where(schools.c.id.in_([from_school, to_school]))).scalars())
+            for school_id in (from_school, to_school):
+                if school_id not in found:
+                    raise NotFound("school", school_id)
+            pair = or_(
+                (invitations.c.from_school == from_school) & (invitations.c.to_school == to_school),
+                (invitations.c.from_school == to_school) & (invitations.c.to_school == from_school),
+            )
+            open_one = conn.execute(select(invitations.c.id).where(pair, *_open_invitation(now))).scalar()
+            if open_one is not None:
+                raise Conflict(
+                    f"to_school: invitation {open_one!r} between {from_school} and {to_school} is still pending"
+                )
+            conn.execute(insert(invitations), [_invitation_row(invitation)])
+            self._log(conn, "invitation", [(invitation.id, "create")])
+        return invitation
+
+    def get_invitation(self, invitation_id: str) -> Invitation:
+        with self.read() as conn:
+            return self._invitation(conn, invitation_id)
+
+    @staticmethod
+    def _invitation(conn: Connection, invitation_id: str) -> Invitation:
+        row = conn.execute(select(invitations).where(invitations.c.id == invitation_id)).first()
+        if row is None:
+            raise NotFound("invitation", invitation_id)
+        return _invitation_from_row(row)
+
+    def list_invitations(
+        self,
+        *,
+        school_id: str | None = None,
+        direction: str | None = None,
+        status: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Invitation]:
+        """Invitations oldest first (ids sort by creation), of one school if given: sent, received
+        or both (direction None). Page on with after=<last id of the previous page>."""
+        if limit < 1:
+            raise ValueError(f"limit: must be at least 1, got {limit}")
+        if direction not in (None, "sent", "received"):
+            raise ValueError(f"direction: {direction!r} is not one of sent, received")
+        where: list[ColumnElement[bool]] = []
+        if school_id is not None:
+            sides = {"sent": [invitations.c.from_school], "received": [invitations.c.to_school]}.get(
+                direction or "", [invitations.c.from_school, invitations.c.to_school]
+            )
+            where.append(or_(*(side == school_id for side in sides)))
+        if status is not None:
+            where.append(invitations.c.status == _checked("status", InvitationStatus, status))
+        if after is not None:
+            where.append(invitations.c.id > after)
+        query = select(invitations).where(*where).order_by(invitations.c.id).limit(limit)
+        with self.read() as conn:
+            return [_invitation_from_row(row) for row in conn.execute(query)]
+
+    def accept_invitation(
+        self, invitation_id: str, *, modes: Collection[str] = (), sdgs: Collection[int] = (),
+        now: datetime | None = None,
+    ) -> tuple[Invitation, Partnership]:
+        """Accept an open invitation and start the partnership it asked for, in one transaction:
+        both are written or neither is. An overdue one is marked expired instead (Conflict)."""
+        now = _as_utc(now or utcnow())
+        with self.write() as conn:
+            current = self._open_for_answer(conn, invitation_id, now)
+            if current is not None:
+                partnership = Partnership(
+                    school_a=current.from_school, school_b=current.to_school, start_date=now.date(),
+                    modes=list(modes), sdgs=list(sdgs), origin=PartnershipOrigin.SUGGESTED,
+                    note=f"started by accepting invitation {invitation_id}",
+                )
+                (stored,), _ = self._write_partnerships_in(conn, [partnership])
+                accepted = Invitation.model_validate(
+                    current.model_dump()
+                    | {"status": InvitationStatus.ACCEPTED, "answered_at": now, "partnership_id": stored.id}
+                )
+                self._save_answer(conn, accepted, "accept")
+                return accepted, stored
+        raise self._expired_conflict(invitation_id)
+
+    def decline_invitation(
+        self, invitation_id: str, reason: str | None = None, *, now: datetime | None = None
+    ) -> Invitation:
+        now = _as_utc(now or utcnow())
+        with self.write() as conn:
+            current = self._open_for_answer(conn, invitation_id, now)
+            if current is not None:
+                declined = Invitation.model_validate(
+                    current.model_dump()
+                    | {"status": InvitationStatus.DECLINED, "answered_at": now, "decline_reason": reason or None}
+                )
+                self._save_answer(conn, declined, "decline")
+                return declined
+        raise self._expired_conflict(invitation_id)
+
+    def _open_for_answer(self, conn: Connection, invitation_id: str, now: datetime) -> Invitation | None:
+        """The invitation if it can still be answered; None after marking an overdue one expired
+        (the caller lets that commit, then reports it). Already answered: Conflict."""
+        current = self._invitation(conn, invitation_id)
+        if current.status != InvitationStatus.PENDING:
+            raise Conflict(f"status: invitation {invitation_id!r} is already {current.status.value}")
+        if current.is_open(now):
+            return current
+        self._expire(conn, [invitation_id])
+        return None
+
+    def _expired_conflict(self, invitation_id: str) -> Conflict:
+        expired = self.get_invitation(invitation_id)
+        return Conflict(
+            f"expires_at: invitation {invitation_id!r} expired at {expired.expires_at:%Y-%m-%d %H:%M} UTC unanswered"
+        )
+
+    def _save_answer(self, conn: Connection, answered: Invitation, op: str) -> None:
+        values = {k: v for k, v in _invitation_row(answered).items() if k != "id"}
+        conn.execute(update(invitations).where(invitations.c.id == answered.id).values(values))
+        self._log(conn, "invitation", [(answered.id, op)])
+
+    def _expire(self, conn: Connection, ids: Sequence[str]) -> None:
+        for chunk in _chunks(ids):
+            conn.execute(
+                update(invitations)
+                .where(invitations.c.id.in_(chunk))
+                .values(status=InvitationStatus.EXPIRED.value)
+            )
+        self._log(conn, "invitation", [(iid, "expire") for iid in ids])
+
+    def expire_invitations(self, now: datetime | None = None) -> int:
+        """Mark every pending invitation past its deadline as expired; returns how many. Takes the
+        write lock only when there is something to expire, so calling it on each read is cheap."""
+        now = _as_utc(now or utcnow())
+        overdue = select(invitations.c.id).where(
+            invitations.c.status == InvitationStatus.PENDING.value, invitations.c.expires_at <= now
+        )
+        with self.read() as conn:
+            if conn.execute(overdue.limit(1)).first() is None:
+                return 0
+        with self.write() as conn:
+            ids = list(conn.execute(overdue.order_by(invitations.c.id)).scalars())
+            if ids:
+                self._expire(conn, ids)
+        return len(ids)
+
+    def invitation_tallies(self, now: datetime | None = None) -> dict[str, InvitationTally]:
+        """Every school's invitation figures at `now`; an overdue pending invitation counts as
+        expired whether or not the sweep has marked it yet."""
+        now = _as_utc(now or utcnow())
+        is_open = (invitations.c.status == InvitationStatus.PENDING.value) & (invitations.c.expires_at > now)
+        lapsed = (invitations.c.status == InvitationStatus.EXPIRED.value) | (
+            (invitations.c.status == InvitationStatus.PENDING.value) & (invitations.c.expires_at <= now)
+        )
+        answered = invitations.c.status.in_([InvitationStatus.ACCEPTED.value, InvitationStatus.DECLINED.value])
+
+        def total(condition: ColumnElement[bool]) -> Any:
+            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+        received = select(
+            invitations.c.to_school, total(is_open), func.count(), total(answered), total(lapsed)
+        ).group_by(invitations.c.to_school)
+        sent = select(invitations.c.from_school, total(is_open)).group_by(invitations.c.from_school)
+        figures: dict[str, dict[str, int]] = {}
+        with self.read() as conn:
+            for school_id, open_received, count, answered_count, expired in conn.execute(received):
+                figures[school_id] = {
+                    "open_received": int(open_received), "received": int(count),
+                    "answered": int(answered_count), "expired": int(expired),
+                }
+            for school_id, open_sent in conn.execute(sent):
+                figures.setdefault(school_id, {})["open_sent"] = int(open_sent)
+        return {school_id: InvitationTally(**values) for school_id, values in figures.items()}
+
+    # ----------------------------------------------------------------- API keys
+
+    def create_api_key(
+        self, *, key_id: str, prefix: str, key_hash: str, role: str, school_id: str | None = None,
+        name: str | None = None,
+    ) -> ApiKeyRecord:
+        """Keep a new key's hash; the caller made the key and shows it once."""
+        record = ApiKeyRecord(
+            id=key_id, prefix=prefix, role=role, school_id=school_id, name=name, created_at=utcnow(), revoked_at=None
+        )
+        with self.write() as conn:
+            known = conn.execute(select(schools.c.id).where(schools.c.id == school_id)).first()
+            if school_id is not None and known is None:
+                raise NotFound("school", school_id)
+            if conn.execute(select(api_keys.c.id).where(api_keys.c.key_hash == key_hash)).first() is not None:
+                raise Conflict("key_hash: this key is already stored")
+            conn.execute(insert(api_keys).values(key_hash=key_hash, **_api_key_row(record)))
+        return record
+
+    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        """The key with this hash, revoked or not; None when no key has it."""
+        with self.read() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash)).first()
+        return None if row is None else _api_key_from_row(row)
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        with self.read() as conn:
+            rows = conn.execute(select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)).all()
+        return [_api_key_from_row(row) for row in rows]
+
+    def revoke_api_key(self, key_id: str) -> ApiKeyRecord:
+        with self.write() as conn:
+            row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+            if row is None:
+                raise NotFound("api key", key_id)
+            current = _api_key_from_row(row)
+            if not current.active:
+                raise Conflict(f"id: key {key_id!r} was already revoked on {current.revoked_at:%Y-%m-%d}")
+            revoked = ApiKeyRecord(**{**current.__dict__, "revoked_at": utcnow()})
+            conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=revoked.revoked_at))
+        return revoked
 
     # ----------------------------------------------------------------- meta and stats
 
@@ -687,6 +975,42 @@ def _sdg(goal: int | str) -> int:
     if not 1 <= number <= 17:
         raise ValueError(f"sdg: {goal!r} is not a goal number 1-17")
     return number
+
+
+def _open_invitation(now: datetime) -> list[ColumnElement[bool]]:
+    return [invitations.c.status == InvitationStatus.PENDING.value, invitations.c.expires_at > now]
+
+
+def _invitation_row(invitation: Invitation) -> dict[str, Any]:
+    row = invitation.model_dump()
+    row["status"] = invitation.status.value
+    for field in ("created_at", "expires_at", "answered_at"):
+        if row[field] is not None:
+            row[field] = _as_utc(row[field])
+    return row
+
+
+def _invitation_from_row(row: Any) -> Invitation:
+    values = dict(row._mapping)
+    for field in ("created_at", "expires_at", "answered_at"):
+        if values[field] is not None:
+            values[field] = _as_utc(values[field])
+    return Invitation.model_validate(values)
+
+
+def _api_key_row(record: ApiKeyRecord) -> dict[str, Any]:
+    return {
+        "id": record.id, "prefix": record.prefix, "role": record.role, "school_id": record.school_id,
+        "name": record.name, "created_at": _as_utc(record.created_at),
+        "revoked_at": _as_utc(record.revoked_at) if record.revoked_at else None,
+    }
+
+
+def _api_key_from_row(row: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row.id, prefix=row.prefix, role=row.role, school_id=row.school_id, name=row.name,
+        created_at=_as_utc(row.created_at), revoked_at=_as_utc(row.revoked_at) if row.revoked_at else None,
+    )
 
 
 def _partnership_filters(school_id: str | None, active: bool | None) -> list[ColumnElement[bool]]:

@@ -110,3 +110,37 @@ meta = Table(
     Column("key", String(100), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Invitations between schools. Rows are never deleted except by Store.clear(); the status moves
+# pending -> accepted | declined | expired, each step timestamped.
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("from_school", id_type(), ForeignKey("schools.id"), nullable=False, index=True),
+    Column("to_school", id_type(), ForeignKey("schools.id"), nullable=False, index=True),
+    Column("message", Text, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("answered_at", DateTime(timezone=True), nullable=True),
+    Column("decline_reason", Text, nullable=True),
+    Column("partnership_id", id_type(), ForeignKey("partnerships.id"), nullable=True),
+    Index("ix_invitations_status_expires_at", "status", "expires_at"),
+    CheckConstraint("from_school <> to_school", name="distinct_schools"),
+)
+
+# API keys: only the sha256 of the key is kept; the prefix lets people tell their keys apart.
+# school_id is not a foreign key: a key outlives Store.clear() and then simply finds no school.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("school_id", id_type(), nullable=True),
+    Column("name", String(200), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
