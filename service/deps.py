@@ -1,0 +1,80 @@
+"""FastAPI dependencies: the service state, the caller behind the API key, role gates, and the
+error responses each route documents."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from service.auth import Principal, Role, authenticate
+from service.errors import ApiError
+from service.metrics import Metrics
+from service.models import ErrorBody
+from service.state import ServiceState
+
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key from `partnermatch keys create`")
+_bearer = HTTPBearer(auto_error=False, description="The same API key, as Authorization: Bearer <key>")
+
+_ERROR_TEXT = {
+    400: "The body could not be read (not UTF-8, or a broken upload)",
+    401: "No API key, or an unknown or revoked one",
+    403: "The key's role may not do this",
+    404: "No such id",
+    409: "Conflicts with what is stored (duplicate, already answered, a hard rule the pair breaks now)",
+    413: "Request body too large",
+    422: "Invalid input: every problem, each naming its field",
+    503: "The index is still loading",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error responses a route can give, all shaped as ErrorBody."""
+    return {code: {"model": ErrorBody, "description": _ERROR_TEXT[code]} for code in codes}
+
+
+def get_state(request: Request) -> ServiceState:
+    return request.app.state.service
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+State = Annotated[ServiceState, Depends(get_state)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+def caller(
+    state: State,
+    api_key: Annotated[str | None, Security(_api_key)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+) -> Principal:
+    key = api_key or (bearer.credentials if bearer else None)
+    if not key:
+        raise ApiError(
+            401, "X-API-Key: no API key; send one in the X-API-Key header or as Authorization: Bearer <key>",
+            field="X-API-Key",
+        )
+    found = authenticate(state.store, key)
+    if found is None:
+        raise ApiError(401, "X-API-Key: unknown or revoked API key", field="X-API-Key")
+    return found
+
+
+Caller = Annotated[Principal, Depends(caller)]
+
+
+def staff(who: Caller) -> Principal:
+    who.require(Role.STAFF)
+    return who
+
+
+def staff_or_portal(who: Caller) -> Principal:
+    who.require(Role.STAFF, Role.PORTAL)
+    return who
+
+
+Staff = Annotated[Principal, Depends(staff)]
+StaffOrPortal = Annotated[Principal, Depends(staff_or_portal)]

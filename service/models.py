@@ -1,0 +1,289 @@
+"""Request and response bodies of the API. Profiles reuse data.schema.School, so a field means
+the same thing (and is validated the same way) in a file import, the store and the API."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from data.schema import PRIVATE_FIELDS, Invitation, Partnership, School, SchoolId
+from data.taxonomies import country_name
+from embeddings import profile_hints
+from matching.constraints import SuggestionFilters
+from matching.engine import Suggestion, SuggestionResult
+from matching.settings import RequestOverrides
+
+SCHOOL_EXAMPLE: dict[str, Any] = {
+    "id": "tw-999001",
+    "name_local": "臺東縣立海濱國民小學",
+    "name_en": "Haibin Primary School",
+    "country": "TW",
+    "region": "TW-TTT",
+    "levels": ["primary"],
+    "languages_instruction": ["zh"],
+    "languages_exchange": ["zh", "en"],
+    "sdgs": [4, 13, 14],
+    "target_countries": ["MY", "TH"],
+    "exchange_modes": ["virtual", "hosting"],
+    "capacity": 3,
+    "remoteness": "remote",
+    "description": "A small school by the sea; our pupils study ocean life and climate.",
+    "contact_email": "office@haibin.example.tw",
+}
+# Fields a client never sets: the store stamps them.
+_STAMPS = ("created_at", "updated_at")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="the field (dotted path) or column the problem is in")
+    reason: str
+    line: int | None = Field(None, description="line of an uploaded file, for import errors")
+
+
+class ErrorBody(BaseModel):
+    """Every error the API returns."""
+
+    detail: str = Field(examples=["k: Input should be less than or equal to 50"])
+    field: str | None = Field(None, description="the field the error is about, when one is", examples=["k"])
+    errors: list[FieldError] | None = Field(None, description="every problem, for validation and import errors")
+    rules: list[str] | None = Field(None, description="hard rules a pair breaks, for invitation refusals")
+
+
+# --------------------------------------------------------------------------- schools
+
+
+class SchoolOut(School):
+    """A profile as a caller may see it: private fields (contact, address, exact size) are null
+    unless the caller is staff or the school itself, and `hints` say how to get better matches."""
+
+    hints: list[str] = Field(default_factory=list, description="how the school could improve its matches")
+    private_fields_shown: bool = Field(description="false when contact details and other private fields are hidden")
+
+    @classmethod
+    def of(cls, school: School, *, private: bool) -> SchoolOut:
+        data = school.model_dump()
+        if not private:
+            data.update(dict.fromkeys(PRIVATE_FIELDS & data.keys()))
+        return cls.model_construct(**data, hints=profile_hints(school), private_fields_shown=private)
+
+
+class SchoolCard(BaseModel):
+    """The public facts shown beside a suggestion or an invitation: never contact details."""
+
+    id: str
+    name: str = Field(description="English name if known, else the local one")
+    name_local: str | None
+    name_en: str | None
+    country: str
+    country_name: str
+    region: str | None
+    levels: list[str]
+    languages_exchange: list[str]
+    sdgs: list[int]
+    exchange_modes: list[str]
+    remoteness: str
+    student_count: int | None
+    website: str | None
+    active: bool
+
+    @classmethod
+    def of(cls, school: School) -> SchoolCard:
+        return cls(
+            id=school.id, name=school.display_name, name_local=school.name_local, name_en=school.name_en,
+            country=school.country, country_name=country_name(school.country), region=school.region,
+            levels=list(school.levels), languages_exchange=list(school.languages_exchange), sdgs=list(school.sdgs),
+            exchange_modes=list(school.exchange_modes), remoteness=school.remoteness.value,
+            student_count=school.student_count, website=school.website, active=school.active,
+        )
+
+
+def _school_fields(*, optional: bool) -> dict[str, Any]:
+    """School's fields but id and the stamps, for a derived body model. With optional, each may be
+    left out or sent as null; the constraints stay on the value, so a value sent is still checked."""
+    fields: dict[str, Any] = {}
+    for name, info in School.model_fields.items():
+        if name in ("id", *_STAMPS):
+            continue
+        if optional:
+            annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+            fields[name] = (annotation | None, Field(None, description=info.description, examples=info.examples))
+        else:
+            fields[name] = (info.annotation, info)
+    return fields
+
+
+SchoolPatch = create_model(  # type: ignore[call-overload]
+    "SchoolPatch",
+    __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [{"capacity": 5, "sdgs": [4, 13, 14, 17]}]}),
+    __doc__="Fields to change; the others stay. The whole profile is checked again after the change.",
+    **_school_fields(optional=True),
+)
+
+ProfileDraft = create_model(  # type: ignore[call-overload]
+    "ProfileDraft",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="A profile that is not stored, e.g. a school deciding whether to join: a School without id.",
+    **_school_fields(optional=False),
+)
+
+
+class SchoolCreate(School):
+    """A new school; created_at and updated_at are set by the service, whatever is sent."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [SCHOOL_EXAMPLE]})
+
+
+class SchoolPage(BaseModel):
+    items: list[SchoolOut]
+    next_cursor: str | None = Field(None, description="pass as cursor for the next page; null on the last page")
+
+
+class ImportReportOut(BaseModel):
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+
+
+# --------------------------------------------------------------------------- suggestions
+
+
+class SuggestionOut(Suggestion):
+    school: SchoolCard
+
+
+class SuggestionsOut(SuggestionResult):
+    suggestions: list[SuggestionOut]  # type: ignore[assignment]
+
+
+class AdHocSuggestionRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "profile": {k: v for k, v in SCHOOL_EXAMPLE.items() if k not in ("id", "contact_email")},
+                    "k": 5,
+                    "filters": {"countries": ["MY"]},
+                    "overrides": {"diversity": False},
+                }
+            ]
+        },
+    )
+
+    profile: ProfileDraft  # type: ignore[valid-type]
+    k: int = Field(10, ge=1, description="how many suggestions (at most the service's max k)")
+    filters: SuggestionFilters = Field(default_factory=SuggestionFilters)
+    overrides: RequestOverrides = Field(default_factory=RequestOverrides)
+
+
+# --------------------------------------------------------------------------- invitations
+
+
+class InvitationCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"from_school": "tw-999001", "to_school": "my-000123", "message": "Hello!"}]},
+    )
+
+    from_school: SchoolId
+    to_school: SchoolId
+    message: str | None = Field(None, max_length=2000)
+
+
+class DeclineRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "No room this year"}]})
+
+    reason: str | None = Field(None, max_length=1000)
+
+
+class InvitationOut(Invitation):
+    from_card: SchoolCard | None = Field(None, description="the inviting school's public card")
+    to_card: SchoolCard | None = Field(None, description="the invited school's public card")
+
+    @classmethod
+    def of(cls, invitation: Invitation, schools: dict[str, School]) -> InvitationOut:
+        cards = {
+            f"{side}_card": SchoolCard.of(schools[getattr(invitation, f"{side}_school")])
+            for side in ("from", "to")
+            if getattr(invitation, f"{side}_school") in schools
+        }
+        return cls.model_construct(**invitation.model_dump(), **cards)
+
+
+class InvitationPage(BaseModel):
+    items: list[InvitationOut]
+    next_cursor: str | None = None
+
+
+class AcceptedOut(BaseModel):
+    invitation: InvitationOut
+    partnership: Partnership
+
+
+# --------------------------------------------------------------------------- partnerships
+
+
+class PartnershipCreate(Partnership):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"school_a": "tw-999001", "school_b": "my-000123", "start_date": "2026-09-01",
+                          "modes": ["virtual"], "sdgs": [13]}]
+        }
+    )
+
+
+class EndRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    end_date: date | None = Field(None, description="default: today")
+
+
+# --------------------------------------------------------------------------- stats, health, keys
+
+
+class ClusterOut(BaseModel):
+    size: int
+    countries: dict[str, int]
+    members: list[str]
+
+
+class GraphSummaryOut(BaseModel):
+    schools: int
+    active_schools: int
+    partnerships: int
+    components: int
+    largest_component: int
+    share_with_partner: float
+    degree_gini: float
+    countries: dict[str, int]
+    cross_border_clusters: int
+
+
+class StatsOut(BaseModel):
+    schools: int
+    active_schools: int
+    schools_by_country: dict[str, int]
+    schools_by_level: dict[str, int]
+    schools_by_remoteness: dict[str, int]
+    partnerships: int
+    active_partnerships: int
+    active_partnerships_by_country_pair: dict[str, int]
+    graph: GraphSummaryOut
+    largest_clusters: list[ClusterOut]
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class Readiness(BaseModel):
+    status: str = Field(examples=["ready"])
+    indexed: dict[str, int] = Field(description="active schools in each index partition")
+    change_seq: int
+    index_origin: str | None = Field(description="loaded (from a saved snapshot) or built")

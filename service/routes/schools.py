@@ -1,0 +1,140 @@
+"""School profiles: create, read, update, deactivate, list with filters, bulk import."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, BackgroundTasks, File, Form, Query, UploadFile
+from pydantic import Field
+
+from data.errors import Conflict
+from data.io import import_schools
+from data.schema import CountryCode, School, utcnow
+from data.store import Store
+from data.taxonomies import ExchangeMode, Level, Remoteness
+from service.auth import Forbidden, Role
+from service.deps import Caller, Staff, StaffOrPortal, State, errors
+from service.errors import ApiError
+from service.models import ImportReportOut, SchoolCreate, SchoolOut, SchoolPage, SchoolPatch
+from service.routes.listing import ACTIVE, Active, decode_cursor, page
+
+router = APIRouter(prefix="/v1/schools", tags=["schools"], responses=errors(401, 403, 422))
+
+SchoolIdPath = Annotated[str, Field(max_length=64, examples=["tw-011301"])]
+Goal = Annotated[int, Field(ge=1, le=17)]
+
+
+@router.post("", status_code=201, response_model=SchoolOut, responses=errors(400, 409))
+def create_school(body: SchoolCreate, _: Staff, state: State) -> SchoolOut:
+    now = utcnow()
+    school = School.model_validate(body.model_dump() | {"created_at": now, "updated_at": now})
+    state.store.create_school(school)
+    state.sync(force=True)
+    return SchoolOut.of(school, private=True)
+
+
+@router.get("", response_model=SchoolPage)
+def list_schools(
+    who: StaffOrPortal,
+    state: State,
+    country: Annotated[list[CountryCode] | None, Query(description="ISO code or name; repeat for any of")] = None,
+    region: Annotated[list[str] | None, Query(description="ISO 3166-2 code, e.g. TW-TTT")] = None,
+    level: Annotated[list[Level] | None, Query()] = None,
+    sdg: Annotated[list[Goal] | None, Query(description="goal number 1-17")] = None,
+    mode: Annotated[list[ExchangeMode] | None, Query()] = None,
+    remoteness: Annotated[list[Remoteness] | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=200, description="part of the local or English name")] = None,
+    active: Annotated[Active, Query()] = "true",
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> SchoolPage:
+    """Public profiles for portal keys; staff see every field."""
+    found = state.store.list_schools(
+        country=country, region=region, level=level, sdg=sdg, mode=mode, remoteness=remoteness, q=q,
+        active=ACTIVE[active], after=decode_cursor(cursor), limit=limit + 1,
+    )
+    shown, next_cursor = page(found, limit, lambda s: s.id)
+    return SchoolPage(items=[SchoolOut.of(s, private=who.role == Role.STAFF) for s in shown], next_cursor=next_cursor)
+
+
+@router.post("/import", response_model=ImportReportOut, responses=errors(400, 413))
+def import_file(
+    _: Staff,
+    state: State,
+    background: BackgroundTasks,
+    file: Annotated[UploadFile, File(description="CSV or JSON Lines; .csv / .jsonl name or give format")],
+    format: Annotated[Literal["csv", "jsonl"] | None, Form()] = None,
+    mapping: Annotated[
+        str | None, Form(max_length=100, description="a shipped column mapping, e.g. tw_primary_schools")
+    ] = None,
+    mapping_file: Annotated[UploadFile | None, File(description="a column mapping as YAML")] = None,
+) -> ImportReportOut:
+    """All or nothing: a file with any bad row is refused (422) with every bad row listed."""
+    if mapping and mapping_file is not None:
+        raise ApiError(422, "mapping: give a mapping name or a mapping file, not both", field="mapping")
+    with tempfile.TemporaryDirectory(prefix="partnermatch-import-") as folder:
+        upload = _saved(file, Path(folder), "upload")
+        mapping_path = _saved(mapping_file, Path(folder), "mapping") if mapping_file is not None else None
+        try:
+            report = import_schools(state.store, upload, mapping_path or mapping, fmt=format)
+        except FileNotFoundError as exc:
+            raise ApiError(422, str(exc), field="mapping") from None
+    background.add_task(state.sync, force=True)  # a big import re-embeds after the answer is sent
+    return ImportReportOut(rows=report.rows, created=report.created, updated=report.updated, unchanged=report.unchanged)
+
+
+def _saved(upload: UploadFile, folder: Path, stem: str) -> Path:
+    """An upload as a file, keeping the suffix the importer reads the format from."""
+    suffix = Path(upload.filename or "").suffix.lower()
+    path = folder / f"{stem}{suffix if suffix in ('.csv', '.jsonl', '.ndjson', '.yaml', '.yml') else ''}"
+    with path.open("wb") as handle:
+        shutil.copyfileobj(upload.file, handle)
+    return path
+
+
+@router.get("/{school_id}", response_model=SchoolOut, responses=errors(404))
+def read_school(school_id: SchoolIdPath, who: Caller, state: State) -> SchoolOut:
+    """A school key reads only its own profile; portal keys see public fields only."""
+    who.require_school(school_id)
+    school = state.store.get_school(school_id)
+    return SchoolOut.of(school, private=who.sees_private_fields_of(school_id))
+
+
+@router.patch("/{school_id}", response_model=SchoolOut, responses=errors(400, 404, 409))
+def update_school(school_id: SchoolIdPath, body: SchoolPatch, who: Caller, state: State) -> SchoolOut:  # type: ignore[valid-type]
+    """Change some fields; the next suggestions use the new profile."""
+    who.require(Role.STAFF, Role.SCHOOL)
+    who.require_school(school_id)
+    changes = body.model_dump(exclude_unset=True)
+    if "active" in changes and who.role != Role.STAFF:
+        raise Forbidden("active: only staff activate or deactivate a school")
+    with state.writing():
+        if "country" in changes:
+            _check_partners_stay_abroad(state.store, school_id, changes["country"])
+        school = state.store.update_school(school_id, changes)
+        state.sync(force=True)
+    return SchoolOut.of(school, private=True)
+
+
+@router.post("/{school_id}/deactivate", response_model=SchoolOut, responses=errors(404))
+def deactivate_school(school_id: SchoolIdPath, _: Staff, state: State) -> SchoolOut:
+    """The school keeps its record and history but is no longer suggested."""
+    school = state.store.deactivate_school(school_id)
+    state.sync(force=True)
+    return SchoolOut.of(school, private=True)
+
+
+def _check_partners_stay_abroad(store: Store, school_id: str, country: str | None) -> None:
+    """Partnerships cross a border: a school cannot move into a country where an active partner is."""
+    partners = {
+        p.school_b if p.school_a == school_id else p.school_a
+        for p in store.list_partnerships(school_id=school_id, active=True)
+    }
+    there = sorted(s.id for s in store.get_schools(partners).values() if s.country == country)
+    if there:
+        raise Conflict(
+            f"country: {school_id} cannot move to {country}; its active partner(s) {', '.join(there)} are there"
+        )

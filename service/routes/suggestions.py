@@ -1,0 +1,84 @@
+"""Suggestions for a stored school, or for a profile that is not stored.
+
+No `from __future__ import annotations` here: the routes are made inside a function, and FastAPI
+must resolve their local annotations (K, AdHocRequest) when the routes are created."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import Field, create_model
+
+from data.errors import NotFound
+from data.schema import CountryCode, School
+from data.taxonomies import ExchangeMode, Level
+from matching.constraints import SuggestionFilters
+from matching.engine import Matcher, SuggestionResult
+from matching.settings import RequestOverrides
+from service.deps import Caller, MetricsDep, StaffOrPortal, State, errors
+from service.models import AdHocSuggestionRequest, SchoolCard, SuggestionOut, SuggestionsOut
+
+# The id an ad-hoc profile is matched under; the index never holds it.
+AD_HOC_ID = "adhoc:profile"
+
+
+def filter_params(
+    country: Annotated[list[CountryCode] | None, Query(description="partner in one of these countries")] = None,
+    region: Annotated[list[str] | None, Query(description="partner's region, e.g. TW-TPE")] = None,
+    sdg: Annotated[list[Annotated[int, Field(ge=1, le=17)]] | None, Query(description="shares one of these")] = None,
+    mode: Annotated[list[ExchangeMode] | None, Query(description="the pair can use one of these modes")] = None,
+    level: Annotated[list[Level] | None, Query(description="partner teaches one of these levels")] = None,
+    new_southbound_only: Annotated[bool, Query(description="partner in a New Southbound country")] = False,
+    remote_only: Annotated[bool, Query(description="partner is a remote school")] = False,
+) -> SuggestionFilters:
+    return SuggestionFilters(
+        countries=country or [], regions=region or [], sdgs=sdg or [], modes=mode or [], levels=level or [],
+        new_southbound_only=new_southbound_only, remote_only=remote_only,
+    )
+
+
+def with_cards(result: SuggestionResult, matcher: Matcher) -> SuggestionsOut:
+    """The result with each suggested school's public card: never its contact details."""
+    suggestions = [
+        SuggestionOut.model_construct(**dict(s), school=SchoolCard.of(matcher.schools[s.school_id]))
+        for s in result.suggestions
+    ]
+    return SuggestionsOut.model_construct(**dict(result) | {"suggestions": suggestions})
+
+
+def suggestions_router(max_k: int) -> APIRouter:
+    """Routes whose k is bounded by the service's max_k, in the schema as well as in the check."""
+    router = APIRouter(tags=["suggestions"], responses=errors(401, 403, 422, 503))
+    K = Annotated[int, Query(ge=1, le=max_k, description=f"how many suggestions, 1-{max_k}")]
+    AdHocRequest = create_model(
+        "AdHocSuggestionRequest", __base__=AdHocSuggestionRequest,
+        k=(int, Field(10, ge=1, le=max_k, description=f"how many suggestions, 1-{max_k}")),
+    )
+
+    @router.get("/v1/schools/{school_id}/suggestions", response_model=SuggestionsOut, responses=errors(404))
+    def school_suggestions(
+        school_id: Annotated[str, Field(max_length=64)],
+        who: Caller,
+        state: State,
+        metrics: MetricsDep,
+        filters: Annotated[SuggestionFilters, Depends(filter_params)],
+        k: K = 10,
+        diversity: Annotated[bool | None, Query(description="MMR re-ranking on/off (default: settings)")] = None,
+    ) -> SuggestionsOut:
+        """The k best partners for a school, with reasons, from both schools' points of view."""
+        who.require_school(school_id)
+        with metrics.suggestion_latency.labels("stored").time(), state.reading() as matcher:
+            if school_id not in matcher.schools:
+                raise NotFound("school", school_id)
+            result = matcher.suggest(school_id, k, filters=filters, overrides=RequestOverrides(diversity=diversity))
+            matcher.record_shown(result)
+            return with_cards(result, matcher)
+
+    @router.post("/v1/suggestions", response_model=SuggestionsOut, responses=errors(400))
+    def ad_hoc_suggestions(body: AdHocRequest, _: StaffOrPortal, state: State, metrics: MetricsDep) -> SuggestionsOut:  # type: ignore[valid-type]
+        """Suggestions for a profile that is not stored (nothing is written)."""
+        profile = School.model_validate(body.profile.model_dump(exclude_unset=True) | {"id": AD_HOC_ID})
+        with metrics.suggestion_latency.labels("ad_hoc").time(), state.reading() as matcher:
+            result = matcher.suggest(profile, body.k, filters=body.filters, overrides=body.overrides)
+            return with_cards(result, matcher)
+
+    return router

@@ -1,0 +1,33 @@
+"""How the API runs, read from the environment (PARTNERMATCH_*), so a deployment needs no code change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from data.settings import StorageSettings
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARTNERMATCH_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address uvicorn listens on")
+    port: int = Field(8000, ge=1, le=65535, description="Port uvicorn listens on")
+    invitation_expiry_days: float = Field(
+        14, gt=0, le=365, description="An invitation left unanswered this long expires"
+    )
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="Largest request body accepted (bulk imports); larger ones get 413"
+    )
+    max_k: int = Field(50, ge=1, le=500, description="Most suggestions one request may ask for")
+    change_poll_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="How often a replica looks for changes other replicas made (0: before every request)",
+    )
+    index_dir: Path | None = Field(None, description="Where the index is saved; default <data_dir>/index")
+
+    def resolved_index_dir(self, storage: StorageSettings) -> Path:
+        return self.index_dir or storage.data_dir / "index"

@@ -1,0 +1,366 @@
+"""The service's live state: the store, and the Matcher that suggestions read, kept current.
+
+Every write goes to the store first; the store's change log is then the one source of what
+changed, whether this replica or another one wrote it. :meth:`ServiceState.sync` reads the log
+since the last applied seq and applies it to the Matcher: one profile re-embedded and moved in
+the index, one edge added or ended, invitation counts refreshed. This replica syncs right after
+its own writes (so its next suggestion sees them) and otherwise at most every
+``change_poll_seconds``, before serving a request.
+
+Readers (suggestions, pair checks) and writers (syncs, saves) are exclusive through a
+readers-writer lock; writers are also serialised among themselves, and API writes that check the
+Matcher before writing (invitations) hold the writer mutex across check, write and sync. A full
+rebuild (``partnermatch index rebuild``, a changed embedding recipe, a cleared store, a bulk
+import) builds a new Matcher aside while readers use the old one, then swaps the reference.
+
+The Matcher is saved under the index dir as numbered snapshots with the change seq in their
+metadata; ``current`` names the newest. On start the saved one is loaded and caught up with the
+changes since its seq (profiles re-embedded from the embedding cache), else everything is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import graph
+from data.errors import Conflict, NotFound
+from data.schema import Partnership, School
+from data.settings import StorageSettings
+from data.store import Store
+from embeddings import EmbeddingSettings, ProfileEmbedder, RecipeMismatch
+from matching.engine import Matcher
+from matching.settings import MatchSettings
+from service.locks import ReadWriteLock
+from service.settings import ServiceSettings
+
+log = logging.getLogger("partnermatch.service")
+
+POINTER_FILE = "current"
+SNAPSHOT_PREFIX = "snapshot-"
+KEEP_SNAPSHOTS = 2
+INSTANCE_KEY = "instance_id"
+# More changed profiles than this at once (a bulk import): rebuilding aside, while readers keep
+# the old Matcher, beats moving them one by one under the write lock.
+REBUILD_ABOVE = 2000
+
+Report = Callable[[str], None]
+Change = tuple[int, str, str, str]
+
+
+class IndexNotReady(RuntimeError):
+    """The Matcher is still being loaded or built."""
+
+
+class ServiceState:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        settings: ServiceSettings,
+        index_dir: Path,
+        embedding: EmbeddingSettings,
+        embedding_cache_dir: Path,
+        match: MatchSettings,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.index_dir = index_dir
+        self.embedding = embedding
+        self.embedding_cache_dir = embedding_cache_dir
+        self.match = match
+        self.seq = 0
+        self.index_origin: str | None = None
+        self.start_error: str | None = None
+        self._matcher: Matcher | None = None
+        self._lock = ReadWriteLock()
+        self._writers = threading.RLock()
+        self._rebuilding = threading.Lock()
+        self._last_sync = 0.0
+        self._saved_seq: int | None = None
+        self._instance_id = _instance_id(store)
+        self._graph_report: tuple[int, int, dict[str, Any], list[graph.Cluster]] | None = None
+
+    @classmethod
+    def open(
+        cls,
+        storage: StorageSettings | None = None,
+        settings: ServiceSettings | None = None,
+        *,
+        embedding: EmbeddingSettings | None = None,
+        match: MatchSettings | None = None,
+        embedding_cache_dir: Path | None = None,
+    ) -> ServiceState:
+        """A state on the store and data dir the settings name (the index is not loaded yet)."""
+        storage = storage or StorageSettings()
+        settings = settings or ServiceSettings()
+        embedding = embedding or EmbeddingSettings()
+        cache_dir = embedding_cache_dir or embedding.cache_dir or storage.data_dir / "embedding-cache"
+        return cls(
+            Store.from_settings(storage), settings=settings, index_dir=settings.resolved_index_dir(storage),
+            embedding=embedding, embedding_cache_dir=cache_dir, match=match or MatchSettings(),
+        )
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def ready(self) -> bool:
+        return self._matcher is not None
+
+    @contextmanager
+    def reading(self) -> Iterator[Matcher]:
+        """The current Matcher, held against writers for the duration (after catching up if due)."""
+        self.sync()
+        with self._lock.reading():
+            if self._matcher is None:
+                raise IndexNotReady("index: still loading; try again in a moment")
+            yield self._matcher
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Serialise with every other writer of this replica: hold across check, store write and sync."""
+        with self._writers:
+            yield
+
+    def index_size(self) -> dict[str, int]:
+        matcher = self._matcher
+        return {side: len(index) for side, index in matcher.indexes.items()} if matcher else {}
+
+    def graph_report(self) -> tuple[dict[str, Any], list[graph.Cluster]]:
+        """graph_summary and the cross-border clusters, computed once per change seq (Louvain is
+        the slow part of the staff statistics)."""
+        with self.reading() as matcher:
+            cached = self._graph_report
+            if cached is not None and cached[:2] == (self.seq, id(matcher)):
+                return cached[2], cached[3]
+            summary = graph.graph_summary(matcher.graph)
+            clusters = graph.cross_border_clusters(matcher.graph)
+            self._graph_report = (self.seq, id(matcher), summary, clusters)
+        return summary, clusters
+
+    # ------------------------------------------------------------------ start, rebuild, save
+
+    def start(self, report: Report = log.info) -> str:
+        """Load the saved index and catch up on the changes since it was saved, or build one.
+        Returns how it was made: "loaded" or "built"."""
+        with self._writers:
+            loaded = self._load_saved(report)
+            if loaded is None:
+                report("building the index (profiles come from the embedding cache where possible)")
+                matcher, seq = self._build()
+                origin = "built"
+            else:
+                matcher, seq = loaded
+                origin = "loaded"
+            matcher, seq, applied = self._caught_up(matcher, seq, report)
+            self._install(matcher, seq)
+            self.index_origin = origin
+            if origin == "built" or applied:
+                self.save()
+        report(f"index {origin}: {sum(self.index_size().values())} active schools, change seq {self.seq}")
+        return origin
+
+    def rebuild(self, report: Report = log.info) -> None:
+        """Build a new Matcher aside (readers keep the current one), catch it up, swap it in, save."""
+        with self._rebuilding:
+            report("rebuilding the index")
+            matcher, seq = self._build()
+            with self._writers:
+                matcher, seq, _ = self._caught_up(matcher, seq, report)
+                self._install(matcher, seq)
+                self.index_origin = "built"
+            self.save()
+
+    def save(self) -> Path:
+        """Write the Matcher as a new snapshot and point `current` at it; old snapshots go."""
+        with self._writers:
+            if self._matcher is None:
+                raise IndexNotReady("index: nothing to save yet")
+            name = f"{SNAPSHOT_PREFIX}{self.seq:012d}-{secrets.token_hex(3)}"
+            target = self.index_dir / name
+            with self._lock.writing():  # an index must not be saved while it is searched
+                self._matcher.save(target, metadata={"change_seq": self.seq, INSTANCE_KEY: self._instance_id})
+            pointer = self.index_dir / f".{POINTER_FILE}.{os.getpid()}.partial"
+            pointer.write_text(name, encoding="utf-8")
+            os.replace(pointer, self.index_dir / POINTER_FILE)
+            self._saved_seq = self.seq
+            self._prune_snapshots(keep=name)
+        return target
+
+    def close(self) -> None:
+        """Save what changed since the last save, then let go of the database."""
+        if self._matcher is not None and self._saved_seq != self.seq:
+            self.save()
+        self.store.close()
+
+    def _prune_snapshots(self, keep: str) -> None:
+        snapshots = sorted(
+            (p for p in self.index_dir.glob(f"{SNAPSHOT_PREFIX}*") if p.is_dir() and p.name != keep),
+            key=lambda p: p.stat().st_mtime,
+        )
+        for old in snapshots[: max(0, len(snapshots) - (KEEP_SNAPSHOTS - 1))]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _load_saved(self, report: Report) -> tuple[Matcher, int] | None:
+        pointer = self.index_dir / POINTER_FILE
+        if not pointer.is_file():
+            return None
+        snapshot = self.index_dir / pointer.read_text(encoding="utf-8").strip()
+        try:
+            meta = Matcher.saved_metadata(snapshot)
+            if meta is None:
+                raise FileNotFoundError(f"no matcher.json in {snapshot}")
+            if meta.get(INSTANCE_KEY) != self._instance_id:
+                report(f"saved index {snapshot.name} was built from another database; building anew")
+                return None
+            seq = int(meta["change_seq"])  # type: ignore[call-overload]
+            if seq > self.store.latest_change_seq():
+                report(f"saved index {snapshot.name} is newer than the database; building anew")
+                return None
+            matcher = Matcher.load(
+                snapshot, self.store.iter_schools(), self.store.list_partnerships(), self._new_embedder(), self.match
+            )
+        except RecipeMismatch as exc:
+            report(f"embedding recipe changed ({exc}); building anew")
+            return None
+        except (OSError, ValueError, KeyError) as exc:
+            report(f"saved index {snapshot.name} unusable ({exc}); building anew")
+            return None
+        report(f"loaded saved index {snapshot.name} (change seq {seq})")
+        return matcher, seq
+
+    def _new_embedder(self) -> ProfileEmbedder:
+        """One embedder per Matcher: fitting one changes its encoder, which a live Matcher uses."""
+        return ProfileEmbedder(self.embedding, cache_dir=self.embedding_cache_dir)
+
+    def _build(self) -> tuple[Matcher, int]:
+        seq = self.store.latest_change_seq()  # read first: whatever commits later is caught up on
+        matcher = Matcher.build(
+            list(self.store.iter_schools()), self.store.list_partnerships(), self._new_embedder(), self.match
+        )
+        return matcher, seq
+
+    def _caught_up(self, matcher: Matcher, seq: int, report: Report) -> tuple[Matcher, int, int]:
+        """A Matcher nobody reads yet, brought up to the store's newest change."""
+        while True:
+            changes = self.store.all_changes_since(seq)
+            if _needs_rebuild(changes):
+                report(f"{len(changes)} changes since change seq {seq} include deletions or a bulk load; building anew")
+                matcher, seq = self._build()
+                continue
+            self._apply(matcher, changes, live=False)
+            return matcher, (changes[-1][0] if changes else seq), len(changes)
+
+    def _install(self, matcher: Matcher, seq: int) -> None:
+        with self._lock.writing():
+            self._matcher = matcher
+            self.seq = seq
+        self._last_sync = time.monotonic()
+
+    # ------------------------------------------------------------------ live updates
+
+    def sync(self, *, force: bool = False) -> int:
+        """Apply the store's changes since the last sync (this replica's and other replicas'),
+        sweeping overdue invitations first. Without force, at most every change_poll_seconds.
+        Returns how many changes were applied."""
+        if self._matcher is None:
+            return 0
+        if not force and time.monotonic() - self._last_sync < self.settings.change_poll_seconds:
+            return 0
+        # A reader's routine poll never waits: if a writer is busy (a big import, a rebuild), it
+        # reads the current Matcher and the writer's own sync brings the changes in.
+        if not self._writers.acquire(blocking=force):
+            return 0
+        try:
+            return self._sync()
+        finally:
+            self._writers.release()
+
+    def _sync(self) -> int:
+        self._last_sync = time.monotonic()
+        self.store.expire_invitations()
+        changes = self.store.all_changes_since(self.seq)
+        if not changes:
+            return 0
+        if _needs_rebuild(changes):
+            matcher, seq = self._build()
+            matcher, seq, _ = self._caught_up(matcher, seq, log.info)
+            self._install(matcher, seq)
+        else:
+            assert self._matcher is not None
+            self._apply(self._matcher, changes, live=True)
+            self.seq = changes[-1][0]
+        return len(changes)
+
+    def _apply(self, matcher: Matcher, changes: Sequence[Change], *, live: bool) -> None:
+        """Read what the changes touched (outside the lock), then update the Matcher under it."""
+        school_ids = list(dict.fromkeys(entity for _, kind, entity, _ in changes if kind == "school"))
+        partnership_ids = list(dict.fromkeys(entity for _, kind, entity, _ in changes if kind == "partnership"))
+        schools = self.store.get_schools(school_ids)
+        partnerships = [self.store.get_partnership(pid) for pid in partnership_ids]
+        refresh_invitations = not live or any(kind == "invitation" for _, kind, _, _ in changes)
+        tallies = self.store.invitation_tallies() if refresh_invitations else None
+        if schools:
+            matcher.embedder.text_vectors(list(schools.values()))  # encode now, so the lock is held for lookups only
+        with self._lock.writing() if live else nullcontext():
+            for school in schools.values():
+                _apply_school(matcher, school)
+            for partnership in partnerships:
+                _apply_partnership(matcher, partnership)
+            if tallies is not None:
+                matcher.set_invitations(
+                    {sid: t.open for sid, t in tallies.items() if t.open},
+                    {
+                        sid: graph.InvitationCounts(received=t.received, answered=t.answered, expired=t.expired)
+                        for sid, t in tallies.items()
+                        if t.received
+                    },
+                )
+
+
+def _needs_rebuild(changes: Sequence[Change]) -> bool:
+    deleted = any(op == "delete" for _, kind, _, op in changes if kind in ("school", "partnership"))
+    schools = len({entity for _, kind, entity, _ in changes if kind == "school"})
+    return deleted or schools > REBUILD_ABOVE
+
+
+def _apply_school(matcher: Matcher, school: School) -> None:
+    try:
+        matcher.upsert_school(school)
+    except (Conflict, ValueError) as exc:
+        log.warning("school %s: live update not applied: %s", school.id, exc)
+
+
+def _apply_partnership(matcher: Matcher, partnership: Partnership) -> None:
+    """Make the graph agree with the stored partnership (idempotent: a change may be seen twice,
+    e.g. after loading a snapshot whose graph was built from the current store)."""
+    a, b = partnership.school_a, partnership.school_b
+    edge = matcher.graph.edges[a, b] if matcher.graph.has_edge(a, b) else None
+    same = edge is not None and edge["partnership_id"] == partnership.id
+    try:
+        if partnership.active and not same:
+            matcher.add_partnership(partnership)
+        elif not partnership.active and same and edge is not None and edge["end_date"] is None:
+            matcher.end_partnership(partnership)
+    except (Conflict, NotFound, ValueError) as exc:
+        log.warning("partnership %s: live update not applied: %s", partnership.id, exc)
+
+
+def _instance_id(store: Store) -> str:
+    """Names the database a saved index was built from, so a data dir pointed at another database
+    never serves that database's index."""
+    current = store.get_meta(INSTANCE_KEY)
+    if current is None:
+        store.set_meta(INSTANCE_KEY, uuid.uuid4().hex)
+        current = store.get_meta(INSTANCE_KEY)
+    assert current is not None
+    return current

@@ -1,0 +1,116 @@
+"""Two API replicas on one database (a PostgreSQL schema, and a SQLite file): a write through
+either shows in the other's next answer, because each follows the store's change log."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from data.schema import utcnow
+from data.settings import StorageSettings
+from embeddings import EmbeddingSettings
+from matching.settings import MatchSettings
+from service.app import create_app
+from service.auth import Role, create_key
+from service.settings import ServiceSettings
+from service.state import ServiceState
+
+
+def replica(data_dir: Path, cache_dir: Path, url: str, poll: float = 0) -> ServiceState:
+    return ServiceState.open(
+        StorageSettings(data_dir=data_dir, database_url=url),
+        ServiceSettings(change_poll_seconds=poll),
+        embedding=EmbeddingSettings(show_progress=False),
+        match=MatchSettings(reference_date=date(2026, 3, 2)),
+        embedding_cache_dir=cache_dir,
+    )
+
+
+@pytest.fixture
+def replicas(
+    store_url: str, tmp_path: Path, embedding_cache_dir: Path, small_world: Any
+) -> Iterator[tuple[TestClient, TestClient, dict[str, str]]]:
+    first = replica(tmp_path / "a", embedding_cache_dir, store_url)
+    first.store.upsert_schools(small_world.schools)
+    first.store.upsert_partnerships(small_world.partnerships)
+    first.start()
+    second = replica(tmp_path / "b", embedding_cache_dir, store_url)
+    second.start()
+    headers = {"X-API-Key": create_key(first.store, Role.STAFF).key}
+    with TestClient(create_app(first)) as a, TestClient(create_app(second)) as b:
+        yield a, b, headers
+    first.close()
+    second.close()
+
+
+def suggested(client: TestClient, headers: dict[str, str], school_id: str, k: int = 10) -> list[str]:
+    response = client.get(f"/v1/schools/{school_id}/suggestions", params={"k": k, "diversity": "false"},
+                          headers=headers)
+    assert response.status_code == 200, response.text
+    return [s["school_id"] for s in response.json()["suggestions"]]
+
+
+def test_writes_through_one_replica_show_in_the_other(
+    replicas: tuple[TestClient, TestClient, dict[str, str]], small_world: Any
+) -> None:
+    a, b, headers = replicas
+    partners = Counter(i for p in small_world.partnerships if p.active for i in (p.school_a, p.school_b))
+    source = next(s.id for s in small_world.schools if s.country == "TW" and s.active
+                  and partners[s.id] + 3 <= s.capacity and len(suggested(b, headers, s.id)) == 10)
+    top = suggested(b, headers, source)
+    assert suggested(a, headers, source) == top, "both replicas start from the same state"
+
+    # A profile edit through A: B stops suggesting the school.
+    assert a.patch(f"/v1/schools/{top[0]}", json={"languages_exchange": ["ko"]}, headers=headers).status_code == 200
+    assert top[0] not in suggested(b, headers, source)
+
+    # A partnership recorded through B: A stops suggesting the partner.
+    made = b.post("/v1/partnerships", json={"school_a": source, "school_b": top[1], "start_date": "2026-02-01"},
+                  headers=headers)
+    assert made.status_code == 201
+    assert top[1] not in suggested(a, headers, source)
+
+    # A new school through B (with the first one's profile before the edit) is suggested by A.
+    twin = next(s for s in small_world.schools if s.id == top[0]).model_dump(
+        mode="json", exclude={"created_at", "updated_at"}) | {"id": "twin-across-replicas"}
+    assert b.post("/v1/schools", json=twin, headers=headers).status_code == 201
+    assert "twin-across-replicas" in suggested(a, headers, source)
+
+    # An invitation through A fills a school's last place for B's capacity rule.
+    narrow = twin | {"id": "narrow-across-replicas", "capacity": 1}
+    assert a.post("/v1/schools", json=narrow, headers=headers).status_code == 201
+    assert "narrow-across-replicas" in suggested(b, headers, source, k=20)
+    sent = a.post("/v1/invitations", json={"from_school": source, "to_school": "narrow-across-replicas"},
+                  headers=headers)
+    assert sent.status_code == 201, sent.text
+    assert "narrow-across-replicas" not in suggested(b, headers, source, k=50), "its one place is held"
+
+
+def test_a_slow_poll_still_sees_its_own_writes_at_once(
+    store_url: str, tmp_path: Path, embedding_cache_dir: Path, small_world: Any
+) -> None:
+    """Polling for other replicas' changes can be rare; a replica's own writes apply at once."""
+    state = replica(tmp_path, embedding_cache_dir, store_url, poll=3600)
+    state.store.upsert_schools(small_world.schools)
+    state.start()
+    headers = {"X-API-Key": create_key(state.store, Role.STAFF).key}
+    with TestClient(create_app(state)) as client:
+        source = next(s.id for s in small_world.schools if s.country == "TW" and s.active)
+        top = suggested(client, headers, source)[0]
+        assert client.patch(f"/v1/schools/{top}", json={"active": False}, headers=headers).status_code == 200
+        assert top not in suggested(client, headers, source)
+        # A write by someone else is not seen before the next poll...
+        state.store.create_invitation(source, top, None, expires_at=utcnow() + timedelta(days=1))
+        with state.reading() as matcher:
+            assert matcher.pending.get(top, 0) == 0
+        # ...until a sync is due (or forced, as every write of this replica does).
+        state.sync(force=True)
+        with state.reading() as matcher:
+            assert matcher.pending[top] == 1
+    state.close()
