@@ -1,4 +1,4 @@
-"""The `partnermatch` command: load, import, export and inspect the data staff work with.
+"""The `partnermatch` command: load, import, export and inspect the data; serve the API.
 
 Each verb is one `_add_<verb>` function that adds its subparser and sets `handler`; a new verb
 (serve, demo, keys, suggest, index, evaluate, round) is one more such function in VERBS.
@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import ArgumentError, OperationalError
 from tqdm import tqdm
@@ -22,8 +22,15 @@ from data.errors import NotFound
 from data.settings import StorageSettings
 from data.store import Store
 from data.taxonomies import country_name
+from evaluation.cli import add_evaluate_verb, add_sensitivity_verb
+
+if TYPE_CHECKING:
+    from service.state import ServiceState
 
 EXIT_USER_ERROR = 2
+DEMO_SCHOOLS = 5000
+# The real school directories, beside the repository (shared/data/real), used by `demo` when present.
+REAL_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 # Errors a user can fix (input, ids, files, database address); anything else is a bug.
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, NotFound, OSError, ArgumentError)
 
@@ -192,6 +199,235 @@ def format_stats(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- serve / demo
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def open_service(args: argparse.Namespace, *, progress: bool = True) -> ServiceState:
+    """The service state on the store and data dir the options name (index not loaded yet)."""
+    from embeddings import EmbeddingSettings
+    from service.settings import ServiceSettings
+    from service.state import ServiceState
+
+    overrides = {name: getattr(args, name) for name in ("host", "port") if getattr(args, name, None) is not None}
+    return ServiceState.open(
+        storage_settings(args), ServiceSettings(**overrides), embedding=EmbeddingSettings(show_progress=progress)
+    )
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1, or PARTNERMATCH_HOST)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8000, or PARTNERMATCH_PORT)")
+
+
+def _add_serve(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = verbs.add_parser(
+        "serve", parents=[common], help="serve the API (loads the saved index, or builds it, first)"
+    )
+    _add_server_options(parser)
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    state = open_service(args)
+    try:
+        state.start(report=_say)
+        _run(state)
+    finally:
+        state.close()
+    return 0
+
+
+def _run(state: ServiceState) -> None:
+    """Serve until interrupted (the caller then closes the state, which saves the index)."""
+    import uvicorn
+
+    from service.app import create_app
+
+    uvicorn.run(create_app(state), host=state.settings.host, port=state.settings.port, log_level="info")
+
+
+def _add_demo(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = verbs.add_parser(
+        "demo",
+        parents=[common],
+        help="load a demo world if the store is empty, build the index, print a staff key, serve",
+        description=(
+            f"An empty store gets a generated world of {DEMO_SCHOOLS} schools, built on the real school "
+            f"directories when {REAL_DATA_DIR} exists. Encoding the profiles takes about a minute the first "
+            "time; they are cached after that."
+        ),
+    )
+    _add_server_options(parser)
+    parser.add_argument("--n", type=_positive_int, default=DEMO_SCHOOLS, help=f"schools (default {DEMO_SCHOOLS})")
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the demo world")
+    parser.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from service.auth import Role, create_key
+
+    state = open_service(args)
+    try:
+        store = state.store
+        if store.count_schools(active=None) == 0:
+            from data.generator import generate_world
+
+            real_dir = REAL_DATA_DIR if REAL_DATA_DIR.is_dir() else None
+            _say(f"generating a world of {args.n} schools (seed {args.seed})"
+                 + (f" on the real directories in {real_dir}" if real_dir else ""))
+            world = generate_world(args.n, seed=args.seed, real_dir=real_dir)
+            with _progress(len(world.schools), "writing schools") as bar:
+                store.upsert_schools(world.schools, progress=bar.update)
+            store.upsert_partnerships(world.partnerships)
+            _say(f"stored {len(world.schools)} schools and {len(world.partnerships)} partnerships")
+        state.start(report=_say)
+        staff_keys = [k for k in store.list_api_keys() if k.role == Role.STAFF and k.active]
+        if staff_keys:
+            shown = ", ".join(f"{k.prefix}... ({k.id})" for k in staff_keys)
+            print(f"Staff key(s) already made: {shown}. Make another: partnermatch keys create --role staff")
+        else:
+            made = create_key(store, Role.STAFF, name="demo")
+            print(f"Staff API key (shown once, keep it): {made.key}")
+        base = f"http://{state.settings.host}:{state.settings.port}"
+        print(f"Serving on {base}  (API docs: {base}/docs; send the key as X-API-Key)", flush=True)
+        _run(state)
+    finally:
+        state.close()
+    return 0
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _add_keys(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = verbs.add_parser("keys", parents=[common], help="create, list and revoke API keys")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = actions.add_parser("create", parents=[common], help="make a key and print it once")
+    create.add_argument("--role", required=True, choices=["staff", "portal", "school"])
+    create.add_argument("--school", help="the school a school key belongs to")
+    create.add_argument("--name", help="what the key is for, e.g. 'portal production'")
+    create.set_defaults(handler=_keys_create)
+    listing = actions.add_parser("list", parents=[common], help="list keys (prefixes only; keys are not kept)")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.set_defaults(handler=_keys_list)
+    revoke = actions.add_parser("revoke", parents=[common], help="revoke a key by its id")
+    revoke.add_argument("id", help="key id, as `keys list` shows it (key-...)")
+    revoke.set_defaults(handler=_keys_revoke)
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from service.auth import create_key
+
+    with open_store(args) as store:
+        made = create_key(store, args.role, school_id=args.school, name=args.name)
+    record = made.record
+    owner = f" for school {record.school_id}" if record.school_id else ""
+    print(f"created {record.role} key {record.id}{owner}; the key is shown only now:", file=sys.stderr)
+    print(made.key)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        keys = store.list_api_keys()
+    rows = [
+        {
+            "id": k.id, "prefix": k.prefix, "role": k.role, "school_id": k.school_id, "name": k.name,
+            "created_at": k.created_at.isoformat(timespec="seconds"),
+            "revoked_at": k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else None,
+        }
+        for k in keys
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    if not rows:
+        print("no API keys; make one with: partnermatch keys create --role staff")
+    for row in rows:
+        status = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+        extra = "  ".join(str(row[f]) for f in ("school_id", "name") if row[f])
+        print(f"{row['id']}  {row['prefix']}...  {row['role']:<6}  {status:<8}  {row['created_at']}  {extra}".rstrip())
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        revoked = store.revoke_api_key(args.id)
+    print(f"revoked {revoked.role} key {revoked.id} ({revoked.prefix}...)")
+    return 0
+
+
+# --------------------------------------------------------------------------- suggest / index
+
+
+def _add_suggest(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = verbs.add_parser("suggest", parents=[common], help="print a school's suggested partners with reasons")
+    parser.add_argument("school_id")
+    parser.add_argument("--k", type=_positive_int, default=10, help="how many (default 10)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.set_defaults(handler=_suggest)
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    state = open_service(args)
+    try:
+        state.start(report=_say)
+        with state.reading() as matcher:
+            if args.school_id not in matcher.schools:
+                raise NotFound("school", args.school_id)
+            result = matcher.suggest(args.school_id, args.k)
+            names = {s.school_id: matcher.schools[s.school_id] for s in result.suggestions}
+            source = matcher.schools[args.school_id]
+    finally:
+        state.close()
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print(format_suggestions(source.display_name, source.country, result, names))
+    return 0
+
+
+def format_suggestions(name: str, country: str, result: Any, schools: dict[str, Any]) -> str:
+    """A suggestion list as text: rank, school, scores, then its reasons."""
+    lines = [f"Suggestions for {result.school_id} {name} ({country_name(country)})"]
+    if not result.suggestions:
+        lines.append("  none: every candidate broke a hard rule")
+        lines.extend(f"  {e.candidates:>5} {e.text_en} ({e.rule})" for e in result.eliminated)
+    for rank, suggestion in enumerate(result.suggestions, start=1):
+        school = schools[suggestion.school_id]
+        lines.append(
+            f"{rank:>3}. {school.id}  {school.display_name} ({country_name(school.country)})  "
+            f"score {suggestion.score:.3f}  fit {suggestion.fit_forward:.2f} / {suggestion.fit_backward:.2f}"
+        )
+        lines.extend(f"       - {reason.text_en}" for reason in suggestion.reasons)
+    lines.extend(f"  hint: {hint}" for hint in result.hints)
+    return "\n".join(lines)
+
+
+def _add_index(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = verbs.add_parser("index", parents=[common], help="manage the saved vector index")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    rebuild = actions.add_parser(
+        "rebuild", parents=[common], help="re-embed every profile (from the cache where possible) and save"
+    )
+    rebuild.set_defaults(handler=_index_rebuild)
+
+
+def _index_rebuild(args: argparse.Namespace) -> int:
+    state = open_service(args)
+    try:
+        state.rebuild(report=_say)
+        sizes = state.index_size()
+    finally:
+        state.close()
+    print(f"index rebuilt: {sum(sizes.values())} active schools at change seq {state.seq} in {state.index_dir}")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser and main
 
 VERBS: list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None]] = [
@@ -199,6 +435,13 @@ VERBS: list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None
     _add_import,
     _add_export,
     _add_stats,
+    _add_serve,
+    _add_demo,
+    _add_keys,
+    _add_suggest,
+    _add_index,
+    add_evaluate_verb,
+    add_sensitivity_verb,
 ]
 
 
