@@ -224,8 +224,18 @@ class Matcher:
                 Elimination(rule=rule, candidates=n, text_en=RULE_TEXT[rule][0], text_zh=RULE_TEXT[rule][1])
                 for rule, n in eliminated.most_common()
             ],
-            hints=profile_hints(source),
+            hints=profile_hints(source) + self._capacity_hints(source),
         )
+
+    def _capacity_hints(self, source: School) -> list[str]:
+        """A full school still sees suggestions (to plan ahead), but should know it cannot invite yet."""
+        if source.id not in self.graph:
+            return []
+        partners, pending = len(self.graph.adj[source.id]), self.pending.get(source.id, 0)
+        if partners + pending < source.capacity:
+            return []
+        return [f"school is at capacity ({partners} partner(s) and {pending} open invitation(s) for "
+                f"{source.capacity} place(s)): invitations can be sent once a place frees up or capacity is raised"]
 
     def candidates(self, source: School, k: int, *, filters: SuggestionFilters | None = None,
                    settings: MatchSettings | None = None) -> tuple[list[Candidate], Counter[Rule], int]:

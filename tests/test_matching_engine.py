@@ -133,6 +133,10 @@ def test_saturation_pushes_down_and_capacity_excludes(small_world: Any, embedder
     assert by_id["my-busy"].score < by_id["my-free"].score
     assert "my-full" not in by_id
     assert any(e.rule == Rule.AT_CAPACITY for e in result.eliminated)
+    assert not any("at capacity" in hint for hint in result.hints)
+    own = matcher.suggest("my-full", k=5)
+    assert own.suggestions and any("at capacity (1 partner(s) and 0 open invitation(s) for 1 place(s))" in hint
+                                   for hint in own.hints)
 
 
 def test_equity_boosts_new_and_remote_schools(small_world: Any, embedder: Any) -> None:
