@@ -53,7 +53,7 @@ from evaluation import baselines, metrics
 from evaluation.settings import EvaluationSettings
 from evaluation.splits import Split, make_split
 from matching.constraints import PairContext, check_pair
-from matching.engine import Candidate, Matcher
+from matching.engine import Candidate, Matcher, SuggestionResult
 from matching.settings import MatchSettings, RebalanceWeights
 
 # Method key -> (label shown to staff, one-line description).
@@ -72,7 +72,7 @@ TARGET_BASELINES: tuple[str, ...] = ("random", "popularity", "content", "adamic_
 
 NEUTRAL_REBALANCING = RebalanceWeights(
     saturation_threshold=1.0, no_partner_boost=0.0, remote_boost=0.0, cluster_boost=0.0,
-    diversity_decay=1.0, responsiveness_floor=1.0,
+    diversity_decay=1.0, responsiveness_floor=1.0, exposure_strength=0.0,
 )
 """Every graph factor is 1 for a candidate with room (a full one fails the capacity rule anyway)."""
 
@@ -238,29 +238,37 @@ def judge_query(context: QueryContext, query: str) -> QueryOutcome:
     return QueryOutcome(query, ranked, fits, violations, counters, in_pool)
 
 
-def add_full_product(context: QueryContext, outcomes: Sequence[QueryOutcome], seed: int,
-                     on_done: Callable[[int], None] | None = None) -> None:
-    """The product's own lists, asked one query after another in a seeded arrival order.
+def product_lists(matcher: Matcher, queries: Sequence[str], k: int, seed: int,
+                  on_done: Callable[[int], None] | None = None) -> dict[str, SuggestionResult]:
+    """The product's results for ``queries``, asked one after another in a seeded arrival order.
 
     Sequential on purpose: as deployed, every list shown is recorded and damps the exposure of
     the schools in it for the lists that follow (``Matcher.record_shown``), so each list depends
-    on the ones before it, as it does in the service."""
-    matcher, k = context.matcher, context.settings.max_k
+    on the ones before it, as it does in the service. The matcher's exposure ledger fills up."""
     report = on_done or (lambda _count: None)
-    arrivals = list(outcomes)
+    arrivals = list(queries)
     random.Random(seed).shuffle(arrivals)
-    for outcome in arrivals:
-        source = matcher.schools[outcome.query]
-        result = matcher.suggest(source, k)
-        matcher.record_shown(result)
-        full = result.suggestions
+    results = {}
+    for query in arrivals:
+        results[query] = matcher.suggest(query, k)
+        matcher.record_shown(results[query])
+        report(1)
+    return results
+
+
+def add_full_product(context: QueryContext, outcomes: Sequence[QueryOutcome], seed: int,
+                     on_done: Callable[[int], None] | None = None) -> None:
+    """Each outcome completed with the product's list (see :func:`product_lists`) and its checks."""
+    matcher = context.matcher
+    results = product_lists(matcher, [o.query for o in outcomes], context.settings.max_k, seed, on_done)
+    for outcome in outcomes:
+        source, full = matcher.schools[outcome.query], results[outcome.query].suggestions
         outcome.lists["full"] = [s.school_id for s in full]
         outcome.fits.update({s.school_id: (s.fit_forward, s.fit_backward) for s in full})
         outcome.counters.update(full_suggestions=len(full),
                                 full_suggestions_in_pool=sum(s.school_id in outcome.pool for s in full))
         outcome.violations["full"] = sum(
             not check_pair(source, matcher.schools[s.school_id], context.rules).ok for s in full)
-        report(1)
 
 
 _FORKED: tuple[Callable[[Any, str], Any], Any] | None = None

@@ -7,10 +7,12 @@ product is asked for every sampled query, and each setting becomes one point on 
   capped at 1, the largest a boost may be);
 * ``saturation_threshold``: load above which a busy school is pushed down;
 * ``diversity_decay``: factor per partner the asking school already has in a country;
-* ``mmr_lambda``: 1 is pure relevance, lower values trade score for variety within a list.
+* ``mmr_lambda``: 1 is pure relevance, lower values trade score for variety within a list;
+* ``exposure_strength``: damping of schools shown more often than average (the queries run in a
+  seeded arrival order with a fresh exposure ledger per setting, as in the evaluation).
 
 Bounded in time: it runs on the time split with a seeded sample of queries (``max_queries``,
-default 600; about 10-30 ms per query and setting on two cores). With fewer queries there are
+default 600; about 10-30 ms per query and setting, one query after another). With fewer queries there are
 fewer appearances to spread over the same eligible schools, so every Gini is higher than the
 full evaluation's: compare the points with each other, not with the report's target.
 """
@@ -37,8 +39,8 @@ from evaluation.run import (
     Progress,
     build_matcher,
     eligible_schools,
-    map_queries,
     print_progress,
+    product_lists,
     query_targets,
     without_rebalancing,
 )
@@ -53,6 +55,7 @@ SWEEPS: dict[str, tuple[float, ...]] = {
     "saturation_threshold": (0.25, 0.5, 0.75, 1.0),
     "diversity_decay": (0.4, 0.7, 1.0),
     "mmr_lambda": (0.5, 0.75, 0.9, 1.0),
+    "exposure_strength": (0.0, 0.1, 0.3, 1.0),
 }
 DEFAULT_QUERIES = 600
 K = 10
@@ -88,7 +91,7 @@ def vary(base: MatchSettings, parameter: str, value: float) -> MatchSettings:
         weights = base.rebalance.model_copy(
             update={name: min(1.0, getattr(base.rebalance, name) * value) for name in BOOST_FIELDS})
         return base.model_copy(update={"rebalance": weights})
-    if parameter in ("saturation_threshold", "diversity_decay"):
+    if parameter in ("saturation_threshold", "diversity_decay", "exposure_strength"):
         return base.model_copy(update={"rebalance": base.rebalance.model_copy(update={parameter: value})})
     if parameter == "mmr_lambda":
         return base.model_copy(update={"mmr_lambda": value})
@@ -131,7 +134,7 @@ def run_sensitivity(store: Store, embedder: ProfileEmbedder, settings: Evaluatio
     for variant in variants(match_settings, sweeps):
         started = time.perf_counter()
         lists = suggest_all(dataclasses.replace(matcher, settings=variant.settings), relevant, variant.label,
-                            settings.workers, show_bars)
+                            settings.seed, show_bars)
         counts = metrics.exposure_counts(lists.values(), eligible, K)
         point = Point(
             variant.parameter, variant.value,
@@ -150,18 +153,14 @@ def run_sensitivity(store: Store, embedder: ProfileEmbedder, settings: Evaluatio
     return points, len(relevant)
 
 
-def suggest_all(matcher: Matcher, relevant: dict[str, set[str]], label: str, workers: int,
+def suggest_all(matcher: Matcher, relevant: dict[str, set[str]], label: str, seed: int,
                 show_bars: bool | None) -> dict[str, list[str]]:
-    """The full product's top-K ids for every query."""
-    queries = list(relevant)
+    """The full product's top-K ids for every query, in arrival order with a fresh exposure ledger."""
     bar_off = None if show_bars is None else not show_bars
-    with tqdm(total=len(queries), desc=label, unit="query", file=sys.stderr, disable=bar_off) as bar:
-        lists = map_queries(_top_ids, matcher, queries, workers, bar.update)
-    return dict(zip(queries, lists, strict=True))
-
-
-def _top_ids(matcher: Matcher, query: str) -> list[str]:
-    return [s.school_id for s in matcher.suggest(query, K).suggestions]
+    fresh = dataclasses.replace(matcher, exposure=None)
+    with tqdm(total=len(relevant), desc=label, unit="query", file=sys.stderr, disable=bar_off) as bar:
+        results = product_lists(fresh, list(relevant), K, seed, bar.update)
+    return {query: [s.school_id for s in result.suggestions] for query, result in results.items()}
 
 
 def write_sensitivity(points: Sequence[Point], folder: Path, *, queries: int) -> dict[str, Path]:

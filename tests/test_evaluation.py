@@ -329,7 +329,7 @@ def test_sensitivity_writes_plot_and_table(data_dir: Path, embedding_cache_dir: 
     assert rows[0].startswith("parameter,value,recall,gini")
     points = json.loads((out / "sensitivity.json").read_text(encoding="utf-8"))["points"]
     assert {p["parameter"] for p in points} == {"boost_scale", "saturation_threshold", "diversity_decay",
-                                                "mmr_lambda", "no_rebalancing"}
+                                                "mmr_lambda", "exposure_strength", "no_rebalancing"}
     assert all(0 <= p["gini"] <= 1 and 0 <= p["recall"] <= 1 for p in points)
     assert "lowest Gini within 10%" in capsys.readouterr().out
 
