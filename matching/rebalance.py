@@ -106,7 +106,8 @@ class Rebalancer:
     >>> source = School(id="tw-a", name_en="A", country="TW", levels=["primary"])
     >>> new = School(id="my-b", name_en="B", country="MY", levels=["primary"], remoteness="remote")
     >>> for s in (source, new): graph.update_school(G, s)
-    >>> [(a.code, a.factor) for a in Rebalancer(G, source, weights=RebalanceWeights())(new)]
+    >>> weights = RebalanceWeights(no_partner_boost=0.15, remote_boost=0.1)
+    >>> [(a.code, a.factor) for a in Rebalancer(G, source, weights=weights)(new)]
     [('no_partner_yet', 1.15), ('remote_school', 1.1)]
     """
 

@@ -17,10 +17,13 @@ from data.schema import Partnership, School
 from matching.constraints import Rule, SuggestionFilters, check_pair
 from matching.engine import Matcher
 from matching.hours import school_hours_overlap
-from matching.settings import MatchSettings, RequestOverrides
+from matching.settings import MatchSettings, RebalanceWeights, RequestOverrides
 
 DAY = date(2026, 3, 2)
 SETTINGS = MatchSettings(reference_date=DAY)
+EFFECTS = MatchSettings(reference_date=DAY, rebalance=RebalanceWeights(
+    saturation_threshold=0.5, no_partner_boost=0.15, remote_boost=0.10, diversity_decay=0.7))
+"""Rebalancing weights large enough that each effect shows (several are off by default)."""
 
 
 def source_school() -> School:
@@ -124,7 +127,7 @@ def test_saturation_pushes_down_and_capacity_excludes(small_world: Any, embedder
     tws = taiwanese(small_world, 4)
     busy, free, full = twin("my-busy"), twin("my-free"), twin("my-full", capacity=1)
     links = [started(t.id, "my-busy", i) for i, t in enumerate(tws[:3])] + [started(tws[3].id, "my-full")]
-    matcher = build(small_world, embedder, [source_school(), busy, free, full], links)
+    matcher = build(small_world, embedder, [source_school(), busy, free, full], links, EFFECTS)
     result = matcher.suggest("tw-src", k=50, filters=SuggestionFilters(countries=["MY"]),
                              overrides=RequestOverrides(diversity=False))
     by_id = {s.school_id: s for s in result.suggestions}
@@ -145,7 +148,7 @@ def test_equity_boosts_new_and_remote_schools(small_world: Any, embedder: Any) -
     remote = twin("th-remote", "TH", capacity=6, remoteness="very_remote")
     ordinary = twin("th-ordinary", "TH", capacity=6)
     links = [started(tws[0].id, "ph-popular"), started(tws[0].id, "th-remote"), started(tws[0].id, "th-ordinary")]
-    matcher = build(small_world, embedder, [source_school(), popular, new, remote, ordinary], links)
+    matcher = build(small_world, embedder, [source_school(), popular, new, remote, ordinary], links, EFFECTS)
     by_id = {s.school_id: s for s in matcher.suggest("tw-src", k=60, overrides=RequestOverrides(
         diversity=False)).suggestions}
     assert by_id["ph-new"].adjustments["no_partner_yet"] > 1 and "no_partner_yet" not in by_id["ph-popular"].adjustments
@@ -177,7 +180,7 @@ def test_partner_country_diversity_and_responsiveness(small_world: Any, embedder
     my_new, th_new = twin("my-new", capacity=6), twin("th-new", "TH", capacity=6)
     slow, quick = twin("vn-slow", "VN"), twin("vn-quick", "VN")
     links = [started("tw-src", m.id) for m in mine]
-    matcher = build(small_world, embedder, [source_school(), *mine, my_new, th_new, slow, quick], links)
+    matcher = build(small_world, embedder, [source_school(), *mine, my_new, th_new, slow, quick], links, EFFECTS)
     matcher.set_invitations({}, {"vn-slow": graph.InvitationCounts(received=5, answered=0, expired=5),
                                  "vn-quick": graph.InvitationCounts(received=5, answered=5, expired=0)})
     by_id = {s.school_id: s for s in matcher.suggest("tw-src", k=60, overrides=RequestOverrides(
