@@ -11,6 +11,7 @@ follow; size and region only break ties.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,14 @@ class EmbeddingSettings(BaseSettings):
         description=(
             f"Sentence-transformers model: {DEFAULT_MODEL!r} (shipped, English only) or a local path / "
             "model name, e.g. a multilingual model for Chinese descriptions"
+        ),
+    )
+    text_encoder: Literal["model", "hashed"] = Field(
+        "model",
+        description=(
+            "How the profile text becomes a vector: 'model' (the sentence-transformers model above) or "
+            "'hashed' (benchmarks only: no semantics; a hashed bag of words of the model's dimension, so a "
+            "100k world can be served without encoding 100k texts)"
         ),
     )
     batch_size: int = Field(64, ge=1, le=4096, description="Profiles per encoding batch")

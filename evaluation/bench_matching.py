@@ -6,8 +6,8 @@ Prints build time, p50/p99 latency of ``Matcher.suggest(k=10)`` (in-process, one
 same for a naive implementation that checks and scores every school in Python/NumPy without
 the index, their ratio, and the number of constraint violations over all requests (must be 0).
 
-The text part of each profile vector comes from a hashed bag of words (scikit-learn's
-HashingVectorizer) instead of the sentence-transformers model: encoding 100k profiles with the
+The text part of each profile vector comes from a hashed bag of words (embeddings/hashed.py,
+scikit-learn's HashingVectorizer) instead of the sentence-transformers model: encoding 100k profiles with the
 model takes about 20 minutes on two cores, and latency depends on the vectors' dimension, not on
 where they came from. Text encoding speed is measured separately (see embeddings).
 """
@@ -24,32 +24,14 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import numpy as np
-from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.preprocessing import normalize
 
 from data.generator import PartnershipProcess, generate_world
 from data.schema import School
-from embeddings import EmbeddingSettings, ProfileEmbedder
+from embeddings import EmbeddingSettings, HashedTextEmbedder
 from matching.constraints import check_pair
 from matching.engine import Matcher
 from matching.scoring import reciprocal_score
 from matching.settings import MatchSettings
-
-TEXT_DIM = 384
-
-
-class HashedTextEmbedder(ProfileEmbedder):
-    """ProfileEmbedder whose text block is a hashed bag of words of the same dimension as MiniLM's."""
-
-    _hasher = HashingVectorizer(n_features=TEXT_DIM, alternate_sign=True, norm=None)
-
-    @property
-    def text_dim(self) -> int:
-        return TEXT_DIM
-
-    def text_vectors(self, schools: Sequence[School]) -> np.ndarray:
-        matrix = self._hasher.transform(self.texts(schools))
-        return normalize(matrix).toarray().astype(np.float32)
 
 
 def percentiles(samples: list[float]) -> str:

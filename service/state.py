@@ -37,7 +37,7 @@ from data.errors import Conflict, NotFound
 from data.schema import Partnership, School
 from data.settings import StorageSettings
 from data.store import Store
-from embeddings import EmbeddingSettings, ProfileEmbedder, RecipeMismatch
+from embeddings import EmbeddingSettings, ProfileEmbedder, RecipeMismatch, make_embedder
 from matching.engine import Matcher
 from matching.settings import MatchSettings
 from service.locks import ReadWriteLock
@@ -240,7 +240,7 @@ class ServiceState:
 
     def _new_embedder(self) -> ProfileEmbedder:
         """One embedder per Matcher: fitting one changes its encoder, which a live Matcher uses."""
-        return ProfileEmbedder(self.embedding, cache_dir=self.embedding_cache_dir)
+        return make_embedder(self.embedding, cache_dir=self.embedding_cache_dir)
 
     def _build(self) -> tuple[Matcher, int]:
         seq = self.store.latest_change_seq()  # read first: whatever commits later is caught up on
