@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -180,29 +180,52 @@ class Matcher:
         for side, ids in sides.items():
             self.exposure.record(ids, side=side)
 
+    def exposure_lookup(self) -> Callable[[School], tuple[float, float]]:
+        """School -> (its recent appearances, the average over the indexed schools of its side),
+        with the side averages read once, for one request."""
+        means = {side: self.exposure.total(side) / max(len(index), 1) for side, index in self.indexes.items()}
+        return lambda school: (self.exposure.count(school.id), means[_side(school, self.settings)])
+
     def exposure_of(self, school: School) -> tuple[float, float]:
         """(recent appearances of ``school``, the average over the indexed schools of its side)."""
-        side = _side(school, self.settings)
-        return self.exposure.count(school.id), self.exposure.total(side) / max(len(self.indexes[side]), 1)
+        return self.exposure_lookup()(school)
 
     # ------------------------------------------------------------------ suggesting
 
     def context(self, filters: SuggestionFilters | None = None, settings: MatchSettings | None = None,
                 day: date | None = None) -> PairContext:
         settings = settings or self.settings
+        adjacency = self.graph._adj  # the raw dict of dicts, as networkx's own algorithms read it: no view per call
         return PairContext(
             settings=settings,
             day=day or settings.reference_date or date.today(),
-            partners=lambda school_id: self.graph.adj.get(school_id, ()),
+            partners=lambda school_id: adjacency.get(school_id, {}),
             pending=lambda school_id: self.pending.get(school_id, 0),
             filters=filters or SuggestionFilters(),
         )
 
     def vector(self, school: School) -> np.ndarray:
-        for index in self.indexes.values():
-            if school.id in index and self.schools.get(school.id) == school:
-                return index.vector(school.id)
+        stored = self.schools.get(school.id)
+        if stored is school or stored == school:  # identity first: comparing two profiles costs more
+            for index in self.indexes.values():
+                if school.id in index:
+                    return index.vector(school.id)
         return self.embedder.embed([school])[0]
+
+    def vectors(self, schools: Sequence[School]) -> np.ndarray:
+        """:meth:`vector` of each school, one row each, reading each index once for its stored schools."""
+        rows = np.zeros((len(schools), self.embedder.dim), dtype=np.float32)
+        by_side: dict[str, list[int]] = {}
+        for row, school in enumerate(schools):
+            stored = self.schools.get(school.id)
+            side = _side(school, self.settings)
+            if (stored is school or stored == school) and school.id in self.indexes[side]:
+                by_side.setdefault(side, []).append(row)
+            else:
+                rows[row] = self.vector(school)
+        for side, wanted in by_side.items():
+            rows[wanted] = self.indexes[side].vectors([schools[row].id for row in wanted])
+        return rows
 
     def suggest(self, source: School | str, k: int = 10, *, filters: SuggestionFilters | None = None,
                 overrides: RequestOverrides | None = None) -> SuggestionResult:
@@ -352,7 +375,7 @@ class Matcher:
               settings: MatchSettings, *, rebalanced: bool = True) -> list[Candidate]:
         adjust = Rebalancer(self.graph, source, weights=settings.rebalance, home_country=settings.home_country,
                             names=self.name_of, pending=self.pending, history=self.history,
-                            exposure=self.exposure_of) if rebalanced else None
+                            exposure=self.exposure_lookup()) if rebalanced else None
         ranked = []
         for candidate, check, similarity in passed:
             score = reciprocal_score(source, candidate, check, similarity, settings)
@@ -366,7 +389,7 @@ class Matcher:
         if not settings.diversity or len(ranked) <= 1:
             return ranked[:k]
         pool = ranked[: max(3 * k, 30)]
-        vectors = np.stack([self.vector(c.school) for c in pool])
+        vectors = self.vectors([c.school for c in pool])
         similarity = pairwise_similarity([c.school.country for c in pool], vectors)
         order = mmr([c.final for c in pool], similarity, k, settings.mmr_lambda)
         return [pool[i] for i in order]

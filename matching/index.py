@@ -47,6 +47,16 @@ NORM_TOLERANCE = 1e-3
 IndexKind = Literal["auto", "exact", "hnsw"]
 
 
+
+def set_search_threads(threads: int) -> None:
+    """How many OpenMP threads one FAISS call may use.
+
+    A server answers many single-query searches from many request threads at once; letting each
+    of them fan out over every core oversubscribes the machine, so the service sets 1."""
+    if threads < 1:
+        raise ValueError(f"threads: must be at least 1, got {threads}")
+    faiss.omp_set_num_threads(threads)
+
 class UnknownIdError(KeyError):
     """An id the index does not hold (never added, or already removed)."""
 
@@ -235,6 +245,19 @@ class VectorIndex(ABC):
         if id_ not in self._book.label_of:
             raise UnknownIdError([id_])
         return self._faiss.reconstruct(self._book.label_of[id_])
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored vectors of several ids, one row each, in one FAISS call.
+
+        One call instead of one per id matters under concurrency: each FAISS call releases the
+        GIL and must win it back, which with busy request threads costs far more than the copy."""
+        missing = [i for i in ids if i not in self._book.label_of]
+        if missing:
+            raise UnknownIdError(missing)
+        if not ids:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        labels = np.fromiter((self._book.label_of[i] for i in ids), dtype=np.int64, count=len(ids))
+        return self._faiss.reconstruct_batch(labels)
 
     def ids(self) -> list[str]:
         return list(self._book.label_of)

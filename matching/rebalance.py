@@ -143,7 +143,8 @@ class Rebalancer:
             }))
         if G.degree(node) == 0 and weights.no_partner_boost > 0:
             adjustments.append(Adjustment("no_partner_yet", 1.0 + weights.no_partner_boost))
-        remote = graph.equity_boost(G, node, no_partner_boost=0.0, remote_boost=weights.remote_boost)
+        remote = graph.equity_boost(G, node, no_partner_boost=0.0, remote_boost=weights.remote_boost) \
+            if weights.remote_boost > 0 else 1.0
         if remote > 1.0:
             adjustments.append(Adjustment("remote_school", remote, {
                 "remoteness": candidate.remoteness.value, "remoteness_zh": REMOTENESS_ZH[candidate.remoteness],
@@ -157,7 +158,7 @@ class Rebalancer:
                 "candidate_country": candidate.country,
             }))
         partners_there = self.partners_in[candidate.country]
-        if partners_there:
+        if partners_there and weights.diversity_decay < 1.0:
             adjustments.append(Adjustment("country_diversity", weights.diversity_decay ** partners_there, {
                 "country": candidate.country, "partners_there": partners_there,
             }))

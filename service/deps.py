@@ -1,5 +1,8 @@
 """FastAPI dependencies: the service state, the caller behind the API key, role gates, and the
-error responses each route documents."""
+error responses each route documents.
+
+Dependencies that only read memory are ``async``: FastAPI runs them on the event loop instead of
+handing each to the thread pool. Only the key lookup, which reads the database, stays sync."""
 
 from __future__ import annotations
 
@@ -34,11 +37,11 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": _ERROR_TEXT[code]} for code in codes}
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     return request.app.state.service
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
@@ -66,12 +69,12 @@ def caller(
 Caller = Annotated[Principal, Depends(caller)]
 
 
-def staff(who: Caller) -> Principal:
+async def staff(who: Caller) -> Principal:
     who.require(Role.STAFF)
     return who
 
 
-def staff_or_portal(who: Caller) -> Principal:
+async def staff_or_portal(who: Caller) -> Principal:
     who.require(Role.STAFF, Role.PORTAL)
     return who
 

@@ -102,6 +102,19 @@ def test_save_replaces_an_earlier_save(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_vectors_reads_many_rows_at_once(kind: str) -> None:
+    index = built(kind)
+    index.upsert(["s00007"], unit_vectors(1, 99))
+    index.remove(["s00003"])
+    wanted = ["s00010", "s00007", "s00499"]
+    np.testing.assert_allclose(index.vectors(wanted), np.stack([index.vector(i) for i in wanted]), atol=1e-6)
+    np.testing.assert_allclose(index.vectors(["s00007"])[0], unit_vectors(1, 99)[0], atol=1e-6)
+    assert index.vectors([]).shape == (0, DIM)
+    with pytest.raises(UnknownIdError):
+        index.vectors(["s00010", "s00003"])
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_upsert_replaces_a_vector(kind: str) -> None:
     index = built(kind)
     old = index.vector("s00042")

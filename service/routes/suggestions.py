@@ -21,7 +21,7 @@ from service.models import AdHocSuggestionRequest, SchoolCard, SuggestionOut, Su
 AD_HOC_ID = "adhoc:profile"
 
 
-def filter_params(
+async def filter_params(
     country: Annotated[list[CountryCode] | None, Query(description="partner in one of these countries")] = None,
     region: Annotated[list[str] | None, Query(description="partner's region, e.g. TW-TPE")] = None,
     sdg: Annotated[list[Annotated[int, Field(ge=1, le=17)]] | None, Query(description="shares one of these")] = None,
