@@ -254,3 +254,24 @@ class Invitation(BaseModel):
     def is_open(self, now: datetime) -> bool:
         """Pending and not yet past its deadline (an overdue one is expired, even before the sweep)."""
         return self.status == InvitationStatus.PENDING and self.expires_at > now
+
+
+class RoundStatus(StrEnum):
+    PROPOSED = "proposed"
+    ACCEPTED = "accepted"
+
+
+class StoredRound(BaseModel):
+    """A matching round as the store keeps it. options, summary and result are the JSON of the
+    matching layer's models (data imports nothing above it, so it keeps them as plain dicts)."""
+
+    id: str
+    created_at: datetime
+    created_by: str | None = Field(None, description="id of the API key that started the round")
+    status: RoundStatus = RoundStatus.PROPOSED
+    accepted_at: datetime | None = None
+    accepted_by: str | None = Field(None, description="id of the API key that accepted it")
+    options: dict[str, Any]
+    summary: dict[str, Any] = Field(description="the figures a list of rounds shows")
+    result: dict[str, Any] | None = Field(None, description="None when listed (lists skip the full result)")
+    partnership_ids: list[str] = Field(default_factory=list, description="partnerships accepting it started")

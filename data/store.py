@@ -43,9 +43,18 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 
 from data.errors import Conflict, ImportRejected, NotFound, RowError
-from data.schema import Invitation, InvitationStatus, Partnership, PartnershipOrigin, School, utcnow
+from data.schema import (
+    Invitation,
+    InvitationStatus,
+    Partnership,
+    PartnershipOrigin,
+    RoundStatus,
+    School,
+    StoredRound,
+    utcnow,
+)
 from data.settings import StorageSettings
-from data.tables import api_keys, change_log, invitations, meta, partnerships, schools
+from data.tables import api_keys, change_log, invitations, meta, partnerships, rounds, schools
 from data.taxonomies import (
     LEVEL_GRADES,
     ExchangeMode,
@@ -854,6 +863,94 @@ class Store:
             conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=revoked.revoked_at))
         return revoked
 
+    # ----------------------------------------------------------------- matching rounds
+
+    def create_round(
+        self, *, options: dict[str, Any], summary: dict[str, Any], result: dict[str, Any],
+        created_by: str | None = None, now: datetime | None = None,
+    ) -> StoredRound:
+        """Keep a proposed round. Ids sort by creation time, so newest first is id descending."""
+        now = _as_utc(now or utcnow())
+        stored = StoredRound(
+            id=f"round-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}", created_at=now,
+            created_by=created_by, options=options, summary=summary, result=result,
+        )
+        with self.write() as conn:
+            conn.execute(insert(rounds), [_round_row(stored)])
+        return stored
+
+    def get_round(self, round_id: str) -> StoredRound:
+        with self.read() as conn:
+            return self._round(conn, round_id)
+
+    @staticmethod
+    def _round(conn: Connection, round_id: str) -> StoredRound:
+        row = conn.execute(select(rounds).where(rounds.c.id == round_id)).first()
+        if row is None:
+            raise NotFound("round", round_id)
+        return _round_from_row(row._mapping)
+
+    def list_rounds(self, *, before: str | None = None, limit: int = 50) -> list[StoredRound]:
+        """Rounds newest first, without their (possibly large) results: result is None. Page on
+        with before=<last id of the previous page>."""
+        if limit < 1:
+            raise ValueError(f"limit: must be at least 1, got {limit}")
+        columns = [c for c in rounds.c if c.name != "result"]
+        query = select(*columns).order_by(rounds.c.id.desc()).limit(limit)
+        if before is not None:
+            query = query.where(rounds.c.id < before)
+        with self.read() as conn:
+            return [_round_from_row(row._mapping) for row in conn.execute(query)]
+
+    def accept_round(
+        self, round_id: str, new: Sequence[Partnership], *, accepted_by: str | None = None,
+        now: datetime | None = None,
+    ) -> tuple[StoredRound, list[Partnership]]:
+        """Start the round's partnerships and mark it accepted, in one transaction: all of it is
+        written or none. Refused (Conflict) when the round was accepted already, or when a pair's
+        school is gone or inactive or the two are partners by now (the caller checks the full
+        rules first; these are re-read here under the write lock, so another replica's write in
+        between cannot slip past)."""
+        now = _as_utc(now or utcnow())
+        with self.write() as conn:
+            current = self._round(conn, round_id)
+            if current.status != RoundStatus.PROPOSED:
+                raise Conflict(f"status: round {round_id!r} was already accepted on {current.accepted_at:%Y-%m-%d}")
+            pairs = [p.pair for p in new]
+            known = self._get_schools(conn, (i for pair in pairs for i in pair))
+            partnered = {
+                (row.school_a, row.school_b)
+                for chunk in _chunks(sorted(set(pairs)))
+                for row in conn.execute(
+                    select(partnerships.c.school_a, partnerships.c.school_b).where(
+                        tuple_(partnerships.c.school_a, partnerships.c.school_b).in_(chunk),
+                        partnerships.c.end_date.is_(None),
+                    )
+                )
+            }
+            stale = []
+            for a, b in pairs:
+                why = [f"{i} is unknown" if i not in known else f"{i} is inactive"
+                       for i in (a, b) if i not in known or not known[i].active]
+                if (a, b) in partnered:
+                    why.append("already partners")
+                if why:
+                    stale.append(f"{a}–{b} ({', '.join(why)})")
+            if stale:
+                raise Conflict(f"pairs: no longer possible: {'; '.join(stale)}")
+            stored, _ = self._write_partnerships_in(conn, list(new))
+            accepted = current.model_copy(update={
+                "status": RoundStatus.ACCEPTED, "accepted_at": now, "accepted_by": accepted_by,
+                "partnership_ids": [p.id for p in stored if p.id],
+            })
+            conn.execute(
+                update(rounds).where(rounds.c.id == round_id).values(
+                    status=accepted.status.value, accepted_at=now, accepted_by=accepted_by,
+                    partnership_ids=accepted.partnership_ids,
+                )
+            )
+        return accepted, stored
+
     # ----------------------------------------------------------------- meta and stats
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
@@ -996,6 +1093,22 @@ def _invitation_from_row(row: Any) -> Invitation:
         if values[field] is not None:
             values[field] = _as_utc(values[field])
     return Invitation.model_validate(values)
+
+
+def _round_row(stored: StoredRound) -> dict[str, Any]:
+    row = stored.model_dump(mode="json")
+    row["created_at"] = _as_utc(stored.created_at)
+    row["accepted_at"] = _as_utc(stored.accepted_at) if stored.accepted_at else None
+    return row
+
+
+def _round_from_row(values: Any) -> StoredRound:
+    data = dict(values)
+    data["created_at"] = _as_utc(data["created_at"])
+    if data.get("accepted_at") is not None:
+        data["accepted_at"] = _as_utc(data["accepted_at"])
+    data["partnership_ids"] = data.get("partnership_ids") or []
+    return StoredRound.model_validate(data)
 
 
 def _api_key_row(record: ApiKeyRecord) -> dict[str, Any]:

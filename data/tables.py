@@ -144,3 +144,23 @@ api_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
 )
+
+# Matching rounds: a proposal staff review, then accept (its partnerships are written in the same
+# transaction that marks it accepted). options, summary and result are JSON the service reads back
+# as matching.rounds models; summary holds the few figures a list shows, so listing rounds never
+# loads every round's full result.
+rounds = Table(
+    "rounds",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(32), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("accepted_at", DateTime(timezone=True), nullable=True),
+    Column("accepted_by", String(32), nullable=True),
+    Column("options", json_type(), nullable=False),
+    Column("summary", json_type(), nullable=False),
+    Column("result", json_type(), nullable=False),
+    Column("partnership_ids", json_type(), nullable=True),
+    CheckConstraint("status IN ('proposed', 'accepted')", name="status"),
+)
