@@ -19,10 +19,11 @@ from fastapi import APIRouter, FastAPI
 
 from data.settings import StorageSettings
 from embeddings import EmbeddingSettings
+from matching.index import set_search_threads
 from matching.settings import MatchSettings
 from service.errors import BodyLimit, install_error_handlers
 from service.metrics import Metrics, RequestMetrics
-from service.routes import health, invitations, partnerships, schools, stats
+from service.routes import health, invitations, partnerships, rounds, schools, staff, stats
 from service.routes.suggestions import suggestions_router
 from service.settings import ServiceSettings
 from service.state import ServiceState
@@ -46,6 +47,8 @@ def routers(settings: ServiceSettings) -> list[APIRouter]:
         invitations.router,
         partnerships.router,
         stats.router,
+        rounds.router,
+        staff.router,
     ]
 
 
@@ -63,6 +66,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = state is None
+        set_search_threads(settings.search_threads)
         service = state or ServiceState.open(
             storage, settings, embedding=embedding, match=match, embedding_cache_dir=embedding_cache_dir
         )

@@ -3,16 +3,17 @@ the same thing (and is validated the same way) in a file import, the store and t
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from data.schema import PRIVATE_FIELDS, Invitation, Partnership, School, SchoolId
+from data.schema import PRIVATE_FIELDS, Invitation, Partnership, RoundStatus, School, SchoolId, StoredRound
 from data.taxonomies import country_name
 from embeddings import profile_hints
 from matching.constraints import SuggestionFilters
 from matching.engine import Suggestion, SuggestionResult
+from matching.rounds import RoundOptions, RoundResult
 from matching.settings import RequestOverrides
 
 SCHOOL_EXAMPLE: dict[str, Any] = {
@@ -287,3 +288,106 @@ class Readiness(BaseModel):
     indexed: dict[str, int] = Field(description="active schools in each index partition")
     change_seq: int
     index_origin: str | None = Field(description="loaded (from a saved snapshot) or built")
+
+
+# --------------------------------------------------------------------------- rounds
+
+
+class RoundCreate(BaseModel):
+    """A round to run: the cohort (omitted: every active school with a free place) and its options."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"cohort": None, "options": {"coverage_first": True, "nsp_priority": True}}]},
+    )
+
+    cohort: list[SchoolId] | None = Field(
+        None, min_length=1, max_length=200_000,
+        description="school ids; omit for every active school with spare capacity",
+    )
+    options: RoundOptions = Field(default_factory=RoundOptions)
+
+
+class PairRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    school_a: SchoolId
+    school_b: SchoolId
+
+
+class RoundAccept(BaseModel):
+    """Accepting a round: when its partnerships start, and pairs staff left out."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"start_date": "2026-09-01"}]})
+
+    start_date: date | None = Field(None, description="default: today")
+    exclude: list[PairRef] = Field(default_factory=list, max_length=100_000, description="pairs not to start")
+    note: str | None = Field(None, max_length=1000)
+
+
+class RoundSummary(BaseModel):
+    """The figures a list of rounds shows."""
+
+    cohort_size: int
+    candidate_edges: int
+    method: str
+    pairs: int
+    unmatched: int
+    matched_schools: int
+    total_score: float
+    greedy_total_score: float
+    blocking_pairs: int
+
+    @classmethod
+    def of(cls, result: RoundResult) -> RoundSummary:
+        optimal = result.comparison.optimal
+        return cls(
+            cohort_size=result.cohort_size, candidate_edges=result.candidate_edges, method=result.method,
+            pairs=len(result.pairs), unmatched=len(result.unmatched), matched_schools=optimal.matched_schools,
+            total_score=optimal.total_score, greedy_total_score=result.comparison.greedy.total_score,
+            blocking_pairs=optimal.blocking_pairs,
+        )
+
+
+class RoundListItem(BaseModel):
+    id: str
+    created_at: datetime
+    created_by: str | None
+    status: RoundStatus
+    accepted_at: datetime | None
+    summary: RoundSummary
+
+    @classmethod
+    def of(cls, stored: StoredRound) -> RoundListItem:
+        return cls(
+            id=stored.id, created_at=stored.created_at, created_by=stored.created_by, status=stored.status,
+            accepted_at=stored.accepted_at, summary=RoundSummary.model_validate(stored.summary),
+        )
+
+
+class RoundOut(RoundListItem):
+    """A stored round with its full proposal."""
+
+    accepted_by: str | None
+    options: RoundOptions
+    partnership_ids: list[str] = Field(description="partnerships that accepting the round started")
+    result: RoundResult
+
+    @classmethod
+    def of(cls, stored: StoredRound) -> RoundOut:  # type: ignore[override]
+        return cls(
+            id=stored.id, created_at=stored.created_at, created_by=stored.created_by, status=stored.status,
+            accepted_at=stored.accepted_at, accepted_by=stored.accepted_by,
+            summary=RoundSummary.model_validate(stored.summary), options=RoundOptions.model_validate(stored.options),
+            partnership_ids=stored.partnership_ids, result=RoundResult.model_validate(stored.result),
+        )
+
+
+class RoundPage(BaseModel):
+    items: list[RoundListItem]
+    next_cursor: str | None = None
+
+
+class RoundAccepted(BaseModel):
+    round: RoundOut
+    partnerships: list[Partnership]

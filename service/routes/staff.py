@@ -1,0 +1,414 @@
+"""The staff review page: server-rendered HTML (Jinja2), plain forms, no JavaScript needed.
+
+Staff sign in with a staff API key, checked by the same key store as the API; the key is kept in
+an HttpOnly, SameSite=Strict cookie (so no other site can make the browser post a form with it)
+and checked again on every request, so revoking the key ends the session. Every action calls the
+same service functions as the API (service.invitations, service.rounds), and every POST answers
+with a redirect (POST, redirect, GET) carrying a one-time message in a cookie.
+
+English or Traditional Chinese: `?lang=zh-TW` or the switch link, remembered in a cookie.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+from pydantic import ValidationError
+
+from data.errors import Conflict, NotFound
+from data.schema import InvitationStatus, RoundStatus
+from data.settings import StorageSettings
+from data.taxonomies import normalize_country
+from matching.groups import GroupOptions, propose_groups
+from matching.rounds import RoundOptions, RoundResult
+from service import invitations, rounds
+from service.auth import Principal, Role, authenticate
+from service.deps import State
+from service.errors import ApiError
+from service.i18n import DEFAULT_LANG, LANGS, Lang, helpers
+from service.state import IndexNotReady, ServiceState
+
+KEY_COOKIE = "pm_staff"
+LANG_COOKIE = "pm_lang"
+FLASH_COOKIE = "pm_flash"
+SEARCH_LIMIT = 50
+SUGGESTIONS = 10
+ROWS_SHOWN = 500
+_SCHOOL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_IDS = re.compile(r"[\s,;]+")
+
+router = APIRouter(prefix="/staff", include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")
+
+
+# --------------------------------------------------------------------------- session, language, messages
+
+
+def page_lang(request: Request) -> Lang:
+    asked = request.query_params.get("lang")
+    if asked in LANGS:
+        return asked  # type: ignore[return-value]
+    kept = request.cookies.get(LANG_COOKIE)
+    return kept if kept in LANGS else DEFAULT_LANG  # type: ignore[return-value]
+
+
+def signed_in(request: Request, state: State) -> Principal:
+    """The staff member behind the session cookie; anyone else is sent to the sign-in form."""
+    key = request.cookies.get(KEY_COOKIE)
+    who = authenticate(state.store, key) if key else None
+    if who is None or who.role != Role.STAFF:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise HTTPException(303, "staff: sign in first", headers={"Location": f"/staff/login?next={quote(target)}"})
+    return who
+
+
+StaffUser = Annotated[Principal, Depends(signed_in)]
+PageLang = Annotated[Lang, Depends(page_lang)]
+
+
+def render(request: Request, lang: Lang, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    flash = _read_flash(request)
+    other: Lang = "en" if lang == "zh-TW" else "zh-TW"
+    switch = request.url.path + "?" + urlencode({**request.query_params, "lang": other})
+    response = templates.TemplateResponse(
+        request, name,
+        {"lang": lang, "flash": flash_text(lang, flash), "flash_kind": flash["kind"] if flash else None,
+         "switch_url": switch, "signed_in": KEY_COOKIE in request.cookies, **helpers(lang), **context},
+        status_code=status_code,
+    )
+    if request.query_params.get("lang") in LANGS:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict", path="/staff")
+    if flash is not None:
+        response.delete_cookie(FLASH_COOKIE, path="/staff")
+    return response
+
+
+def redirect(location: str, message: tuple[str, str] | None = None) -> RedirectResponse:
+    """303 to a page, with a one-time message ("ok" or "error", text) shown there."""
+    response = RedirectResponse(location, status_code=303)
+    if message is not None:
+        kind, said = message
+        value = base64.urlsafe_b64encode(json.dumps([kind, said[:1500]]).encode()).decode()
+        response.set_cookie(FLASH_COOKIE, value, httponly=True, samesite="strict", path="/staff")
+    return response
+
+
+def _read_flash(request: Request) -> dict[str, str] | None:
+    value = request.cookies.get(FLASH_COOKIE)
+    if not value:
+        return None
+    try:
+        kind, said = json.loads(base64.urlsafe_b64decode(value.encode()))
+    except (ValueError, TypeError):
+        return None
+    return {"kind": "error" if kind == "error" else "ok", "text": str(said)}
+
+
+def _problem(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, ApiError):
+        return "error", exc.detail
+    if isinstance(exc, ValidationError):
+        return "error", "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return "error", str(exc)
+
+
+# Errors a staff action can meet: shown on the page it returns to, never as a JSON error page.
+ACTION_ERRORS = (ApiError, Conflict, NotFound, ValueError, IndexNotReady)
+
+
+def _school_path(school_id: str) -> str:
+    if not _SCHOOL_ID.match(school_id):
+        raise HTTPException(404, "school_id: not a school id")
+    return f"/staff/schools/{quote(school_id)}"
+
+
+# --------------------------------------------------------------------------- sign in and out
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, lang: PageLang, next: str = "/staff") -> HTMLResponse:
+    return render(request, lang, "login.html", next=_safe_next(next), problem=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request, state: State, lang: PageLang, key: Annotated[str, Form(max_length=200)],
+    next: Annotated[str, Form(max_length=2000)] = "/staff",
+) -> Response:
+    who = authenticate(state.store, key)
+    t = helpers(lang)["t"]
+    if who is None:
+        return render(request, lang, "login.html", 401, next=_safe_next(next), problem=t("login_unknown"))
+    if who.role != Role.STAFF:
+        return render(request, lang, "login.html", 403, next=_safe_next(next),
+                      problem=t("login_not_staff", role=who.role.value))
+    response = redirect(_safe_next(next))
+    response.set_cookie(KEY_COOKIE, key.strip(), httponly=True, samesite="strict", path="/staff",
+                        secure=request.url.scheme == "https", max_age=12 * 3600)
+    return response
+
+
+@router.post("/logout")
+def logout() -> RedirectResponse:
+    response = redirect("/staff/login")
+    response.delete_cookie(KEY_COOKIE, path="/staff")
+    return response
+
+
+def _safe_next(target: str) -> str:
+    """Only a path of this page: never another site (//evil.example) or another part of the app."""
+    plain = target.startswith("/staff") and "\\" not in target and ".." not in target
+    return target if plain else "/staff"
+
+
+# --------------------------------------------------------------------------- search
+
+
+@router.get("", response_class=HTMLResponse)
+def search(
+    request: Request, _: StaffUser, state: State, lang: PageLang, q: str = "", country: str = ""
+) -> HTMLResponse:
+    q, country = q.strip()[:200], country.strip()[:100]
+    problem, found = None, []
+    if q or country:
+        try:
+            code = normalize_country(country) if country else None
+            by_id = state.store.get_schools([q]) if q and _SCHOOL_ID.match(q) else {}
+            found = [s for s in by_id.values() if code is None or s.country == code]
+            found += [
+                s for s in state.store.list_schools(q=q or None, country=code, active=None, limit=SEARCH_LIMIT + 1)
+                if s.id not in by_id
+            ]
+        except ValueError as exc:
+            problem = str(exc)
+    return render(request, lang, "search.html", q=q, country_q=country, problem=problem,
+                  schools=found[:SEARCH_LIMIT], more=len(found) > SEARCH_LIMIT, limit=SEARCH_LIMIT,
+                  searched=bool(q or country))
+
+
+# --------------------------------------------------------------------------- one school
+
+
+@router.get("/schools/{school_id}", response_class=HTMLResponse)
+def school_page(request: Request, school_id: str, _: StaffUser, state: State, lang: PageLang) -> HTMLResponse:
+    _school_path(school_id)
+    school = state.store.get_schools([school_id]).get(school_id)
+    if school is None:
+        return render(request, lang, "missing.html", 404, what=school_id)
+    partnerships = state.store.list_partnerships(school_id=school_id, active=True)
+    state.store.expire_invitations()
+    pending = state.store.list_invitations(school_id=school_id, status=InvitationStatus.PENDING.value, limit=500)
+    result = None
+    with state.reading() as matcher:  # not recorded as shown: staff looking is not the school seeing them
+        if school_id in matcher.schools and school.active:
+            result = matcher.suggest(school_id, SUGGESTIONS)
+    named = {p.school_a for p in partnerships} | {p.school_b for p in partnerships}
+    named |= {i.from_school for i in pending} | {i.to_school for i in pending}
+    named |= {s.school_id for s in result.suggestions} if result else set()
+    others = state.store.get_schools(named)
+    return render(request, lang, "school.html", school=school, partnerships=partnerships, pending=pending,
+                  result=result, others=others)
+
+
+@router.post("/schools/{school_id}/invite")
+def invite(
+    school_id: str, _: StaffUser, state: State, to_school: Annotated[str, Form(max_length=64)],
+    message: Annotated[str, Form(max_length=2000)] = "",
+) -> RedirectResponse:
+    back = _school_path(school_id)
+    try:
+        sent = invitations.invite(state, school_id, to_school, message.strip() or None)
+    except ACTION_ERRORS as exc:
+        return redirect(back, _problem(exc))
+    return redirect(back, ("ok", f"invited:{sent.id}"))
+
+
+@router.post("/invitations/{invitation_id}/accept")
+def accept_invitation(
+    invitation_id: str, _: StaffUser, state: State, back: Annotated[str, Form(max_length=64)]
+) -> RedirectResponse:
+    page = _school_path(back)
+    try:
+        _, partnership = invitations.accept(state, invitation_id)
+    except ACTION_ERRORS as exc:
+        return redirect(page, _problem(exc))
+    return redirect(page, ("ok", f"accepted:{partnership.id}"))
+
+
+@router.post("/invitations/{invitation_id}/decline")
+def decline_invitation(
+    invitation_id: str, _: StaffUser, state: State, back: Annotated[str, Form(max_length=64)],
+    reason: Annotated[str, Form(max_length=1000)] = "",
+) -> RedirectResponse:
+    page = _school_path(back)
+    try:
+        declined = invitations.decline(state, invitation_id, reason.strip() or None)
+    except ACTION_ERRORS as exc:
+        return redirect(page, _problem(exc))
+    return redirect(page, ("ok", f"declined:{declined.id}"))
+
+
+@router.get("/schools/{school_id}/groups", response_class=HTMLResponse)
+def groups_page(
+    request: Request, school_id: str, _: StaffUser, state: State, lang: PageLang,
+    sdg: int | None = None, size: int | None = None,
+) -> HTMLResponse:
+    _school_path(school_id)
+    school = state.store.get_schools([school_id]).get(school_id)
+    if school is None:
+        return render(request, lang, "missing.html", 404, what=school_id)
+    result, problem = None, None
+    sdg = sdg if sdg is not None else (school.sdgs[0] if school.sdgs else 4)
+    try:
+        options = GroupOptions(**({"min_size": size, "max_size": size} if size else {}))
+        with state.reading() as matcher:
+            if school_id in matcher.schools:
+                result = propose_groups(matcher, school_id, sdg, options)
+    except (ValueError, ValidationError) as exc:
+        problem = _problem(exc)[1]
+    return render(request, lang, "groups.html", school=school, sdg_chosen=sdg, size=size, result=result,
+                  problem=problem)
+
+
+# --------------------------------------------------------------------------- rounds
+
+
+@router.get("/rounds", response_class=HTMLResponse)
+def rounds_page(request: Request, _: StaffUser, state: State, lang: PageLang) -> HTMLResponse:
+    return render(request, lang, "rounds.html", rounds=state.store.list_rounds(limit=100), defaults=RoundOptions())
+
+
+@router.post("/rounds")
+def start_round(
+    who: StaffUser,
+    state: State,
+    cohort: Annotated[str, Form(max_length=2_000_000)] = "all",
+    ids: Annotated[str, Form(max_length=2_000_000)] = "",
+    coverage_first: Annotated[bool, Form()] = False,
+    nsp_priority: Annotated[bool, Form()] = False,
+    per_school: Annotated[int, Form()] = RoundOptions().per_school,
+) -> RedirectResponse:
+    chosen = [i for i in _IDS.split(ids) if i] if cohort == "ids" else None
+    try:
+        if chosen is not None and not chosen:
+            raise ApiError(422, "cohort: no school id given", field="cohort")
+        options = RoundOptions(coverage_first=coverage_first, nsp_priority=nsp_priority, per_school=per_school)
+        stored = rounds.start(state, chosen, options, created_by=who.key_id)
+    except (*ACTION_ERRORS, ValidationError) as exc:
+        return redirect("/staff/rounds", _problem(exc))
+    pairs = stored.summary.get("pairs", 0)
+    return redirect(f"/staff/rounds/{quote(stored.id)}", ("ok", f"round_started:{stored.id}:{pairs}"))
+
+
+@router.get("/rounds/{round_id}", response_class=HTMLResponse)
+def round_page(request: Request, round_id: str, _: StaffUser, state: State, lang: PageLang) -> HTMLResponse:
+    try:
+        stored = state.store.get_round(round_id)
+    except NotFound:
+        return render(request, lang, "missing.html", 404, what=round_id)
+    assert stored.result is not None
+    result = RoundResult.model_validate(stored.result)
+    shown_pairs, shown_unmatched = result.pairs[:ROWS_SHOWN], result.unmatched[:ROWS_SHOWN]
+    ids = {s for p in shown_pairs for s in (p.school_a, p.school_b)} | {u.school_id for u in shown_unmatched}
+    return render(request, lang, "round.html", stored=stored, result=result, pairs=shown_pairs,
+                  unmatched=shown_unmatched, rows_shown=ROWS_SHOWN, names=state.store.get_schools(ids),
+                  proposed=stored.status == RoundStatus.PROPOSED)
+
+
+@router.post("/rounds/{round_id}/accept")
+def accept_round(
+    round_id: str, who: StaffUser, state: State, start_date: Annotated[str, Form(max_length=20)] = ""
+) -> RedirectResponse:
+    page = f"/staff/rounds/{quote(round_id)}"
+    try:
+        start = date.fromisoformat(start_date) if start_date.strip() else None
+        _, started = rounds.accept_round(state, round_id, start_date=start, accepted_by=who.key_id)
+    except ACTION_ERRORS as exc:
+        return redirect(page, _problem(exc))
+    return redirect(page, ("ok", f"round_accepted:{len(started)}"))
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def data_dir(state: ServiceState) -> Path:
+    """Where reports are written: the data dir, which holds the index unless that was moved."""
+    return state.index_dir.parent if state.settings.index_dir is None else StorageSettings().data_dir
+
+
+def _report_folder(state: ServiceState) -> Path | None:
+    from evaluation.report import latest_report  # matplotlib and the evaluation code load only when asked
+
+    return latest_report(data_dir(state))
+
+
+@router.get("/evaluation", response_class=HTMLResponse)
+def evaluation_page(request: Request, _: StaffUser, state: State, lang: PageLang) -> HTMLResponse:
+    from evaluation.report import REPORT_FILE
+
+    folder = _report_folder(state)
+    if folder is None:
+        return render(request, lang, "evaluation.html", folder=None, report=None, plots=[])
+    plots = sorted(p.name for p in folder.glob("*.png"))
+    source = (folder / REPORT_FILE).read_text(encoding="utf-8")
+    report, shown = _markdown(source, plots)
+    return render(request, lang, "evaluation.html", folder=folder.name, report=report,
+                  plots=[name for name in plots if name not in shown])
+
+
+@router.get("/evaluation/files/{name}")
+def evaluation_file(name: str, _: StaffUser, state: State) -> FileResponse:
+    """A PNG of the latest report, by its bare file name: nothing outside that folder is served."""
+    folder = _report_folder(state)
+    if folder is None or "/" in name or "\\" in name or not name.endswith(".png") or name.startswith("."):
+        raise HTTPException(404, "name: no such plot in the latest report")
+    path = (folder / name).resolve()
+    if path.parent != folder.resolve() or not path.is_file():
+        raise HTTPException(404, "name: no such plot in the latest report")
+    return FileResponse(path, media_type="image/png")
+
+
+def _markdown(source: str, plots: list[str]) -> tuple[Markup, set[str]]:
+    """report.md as HTML (raw HTML in it is escaped, not passed through) and the plots it shows:
+    images that name a plot of the folder point at the plot route, any other source is dropped."""
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = parser.parse(source)
+    shown: set[str] = set()
+    for token in tokens:
+        for child in token.children or []:
+            if child.type == "image":
+                src = str(child.attrGet("src") or "")
+                child.attrSet("src", f"/staff/evaluation/files/{quote(src)}" if src in plots else "")
+                shown.add(src)
+    return Markup(parser.renderer.render(tokens, parser.options, {})), shown  # html off: raw HTML in it was escaped
+
+
+def flash_text(lang: Lang, flash: dict[str, str] | None) -> str | None:
+    """A message saved by a redirect, in the page's language (codes like "invited:<id>")."""
+    if flash is None:
+        return None
+    t = helpers(lang)["t"]
+    code, _, rest = flash["text"].partition(":")
+    if flash["kind"] == "ok":
+        if code in ("invited", "accepted", "declined"):
+            return t(code, id=rest)
+        if code == "round_started":
+            round_id, _, pairs = rest.partition(":")
+            return t(code, id=round_id, n=pairs)
+        if code == "round_accepted":
+            return t(code, n=rest)
+    return flash["text"]
+
+

@@ -1,0 +1,277 @@
+"""Matching rounds and school groups through the API, on a generated world of 300 schools with the
+real model, FAISS and SQLite: a round is run, stored, listed, fetched (also after a restart) and
+accepted in one transaction; stale pairs are refused with nothing written; groups obey their rules.
+The store's round records are also checked on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from data.errors import Conflict, NotFound
+from data.schema import Partnership, PartnershipOrigin, RoundStatus
+from data.store import Store
+from matching.rounds import remaining_capacity
+from service.app import create_app
+from service.auth import Role, create_key
+from service.state import ServiceState
+from tests.test_api import open_state
+
+
+@dataclass
+class Rounds:
+    client: TestClient
+    state: ServiceState
+    data_dir: Path
+    keys: dict[str, str]
+    home: str
+
+    def call(self, who: str | None, method: str, path: str, **kwargs: Any) -> Response:
+        headers = {"X-API-Key": self.keys[who]} if who else {}
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def with_room(self, country_is_home: bool, count: int, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
+        """Active schools with a free place (home side or foreign), by id."""
+        with self.state.reading() as matcher:
+            return [
+                s.id for s in sorted(matcher.schools.values(), key=lambda s: s.id)
+                if s.active and (s.country == "TW") == country_is_home and s.id not in skip
+                and remaining_capacity(matcher, s) > 0
+            ][:count]
+
+
+@pytest.fixture(scope="module")
+def rounds_api(
+    tmp_path_factory: pytest.TempPathFactory, embedding_cache_dir: Path, small_world: Any
+) -> Iterator[Rounds]:
+    data_dir = tmp_path_factory.mktemp("rounds-api")
+    state = open_state(data_dir, embedding_cache_dir)
+    state.store.upsert_schools(small_world.schools)
+    state.store.upsert_partnerships(small_world.partnerships)
+    state.start()
+    with state.reading() as matcher:
+        home = next(
+            s.id for s in sorted(matcher.schools.values(), key=lambda s: s.id)
+            if s.country == "TW" and s.active and "virtual" in s.exchange_modes and s.sdgs
+            and remaining_capacity(matcher, s) > 0
+        )
+    keys = {role.value: create_key(state.store, role, school_id=home if role == Role.SCHOOL else None).key
+            for role in Role}
+    with TestClient(create_app(state)) as client:
+        yield Rounds(client, state, data_dir, keys, home)
+    state.close()
+
+
+def _active_partner_pairs(store: Store) -> set[tuple[str, str]]:
+    return {p.pair for p in store.list_partnerships(active=True)}
+
+
+# --------------------------------------------------------------------------- groups (before rounds fill places)
+
+
+def test_groups_endpoint_satisfies_the_group_rules_and_roles(rounds_api: Rounds) -> None:
+    home = rounds_api.state.store.get_school(rounds_api.home)
+    sdg = home.sdgs[0]
+    response = rounds_api.call("school", "GET", f"/v1/schools/{home.id}/groups", params={"sdg": sdg, "count": 3})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["school_id"] == home.id and result["sdg"] == sdg
+    assert 1 <= len(result["groups"]) <= 3, result["notes"]
+    schools = rounds_api.state.store.get_schools({m["school_id"] for g in result["groups"] for m in g["members"]})
+    for group in result["groups"]:
+        members = [schools[m["school_id"]] for m in group["members"]]
+        assert 3 <= len(members) <= 5 and home.id in {m.id for m in members}
+        assert len({m.country for m in members}) >= 3 and len(group["countries"]) >= 3
+        assert any(m.country == "TW" for m in members)
+        assert group["languages"], "a group shares at least one exchange language"
+        assert all(set(group["languages"]) <= set(m.languages_exchange) for m in members)
+        assert group["reasons"] and all(r["text_en"] and r["text_zh"] for r in group["reasons"])
+
+    sized = rounds_api.call("staff", "GET", f"/v1/schools/{home.id}/groups", params={"sdg": sdg, "size": 3})
+    assert sized.status_code == 200 and all(len(g["members"]) == 3 for g in sized.json()["groups"])
+    assert rounds_api.call("portal", "GET", f"/v1/schools/{home.id}/groups", params={"sdg": sdg}).status_code == 200
+
+    other = rounds_api.with_room(True, 2, skip={home.id})[0]
+    refused = rounds_api.call("school", "GET", f"/v1/schools/{other}/groups", params={"sdg": sdg})
+    assert refused.status_code == 403 and "belongs to school" in refused.json()["detail"]
+    missing = rounds_api.call("staff", "GET", "/v1/schools/tw-nowhere/groups", params={"sdg": sdg})
+    assert missing.status_code == 404 and missing.json()["field"] == "school_id"
+    for bad in (0, 18):
+        invalid = rounds_api.call("staff", "GET", f"/v1/schools/{home.id}/groups", params={"sdg": bad})
+        assert invalid.status_code == 422 and invalid.json()["field"] == "sdg"
+    no_sdg = rounds_api.call("staff", "GET", f"/v1/schools/{home.id}/groups")
+    assert no_sdg.status_code == 422 and no_sdg.json()["field"] == "sdg"
+
+
+# --------------------------------------------------------------------------- rounds
+
+
+def test_rounds_are_staff_only(rounds_api: Rounds) -> None:
+    before = rounds_api.state.store.list_rounds()
+    for who in ("portal", "school"):
+        assert rounds_api.call(who, "POST", "/v1/rounds", json={}).status_code == 403
+        assert rounds_api.call(who, "GET", "/v1/rounds").status_code == 403
+    assert rounds_api.call(None, "POST", "/v1/rounds", json={}).status_code == 401
+    assert rounds_api.state.store.list_rounds() == before, "a refused request stored no round"
+
+
+def test_a_round_is_stored_listed_and_fetched(rounds_api: Rounds) -> None:
+    cohort = rounds_api.with_room(True, 15) + rounds_api.with_room(False, 30)
+    created = rounds_api.call("staff", "POST", "/v1/rounds", json={"cohort": cohort, "options": {"per_school": 10}})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["status"] == "proposed" and body["accepted_at"] is None and body["partnership_ids"] == []
+    result = body["result"]
+    assert result["cohort_size"] == len(cohort) and result["pairs"], "the round proposes pairs"
+    assert {s for p in result["pairs"] for s in (p["school_a"], p["school_b"])} <= set(cohort)
+    assert all(p["reasons"] and p["reasons"][0]["text_zh"] for p in result["pairs"])
+    assert result["comparison"]["optimal"]["total_score"] >= result["comparison"]["greedy"]["total_score"] - 1e-6
+    assert body["summary"]["pairs"] == len(result["pairs"]) and body["options"]["per_school"] == 10
+    assert body["created_by"] == rounds_api.state.store.list_api_keys()[0].id  # the staff key made first
+
+    fetched = rounds_api.call("staff", "GET", f"/v1/rounds/{body['id']}")
+    assert fetched.status_code == 200 and fetched.json() == body
+
+    newer = rounds_api.call("staff", "POST", "/v1/rounds", json={"cohort": cohort[:10] + cohort[-10:]}).json()
+    listed = rounds_api.call("staff", "GET", "/v1/rounds").json()["items"]
+    assert [r["id"] for r in listed[:2]] == [newer["id"], body["id"]], "newest first"
+    assert "result" not in listed[0] and listed[1]["summary"] == body["summary"]
+    first_page = rounds_api.call("staff", "GET", "/v1/rounds", params={"limit": 1}).json()
+    second_page = rounds_api.call("staff", "GET", "/v1/rounds",
+                                  params={"limit": 1, "cursor": first_page["next_cursor"]})
+    assert second_page.json()["items"][0]["id"] == body["id"]
+
+    missing = rounds_api.call("staff", "GET", "/v1/rounds/round-nope")
+    assert missing.status_code == 404 and missing.json()["field"] == "round_id"
+
+
+def test_a_cohort_with_unknown_or_inactive_schools_is_refused_by_name(rounds_api: Rounds) -> None:
+    inactive = rounds_api.with_room(False, 1)[0]
+    assert rounds_api.call("staff", "PATCH", f"/v1/schools/{inactive}", json={"active": False}).status_code == 200
+    before = len(rounds_api.state.store.list_rounds())
+    response = rounds_api.call(
+        "staff", "POST", "/v1/rounds", json={"cohort": [rounds_api.home, "tw-ghost", inactive]}
+    )
+    assert response.status_code == 422 and response.json()["field"] == "cohort"
+    assert "tw-ghost" in response.json()["detail"] and inactive in response.json()["detail"]
+    bad_option = rounds_api.call("staff", "POST", "/v1/rounds", json={"options": {"per_school": 0}})
+    assert bad_option.status_code == 422 and bad_option.json()["field"] == "options.per_school"
+    assert len(rounds_api.state.store.list_rounds()) == before
+    assert rounds_api.call("staff", "PATCH", f"/v1/schools/{inactive}", json={"active": True}).status_code == 200
+
+
+def test_accepting_starts_the_partnerships_and_suggestions_move_on(rounds_api: Rounds) -> None:
+    cohort = rounds_api.with_room(True, 12) + rounds_api.with_room(False, 25)
+    made = rounds_api.call("staff", "POST", "/v1/rounds", json={"cohort": cohort, "options": {"per_school": 10}}).json()
+    pairs = [(p["school_a"], p["school_b"]) for p in made["result"]["pairs"]]
+    assert pairs
+    proposed_to = {a: [b for x, b in pairs if x == a] for a, _ in pairs}
+    before = _active_partner_pairs(rounds_api.state.store)
+
+    accepted = rounds_api.call("staff", "POST", f"/v1/rounds/{made['id']}/accept", json={"start_date": "2026-09-01"})
+    assert accepted.status_code == 200, accepted.text
+    body = accepted.json()
+    assert body["round"]["status"] == "accepted" and body["round"]["accepted_at"]
+    assert len(body["partnerships"]) == len(pairs) == len(body["round"]["partnership_ids"])
+    assert all(p["origin"] == "suggested" and p["start_date"] == "2026-09-01" for p in body["partnerships"])
+    after = _active_partner_pairs(rounds_api.state.store)
+    assert after - before == {tuple(sorted(pair)) for pair in pairs}
+
+    with rounds_api.state.reading() as matcher:
+        assert all(matcher.graph.has_edge(a, b) for a, b in pairs), "the live graph has the new partnerships"
+    for school_a, partners in proposed_to.items():
+        response = rounds_api.call("staff", "GET", f"/v1/schools/{school_a}/suggestions", params={"k": 50})
+        shown = {s["school_id"] for s in response.json()["suggestions"]}
+        assert not shown & set(partners), f"{school_a} is still offered its new partners"
+
+    again = rounds_api.call("staff", "POST", f"/v1/rounds/{made['id']}/accept")
+    assert again.status_code == 409 and again.json()["field"] == "status"
+    assert _active_partner_pairs(rounds_api.state.store) == after
+
+
+def test_stale_pairs_are_refused_by_name_and_nothing_is_written(rounds_api: Rounds) -> None:
+    cohort = rounds_api.with_room(True, 12) + rounds_api.with_room(False, 25)
+    made = rounds_api.call("staff", "POST", "/v1/rounds", json={"cohort": cohort, "options": {"per_school": 10}}).json()
+    pairs = [(p["school_a"], p["school_b"]) for p in made["result"]["pairs"]]
+    assert len(pairs) >= 3
+    (a1, b1), (a2, b2) = pairs[0], next(p for p in pairs[1:] if not {*p} & {*pairs[0]})
+    # Meanwhile: one pair became partners outside the round, one school was deactivated.
+    direct = rounds_api.call("staff", "POST", "/v1/partnerships",
+                             json={"school_a": a1, "school_b": b1, "start_date": "2026-03-01"})
+    assert direct.status_code == 201, direct.text
+    assert rounds_api.call("staff", "PATCH", f"/v1/schools/{b2}", json={"active": False}).status_code == 200
+    before = _active_partner_pairs(rounds_api.state.store)
+    seq = rounds_api.state.store.latest_change_seq()
+
+    refused = rounds_api.call("staff", "POST", f"/v1/rounds/{made['id']}/accept")
+    assert refused.status_code == 409 and refused.json()["field"] == "pairs"
+    listed = refused.json()["detail"].split("no longer possible: ", 1)[1]
+    named = dict(part.split(" (", 1) for part in listed.split("); "))
+    assert "already_partners" in named[f"{a1}–{b1}"] and "free place(s)" in named[f"{a1}–{b1}"]
+    assert "inactive" in named[f"{a2}–{b2}"]
+    assert all(set(pair.split("–")) & {a1, b1, b2} for pair in named), "only pairs touching the changes"
+    assert _active_partner_pairs(rounds_api.state.store) == before
+    assert rounds_api.state.store.latest_change_seq() == seq, "nothing written"
+    assert rounds_api.state.store.get_round(made["id"]).status == RoundStatus.PROPOSED
+
+    stale_out = {"exclude": [{"school_a": a, "school_b": b} for a, b in pairs if {a, b} & {a1, b1, b2}]}
+    unknown = rounds_api.call("staff", "POST", f"/v1/rounds/{made['id']}/accept",
+                              json={"exclude": [{"school_a": "tw-x", "school_b": "my-y"}]})
+    assert unknown.status_code == 422 and unknown.json()["field"] == "exclude"
+    accepted = rounds_api.call("staff", "POST", f"/v1/rounds/{made['id']}/accept", json=stale_out)
+    assert accepted.status_code == 200, accepted.text
+    assert len(accepted.json()["partnerships"]) == len(pairs) - len(stale_out["exclude"])
+    rounds_api.call("staff", "PATCH", f"/v1/schools/{b2}", json={"active": True})
+
+
+def test_a_restarted_service_still_returns_its_rounds(rounds_api: Rounds, embedding_cache_dir: Path) -> None:
+    listed = rounds_api.call("staff", "GET", "/v1/rounds").json()["items"]
+    assert listed
+    expected = {r["id"]: rounds_api.call("staff", "GET", f"/v1/rounds/{r['id']}").json() for r in listed}
+    restarted = open_state(rounds_api.data_dir, embedding_cache_dir)
+    restarted.start()
+    try:
+        with TestClient(create_app(restarted)) as client:
+            headers = {"X-API-Key": rounds_api.keys["staff"]}
+            assert [r["id"] for r in client.get("/v1/rounds", headers=headers).json()["items"]] == list(expected)
+            for round_id, body in expected.items():
+                assert client.get(f"/v1/rounds/{round_id}", headers=headers).json() == body
+    finally:
+        restarted.close()
+
+
+# --------------------------------------------------------------------------- the store, on both backends
+
+
+def test_store_keeps_rounds_and_accepts_them_once(store: Store, make_school: Any) -> None:
+    tw, my, th = make_school(), make_school(country="MY"), make_school(country="TH", active=False)
+    for school in (tw, my, th):
+        store.create_school(school)
+    first = store.create_round(options={"per_school": 5}, summary={"pairs": 1}, result={"pairs": []}, created_by="k1")
+    second = store.create_round(options={}, summary={"pairs": 0}, result={"pairs": []})
+    assert [r.id for r in store.list_rounds()] == [second.id, first.id]
+    assert store.list_rounds()[0].result is None and store.get_round(first.id) == first
+    assert [r.id for r in store.list_rounds(before=second.id)] == [first.id]
+
+    suggested = Partnership(school_a=tw.id, school_b=my.id, start_date=date(2026, 9, 1),
+                            origin=PartnershipOrigin.SUGGESTED)
+    with pytest.raises(Conflict, match=f"{th.id} is inactive"):
+        store.accept_round(first.id, [suggested, suggested.model_copy(update={"school_b": th.id})])
+    assert store.list_partnerships() == [] and store.get_round(first.id).status == RoundStatus.PROPOSED
+
+    accepted, started = store.accept_round(first.id, [suggested], accepted_by="k2")
+    assert accepted.status == RoundStatus.ACCEPTED and accepted.partnership_ids == [started[0].id]
+    assert store.get_round(first.id) == accepted and store.get_round(first.id).accepted_by == "k2"
+    with pytest.raises(Conflict, match="already accepted"):
+        store.accept_round(first.id, [])
+    with pytest.raises(Conflict, match="already partners"):
+        store.accept_round(second.id, [suggested.model_copy(update={"start_date": date(2026, 10, 1)})])
+    with pytest.raises(NotFound):
+        store.get_round("round-nope")
