@@ -28,6 +28,7 @@ from service.auth import Role, create_key
 from service.invitations import pair_check
 from service.settings import ServiceSettings
 from service.state import ServiceState
+from tests.serving import load_world
 
 UPLOAD_LIMIT = 64 * 1024
 SJKC_CSV = (
@@ -72,10 +73,7 @@ class Api:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, embedding_cache_dir: Path, small_world: Any) -> Iterator[Api]:
-    state = open_state(tmp_path_factory.mktemp("api"), embedding_cache_dir)
-    state.store.upsert_schools(small_world.schools)
-    state.store.upsert_partnerships(small_world.partnerships)
-    state.start()
+    state = load_world(open_state(tmp_path_factory.mktemp("api"), embedding_cache_dir), small_world)
     with state.reading() as matcher:
         partners = matcher.context().partners
         taiwanese = [

@@ -6,9 +6,6 @@ the store's newest change, so the next start loads it."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -17,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from data.settings import StorageSettings
 from data.store import Store
@@ -28,6 +24,7 @@ from service.app import create_app
 from service.auth import Role, create_key
 from service.settings import ServiceSettings
 from service.state import POINTER_FILE, ServiceState
+from tests.serving import UvicornThread, load_world
 
 
 @dataclass
@@ -35,14 +32,11 @@ class Served:
     base: str
     key: str
     state: ServiceState
-    server: uvicorn.Server
-    thread: threading.Thread
+    uvicorn: UvicornThread
 
     def stop(self) -> None:
         """Shut uvicorn down the way Ctrl-C does, then close the state as `partnermatch serve` does."""
-        self.server.should_exit = True
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "uvicorn did not stop"
+        self.uvicorn.stop()
         self.state.close()
 
 
@@ -55,25 +49,14 @@ def served(tmp_path: Path, embedding_cache_dir: Path, small_world: Any) -> Itera
         match=MatchSettings(reference_date=date(2026, 3, 2)),
         embedding_cache_dir=embedding_cache_dir,
     )
-    state.store.upsert_schools(small_world.schools)
-    state.store.upsert_partnerships(small_world.partnerships)
-    state.start()
+    load_world(state, small_world)
     key = create_key(state.store, Role.STAFF).key
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(state), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    served = Served(f"http://127.0.0.1:{listener.getsockname()[1]}", key, state, server, thread)
+    server = UvicornThread.start(create_app(state))
+    served = Served(server.base, key, state, server)
     try:
         yield served
     finally:
         served.stop()
-        listener.close()
 
 
 def test_create_suggest_invite_accept_over_http(served: Served, small_world: Any) -> None:

@@ -22,6 +22,7 @@ from matching.rounds import remaining_capacity
 from service.app import create_app
 from service.auth import Role, create_key
 from service.state import ServiceState
+from tests.serving import load_world
 from tests.test_api import open_state
 
 
@@ -53,9 +54,7 @@ def rounds_api(
 ) -> Iterator[Rounds]:
     data_dir = tmp_path_factory.mktemp("rounds-api")
     state = open_state(data_dir, embedding_cache_dir)
-    state.store.upsert_schools(small_world.schools)
-    state.store.upsert_partnerships(small_world.partnerships)
-    state.start()
+    load_world(state, small_world)
     with state.reading() as matcher:
         home = next(
             s.id for s in sorted(matcher.schools.values(), key=lambda s: s.id)

@@ -7,21 +7,18 @@ Skips when /usr/bin/chromium is missing (CI installs it; `playwright install` is
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from matching.rounds import remaining_capacity
 from service.app import create_app
 from service.auth import Role, create_key
 from service.state import ServiceState
+from tests.serving import UvicornThread, load_world
 from tests.test_api import open_state
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -45,9 +42,7 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, embedding_cache_dir: Path, small_world: Any) -> Iterator[Served]:
     state = open_state(tmp_path_factory.mktemp("browser"), embedding_cache_dir)
-    state.store.upsert_schools(small_world.schools)
-    state.store.upsert_partnerships(small_world.partnerships)
-    state.start()
+    load_world(state, small_world)
     with state.reading() as matcher:
         school = next(
             s.id for s in sorted(matcher.schools.values(), key=lambda s: s.id)
@@ -56,21 +51,11 @@ def served(tmp_path_factory: pytest.TempPathFactory, embedding_cache_dir: Path, 
         )
     staff_key = create_key(state.store, Role.STAFF).key
     portal_key = create_key(state.store, Role.PORTAL).key
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(state), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
+    server = UvicornThread.start(create_app(state))
     try:
-        yield Served(f"http://127.0.0.1:{listener.getsockname()[1]}", staff_key, portal_key, school, state)
+        yield Served(server.base, staff_key, portal_key, school, state)
     finally:
-        server.should_exit = True
-        thread.join(30)
-        listener.close()
+        server.stop()
         state.close()
 
 

@@ -21,6 +21,7 @@ from service.app import create_app
 from service.auth import Role, create_key
 from service.i18n import TEXT
 from service.state import ServiceState
+from tests.serving import load_world
 from tests.test_api import open_state
 
 # The smallest valid PNG (1x1, transparent).
@@ -47,9 +48,7 @@ class Page:
 def page(tmp_path_factory: pytest.TempPathFactory, embedding_cache_dir: Path, small_world: Any) -> Iterator[Page]:
     data_dir = tmp_path_factory.mktemp("staff-page")
     state = open_state(data_dir, embedding_cache_dir)
-    state.store.upsert_schools(small_world.schools)
-    state.store.upsert_partnerships(small_world.partnerships)
-    state.start()
+    load_world(state, small_world)
     with state.reading() as matcher:
         school = next(
             s.id for s in sorted(matcher.schools.values(), key=lambda s: s.id)
