@@ -257,8 +257,8 @@ def _add_demo(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser
         help="load a demo world if the store is empty, build the index, print a staff key, serve",
         description=(
             f"An empty store gets a generated world of {DEMO_SCHOOLS} schools, built on the real school "
-            f"directories when {REAL_DATA_DIR} exists. Encoding the profiles takes about a minute the first "
-            "time; they are cached after that."
+            f"directories when {REAL_DATA_DIR} exists. Encoding the profiles takes a few minutes on two cores "
+            "the first time; they are cached after that."
         ),
     )
     _add_server_options(parser)
@@ -293,7 +293,8 @@ def _demo(args: argparse.Namespace) -> int:
             made = create_key(store, Role.STAFF, name="demo")
             print(f"Staff API key (shown once, keep it): {made.key}")
         base = f"http://{state.settings.host}:{state.settings.port}"
-        print(f"Serving on {base}  (API docs: {base}/docs; send the key as X-API-Key)", flush=True)
+        print(f"Serving on {base}  (API docs: {base}/docs; send the key as X-API-Key; staff page: {base}/staff)",
+              flush=True)
         _run(state)
     finally:
         state.close()
