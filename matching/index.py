@@ -47,16 +47,6 @@ NORM_TOLERANCE = 1e-3
 IndexKind = Literal["auto", "exact", "hnsw"]
 
 
-
-def set_search_threads(threads: int) -> None:
-    """How many OpenMP threads one FAISS call may use.
-
-    A server answers many single-query searches from many request threads at once; letting each
-    of them fan out over every core oversubscribes the machine, so the service sets 1."""
-    if threads < 1:
-        raise ValueError(f"threads: must be at least 1, got {threads}")
-    faiss.omp_set_num_threads(threads)
-
 class UnknownIdError(KeyError):
     """An id the index does not hold (never added, or already removed)."""
 

@@ -19,7 +19,6 @@ from fastapi import APIRouter, FastAPI
 
 from data.settings import StorageSettings
 from embeddings import EmbeddingSettings
-from matching.index import set_search_threads
 from matching.settings import MatchSettings
 from service.errors import BodyLimit, install_error_handlers
 from service.metrics import Metrics, RequestMetrics
@@ -66,7 +65,6 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = state is None
-        set_search_threads(settings.search_threads)
         service = state or ServiceState.open(
             storage, settings, embedding=embedding, match=match, embedding_cache_dir=embedding_cache_dir
         )

@@ -22,9 +22,6 @@ class ServiceSettings(BaseSettings):
         20 * 1024 * 1024, ge=1024, description="Largest request body accepted (bulk imports); larger ones get 413"
     )
     max_k: int = Field(50, ge=1, le=500, description="Most suggestions one request may ask for")
-    search_threads: int = Field(
-        1, ge=1, le=256, description="OpenMP threads per FAISS search; 1 because requests already run in parallel"
-    )
     change_poll_seconds: float = Field(
         2.0,
         ge=0,
