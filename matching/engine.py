@@ -214,7 +214,8 @@ class Matcher:
 
     def vectors(self, schools: Sequence[School]) -> np.ndarray:
         """:meth:`vector` of each school, one row each, reading each index once for its stored schools."""
-        rows = np.zeros((len(schools), self.embedder.dim), dtype=np.float32)
+        dim = next(iter(self.indexes.values())).dim  # not the embedder's: that would load the model to say
+        rows = np.zeros((len(schools), dim), dtype=np.float32)
         by_side: dict[str, list[int]] = {}
         for row, school in enumerate(schools):
             stored = self.schools.get(school.id)
