@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from alembic import command
 from alembic.config import Config
@@ -218,6 +218,25 @@ def _values(given: str | int | Collection[Any] | None, check: Callable[[Any], st
     return [check(v) for v in ([given] if isinstance(given, str | int) else given)]
 
 
+class SchoolFilters(TypedDict, total=False):
+    """Filters of :meth:`Store.list_schools` and :meth:`Store.count_schools`, all optional.
+
+    A collection means "any of these"; level, sdg, mode, target_country and language match
+    schools whose list contains the value; q searches both names; active defaults to True
+    (None: active and inactive)."""
+
+    country: str | Collection[str] | None
+    region: str | Collection[str] | None
+    level: str | Collection[str] | None
+    sdg: int | Collection[int] | None
+    mode: str | Collection[str] | None
+    remoteness: str | Collection[str] | None
+    target_country: str | Collection[str] | None
+    language: str | Collection[str] | None
+    active: bool | None
+    q: str | None
+
+
 class Store:
     """All reads and writes of schools, partnerships, the change log and meta values."""
 
@@ -309,54 +328,22 @@ class Store:
         return found
 
     def list_schools(
-        self,
-        *,
-        country: str | Collection[str] | None = None,
-        region: str | Collection[str] | None = None,
-        level: str | Collection[str] | None = None,
-        sdg: int | Collection[int] | None = None,
-        mode: str | Collection[str] | None = None,
-        remoteness: str | Collection[str] | None = None,
-        target_country: str | Collection[str] | None = None,
-        language: str | Collection[str] | None = None,
-        active: bool | None = True,
-        q: str | None = None,
-        after: str | None = None,
-        limit: int = 100,
+        self, *, after: str | None = None, limit: int = 100, **filters: Unpack[SchoolFilters]
     ) -> list[School]:
-        """Schools matching every given filter, ordered by id. A collection means "any of these";
-        level/sdg/mode/target_country/language match schools whose list contains the value.
+        """Schools matching every given filter (see :class:`SchoolFilters`), ordered by id.
         Page on with after=<last id of the previous page>."""
         if limit < 1:
             raise ValueError(f"limit: must be at least 1, got {limit}")
-        where = _school_filters(
-            country=country, region=region, level=level, sdg=sdg, mode=mode, remoteness=remoteness,
-            target_country=target_country, language=language, active=active, q=q,
-        )
+        where = _school_filters(filters)
         if after is not None:
             where.append(schools.c.id > after)
         query = select(schools.c.profile).where(*where).order_by(schools.c.id).limit(limit)
         with self.read() as conn:
             return [School.model_validate(p) for p in conn.execute(query).scalars()]
 
-    def count_schools(
-        self,
-        *,
-        country: str | Collection[str] | None = None,
-        region: str | Collection[str] | None = None,
-        level: str | Collection[str] | None = None,
-        sdg: int | Collection[int] | None = None,
-        mode: str | Collection[str] | None = None,
-        remoteness: str | Collection[str] | None = None,
-        target_country: str | Collection[str] | None = None,
-        language: str | Collection[str] | None = None,
-        active: bool | None = True,
-        q: str | None = None,
-    ) -> int:
-        where = _school_filters(
-            country=country, region=region, level=level, sdg=sdg, mode=mode, remoteness=remoteness,
-            target_country=target_country, language=language, active=active, q=q,
-        )
+    def count_schools(self, **filters: Unpack[SchoolFilters]) -> int:
+        """How many schools match every given filter (see :class:`SchoolFilters`)."""
+        where = _school_filters(filters)
         with self.read() as conn:
             return conn.execute(select(func.count()).select_from(schools).where(*where)).scalar_one()
 
@@ -1013,36 +1000,29 @@ def _contains(column: Any, value: str) -> ColumnElement[bool]:
     return column.contains(f"|{value}|", autoescape=True)
 
 
-def _school_filters(
-    *,
-    country: str | Collection[str] | None,
-    region: str | Collection[str] | None,
-    level: str | Collection[str] | None,
-    sdg: int | Collection[int] | None,
-    mode: str | Collection[str] | None,
-    remoteness: str | Collection[str] | None,
-    target_country: str | Collection[str] | None,
-    language: str | Collection[str] | None,
-    active: bool | None,
-    q: str | None,
-) -> list[ColumnElement[bool]]:
+def _school_filters(filters: SchoolFilters) -> list[ColumnElement[bool]]:
     """WHERE clauses for list/count; values are checked so a typo is an error, not an empty page."""
+    unknown = sorted(set(filters) - set(SchoolFilters.__annotations__))
+    if unknown:
+        raise TypeError(f"unknown school filter(s): {', '.join(unknown)}")
+    get = filters.get
+    active, q = get("active", True), get("q")
     where: list[ColumnElement[bool]] = []
     if active is not None:
         where.append(schools.c.active == (true() if active else false()))
     for column, values in (
-        (schools.c.country, _values(country, normalize_country)),
-        (schools.c.region, _values(region, str)),
-        (schools.c.remoteness, _values(remoteness, lambda v: _checked("remoteness", Remoteness, v))),
+        (schools.c.country, _values(get("country"), normalize_country)),
+        (schools.c.region, _values(get("region"), str)),
+        (schools.c.remoteness, _values(get("remoteness"), lambda v: _checked("remoteness", Remoteness, v))),
     ):
         if values is not None:
             where.append(column.in_(values))
     for column, values in (
-        (schools.c.levels, _values(level, lambda v: _checked("level", Level, v))),
-        (schools.c.sdgs, _values(sdg, lambda g: str(_sdg(g)))),
-        (schools.c.exchange_modes, _values(mode, lambda v: _checked("mode", ExchangeMode, v))),
-        (schools.c.target_countries, _values(target_country, normalize_country)),
-        (schools.c.languages_exchange, _values(language, normalize_language)),
+        (schools.c.levels, _values(get("level"), lambda v: _checked("level", Level, v))),
+        (schools.c.sdgs, _values(get("sdg"), lambda g: str(_sdg(g)))),
+        (schools.c.exchange_modes, _values(get("mode"), lambda v: _checked("mode", ExchangeMode, v))),
+        (schools.c.target_countries, _values(get("target_country"), normalize_country)),
+        (schools.c.languages_exchange, _values(get("language"), normalize_language)),
     ):
         if values is not None:
             where.append(or_(false(), *(_contains(column, v) for v in values)))

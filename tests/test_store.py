@@ -172,6 +172,8 @@ def test_list_filters_on_both_backends(store: Store, make_school: MakeSchool) ->
         store.list_schools(level="kindergarten")
     with pytest.raises(ValueError, match="sdg"):
         store.list_schools(sdg=18)
+    with pytest.raises(TypeError, match=r"unknown school filter.*contry"):
+        store.count_schools(contry="TW")  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="limit"):
         store.list_schools(limit=0)
 
