@@ -121,10 +121,43 @@ def pair_modes(source: School, candidate: School) -> set[ExchangeMode]:
 
 def check_pair(source: School, candidate: School, ctx: PairContext) -> PairCheck:
     """Every rule for suggesting `candidate` to `source`; all violations, not just the first."""
+    return _verdict(source, candidate, ctx, _profile_rules(source, candidate, ctx))
+
+
+class PairChecker:
+    """:func:`check_pair` for one source against many candidates, with the same verdicts.
+
+    Most rules read only a few profile fields (country, languages, modes, levels, time zone,
+    active), and the candidates of one request share few combinations of them: those verdicts are
+    worked out once per combination. Partnership, capacity and filters are checked per candidate.
+    """
+
+    def __init__(self, source: School, ctx: PairContext) -> None:
+        self.source, self.ctx = source, ctx
+        self._profiles: dict[tuple[object, ...], _ProfileRules] = {}
+
+    def __call__(self, candidate: School) -> PairCheck:
+        key = (candidate.active, candidate.country, tuple(candidate.languages_exchange),
+               tuple(candidate.exchange_modes), tuple(candidate.levels), candidate.timezone)
+        found = self._profiles.get(key)
+        if found is None:
+            found = self._profiles[key] = _profile_rules(self.source, candidate, self.ctx)
+        return _verdict(self.source, candidate, self.ctx, found)
+
+
+@dataclass(frozen=True)
+class _ProfileRules:
+    violations: tuple[Rule, ...]
+    shared_languages: tuple[str, ...]
+    usable_modes: tuple[ExchangeMode, ...]
+    overlap: Overlap
+
+
+def _profile_rules(source: School, candidate: School, ctx: PairContext) -> _ProfileRules:
+    """The rules that depend only on the two profiles' active flag, country, languages, modes,
+    levels and time zone (the fields :class:`PairChecker` keys on), in the order they are reported."""
     settings = ctx.settings
     violations: list[Rule] = []
-    if source.id == candidate.id:
-        violations.append(Rule.SAME_SCHOOL)
     if not (source.active and candidate.active):
         violations.append(Rule.INACTIVE)
     if source.country == candidate.country:
@@ -147,11 +180,17 @@ def check_pair(source: School, candidate: School, ctx: PairContext) -> PairCheck
         violations.append(Rule.NO_SHARED_HOURS)
     if not levels_compatible(source, candidate, settings):
         violations.append(Rule.LEVEL_MISMATCH)
+    return _ProfileRules(tuple(violations), shared_languages, tuple(sorted(usable)), overlap)
+
+
+def _verdict(source: School, candidate: School, ctx: PairContext, profile: _ProfileRules) -> PairCheck:
+    """The profile rules' verdict with the rules about these two schools in particular added."""
+    violations = [Rule.SAME_SCHOOL] if source.id == candidate.id else []
+    violations.extend(profile.violations)
     if candidate.id in ctx.partners(source.id):
         violations.append(Rule.ALREADY_PARTNERS)
     if len(ctx.partners(candidate.id)) + ctx.pending(candidate.id) >= candidate.capacity:
         violations.append(Rule.AT_CAPACITY)
-    usable_modes = tuple(sorted(usable))
-    if not ctx.filters.admits(candidate, list(usable_modes)):
+    if not ctx.filters.admits(candidate, list(profile.usable_modes)):
         violations.append(Rule.FILTERED)
-    return PairCheck(tuple(violations), shared_languages, usable_modes, overlap)
+    return PairCheck(tuple(violations), profile.shared_languages, profile.usable_modes, profile.overlap)

@@ -23,7 +23,15 @@ from pydantic import BaseModel, Field
 import graph
 from data.schema import Partnership, School
 from embeddings import ProfileEmbedder, profile_hints
-from matching.constraints import RULE_TEXT, PairCheck, PairContext, Rule, SuggestionFilters, check_pair
+from matching.constraints import (
+    RULE_TEXT,
+    PairCheck,
+    PairChecker,
+    PairContext,
+    Rule,
+    SuggestionFilters,
+    check_pair,
+)
 from matching.diversify import mmr, pairwise_similarity
 from matching.explain import explain
 from matching.index import VectorIndex, create_index, load_index
@@ -289,6 +297,7 @@ class Matcher:
         seen: list[set[str]] = [set() for _ in sources]
         passed: list[list[tuple[School, PairCheck, float]]] = [[] for _ in sources]
         eliminated: list[Counter[Rule]] = [Counter() for _ in sources]
+        checkers = [PairChecker(source, ctx) for source in sources]
         pending = list(range(len(sources)))
         fetch = int(k * settings.overfetch)
         while pending:
@@ -304,7 +313,7 @@ class Matcher:
                         hits[row].extend(fresh[:fetch])
             short = []
             for row in pending:
-                self._check_hits(sources[row], hits[row], ctx, seen[row], passed[row], eliminated[row])
+                self._check_hits(checkers[row], hits[row], ctx, seen[row], passed[row], eliminated[row])
                 available = sum(len(self.indexes[side]) for side in sides_of[row])
                 if len(passed[row]) < pool_target and len(seen[row]) < available and fetch < settings.max_candidates:
                     short.append(row)
@@ -345,16 +354,17 @@ class Matcher:
         seen: set[str] = set()
         passed: list[tuple[School, PairCheck, float]] = []
         eliminated: Counter[Rule] = Counter()
+        checker = PairChecker(source, ctx)
         while True:
             hits: list[tuple[str, float]] = []
             for side in sides:
                 hits.extend(self.indexes[side].search(query[None, :], fetch, exclude={source.id} | seen)[0])
-            self._check_hits(source, hits, ctx, seen, passed, eliminated)
+            self._check_hits(checker, hits, ctx, seen, passed, eliminated)
             if len(passed) >= pool_target or len(seen) >= available or fetch >= settings.max_candidates:
                 return passed, eliminated, len(seen)
             fetch = min(fetch * 4, settings.max_candidates)
 
-    def _check_hits(self, source: School, hits: list[tuple[str, float]], ctx: PairContext, seen: set[str],
+    def _check_hits(self, checker: PairChecker, hits: list[tuple[str, float]], ctx: PairContext, seen: set[str],
                     passed: list[tuple[School, PairCheck, float]], eliminated: Counter[Rule]) -> None:
         """Apply the hard rules to index hits, most similar first, recording what each one did."""
         for school_id, similarity in sorted(hits, key=lambda h: -h[1]):
@@ -363,7 +373,7 @@ class Matcher:
             if self._is_full(candidate, ctx):  # fast path: in a busy network most candidates are full
                 eliminated[Rule.AT_CAPACITY] += 1
                 continue
-            check = check_pair(source, candidate, ctx)
+            check = checker(candidate)
             if check.ok:
                 passed.append((candidate, check, similarity))
             else:

@@ -14,7 +14,7 @@ import pytest
 
 import graph
 from data.schema import Partnership, School
-from matching.constraints import Rule, SuggestionFilters, check_pair
+from matching.constraints import PairChecker, Rule, SuggestionFilters, check_pair
 from matching.engine import Matcher
 from matching.hours import school_hours_overlap
 from matching.settings import MatchSettings, RebalanceWeights, RequestOverrides
@@ -242,3 +242,14 @@ def test_exposure_spreads_attention_from_schools_shown_too_often(small_world: An
     matcher.save(tmp_path / "index")
     loaded = Matcher.load(tmp_path / "index", matcher.schools.values(), small_world.partnerships, embedder, SETTINGS)
     assert loaded.exposure_of(loaded.schools["ph-shown"])[0] == pytest.approx(5, rel=1e-3)
+
+
+@pytest.mark.parametrize("filters", [SuggestionFilters(), SuggestionFilters(countries=["MY", "TH"], modes=["virtual"])])
+def test_pair_checker_gives_check_pairs_verdicts(base: Matcher, filters: SuggestionFilters) -> None:
+    schools = sorted(base.schools.values(), key=lambda s: s.id)
+    ctx = base.context(filters)
+    for source in schools[::15]:
+        checker = PairChecker(source, ctx)
+        verdicts = [checker(candidate) for candidate in schools]
+        assert verdicts == [check_pair(source, candidate, ctx) for candidate in schools]
+        assert len(checker._profiles) < len(schools)  # verdicts were shared, not recomputed per school
