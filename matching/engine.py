@@ -194,10 +194,6 @@ class Matcher:
         means = {side: self.exposure.total(side) / max(len(index), 1) for side, index in self.indexes.items()}
         return lambda school: (self.exposure.count(school.id), means[_side(school, self.settings)])
 
-    def exposure_of(self, school: School) -> tuple[float, float]:
-        """(recent appearances of ``school``, the average over the indexed schools of its side)."""
-        return self.exposure_lookup()(school)
-
     # ------------------------------------------------------------------ suggesting
 
     def context(self, filters: SuggestionFilters | None = None, settings: MatchSettings | None = None,
@@ -213,12 +209,8 @@ class Matcher:
         )
 
     def vector(self, school: School) -> np.ndarray:
-        stored = self.schools.get(school.id)
-        if stored is school or stored == school:  # identity first: comparing two profiles costs more
-            for index in self.indexes.values():
-                if school.id in index:
-                    return index.vector(school.id)
-        return self.embedder.embed([school])[0]
+        side = self._indexed_side(school)
+        return self.indexes[side].vector(school.id) if side else self.embedder.embed([school])[0]
 
     def vectors(self, schools: Sequence[School]) -> np.ndarray:
         """:meth:`vector` of each school, one row each, reading each index once for its stored schools."""
@@ -226,12 +218,11 @@ class Matcher:
         rows = np.zeros((len(schools), dim), dtype=np.float32)
         by_side: dict[str, list[int]] = {}
         for row, school in enumerate(schools):
-            stored = self.schools.get(school.id)
-            side = _side(school, self.settings)
-            if (stored is school or stored == school) and school.id in self.indexes[side]:
+            side = self._indexed_side(school)
+            if side:
                 by_side.setdefault(side, []).append(row)
             else:
-                rows[row] = self.vector(school)
+                rows[row] = self.embedder.embed([school])[0]
         for side, wanted in by_side.items():
             rows[wanted] = self.indexes[side].vectors([schools[row].id for row in wanted])
         return rows
@@ -419,6 +410,14 @@ class Matcher:
             adjustments={a.code: round(a.factor, 4) for a in c.adjustments},
             reasons=explain(source, c.school, c.check, c.score, c.adjustments, settings),
         )
+
+    def _indexed_side(self, school: School) -> str | None:
+        """The index holding this very profile's vector, or None (an ad-hoc or edited profile)."""
+        stored = self.schools.get(school.id)
+        if stored is not school and stored != school:  # identity first: comparing two profiles costs more
+            return None
+        side = _side(school, self.settings)
+        return side if school.id in self.indexes[side] else None
 
     def name_of(self, school_id: str) -> str:
         school = self.schools.get(school_id)

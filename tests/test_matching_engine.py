@@ -231,7 +231,7 @@ def test_exposure_spreads_attention_from_schools_shown_too_often(small_world: An
     for _ in range(5):  # a list with ph-shown in it, shown again and again
         matcher.record_shown(result.model_copy(update={"suggestions": [before["ph-shown"]]}))
     after = {s.school_id: s for s in matcher.suggest("tw-src", k=200, overrides=no_diversity).suggestions}
-    shown, mean = matcher.exposure_of(matcher.schools["ph-shown"])
+    shown, mean = matcher.exposure_lookup()(matcher.schools["ph-shown"])
     assert shown == pytest.approx(5, rel=1e-3)
     factor = 1 / (1 + SETTINGS.rebalance.exposure_strength * (shown / max(mean, 1) - 1))
     assert after["ph-shown"].adjustments["exposure"] == pytest.approx(factor, abs=1e-4)
@@ -241,7 +241,7 @@ def test_exposure_spreads_attention_from_schools_shown_too_often(small_world: An
     assert "exposure" not in after["ph-equal"].adjustments
     matcher.save(tmp_path / "index")
     loaded = Matcher.load(tmp_path / "index", matcher.schools.values(), small_world.partnerships, embedder, SETTINGS)
-    assert loaded.exposure_of(loaded.schools["ph-shown"])[0] == pytest.approx(5, rel=1e-3)
+    assert loaded.exposure_lookup()(loaded.schools["ph-shown"])[0] == pytest.approx(5, rel=1e-3)
 
 
 @pytest.mark.parametrize("filters", [SuggestionFilters(), SuggestionFilters(countries=["MY", "TH"], modes=["virtual"])])
