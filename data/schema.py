@@ -114,8 +114,15 @@ class School(BaseModel):
     updated_at: datetime = Field(default_factory=utcnow)
 
     _unique = field_validator(
-        "levels", "grades", "languages_instruction", "languages_exchange", "sdgs", "target_countries",
-        "exchange_modes", "preferred_months", "generated_fields",
+        "levels",
+        "grades",
+        "languages_instruction",
+        "languages_exchange",
+        "sdgs",
+        "target_countries",
+        "exchange_modes",
+        "preferred_months",
+        "generated_fields",
     )(_sorted_unique)
 
     @field_validator("contact_email")
@@ -214,9 +221,7 @@ class Partnership(BaseModel):
                 raise ValueError(f"{field}: unknown school {getattr(self, field)!r}")
         a, b = schools[self.school_a], schools[self.school_b]
         if a.country == b.country:
-            raise ValueError(
-                f"school_b: {a.id} and {b.id} are both in {a.country}; partnerships must cross a border"
-            )
+            raise ValueError(f"school_b: {a.id} and {b.id} are both in {a.country}; partnerships must cross a border")
 
 
 class InvitationStatus(StrEnum):

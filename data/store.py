@@ -576,9 +576,7 @@ class Store:
         return stored, UpsertCounts(created=created, updated=updated, unchanged=unchanged)
 
     @staticmethod
-    def _partnerships_by_key(
-        conn: Connection, pairs: set[tuple[str, str]]
-    ) -> dict[tuple[str, str, date], Partnership]:
+    def _partnerships_by_key(conn: Connection, pairs: set[tuple[str, str]]) -> dict[tuple[str, str, date], Partnership]:
         found: dict[tuple[str, str, date], Partnership] = {}
         for chunk in _chunks(sorted(pairs)):
             query = select(partnerships).where(tuple_(partnerships.c.school_a, partnerships.c.school_b).in_(chunk))
@@ -625,7 +623,12 @@ class Store:
     # ----------------------------------------------------------------- invitations
 
     def create_invitation(
-        self, from_school: str, to_school: str, message: str | None, *, expires_at: datetime,
+        self,
+        from_school: str,
+        to_school: str,
+        message: str | None,
+        *,
+        expires_at: datetime,
         now: datetime | None = None,
     ) -> Invitation:
         """Store a new pending invitation. Refused while another is open between the same two
@@ -633,8 +636,11 @@ class Store:
         now = _as_utc(now or utcnow())
         invitation = Invitation(
             id=f"inv-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}",
-            from_school=from_school, to_school=to_school, message=message or None,
-            created_at=now, expires_at=_as_utc(expires_at),
+            from_school=from_school,
+            to_school=to_school,
+            message=message or None,
+            created_at=now,
+            expires_at=_as_utc(expires_at),
         )
         with self.write() as conn:
             found = set(conn.execute(select(schools.c.id).where(schools.c.id.in_([from_school, to_school]))).scalars())
@@ -695,7 +701,11 @@ class Store:
             return [_invitation_from_row(row) for row in conn.execute(query)]
 
     def accept_invitation(
-        self, invitation_id: str, *, modes: Collection[str] = (), sdgs: Collection[int] = (),
+        self,
+        invitation_id: str,
+        *,
+        modes: Collection[str] = (),
+        sdgs: Collection[int] = (),
         now: datetime | None = None,
     ) -> tuple[Invitation, Partnership]:
         """Accept an open invitation and start the partnership it asked for, in one transaction:
@@ -705,8 +715,12 @@ class Store:
             current = self._open_for_answer(conn, invitation_id, now)
             if current is not None:
                 partnership = Partnership(
-                    school_a=current.from_school, school_b=current.to_school, start_date=now.date(),
-                    modes=list(modes), sdgs=list(sdgs), origin=PartnershipOrigin.SUGGESTED,
+                    school_a=current.from_school,
+                    school_b=current.to_school,
+                    start_date=now.date(),
+                    modes=list(modes),
+                    sdgs=list(sdgs),
+                    origin=PartnershipOrigin.SUGGESTED,
                     note=f"started by accepting invitation {invitation_id}",
                 )
                 (stored,), _ = self._write_partnerships_in(conn, [partnership])
@@ -758,9 +772,7 @@ class Store:
     def _expire(self, conn: Connection, ids: Sequence[str]) -> None:
         for chunk in _chunks(ids):
             conn.execute(
-                update(invitations)
-                .where(invitations.c.id.in_(chunk))
-                .values(status=InvitationStatus.EXPIRED.value)
+                update(invitations).where(invitations.c.id.in_(chunk)).values(status=InvitationStatus.EXPIRED.value)
             )
         self._log(conn, "invitation", [(iid, "expire") for iid in ids])
 
@@ -801,8 +813,10 @@ class Store:
         with self.read() as conn:
             for school_id, open_received, count, answered_count, expired in conn.execute(received):
                 figures[school_id] = {
-                    "open_received": int(open_received), "received": int(count),
-                    "answered": int(answered_count), "expired": int(expired),
+                    "open_received": int(open_received),
+                    "received": int(count),
+                    "answered": int(answered_count),
+                    "expired": int(expired),
                 }
             for school_id, open_sent in conn.execute(sent):
                 figures.setdefault(school_id, {})["open_sent"] = int(open_sent)
@@ -811,7 +825,13 @@ class Store:
     # ----------------------------------------------------------------- API keys
 
     def create_api_key(
-        self, *, key_id: str, prefix: str, key_hash: str, role: str, school_id: str | None = None,
+        self,
+        *,
+        key_id: str,
+        prefix: str,
+        key_hash: str,
+        role: str,
+        school_id: str | None = None,
         name: str | None = None,
     ) -> ApiKeyRecord:
         """Keep a new key's hash; the caller made the key and shows it once."""
@@ -853,14 +873,23 @@ class Store:
     # ----------------------------------------------------------------- matching rounds
 
     def create_round(
-        self, *, options: dict[str, Any], summary: dict[str, Any], result: dict[str, Any],
-        created_by: str | None = None, now: datetime | None = None,
+        self,
+        *,
+        options: dict[str, Any],
+        summary: dict[str, Any],
+        result: dict[str, Any],
+        created_by: str | None = None,
+        now: datetime | None = None,
     ) -> StoredRound:
         """Keep a proposed round. Ids sort by creation time, so newest first is id descending."""
         now = _as_utc(now or utcnow())
         stored = StoredRound(
-            id=f"round-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}", created_at=now,
-            created_by=created_by, options=options, summary=summary, result=result,
+            id=f"round-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}",
+            created_at=now,
+            created_by=created_by,
+            options=options,
+            summary=summary,
+            result=result,
         )
         with self.write() as conn:
             conn.execute(insert(rounds), [_round_row(stored)])
@@ -890,7 +919,11 @@ class Store:
             return [_round_from_row(row._mapping) for row in conn.execute(query)]
 
     def accept_round(
-        self, round_id: str, new: Sequence[Partnership], *, accepted_by: str | None = None,
+        self,
+        round_id: str,
+        new: Sequence[Partnership],
+        *,
+        accepted_by: str | None = None,
         now: datetime | None = None,
     ) -> tuple[StoredRound, list[Partnership]]:
         """Start the round's partnerships and mark it accepted, in one transaction: all of it is
@@ -917,8 +950,11 @@ class Store:
             }
             stale = []
             for a, b in pairs:
-                why = [f"{i} is unknown" if i not in known else f"{i} is inactive"
-                       for i in (a, b) if i not in known or not known[i].active]
+                why = [
+                    f"{i} is unknown" if i not in known else f"{i} is inactive"
+                    for i in (a, b)
+                    if i not in known or not known[i].active
+                ]
                 if (a, b) in partnered:
                     why.append("already partners")
                 if why:
@@ -926,13 +962,21 @@ class Store:
             if stale:
                 raise Conflict(f"pairs: no longer possible: {'; '.join(stale)}")
             stored, _ = self._write_partnerships_in(conn, list(new))
-            accepted = current.model_copy(update={
-                "status": RoundStatus.ACCEPTED, "accepted_at": now, "accepted_by": accepted_by,
-                "partnership_ids": [p.id for p in stored if p.id],
-            })
+            accepted = current.model_copy(
+                update={
+                    "status": RoundStatus.ACCEPTED,
+                    "accepted_at": now,
+                    "accepted_by": accepted_by,
+                    "partnership_ids": [p.id for p in stored if p.id],
+                }
+            )
             conn.execute(
-                update(rounds).where(rounds.c.id == round_id).values(
-                    status=accepted.status.value, accepted_at=now, accepted_by=accepted_by,
+                update(rounds)
+                .where(rounds.c.id == round_id)
+                .values(
+                    status=accepted.status.value,
+                    accepted_at=now,
+                    accepted_by=accepted_by,
                     partnership_ids=accepted.partnership_ids,
                 )
             )
@@ -1093,16 +1137,25 @@ def _round_from_row(values: Any) -> StoredRound:
 
 def _api_key_row(record: ApiKeyRecord) -> dict[str, Any]:
     return {
-        "id": record.id, "prefix": record.prefix, "role": record.role, "school_id": record.school_id,
-        "name": record.name, "created_at": _as_utc(record.created_at),
+        "id": record.id,
+        "prefix": record.prefix,
+        "role": record.role,
+        "school_id": record.school_id,
+        "name": record.name,
+        "created_at": _as_utc(record.created_at),
         "revoked_at": _as_utc(record.revoked_at) if record.revoked_at else None,
     }
 
 
 def _api_key_from_row(row: Any) -> ApiKeyRecord:
     return ApiKeyRecord(
-        id=row.id, prefix=row.prefix, role=row.role, school_id=row.school_id, name=row.name,
-        created_at=_as_utc(row.created_at), revoked_at=_as_utc(row.revoked_at) if row.revoked_at else None,
+        id=row.id,
+        prefix=row.prefix,
+        role=row.role,
+        school_id=row.school_id,
+        name=row.name,
+        created_at=_as_utc(row.created_at),
+        revoked_at=_as_utc(row.revoked_at) if row.revoked_at else None,
     )
 
 
@@ -1142,4 +1195,3 @@ def _create_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
     return engine
-

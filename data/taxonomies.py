@@ -317,10 +317,30 @@ def language_name(code: str) -> str:
 
 
 LANGUAGE_NAMES_ZH: dict[str, str] = {
-    "zh": "華語", "en": "英語", "ms": "馬來語", "id": "印尼語", "th": "泰語", "vi": "越南語",
-    "ja": "日語", "ko": "韓語", "ta": "坦米爾語", "hi": "印地語", "tl": "他加祿語", "fil": "菲律賓語",
-    "my": "緬甸語", "km": "高棉語", "lo": "寮語", "bn": "孟加拉語", "ur": "烏爾都語", "ne": "尼泊爾語",
-    "si": "僧伽羅語", "dz": "宗卡語", "fr": "法語", "de": "德語", "es": "西班牙語", "nan": "臺灣台語",
+    "zh": "華語",
+    "en": "英語",
+    "ms": "馬來語",
+    "id": "印尼語",
+    "th": "泰語",
+    "vi": "越南語",
+    "ja": "日語",
+    "ko": "韓語",
+    "ta": "坦米爾語",
+    "hi": "印地語",
+    "tl": "他加祿語",
+    "fil": "菲律賓語",
+    "my": "緬甸語",
+    "km": "高棉語",
+    "lo": "寮語",
+    "bn": "孟加拉語",
+    "ur": "烏爾都語",
+    "ne": "尼泊爾語",
+    "si": "僧伽羅語",
+    "dz": "宗卡語",
+    "fr": "法語",
+    "de": "德語",
+    "es": "西班牙語",
+    "nan": "臺灣台語",
 }
 
 
@@ -410,16 +430,32 @@ def _iso6709(part: str) -> float:
 # Regions of multi-zone countries the alliance meets, where the nearest zone city would be wrong
 # or coordinates are unknown.
 _REGION_ZONES: dict[str, str] = {
-    "AU-NSW": "Australia/Sydney", "AU-ACT": "Australia/Sydney", "AU-VIC": "Australia/Melbourne",
-    "AU-QLD": "Australia/Brisbane", "AU-SA": "Australia/Adelaide", "AU-WA": "Australia/Perth",
-    "AU-TAS": "Australia/Hobart", "AU-NT": "Australia/Darwin",
-    "MY-12": "Asia/Kuching", "MY-13": "Asia/Kuching", "MY-15": "Asia/Kuching",
+    "AU-NSW": "Australia/Sydney",
+    "AU-ACT": "Australia/Sydney",
+    "AU-VIC": "Australia/Melbourne",
+    "AU-QLD": "Australia/Brisbane",
+    "AU-SA": "Australia/Adelaide",
+    "AU-WA": "Australia/Perth",
+    "AU-TAS": "Australia/Hobart",
+    "AU-NT": "Australia/Darwin",
+    "MY-12": "Asia/Kuching",
+    "MY-13": "Asia/Kuching",
+    "MY-15": "Asia/Kuching",
 }
 # The zone most of a multi-zone country's schools live in, when nothing else tells.
 _COUNTRY_MAIN_ZONE: dict[str, str] = {
-    "AU": "Australia/Sydney", "ID": "Asia/Jakarta", "MY": "Asia/Kuala_Lumpur", "US": "America/New_York",
-    "CN": "Asia/Shanghai", "NZ": "Pacific/Auckland", "CA": "America/Toronto", "RU": "Europe/Moscow",
-    "BR": "America/Sao_Paulo", "MX": "America/Mexico_City", "KZ": "Asia/Almaty", "MN": "Asia/Ulaanbaatar",
+    "AU": "Australia/Sydney",
+    "ID": "Asia/Jakarta",
+    "MY": "Asia/Kuala_Lumpur",
+    "US": "America/New_York",
+    "CN": "Asia/Shanghai",
+    "NZ": "Pacific/Auckland",
+    "CA": "America/Toronto",
+    "RU": "Europe/Moscow",
+    "BR": "America/Sao_Paulo",
+    "MX": "America/Mexico_City",
+    "KZ": "Asia/Almaty",
+    "MN": "Asia/Ulaanbaatar",
 }
 
 

@@ -163,4 +163,3 @@ class ProfileEmbedder:
         embedder = cls(settings, cache_dir)
         embedder.load_encoder_state(state)
         return embedder
-

@@ -123,9 +123,7 @@ class StructuredEncoder:
             "targets": multi_hot("targets", [s.target_countries for s in schools]),
             "modes": multi_hot("modes", [[mode.value for mode in s.exchange_modes] for s in schools]),
         }
-        return np.hstack(
-            [np.asarray(blocks[b], dtype=np.float32).reshape(len(schools), -1) for b in STRUCTURED_BLOCKS]
-        )
+        return np.hstack([np.asarray(blocks[b], dtype=np.float32).reshape(len(schools), -1) for b in STRUCTURED_BLOCKS])
 
     def _region_block(self, schools: Sequence[School]) -> np.ndarray:
         if self._region is None:

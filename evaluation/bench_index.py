@@ -222,8 +222,10 @@ def main() -> None:
     )
     start = time.perf_counter()
     structured_pool = world_structured(args.world, seed=1)
-    print(f"structured part from a generated world of {args.world:,} schools "
-          f"({structured_pool.shape[1]} dims, {time.perf_counter() - start:.1f} s)")
+    print(
+        f"structured part from a generated world of {args.world:,} schools "
+        f"({structured_pool.shape[1]} dims, {time.perf_counter() - start:.1f} s)"
+    )
     for size in args.sizes:
         bench_size(size, structured_pool, args.queries, args.upserts)
 

@@ -48,8 +48,9 @@ def naive_suggest(matcher: Matcher, source: School, vectors: np.ndarray, ids: li
         candidate = matcher.schools[school_id]
         check = check_pair(source, candidate, ctx)
         if check.ok:
-            scored.append((reciprocal_score(source, candidate, check, float(similarity[row]), ctx.settings).score,
-                           school_id))
+            scored.append(
+                (reciprocal_score(source, candidate, check, float(similarity[row]), ctx.settings).score, school_id)
+            )
     scored.sort(reverse=True)
     return [school_id for _, school_id in scored[:k]]
 
@@ -57,8 +58,12 @@ def naive_suggest(matcher: Matcher, source: School, vectors: np.ndarray, ids: li
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000, help="schools in the generated world")
-    parser.add_argument("--per-taiwanese-school", type=float, default=6.6,
-                        help="partnership rate of the generator (6.6 gives ~300k partnerships at 100k schools)")
+    parser.add_argument(
+        "--per-taiwanese-school",
+        type=float,
+        default=6.6,
+        help="partnership rate of the generator (6.6 gives ~300k partnerships at 100k schools)",
+    )
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--naive-queries", type=int, default=20)
     parser.add_argument("--k", type=int, default=10)
@@ -66,18 +71,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    world = generate_world(args.n, seed=args.seed,
-                           process=PartnershipProcess(partnerships_per_taiwanese_school=args.per_taiwanese_school))
-    print(f"world: {len(world.schools):,} schools, {len(world.partnerships):,} partnerships "
-          f"({sum(p.active for p in world.partnerships):,} active), generated in {time.perf_counter() - started:.1f} s")
+    world = generate_world(
+        args.n, seed=args.seed, process=PartnershipProcess(partnerships_per_taiwanese_school=args.per_taiwanese_school)
+    )
+    print(
+        f"world: {len(world.schools):,} schools, {len(world.partnerships):,} partnerships "
+        f"({sum(p.active for p in world.partnerships):,} active), generated in {time.perf_counter() - started:.1f} s"
+    )
 
     with TemporaryDirectory() as cache:
         embedder = HashedTextEmbedder(EmbeddingSettings(show_progress=False), cache_dir=Path(cache))
         started = time.perf_counter()
         matcher = Matcher.build(world.schools, world.partnerships, embedder, MatchSettings())
-        print(f"build (embed {embedder.dim}-d vectors, two indexes: "
-              + ", ".join(f"{side} {len(ix):,} {ix.kind}" for side, ix in matcher.indexes.items())
-              + f", graph): {time.perf_counter() - started:.1f} s")
+        print(
+            f"build (embed {embedder.dim}-d vectors, two indexes: "
+            + ", ".join(f"{side} {len(ix):,} {ix.kind}" for side, ix in matcher.indexes.items())
+            + f", graph): {time.perf_counter() - started:.1f} s"
+        )
         gc.collect()
 
         rng = random.Random(args.seed)
@@ -92,11 +102,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             result = matcher.suggest(source, k=args.k)
             latencies.append(time.perf_counter() - t0)
             returned += len(result.suggestions)
-            violations += sum(not check_pair(source, matcher.schools[s.school_id], ctx).ok
-                              for s in result.suggestions)
+            violations += sum(not check_pair(source, matcher.schools[s.school_id], ctx).ok for s in result.suggestions)
         print(f"suggest k={args.k}, {args.queries} requests: {percentiles(latencies)}")
-        print(f"  suggestions returned: {returned:,} ({returned / args.queries:.1f} per request); "
-              f"constraint violations: {violations}")
+        print(
+            f"  suggestions returned: {returned:,} ({returned / args.queries:.1f} per request); "
+            f"constraint violations: {violations}"
+        )
 
         ids = [s.id for s in active]
         vectors = embedder.embed(active)
@@ -107,9 +118,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             naive.append(time.perf_counter() - t0)
         print(f"naive scan of every school, {args.naive_queries} requests: {percentiles(naive)}")
         same = latencies[: args.naive_queries]
-        print(f"speed-up on the same requests (p50 naive / p50 product): "
-              f"{np.percentile(naive, 50) / np.percentile(same, 50):.0f}x; "
-              f"p99 ratio over all requests: {np.percentile(naive, 99) / np.percentile(latencies, 99):.0f}x")
+        print(
+            f"speed-up on the same requests (p50 naive / p50 product): "
+            f"{np.percentile(naive, 50) / np.percentile(same, 50):.0f}x; "
+            f"p99 ratio over all requests: {np.percentile(naive, 99) / np.percentile(latencies, 99):.0f}x"
+        )
         print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

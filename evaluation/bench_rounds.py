@@ -73,26 +73,38 @@ def bench(n: int, seed: int, text: bool, cache_dir: Path, options: RoundOptions,
     target = TARGET_SECONDS.get(n)
     within = target is None or total_seconds <= target
     not_below = best.total_weight >= greedy.total_weight - 1e-6
-    print(f"\n== {n:,} schools (seed {seed}, scope {scope}, {'text+structured' if text else 'structured-only'} "
-          f"vectors, per_school {options.per_school}, overfetch {options.overfetch:g}, max_examined "
-          f"{options.max_examined}, coverage_first {options.coverage_first}, nsp_priority {options.nsp_priority})")
+    print(
+        f"\n== {n:,} schools (seed {seed}, scope {scope}, {'text+structured' if text else 'structured-only'} "
+        f"vectors, per_school {options.per_school}, overfetch {options.overfetch:g}, max_examined "
+        f"{options.max_examined}, coverage_first {options.coverage_first}, nsp_priority {options.nsp_priority})"
+    )
     print(f"setup: world {setup['world']:.1f} s, matcher (vectors + index) {setup['matcher']:.1f} s")
-    print(f"cohort {result.cohort_size:,} schools, {len(gathered.room):,} with a free place, "
-          f"{result.candidate_edges:,} candidate edges, solver {result.method}")
+    print(
+        f"cohort {result.cohort_size:,} schools, {len(gathered.room):,} with a free place, "
+        f"{result.candidate_edges:,} candidate edges, solver {result.method}"
+    )
     verdict = f" (target <= {target:.0f} s: {'met' if within else 'MISSED'})" if target else ""
-    print(f"round: candidates {gather_seconds:.1f} s + solve/compare/reasons {solve_seconds:.1f} s "
-          f"= {total_seconds:.1f} s wall{verdict}; {cpu_seconds:.1f} s CPU; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the machine may be shared)")
-    header = f"{'':10}{'pairs':>8}{'matched':>9}{'total score':>13}{'total weight':>14}{'worst-off':>11}" \
-             f"{'bottom 10%':>12}{'blocking':>10}"
+    print(
+        f"round: candidates {gather_seconds:.1f} s + solve/compare/reasons {solve_seconds:.1f} s "
+        f"= {total_seconds:.1f} s wall{verdict}; {cpu_seconds:.1f} s CPU; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the machine may be shared)"
+    )
+    header = (
+        f"{'':10}{'pairs':>8}{'matched':>9}{'total score':>13}{'total weight':>14}{'worst-off':>11}"
+        f"{'bottom 10%':>12}{'blocking':>10}"
+    )
     print(header)
     for name, summary in (("optimal", best), ("greedy", greedy)):
-        print(f"{name:10}{summary.pairs:>8,}{summary.matched_schools:>9,}{summary.total_score:>13.2f}"
-              f"{summary.total_weight:>14.2f}{summary.worst_off_score or 0:>11.3f}"
-              f"{summary.bottom_decile_score or 0:>12.3f}{summary.blocking_pairs:>10,}")
-    print(f"uplift over greedy: {result.comparison.score_uplift:+.3f} total score "
-          f"({result.comparison.score_uplift_percent or 0:+.3f}%), "
-          f"{result.comparison.extra_matched_schools:+,} matched schools; total >= greedy: {not_below}")
+        print(
+            f"{name:10}{summary.pairs:>8,}{summary.matched_schools:>9,}{summary.total_score:>13.2f}"
+            f"{summary.total_weight:>14.2f}{summary.worst_off_score or 0:>11.3f}"
+            f"{summary.bottom_decile_score or 0:>12.3f}{summary.blocking_pairs:>10,}"
+        )
+    print(
+        f"uplift over greedy: {result.comparison.score_uplift:+.3f} total score "
+        f"({result.comparison.score_uplift_percent or 0:+.3f}%), "
+        f"{result.comparison.extra_matched_schools:+,} matched schools; total >= greedy: {not_below}"
+    )
     reasons = {u.reason.value for u in result.unmatched}
     print(f"unmatched cohort schools: {len(result.unmatched):,} ({', '.join(sorted(reasons)) or 'none'})")
     return within and not_below
@@ -109,8 +121,9 @@ def main() -> None:
     parser.add_argument("--text", action="store_true", help="real sentence-model text vectors (cached on disk)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache for --text")
     args = parser.parse_args()
-    options = RoundOptions(per_school=args.per_school, coverage_first=args.coverage_first,
-                           nsp_priority=args.nsp_priority)
+    options = RoundOptions(
+        per_school=args.per_school, coverage_first=args.coverage_first, nsp_priority=args.nsp_priority
+    )
     with tempfile.TemporaryDirectory() as scratch:
         cache_dir = args.cache_dir or Path(scratch)
         results = [bench(n, args.seed, args.text, cache_dir, options, args.scope) for n in args.sizes]

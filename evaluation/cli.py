@@ -20,8 +20,9 @@ from evaluation.settings import EvaluationSettings
 
 def _storage(args: argparse.Namespace) -> StorageSettings:
     """Settings from the environment, overridden by --data-dir / --database-url."""
-    overrides = {name: getattr(args, name) for name in ("data_dir", "database_url")
-                 if getattr(args, name, None) is not None}
+    overrides = {
+        name: getattr(args, name) for name in ("data_dir", "database_url") if getattr(args, name, None) is not None
+    }
     return StorageSettings(**overrides)
 
 
@@ -33,15 +34,19 @@ def _embedder(storage: StorageSettings) -> ProfileEmbedder:
 
 def _evaluation_settings(args: argparse.Namespace) -> EvaluationSettings:
     """Environment settings, with the options given on the command line on top."""
-    given = {field: getattr(args, field) for field in ("splits", "holdout_share", "seed", "sides", "pool_size",
-                                                        "max_queries") if getattr(args, field, None) is not None}
+    given = {
+        field: getattr(args, field)
+        for field in ("splits", "holdout_share", "seed", "sides", "pool_size", "max_queries")
+        if getattr(args, field, None) is not None
+    }
     return EvaluationSettings(**given)
 
 
 def _add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="folder to write to (default: under <data-dir>/reports)")
-    parser.add_argument("--holdout", dest="holdout_share", type=float, default=None,
-                        help="share of partnerships held out (default 0.2)")
+    parser.add_argument(
+        "--holdout", dest="holdout_share", type=float, default=None, help="share of partnerships held out (default 0.2)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed of the random split, sampling and tie-breaks")
 
 
@@ -50,21 +55,36 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
 
 def add_evaluate_verb(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = verbs.add_parser(
-        "evaluate", parents=[common],
+        "evaluate",
+        parents=[common],
         help="measure match quality against baselines on held-out partnerships and write a report",
         description="Holds out partnerships (by time and at random), lets the product and the baselines suggest "
-                    "partners without them, and writes report.md, metrics.json and plots to "
-                    "<data-dir>/reports/<timestamp>/ (and points <data-dir>/reports/latest at it).",
+        "partners without them, and writes report.md, metrics.json and plots to "
+        "<data-dir>/reports/<timestamp>/ (and points <data-dir>/reports/latest at it).",
     )
     _add_common_options(parser)
-    parser.add_argument("--splits", nargs="+", choices=["time", "random"], default=None,
-                        help="which splits to run (default: time random)")
-    parser.add_argument("--sides", choices=["both", "home"], default=None,
-                        help="both: Taiwanese and foreign schools ask (default); home: Taiwanese only")
-    parser.add_argument("--pool-size", type=int, default=None,
-                        help="candidates per query every method ranks (default 200)")
-    parser.add_argument("--max-queries", type=int, default=None,
-                        help="evaluate a seeded sample of at most this many queries per split (default: all)")
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        choices=["time", "random"],
+        default=None,
+        help="which splits to run (default: time random)",
+    )
+    parser.add_argument(
+        "--sides",
+        choices=["both", "home"],
+        default=None,
+        help="both: Taiwanese and foreign schools ask (default); home: Taiwanese only",
+    )
+    parser.add_argument(
+        "--pool-size", type=int, default=None, help="candidates per query every method ranks (default 200)"
+    )
+    parser.add_argument(
+        "--max-queries",
+        type=int,
+        default=None,
+        help="evaluate a seeded sample of at most this many queries per split (default: all)",
+    )
     parser.set_defaults(handler=_evaluate)
 
 
@@ -80,8 +100,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"-- {name} split ({len(result.relevant)} queries, {result.seconds:.0f} s)")
         for method, (label, _) in METHODS.items():
             m = result.metrics[method]
-            print(f"{label:<24} {m['recall@10']:>10.4f} {m['ndcg@10']:>10.4f} {m['gini@10']:>10.3f} "
-                  f"{m['coverage@10']:>10.1%}")
+            print(
+                f"{label:<24} {m['recall@10']:>10.4f} {m['ndcg@10']:>10.4f} {m['gini@10']:>10.3f} "
+                f"{m['coverage@10']:>10.1%}"
+            )
     if "time" in evaluation.splits:
         for check in check_targets(evaluation.splits["time"]):
             print(f"[{'met' if check.met else 'NOT met'}] {check.statement}: {check.measured}")
@@ -94,15 +116,21 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def add_sensitivity_verb(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = verbs.add_parser(
-        "sensitivity", parents=[common],
+        "sensitivity",
+        parents=[common],
         help="sweep the rebalancing weights and plot recall@10 against exposure Gini@10",
         description="Moves one rebalancing weight at a time (boost scale, saturation threshold, diversity decay, "
-                    "MMR lambda) on the time split with a sample of queries, and writes sensitivity.png, .csv and "
-                    ".json to <data-dir>/reports/sensitivity-<timestamp>/.",
+        "MMR lambda) on the time split with a sample of queries, and writes sensitivity.png, .csv and "
+        ".json to <data-dir>/reports/sensitivity-<timestamp>/.",
     )
     _add_common_options(parser)
-    parser.add_argument("--queries", dest="max_queries", type=int, default=None,
-                        help=f"sampled queries (default {DEFAULT_QUERIES}); time grows linearly with it")
+    parser.add_argument(
+        "--queries",
+        dest="max_queries",
+        type=int,
+        default=None,
+        help=f"sampled queries (default {DEFAULT_QUERIES}); time grows linearly with it",
+    )
     parser.set_defaults(handler=_sensitivity)
 
 
@@ -117,7 +145,9 @@ def _sensitivity(args: argparse.Namespace) -> int:
     files = write_sensitivity(points, folder, queries=queries)
     print(points_table(points))
     choice = summary(points)["suggested"]
-    print(f"lowest Gini within 10% of the best recall: {choice['parameter']}={choice['value']:g} "
-          f"(recall@10 {choice['recall']:.4f}, Gini@10 {choice['gini']:.3f})")
+    print(
+        f"lowest Gini within 10% of the best recall: {choice['parameter']}={choice['value']:g} "
+        f"(recall@10 {choice['recall']:.4f}, Gini@10 {choice['gini']:.3f})"
+    )
     print(f"wrote {files['png']}, {files['csv'].name}, {files['json'].name}")
     return 0

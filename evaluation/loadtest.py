@@ -94,16 +94,25 @@ class LoadResult:
 
 
 async def _client(
-    base_url: str, key: str, ids: Sequence[str], k: int, rng: random.Random, deadline: float | None,
-    budget: list[int], latencies: list[float], statuses: Counter[str], pace: tuple[float, float] | None,
+    base_url: str,
+    key: str,
+    ids: Sequence[str],
+    k: int,
+    rng: random.Random,
+    deadline: float | None,
+    budget: list[int],
+    latencies: list[float],
+    statuses: Counter[str],
+    pace: tuple[float, float] | None,
 ) -> None:
     """One keep-alive connection asking until the shared budget or the deadline runs out: back to
     back (closed loop), or with pace=(first send time, interval) on a fixed schedule (open loop),
     latency then counted from the scheduled send time, so a server falling behind shows it."""
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     next_at = pace[0] if pace else 0.0
-    async with httpx.AsyncClient(base_url=base_url, headers={"X-API-Key": key}, limits=limits,
-                                 timeout=httpx.Timeout(60.0)) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url, headers={"X-API-Key": key}, limits=limits, timeout=httpx.Timeout(60.0)
+    ) as client:
         while (deadline is None or max(time.perf_counter(), next_at) < deadline) and budget[0] > 0:
             budget[0] -= 1
             path = SUGGESTIONS.format(school_id=rng.choice(ids))
@@ -123,8 +132,16 @@ async def _client(
 
 
 async def _phase(
-    base_url: str, key: str, ids: Sequence[str], *, clients: int, k: int, seed: int,
-    requests: int | None, duration: float | None, rate: float | None = None,
+    base_url: str,
+    key: str,
+    ids: Sequence[str],
+    *,
+    clients: int,
+    k: int,
+    seed: int,
+    requests: int | None,
+    duration: float | None,
+    rate: float | None = None,
 ) -> tuple[list[float], Counter[str], float]:
     """All clients at once, back to back or together offering `rate` requests/s; returns the
     latencies (s), status counts and the phase's wall time."""
@@ -133,19 +150,31 @@ async def _phase(
     budget = [requests if requests is not None else sys.maxsize]
     started = time.perf_counter()
     deadline = started + duration if duration is not None else None
+
     def pace(n: int) -> tuple[float, float] | None:
         return (started + n / rate, clients / rate) if rate else None
 
-    await asyncio.gather(*(
-        _client(base_url, key, ids, k, random.Random(f"{seed}:{n}"), deadline, budget, latencies, statuses, pace(n))
-        for n in range(clients)
-    ))
+    await asyncio.gather(
+        *(
+            _client(base_url, key, ids, k, random.Random(f"{seed}:{n}"), deadline, budget, latencies, statuses, pace(n))
+            for n in range(clients)
+        )
+    )
     return latencies, statuses, time.perf_counter() - started
 
 
 def run_load(
-    base_url: str, key: str, ids: Sequence[str], *, clients: int, k: int, seed: int,
-    requests: int | None, duration: float | None, warmup: int, rate: float | None = None,
+    base_url: str,
+    key: str,
+    ids: Sequence[str],
+    *,
+    clients: int,
+    k: int,
+    seed: int,
+    requests: int | None,
+    duration: float | None,
+    warmup: int,
+    rate: float | None = None,
     server_pid: int | None = None,
 ) -> tuple[list[float], Counter[str], float, dict[str, float]]:
     """A warm-up phase (not counted, back to back), then the measured one. The last item holds
@@ -154,8 +183,9 @@ def run_load(
     if warmup:
         asyncio.run(_phase(base_url, key, ids, clients=clients, k=k, seed=seed + 1, requests=warmup, duration=None))
     client_cpu, server_cpu, histogram = time.process_time(), cpu_seconds(server_pid), server_histogram(base_url)
-    latencies, statuses, seconds = asyncio.run(_phase(base_url, key, ids, clients=clients, k=k, seed=seed,
-                                                      requests=requests, duration=duration, rate=rate))
+    latencies, statuses, seconds = asyncio.run(
+        _phase(base_url, key, ids, clients=clients, k=k, seed=seed, requests=requests, duration=duration, rate=rate)
+    )
     done = max(len(latencies), 1)
     cpu = {"client_cpu_ms_per_request": round((time.process_time() - client_cpu) * 1000 / done, 2)}
     server_after = cpu_seconds(server_pid)
@@ -189,8 +219,9 @@ def server_view(before: dict[str, float], after: dict[str, float]) -> dict[str, 
     if count <= 0:
         return {}
     view = {"server_mean_ms": round((after["sum"] - before.get("sum", 0.0)) * 1000 / count, 2)}
-    bounds = sorted((float(le), after[le] - before.get(le, 0.0))
-                    for le in after if le not in ("sum", "count", "created"))
+    bounds = sorted(
+        (float(le), after[le] - before.get(le, 0.0)) for le in after if le not in ("sum", "count", "created")
+    )
     for name, share in (("server_p50_at_most_ms", 0.5), ("server_p99_at_most_ms", 0.99)):
         bound = next((le for le, n in bounds if n >= share * count), float("inf"))
         if bound != float("inf"):
@@ -201,12 +232,17 @@ def server_view(before: dict[str, float], after: dict[str, float]) -> dict[str, 
 def summarise(latencies: Sequence[float], statuses: Counter[str], seconds: float, **facts: object) -> LoadResult:
     ms = np.asarray(latencies, dtype=float) * 1000 if latencies else np.zeros(1)
     return LoadResult(
-        requests=len(latencies), errors=sum(n for status, n in statuses.items() if status != "200"),
-        status_counts=dict(sorted(statuses.items())), seconds=round(seconds, 3),
+        requests=len(latencies),
+        errors=sum(n for status, n in statuses.items() if status != "200"),
+        status_counts=dict(sorted(statuses.items())),
+        seconds=round(seconds, 3),
         throughput=round(len(latencies) / seconds, 1) if seconds > 0 else 0.0,
-        p50_ms=round(float(np.percentile(ms, 50)), 2), p95_ms=round(float(np.percentile(ms, 95)), 2),
-        p99_ms=round(float(np.percentile(ms, 99)), 2), mean_ms=round(float(ms.mean()), 2),
-        max_ms=round(float(ms.max()), 2), **facts,  # type: ignore[arg-type]
+        p50_ms=round(float(np.percentile(ms, 50)), 2),
+        p95_ms=round(float(np.percentile(ms, 95)), 2),
+        p99_ms=round(float(np.percentile(ms, 99)), 2),
+        mean_ms=round(float(ms.mean()), 2),
+        max_ms=round(float(ms.max()), 2),
+        **facts,  # type: ignore[arg-type]
     )
 
 
@@ -225,8 +261,9 @@ def rss_mb(pid: int) -> tuple[float, float] | None:
         text = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
     except OSError:
         return None
-    values = {line.split(":")[0]: int(line.split()[1]) for line in text.splitlines()
-              if line.startswith(("VmRSS:", "VmHWM:"))}
+    values = {
+        line.split(":")[0]: int(line.split()[1]) for line in text.splitlines() if line.startswith(("VmRSS:", "VmHWM:"))
+    }
     if "VmRSS" not in values:
         return None
     return values["VmRSS"] / 1024, values.get("VmHWM", values["VmRSS"]) / 1024
@@ -277,11 +314,17 @@ def prepare_world(data_dir: Path, n: int, seed: int, env: dict[str, str]) -> tup
     else:
         _say(f"generating a world of {n:,} schools (seed {seed}) into {data_dir}")
         started = time.perf_counter()
-        subprocess.run(_cli("generate", "--n", str(n), "--seed", str(seed)), env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            _cli("generate", "--n", str(n), "--seed", str(seed)), env=env, check=True, stdout=subprocess.DEVNULL
+        )
         took = time.perf_counter() - started
-    made = subprocess.run(_cli("keys", "create", "--role", "portal", "--name", "loadtest"), env=env, check=True,
-                          capture_output=True, text=True)
+    made = subprocess.run(
+        _cli("keys", "create", "--role", "portal", "--name", "loadtest"),
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     with Store.from_settings(storage) as store:
         ids = [school.id for school in store.iter_schools(active=True)]
     return ids, made.stdout.strip(), took
@@ -358,24 +401,35 @@ def _ms(value: float | None) -> str:
 
 
 def format_result(result: LoadResult) -> str:
-    rss = (f"{result.server_rss_mb:.0f} MB (peak {result.server_peak_rss_mb:.0f} MB)"
-           if result.server_rss_mb is not None else "n/a (give --server-pid)")
+    rss = (
+        f"{result.server_rss_mb:.0f} MB (peak {result.server_peak_rss_mb:.0f} MB)"
+        if result.server_rss_mb is not None
+        else "n/a (give --server-pid)"
+    )
     rows = [
         ("world size (active, indexed)", f"{result.world:,}"),
         ("text encoder", result.text_encoder or "as the server is configured"),
-        ("clients", f"{result.clients} " + (f"(open loop, offering {result.rate:g} req/s in all)" if result.rate
-                                             else "(closed loop, back to back)")),
+        (
+            "clients",
+            f"{result.clients} "
+            + (f"(open loop, offering {result.rate:g} req/s in all)" if result.rate else "(closed loop, back to back)"),
+        ),
         ("k", str(result.k)),
         ("requests", f"{result.requests:,} in {result.seconds:.1f} s"),
         ("errors (non-200)", f"{result.errors:,}"),
         ("throughput", f"{result.throughput:.1f} req/s"),
         ("latency p50 / p95 / p99", f"{result.p50_ms:.1f} / {result.p95_ms:.1f} / {result.p99_ms:.1f} ms"),
         ("latency mean / max", f"{result.mean_ms:.1f} / {result.max_ms:.1f} ms"),
-        ("server-side mean; p50 / p99 at most", f"{_ms(result.server_mean_ms)}; {_ms(result.server_p50_at_most_ms)} / "
-                                                 f"{_ms(result.server_p99_at_most_ms)} (histogram buckets)"),
+        (
+            "server-side mean; p50 / p99 at most",
+            f"{_ms(result.server_mean_ms)}; {_ms(result.server_p50_at_most_ms)} / "
+            f"{_ms(result.server_p99_at_most_ms)} (histogram buckets)",
+        ),
         ("server RSS", rss),
-        ("CPU per request: server / client", f"{_ms(result.server_cpu_ms_per_request)} / "
-                                             f"{_ms(result.client_cpu_ms_per_request)}"),
+        (
+            "CPU per request: server / client",
+            f"{_ms(result.server_cpu_ms_per_request)} / {_ms(result.client_cpu_ms_per_request)}",
+        ),
     ]
     width = max(len(label) for label, _ in rows)
     lines = [f"  {label:<{width}}  {value}" for label, value in rows]
@@ -384,16 +438,22 @@ def format_result(result: LoadResult) -> str:
     size, p99, rate = target_for(result.world)
     verdicts = [f"p99 <= {p99:.0f} ms: {'met' if result.p99_ms <= p99 else 'MISSED'} ({result.p99_ms:.1f} ms)"]
     if rate is not None:
-        verdicts.append(f">= {rate:.0f} req/s: {'met' if result.throughput >= rate else 'MISSED'} "
-                        f"({result.throughput:.1f} req/s)")
+        verdicts.append(
+            f">= {rate:.0f} req/s: {'met' if result.throughput >= rate else 'MISSED'} ({result.throughput:.1f} req/s)"
+        )
     caveat = "" if result.clients == TARGET_CLIENTS else f"; this run used {result.clients} clients"
-    lines.append(f"  target for a {size:,}-school world, {TARGET_CLIENTS} clients, one worker{caveat}: "
-                 + "; ".join(verdicts))
-    lines.append(f"  note: the load generator ran on the same {result.cpu_count} core(s) as the server, "
-                 "and latency is measured in the client")
+    lines.append(
+        f"  target for a {size:,}-school world, {TARGET_CLIENTS} clients, one worker{caveat}: " + "; ".join(verdicts)
+    )
+    lines.append(
+        f"  note: the load generator ran on the same {result.cpu_count} core(s) as the server, "
+        "and latency is measured in the client"
+    )
     if not result.rate:
-        lines.append("  note: closed loop, so mean latency = clients / throughput (Little's law): latency under "
-                     f"{p99:.0f} ms with {result.clients} clients needs >= {result.clients / p99 * 1000:.0f} req/s")
+        lines.append(
+            "  note: closed loop, so mean latency = clients / throughput (Little's law): latency under "
+            f"{p99:.0f} ms with {result.clients} clients needs >= {result.clients / p99 * 1000:.0f} req/s"
+        )
     if result.setup_seconds:
         lines.append("  setup: " + ", ".join(f"{name} {sec:.1f} s" for name, sec in result.setup_seconds.items()))
     return "\n".join(lines)
@@ -408,23 +468,37 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8000 (needs --key)")
     target.add_argument("--world", type=int, help="generate this many schools and serve them here")
     parser.add_argument("--server-pid", type=int, help="with --url: the server's pid, to report its RSS and CPU")
-    parser.add_argument("--key", default=os.environ.get("PARTNERMATCH_LOADTEST_KEY"),
-                        help="staff or portal API key for --url (or PARTNERMATCH_LOADTEST_KEY)")
+    parser.add_argument(
+        "--key",
+        default=os.environ.get("PARTNERMATCH_LOADTEST_KEY"),
+        help="staff or portal API key for --url (or PARTNERMATCH_LOADTEST_KEY)",
+    )
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
     amount = parser.add_mutually_exclusive_group()
     amount.add_argument("--duration", type=float, help="seconds to measure (default 30 unless --requests)")
     amount.add_argument("--requests", type=int, help="requests to measure, over all clients")
-    parser.add_argument("--rate", type=float,
-                        help="offer this many requests/s in all, on a fixed schedule (open loop; latency counted "
-                        "from the scheduled time); default: each client sends back to back (closed loop)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="offer this many requests/s in all, on a fixed schedule (open loop; latency counted "
+        "from the scheduled time); default: each client sends back to back (closed loop)",
+    )
     parser.add_argument("--warmup", type=int, default=200, help="requests before measuring, not counted")
     parser.add_argument("--k", type=int, default=10, help="suggestions per request (default 10)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the world and of the school ids asked for")
-    parser.add_argument("--text-encoder", choices=["model", "hashed"], default=None,
-                        help="with --world: model (default) or hashed (benchmarks only: no semantics)")
+    parser.add_argument(
+        "--text-encoder",
+        choices=["model", "hashed"],
+        default=None,
+        help="with --world: model (default) or hashed (benchmarks only: no semantics)",
+    )
     parser.add_argument("--data-dir", type=Path, help="with --world: keep the world here (reused if it has schools)")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="with --world: embedding cache to reuse between runs (default: inside the data dir)")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="with --world: embedding cache to reuse between runs (default: inside the data dir)",
+    )
     parser.add_argument("--start-timeout", type=float, default=3600, help="seconds to wait for /readyz")
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
     return parser
@@ -440,18 +514,35 @@ def main(argv: Sequence[str] | None = None) -> LoadResult:
     if args.url and not args.key:
         parser.error("--url needs --key (a staff or portal API key)")
     duration = args.duration if args.duration is not None or args.requests is not None else 30.0
-    load = {"clients": args.clients, "k": args.k, "seed": args.seed, "requests": args.requests,
-            "duration": duration, "warmup": args.warmup, "rate": args.rate}
+    load = {
+        "clients": args.clients,
+        "k": args.k,
+        "seed": args.seed,
+        "requests": args.requests,
+        "duration": duration,
+        "warmup": args.warmup,
+        "rate": args.rate,
+    }
 
     if args.url:
         base_url = args.url.rstrip("/")
         ids = ids_from_api(base_url, args.key)
         latencies, statuses, seconds, cpu = run_load(base_url, args.key, ids, server_pid=args.server_pid, **load)
         memory = rss_mb(args.server_pid) if args.server_pid else None
-        result = summarise(latencies, statuses, seconds, url=base_url, world=indexed(base_url),
-                           clients=args.clients, k=args.k, text_encoder=args.text_encoder, rate=args.rate,
-                           server_rss_mb=round(memory[0], 1) if memory else None,
-                           server_peak_rss_mb=round(memory[1], 1) if memory else None, **cpu)
+        result = summarise(
+            latencies,
+            statuses,
+            seconds,
+            url=base_url,
+            world=indexed(base_url),
+            clients=args.clients,
+            k=args.k,
+            text_encoder=args.text_encoder,
+            rate=args.rate,
+            server_rss_mb=round(memory[0], 1) if memory else None,
+            server_peak_rss_mb=round(memory[1], 1) if memory else None,
+            **cpu,
+        )
     else:
         result = _run_world(args, load)
     print(format_result(result), flush=True)
@@ -471,18 +562,30 @@ def _run_world(args: argparse.Namespace, load: dict[str, object]) -> LoadResult:
         started = time.perf_counter()
         with served(env, data_dir / "server.log", args.start_timeout) as (base_url, process):
             start_seconds = time.perf_counter() - started
-            _say(f"server ready on {base_url} after {start_seconds:.1f} s; {len(ids):,} active schools; "
-                 f"load: {args.clients} clients")
-            latencies, statuses, seconds, cpu = run_load(base_url, key, ids, server_pid=process.pid,
-                                                         **load)  # type: ignore[arg-type]
+            _say(
+                f"server ready on {base_url} after {start_seconds:.1f} s; {len(ids):,} active schools; "
+                f"load: {args.clients} clients"
+            )
+            latencies, statuses, seconds, cpu = run_load(base_url, key, ids, server_pid=process.pid, **load)  # type: ignore[arg-type]
             memory = rss_mb(process.pid)
             world = indexed(base_url)
         return summarise(
-            latencies, statuses, seconds, url=base_url, world=world, clients=args.clients, k=args.k,
-            text_encoder=text_encoder, rate=args.rate, server_rss_mb=round(memory[0], 1) if memory else None,
-            server_peak_rss_mb=round(memory[1], 1) if memory else None, **cpu,
-            setup_seconds={"generate": round(generate_seconds, 1),
-                           "start (load or build index)": round(start_seconds, 1)},
+            latencies,
+            statuses,
+            seconds,
+            url=base_url,
+            world=world,
+            clients=args.clients,
+            k=args.k,
+            text_encoder=text_encoder,
+            rate=args.rate,
+            server_rss_mb=round(memory[0], 1) if memory else None,
+            server_peak_rss_mb=round(memory[1], 1) if memory else None,
+            **cpu,
+            setup_seconds={
+                "generate": round(generate_seconds, 1),
+                "start (load or build index)": round(start_seconds, 1),
+            },
         )
     finally:
         if temporary:

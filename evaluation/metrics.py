@@ -26,8 +26,13 @@ def accuracy_metric_names(ks: Iterable[int]) -> list[str]:
     return [f"{metric}@{k}" for k in ks for metric in ACCURACY_METRICS] + [f"mrr@{ks[-1]}"]
 
 
-def accuracy(relevant: Mapping[str, Collection[str]], lists: Mapping[str, Sequence[str]],
-             ks: Iterable[int], *, per_query: bool = False) -> dict[str, float] | dict[str, np.ndarray]:
+def accuracy(
+    relevant: Mapping[str, Collection[str]],
+    lists: Mapping[str, Sequence[str]],
+    ks: Iterable[int],
+    *,
+    per_query: bool = False,
+) -> dict[str, float] | dict[str, np.ndarray]:
     """recall@k, nDCG@k, hit rate@k and MRR, averaged over the queries in ``relevant`` (binary relevance).
 
     A query missing from ``lists`` (or with an empty list) scores 0. ``per_query`` returns one
@@ -38,8 +43,13 @@ def accuracy(relevant: Mapping[str, Collection[str]], lists: Mapping[str, Sequen
         raise ValueError("relevant: no query has a relevant school; nothing to evaluate")
     qrels = Qrels({q: {doc: 1 for doc in relevant[q]} for q in queries})
     # Scores that fall with the rank, so ranx keeps the list's order exactly.
-    run = Run({q: {doc: float(len(ranked) - i) for i, doc in enumerate(ranked)}
-               for q in queries if (ranked := _unique(lists.get(q, ())))})
+    run = Run(
+        {
+            q: {doc: float(len(ranked) - i) for i, doc in enumerate(ranked)}
+            for q in queries
+            if (ranked := _unique(lists.get(q, ())))
+        }
+    )
     names = accuracy_metric_names(ks)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numba's "unsafe cast" notes from inside ranx
@@ -137,8 +147,9 @@ def nsp_share(lists: Iterable[Sequence[str]], country_of: Mapping[str, str], k: 
 def reciprocity(fits: Iterable[tuple[float, float]], high_fit: float) -> float:
     """Share of suggested pairs whose fit is at least ``high_fit`` in both directions."""
     pairs = list(fits)
-    return sum(forward >= high_fit and backward >= high_fit for forward, backward in pairs) / len(pairs) \
-        if pairs else 0.0
+    return (
+        sum(forward >= high_fit and backward >= high_fit for forward, backward in pairs) / len(pairs) if pairs else 0.0
+    )
 
 
 def country_distribution(lists: Iterable[Sequence[str]], country_of: Mapping[str, str], k: int) -> dict[str, float]:

@@ -134,11 +134,9 @@ def write_report(evaluation: Evaluation, folder: Path, *, mark_latest: bool = Tr
         "countries": plot_countries(_main_split(evaluation), folder / "partner_countries.png"),
     }
     payload = metrics_payload(evaluation)
-    (folder / METRICS_FILE).write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str),
-                                       encoding="utf-8")
+    (folder / METRICS_FILE).write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
     report = folder / REPORT_FILE
-    report.write_text(render_markdown(evaluation, {key: path.name for key, path in figures.items()}),
-                      encoding="utf-8")
+    report.write_text(render_markdown(evaluation, {key: path.name for key, path in figures.items()}), encoding="utf-8")
     if mark_latest and folder.parent.name == REPORTS_FOLDER:
         point_latest(folder)
     return report
@@ -163,11 +161,11 @@ def metrics_payload(evaluation: Evaluation) -> dict[str, Any]:
             "diagnostics": result.diagnostics,
             "metrics": result.metrics,
             "lorenz": curves,
-            "home_query_countries": {method: metrics.country_distribution(result.home_lists(method),
-                                                                           result.country_of, k)
-                                     for method in METHODS},
-            "home_held_out_countries": metrics.country_distribution(result.home_partners(), result.country_of,
-                                                                    k=10**6),
+            "home_query_countries": {
+                method: metrics.country_distribution(result.home_lists(method), result.country_of, k)
+                for method in METHODS
+            },
+            "home_held_out_countries": metrics.country_distribution(result.home_partners(), result.country_of, k=10**6),
             "targets": [vars(t) for t in check_targets(result)] if k == 10 and 10 in evaluation.settings.ks else [],
         }
     return {
@@ -221,8 +219,10 @@ def plot_lorenz(result: SplitResult, path: Path) -> Path:
 
 def plot_countries(result: SplitResult, path: Path, top: int = 10, k: int = 10) -> Path:
     """Partner countries suggested to home-country schools per method, next to their real held-out partners'."""
-    rows = {label: metrics.country_distribution(result.home_lists(method), result.country_of, k)
-            for method, (label, _) in METHODS.items()}
+    rows = {
+        label: metrics.country_distribution(result.home_lists(method), result.country_of, k)
+        for method, (label, _) in METHODS.items()
+    }
     rows["Held-out partners"] = metrics.country_distribution(result.home_partners(), result.country_of, k=10**6)
     totals: dict[str, float] = {}
     for shares in rows.values():
@@ -234,17 +234,22 @@ def plot_countries(result: SplitResult, path: Path, top: int = 10, k: int = 10) 
     left = np.zeros(len(labels))
     colours = plt.get_cmap("tab20")
     for i, country in enumerate([*shown, "other"]):
-        widths = np.array([
-            (1 - sum(rows[label].get(c, 0.0) for c in shown)) if country == "other" else rows[label].get(country, 0.0)
-            for label in labels
-        ])
+        widths = np.array(
+            [
+                (1 - sum(rows[label].get(c, 0.0) for c in shown))
+                if country == "other"
+                else rows[label].get(country, 0.0)
+                for label in labels
+            ]
+        )
         ax.barh(labels, widths, left=left, color=colours(i % 20), label=_country_label(country))
         left += widths
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
     ax.set_xlabel(f"share of top-{k} suggestions (held-out partners: share of real partners)")
-    ax.set_title(f"Partner countries suggested to {_country_label(result.home_country)} schools, "
-                 f"{result.split.name} split")
+    ax.set_title(
+        f"Partner countries suggested to {_country_label(result.home_country)} schools, {result.split.name} split"
+    )
     ax.legend(fontsize=7, ncol=6, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     return save_figure(fig, path)
 
@@ -297,11 +302,17 @@ def render_markdown(evaluation: Evaluation, figures: dict[str, str]) -> str:
     if TARGET_SPLIT in evaluation.splits and k == 10 and 10 in settings.ks:
         checks = check_targets(evaluation.splits[TARGET_SPLIT])
         lines += ["## Targets (time split)", ""]
-        lines += _table(["Target", "Measured", "Met?"],
-                        [[c.statement, c.measured, "**met**" if c.met else "**NOT met**"] for c in checks])
+        lines += _table(
+            ["Target", "Measured", "Met?"],
+            [[c.statement, c.measured, "**met**" if c.met else "**NOT met**"] for c in checks],
+        )
         missed = [c for c in checks if not c.met]
-        lines += ["", f"{len(checks) - len(missed)} of {len(checks)} targets met."
-                  + (" Not met: " + "; ".join(c.statement for c in missed) + "." if missed else ""), ""]
+        lines += [
+            "",
+            f"{len(checks) - len(missed)} of {len(checks)} targets met."
+            + (" Not met: " + "; ".join(c.statement for c in missed) + "." if missed else ""),
+            "",
+        ]
     lines += _reading(main, k)
     for result in evaluation.splits.values():
         lines += _accuracy_section(result, settings.ks)
@@ -336,26 +347,44 @@ def _reading(result: SplitResult, k: int) -> list[str]:
         f"against {hybrid[gini]:.2f}).",
     ]
     if full[recall] < hybrid[recall] and full[gini] >= hybrid[gini]:
-        lines.append("* So graph rebalancing and the diversity re-rank, as currently weighted, cost accuracy "
-                     "without buying a more even spread. `partnermatch sensitivity` shows how each weight moves "
-                     "both, to choose new weights knowingly.")
+        lines.append(
+            "* So graph rebalancing and the diversity re-rank, as currently weighted, cost accuracy "
+            "without buying a more even spread. `partnermatch sensitivity` shows how each weight moves "
+            "both, to choose new weights knowingly."
+        )
     best = max(TARGET_BASELINES, key=lambda method: m[method][recall])
-    lines.append(f"* The best simple baseline is {METHODS[best][0]} (recall@{k} {m[best][recall]:.3f}); the "
-                 f"reciprocal score alone reaches {hybrid[recall]:.3f}.")
-    lines.append(f"* Only {result.diagnostics['in_pool_share']:.0%} of held-out partners were among the candidates "
-                 "ranked for their school, which bounds every method's recall.")
+    lines.append(
+        f"* The best simple baseline is {METHODS[best][0]} (recall@{k} {m[best][recall]:.3f}); the "
+        f"reciprocal score alone reaches {hybrid[recall]:.3f}."
+    )
+    lines.append(
+        f"* Only {result.diagnostics['in_pool_share']:.0%} of held-out partners were among the candidates "
+        "ranked for their school, which bounds every method's recall."
+    )
     return [*lines, ""]
 
 
 def _accuracy_section(result: SplitResult, ks: Sequence[int]) -> list[str]:
     d = result.diagnostics
-    header = ["Method", *[f"recall@{k}" for k in ks], *[f"nDCG@{k}" for k in ks], *[f"hit@{k}" for k in ks],
-              f"MRR@{ks[-1]}"]
+    header = [
+        "Method",
+        *[f"recall@{k}" for k in ks],
+        *[f"nDCG@{k}" for k in ks],
+        *[f"hit@{k}" for k in ks],
+        f"MRR@{ks[-1]}",
+    ]
     rows = []
     for method, (label, _) in METHODS.items():
         m = result.metrics[method]
-        rows.append([label, *[_fmt(m[f"recall@{k}"]) for k in ks], *[_fmt(m[f"ndcg@{k}"]) for k in ks],
-                     *[_fmt(m[f"hit_rate@{k}"]) for k in ks], _fmt(m[f"mrr@{ks[-1]}"])])
+        rows.append(
+            [
+                label,
+                *[_fmt(m[f"recall@{k}"]) for k in ks],
+                *[_fmt(m[f"ndcg@{k}"]) for k in ks],
+                *[_fmt(m[f"hit_rate@{k}"]) for k in ks],
+                _fmt(m[f"mrr@{ks[-1]}"]),
+            ]
+        )
     cutoff = f" (those that started on or after {d['cutoff']})" if d["cutoff"] else " (a random sample of pairs)"
     comparison = d["full_vs_best_baseline"]
     p_value = comparison["p_value"]
@@ -376,14 +405,33 @@ def _accuracy_section(result: SplitResult, ks: Sequence[int]) -> list[str]:
 
 
 def _beyond_section(result: SplitResult, k: int) -> list[str]:
-    header = ["Method", f"coverage@{k}", f"Gini@{k}", "countries per list", "country diversity", "NSP share",
-              "remote exposure", "reciprocity", "violations"]
+    header = [
+        "Method",
+        f"coverage@{k}",
+        f"Gini@{k}",
+        "countries per list",
+        "country diversity",
+        "NSP share",
+        "remote exposure",
+        "reciprocity",
+        "violations",
+    ]
     rows = []
     for method, (label, _) in METHODS.items():
         m = result.metrics[method]
-        rows.append([label, _fmt(m[f"coverage@{k}"]), _fmt(m[f"gini@{k}"]), _fmt(m[f"countries_per_list@{k}"], 2),
-                     _fmt(m[f"country_diversity@{k}"]), _fmt(m[f"nsp_share@{k}"]),
-                     _fmt(m[f"remote_exposure@{k}"], 2), _fmt(m[f"reciprocity@{k}"]), str(m["violations"])])
+        rows.append(
+            [
+                label,
+                _fmt(m[f"coverage@{k}"]),
+                _fmt(m[f"gini@{k}"]),
+                _fmt(m[f"countries_per_list@{k}"], 2),
+                _fmt(m[f"country_diversity@{k}"]),
+                _fmt(m[f"nsp_share@{k}"]),
+                _fmt(m[f"remote_exposure@{k}"], 2),
+                _fmt(m[f"reciprocity@{k}"]),
+                str(m["violations"]),
+            ]
+        )
     return [
         f"## Beyond accuracy, {result.split.name} split (top-{k} lists)",
         "",
@@ -431,8 +479,11 @@ def _method_notes(evaluation: Evaluation) -> list[str]:
         "every partnership of a sampled pair. Held-out pairs still partnered in the training state are dropped "
         "(a renewal, not a new match). Profiles are today's.",
         "* **Queries.** "
-        + ("Both schools of every held-out pair ask for partners (Taiwanese and foreign)."
-           if settings.sides == "both" else "The Taiwanese school of every held-out pair asks for partners.")
+        + (
+            "Both schools of every held-out pair ask for partners (Taiwanese and foreign)."
+            if settings.sides == "both"
+            else "The Taiwanese school of every held-out pair asks for partners."
+        )
         + (f" A seeded sample of at most {settings.max_queries} queries per split." if settings.max_queries else ""),
         f"* **Same candidates, same constraints.** For each query the {settings.pool_size} nearest candidates (by "
         "profile vector) that pass every hard rule form one pool, and every method orders that pool; the full "

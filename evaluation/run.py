@@ -71,8 +71,13 @@ TARGET_BASELINES: tuple[str, ...] = ("random", "popularity", "content", "adamic_
 """Baselines the full product must beat by the recall target."""
 
 NEUTRAL_REBALANCING = RebalanceWeights(
-    saturation_threshold=1.0, no_partner_boost=0.0, remote_boost=0.0, cluster_boost=0.0,
-    diversity_decay=1.0, responsiveness_floor=1.0, exposure_strength=0.0,
+    saturation_threshold=1.0,
+    no_partner_boost=0.0,
+    remote_boost=0.0,
+    cluster_boost=0.0,
+    diversity_decay=1.0,
+    responsiveness_floor=1.0,
+    exposure_strength=0.0,
 )
 """Every graph factor is 1 for a candidate with room (a full one fails the capacity rule anyway)."""
 
@@ -118,8 +123,9 @@ class SplitResult:
 
     def home_partners(self) -> list[list[str]]:
         """The held-out partners of home-country queries."""
-        return [sorted(partners) for query, partners in self.relevant.items()
-                if self.country_of[query] == self.home_country]
+        return [
+            sorted(partners) for query, partners in self.relevant.items() if self.country_of[query] == self.home_country
+        ]
 
 
 @dataclass
@@ -136,9 +142,15 @@ class Evaluation:
 # --------------------------------------------------------------------------- entry point
 
 
-def evaluate_store(store: Store, embedder: ProfileEmbedder, settings: EvaluationSettings | None = None,
-                   match_settings: MatchSettings | None = None, *, progress: Progress | None = print_progress,
-                   show_bars: bool | None = None) -> Evaluation:
+def evaluate_store(
+    store: Store,
+    embedder: ProfileEmbedder,
+    settings: EvaluationSettings | None = None,
+    match_settings: MatchSettings | None = None,
+    *,
+    progress: Progress | None = print_progress,
+    show_bars: bool | None = None,
+) -> Evaluation:
     """Evaluate matching on whatever world the store holds (generated, imported or real)."""
     settings = settings or EvaluationSettings()
     match_settings = match_settings or MatchSettings()
@@ -146,14 +158,17 @@ def evaluate_store(store: Store, embedder: ProfileEmbedder, settings: Evaluation
     started = time.perf_counter()
     schools = list(store.iter_schools())
     partnerships = store.list_partnerships()
-    say(f"loaded {len(schools)} schools and {len(partnerships)} partnerships from the store "
-        f"({time.perf_counter() - started:.1f} s)")
+    say(
+        f"loaded {len(schools)} schools and {len(partnerships)} partnerships from the store "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
     results = {}
     for name in settings.splits:
         split = make_split(name, partnerships, settings.holdout_share, settings.seed)
         say(split.describe())
-        results[name] = evaluate_split(schools, split, embedder, settings, match_settings,
-                                       progress=say, show_bars=show_bars)
+        results[name] = evaluate_split(
+            schools, split, embedder, settings, match_settings, progress=say, show_bars=show_bars
+        )
     world = {
         "schools": len(schools),
         "active_schools": sum(s.active for s in schools),
@@ -165,8 +180,9 @@ def evaluate_store(store: Store, embedder: ProfileEmbedder, settings: Evaluation
     return Evaluation(settings, match_settings, results, world, time.perf_counter() - started)
 
 
-def query_targets(split: Split, schools: dict[str, School], settings: EvaluationSettings,
-                  home_country: str) -> dict[str, set[str]]:
+def query_targets(
+    split: Split, schools: dict[str, School], settings: EvaluationSettings, home_country: str
+) -> dict[str, set[str]]:
     """Query -> held-out partners, for active schools on the asked sides (seeded sample if capped)."""
     relevant: dict[str, set[str]] = defaultdict(set)
     for a, b in split.held_out_pairs():
@@ -184,8 +200,9 @@ def query_targets(split: Split, schools: dict[str, School], settings: Evaluation
 # --------------------------------------------------------------------------- one split
 
 
-def build_matcher(schools: Sequence[School], train: Iterable[Partnership], embedder: ProfileEmbedder,
-                  match_settings: MatchSettings) -> Matcher:
+def build_matcher(
+    schools: Sequence[School], train: Iterable[Partnership], embedder: ProfileEmbedder, match_settings: MatchSettings
+) -> Matcher:
     """The recommender as it would be built from the training partnerships alone."""
     return Matcher.build(schools, train, embedder, match_settings)
 
@@ -228,7 +245,8 @@ def judge_query(context: QueryContext, query: str) -> QueryOutcome:
     fits = {c.school.id: (c.score.forward.value, c.score.backward.value) for c in pool if c.school.id in listed}
     in_pool = {c.school.id for c in pool}
     counters: Counter[str] = Counter(
-        pool_size=len(pool), held_out_partners=len(context.relevant[query]),
+        pool_size=len(pool),
+        held_out_partners=len(context.relevant[query]),
         held_out_reachable=sum(check_pair(source, by_id[p], context.rules).ok for p in context.relevant[query]),
         held_out_in_pool=len(context.relevant[query] & in_pool),
         **{f"{method}_nonzero": any(v > 0 for v in scores[method].values()) for method in GRAPH_BASELINES},
@@ -238,8 +256,9 @@ def judge_query(context: QueryContext, query: str) -> QueryOutcome:
     return QueryOutcome(query, ranked, fits, violations, counters, in_pool)
 
 
-def product_lists(matcher: Matcher, queries: Sequence[str], k: int, seed: int,
-                  on_done: Callable[[int], None] | None = None) -> dict[str, SuggestionResult]:
+def product_lists(
+    matcher: Matcher, queries: Sequence[str], k: int, seed: int, on_done: Callable[[int], None] | None = None
+) -> dict[str, SuggestionResult]:
     """The product's results for ``queries``, asked one after another in a seeded arrival order.
 
     Sequential on purpose: as deployed, every list shown is recorded and damps the exposure of
@@ -256,8 +275,9 @@ def product_lists(matcher: Matcher, queries: Sequence[str], k: int, seed: int,
     return results
 
 
-def add_full_product(context: QueryContext, outcomes: Sequence[QueryOutcome], seed: int,
-                     on_done: Callable[[int], None] | None = None) -> None:
+def add_full_product(
+    context: QueryContext, outcomes: Sequence[QueryOutcome], seed: int, on_done: Callable[[int], None] | None = None
+) -> None:
     """Each outcome completed with the product's list (see :func:`product_lists`) and its checks."""
     matcher = context.matcher
     results = product_lists(matcher, [o.query for o in outcomes], context.settings.max_k, seed, on_done)
@@ -265,10 +285,12 @@ def add_full_product(context: QueryContext, outcomes: Sequence[QueryOutcome], se
         source, full = matcher.schools[outcome.query], results[outcome.query].suggestions
         outcome.lists["full"] = [s.school_id for s in full]
         outcome.fits.update({s.school_id: (s.fit_forward, s.fit_backward) for s in full})
-        outcome.counters.update(full_suggestions=len(full),
-                                full_suggestions_in_pool=sum(s.school_id in outcome.pool for s in full))
+        outcome.counters.update(
+            full_suggestions=len(full), full_suggestions_in_pool=sum(s.school_id in outcome.pool for s in full)
+        )
         outcome.violations["full"] = sum(
-            not check_pair(source, matcher.schools[s.school_id], context.rules).ok for s in full)
+            not check_pair(source, matcher.schools[s.school_id], context.rules).ok for s in full
+        )
 
 
 _FORKED: tuple[Callable[[Any, str], Any], Any] | None = None
@@ -282,8 +304,13 @@ def _run_forked(queries: list[str]) -> list[Any]:
     return [function(context, query) for query in queries]
 
 
-def map_queries(function: Callable[[Any, str], Any], context: Any, queries: Sequence[str], workers: int,
-                on_done: Callable[[int], None] | None = None) -> list[Any]:
+def map_queries(
+    function: Callable[[Any, str], Any],
+    context: Any,
+    queries: Sequence[str],
+    workers: int,
+    on_done: Callable[[int], None] | None = None,
+) -> list[Any]:
     """``[function(context, q) for q in queries]``, in ``workers`` forked processes when more than one.
 
     Forking shares the context (the matcher, its indexes and graph) copy-on-write, so nothing is
@@ -310,9 +337,16 @@ def map_queries(function: Callable[[Any, str], Any], context: Any, queries: Sequ
         _FORKED = None
 
 
-def evaluate_split(schools: Sequence[School], split: Split, embedder: ProfileEmbedder, settings: EvaluationSettings,
-                   match_settings: MatchSettings, *, progress: Progress | None = None,
-                   show_bars: bool | None = None) -> SplitResult:
+def evaluate_split(
+    schools: Sequence[School],
+    split: Split,
+    embedder: ProfileEmbedder,
+    settings: EvaluationSettings,
+    match_settings: MatchSettings,
+    *,
+    progress: Progress | None = None,
+    show_bars: bool | None = None,
+) -> SplitResult:
     say = progress or (lambda _message: None)
     started = time.perf_counter()
     matcher = build_matcher(schools, split.train, embedder, match_settings)
@@ -321,13 +355,14 @@ def evaluate_split(schools: Sequence[School], split: Split, embedder: ProfileEmb
     relevant = query_targets(split, by_id, settings, match_settings.home_country)
     if not relevant:
         raise ValueError(f"{split.name} split: no active school has a held-out partner; nothing to evaluate")
-    say(f"  {split.name}: recommender built in {time.perf_counter() - started:.1f} s; {len(relevant)} queries, "
-        f"{settings.workers} worker(s)")
+    say(
+        f"  {split.name}: recommender built in {time.perf_counter() - started:.1f} s; {len(relevant)} queries, "
+        f"{settings.workers} worker(s)"
+    )
     pool_settings = without_rebalancing(match_settings).model_copy(update={"overfetch": POOL_OVERFETCH})
     context = QueryContext(matcher, history, relevant, settings, pool_settings, matcher.context())
     bar_off = None if show_bars is None else not show_bars  # None: a bar only on a terminal
-    with tqdm(total=len(relevant), desc=f"{split.name} split", unit="query", file=sys.stderr,
-              disable=bar_off) as bar:
+    with tqdm(total=len(relevant), desc=f"{split.name} split", unit="query", file=sys.stderr, disable=bar_off) as bar:
         step, next_line = max(1, len(relevant) // 10), [max(1, len(relevant) // 10)]
 
         def advance(count: int) -> None:
@@ -338,25 +373,35 @@ def evaluate_split(schools: Sequence[School], split: Split, embedder: ProfileEmb
 
         outcomes = map_queries(judge_query, context, list(relevant), settings.workers, advance)
     say(f"  {split.name}: baseline lists made in {time.perf_counter() - started:.1f} s; the product's lists next")
-    with tqdm(total=len(relevant), desc=f"{split.name} product", unit="query", file=sys.stderr,
-              disable=bar_off) as bar:
+    with tqdm(total=len(relevant), desc=f"{split.name} product", unit="query", file=sys.stderr, disable=bar_off) as bar:
         add_full_product(context, outcomes, settings.seed, bar.update)
     say(f"  {split.name}: product lists made in {time.perf_counter() - started:.1f} s")
     say(f"  {split.name}: lists made in {time.perf_counter() - started:.1f} s")
-    lists: dict[str, dict[str, list[str]]] = {method: {o.query: o.lists[method] for o in outcomes}
-                                              for method in METHODS}
+    lists: dict[str, dict[str, list[str]]] = {
+        method: {o.query: o.lists[method] for o in outcomes} for method in METHODS
+    }
     fits = {(o.query, school): fit for o in outcomes for school, fit in o.fits.items()}
     counters = sum((o.counters for o in outcomes), Counter())
     eligible = eligible_schools(matcher, relevant)
-    measured = {method: measure(lists[method], relevant, eligible, fits, by_id, settings, match_settings)
-                for method in METHODS}
+    measured = {
+        method: measure(lists[method], relevant, eligible, fits, by_id, settings, match_settings) for method in METHODS
+    }
     for method in METHODS:
         measured[method]["violations"] = sum(o.violations[method] for o in outcomes)
     exposure = {method: measured[method].pop("exposure_counts") for method in METHODS}
     diagnostics = split_diagnostics(split, relevant, counters, eligible, matcher, lists, settings)
     diagnostics["full_vs_best_baseline"] = paired_comparison(lists, relevant, measured, settings)
-    return SplitResult(split, relevant, lists, measured, exposure, diagnostics, time.perf_counter() - started,
-                       {school_id: school.country for school_id, school in by_id.items()}, match_settings.home_country)
+    return SplitResult(
+        split,
+        relevant,
+        lists,
+        measured,
+        exposure,
+        diagnostics,
+        time.perf_counter() - started,
+        {school_id: school.country for school_id, school in by_id.items()},
+        match_settings.home_country,
+    )
 
 
 def query_pool(matcher: Matcher, source: School, size: int, pool_settings: MatchSettings) -> list[Candidate]:
@@ -382,8 +427,9 @@ def baseline_scores(history: nx.Graph, source: School, pool: Sequence[Candidate]
     }
 
 
-def rank_all(source: School, pool: Sequence[Candidate], scores: dict[str, dict[str, float]], k: int,
-             seed: int) -> dict[str, list[str]]:
+def rank_all(
+    source: School, pool: Sequence[Candidate], scores: dict[str, dict[str, float]], k: int, seed: int
+) -> dict[str, list[str]]:
     """Every pool-based method's top ``k`` for one query (the pool comes ordered by reciprocal score)."""
     ids = [c.school.id for c in pool]
     ranked = {"random": baselines.random_order(ids, baselines.tie_break_rng(seed, source.id), k)}
@@ -397,14 +443,22 @@ def eligible_schools(matcher: Matcher, relevant: dict[str, set[str]]) -> set[str
     """Active schools on the queries' candidate sides with room in the training state."""
     sides = {side for query in relevant for side in matcher.candidate_sides(matcher.schools[query])}
     return {
-        school_id for side in sides for school_id in matcher.indexes[side].ids()
+        school_id
+        for side in sides
+        for school_id in matcher.indexes[side].ids()
         if len(matcher.graph.adj[school_id]) < matcher.schools[school_id].capacity
     }
 
 
-def measure(lists: dict[str, list[str]], relevant: dict[str, set[str]], eligible: set[str],
-            fits: dict[tuple[str, str], tuple[float, float]], schools: dict[str, School],
-            settings: EvaluationSettings, match_settings: MatchSettings) -> dict[str, Any]:
+def measure(
+    lists: dict[str, list[str]],
+    relevant: dict[str, set[str]],
+    eligible: set[str],
+    fits: dict[tuple[str, str], tuple[float, float]],
+    schools: dict[str, School],
+    settings: EvaluationSettings,
+    match_settings: MatchSettings,
+) -> dict[str, Any]:
     """Accuracy and beyond-accuracy figures of one method's lists."""
     k = settings.exposure_k
     country_of = {school_id: school.country for school_id, school in schools.items()}
@@ -423,16 +477,22 @@ def measure(lists: dict[str, list[str]], relevant: dict[str, set[str]], eligible
         f"nsp_share@{k}": metrics.nsp_share(home_top, country_of, k),
         f"remote_exposure@{k}": metrics.remote_exposure_ratio(home_counts, remote),
         f"reciprocity@{k}": metrics.reciprocity(
-            (fits[query, school] for query, ranked in lists.items() for school in ranked[:k]),
-            match_settings.high_fit),
+            (fits[query, school] for query, ranked in lists.items() for school in ranked[:k]), match_settings.high_fit
+        ),
         f"mean_list_length@{k}": sum(min(len(ranked), k) for ranked in top) / len(top),
         "exposure_counts": counts,
     }
 
 
-def split_diagnostics(split: Split, relevant: dict[str, set[str]], counters: Counter[str], eligible: set[str],
-                      matcher: Matcher, lists: dict[str, dict[str, list[str]]],
-                      settings: EvaluationSettings) -> dict[str, Any]:
+def split_diagnostics(
+    split: Split,
+    relevant: dict[str, set[str]],
+    counters: Counter[str],
+    eligible: set[str],
+    matcher: Matcher,
+    lists: dict[str, dict[str, list[str]]],
+    settings: EvaluationSettings,
+) -> dict[str, Any]:
     """What bounds the scores: how many held-out partners any method could have found."""
     home = sum(1 for q in relevant if matcher.schools[q].country == matcher.settings.home_country)
     partners = counters["held_out_partners"]
@@ -457,8 +517,12 @@ def split_diagnostics(split: Split, relevant: dict[str, set[str]], counters: Cou
     }
 
 
-def paired_comparison(lists: dict[str, dict[str, list[str]]], relevant: dict[str, set[str]],
-                      measured: dict[str, dict[str, Any]], settings: EvaluationSettings) -> dict[str, Any]:
+def paired_comparison(
+    lists: dict[str, dict[str, list[str]]],
+    relevant: dict[str, set[str]],
+    measured: dict[str, dict[str, Any]],
+    settings: EvaluationSettings,
+) -> dict[str, Any]:
     """Full product against the best target baseline on recall@10: ratio and paired t-test over queries."""
     metric = f"recall@{10 if 10 in settings.ks else settings.ks[-1]}"
     best = max(TARGET_BASELINES, key=lambda method: measured[method][metric])

@@ -89,7 +89,8 @@ def vary(base: MatchSettings, parameter: str, value: float) -> MatchSettings:
     """``base`` with one parameter of the sweep set to ``value``."""
     if parameter == "boost_scale":
         weights = base.rebalance.model_copy(
-            update={name: min(1.0, getattr(base.rebalance, name) * value) for name in BOOST_FIELDS})
+            update={name: min(1.0, getattr(base.rebalance, name) * value) for name in BOOST_FIELDS}
+        )
         return base.model_copy(update={"rebalance": weights})
     if parameter in ("saturation_threshold", "diversity_decay", "exposure_strength"):
         return base.model_copy(update={"rebalance": base.rebalance.model_copy(update={parameter: value})})
@@ -107,15 +108,24 @@ def current_value(base: MatchSettings, parameter: str) -> float:
 
 def variants(base: MatchSettings, sweeps: dict[str, Sequence[float]] | None = None) -> list[Variant]:
     """One variant per (parameter, value), plus the hybrid without rebalancing as a reference point."""
-    chosen = [Variant(parameter, value, vary(base, parameter, value))
-              for parameter, values in (sweeps or SWEEPS).items() for value in values]
+    chosen = [
+        Variant(parameter, value, vary(base, parameter, value))
+        for parameter, values in (sweeps or SWEEPS).items()
+        for value in values
+    ]
     return [*chosen, Variant("no_rebalancing", 0.0, without_rebalancing(base))]
 
 
-def run_sensitivity(store: Store, embedder: ProfileEmbedder, settings: EvaluationSettings | None = None,
-                    match_settings: MatchSettings | None = None, *, sweeps: dict[str, Sequence[float]] | None = None,
-                    progress: Progress | None = print_progress, show_bars: bool | None = None
-                    ) -> tuple[list[Point], int]:
+def run_sensitivity(
+    store: Store,
+    embedder: ProfileEmbedder,
+    settings: EvaluationSettings | None = None,
+    match_settings: MatchSettings | None = None,
+    *,
+    sweeps: dict[str, Sequence[float]] | None = None,
+    progress: Progress | None = print_progress,
+    show_bars: bool | None = None,
+) -> tuple[list[Point], int]:
     """Recall@10 and Gini@10 of the full product for each variant on the time split, and the number
     of queries they were measured on."""
     settings = settings or EvaluationSettings(max_queries=DEFAULT_QUERIES)
@@ -133,28 +143,35 @@ def run_sensitivity(store: Store, embedder: ProfileEmbedder, settings: Evaluatio
     points = []
     for variant in variants(match_settings, sweeps):
         started = time.perf_counter()
-        lists = suggest_all(dataclasses.replace(matcher, settings=variant.settings), relevant, variant.label,
-                            settings.seed, show_bars)
+        lists = suggest_all(
+            dataclasses.replace(matcher, settings=variant.settings), relevant, variant.label, settings.seed, show_bars
+        )
         counts = metrics.exposure_counts(lists.values(), eligible, K)
         point = Point(
-            variant.parameter, variant.value,
+            variant.parameter,
+            variant.value,
             recall=metrics.accuracy(relevant, lists, [K])[f"recall@{K}"],
             gini=metrics.exposure_gini(counts),
             coverage=metrics.coverage(counts),
             nsp_share=metrics.nsp_share(
                 [ranked for query, ranked in lists.items() if country_of[query] == match_settings.home_country],
-                country_of, K),
+                country_of,
+                K,
+            ),
             seconds=time.perf_counter() - started,
             current=variant.parameter in SWEEPS and variant.value == current_value(match_settings, variant.parameter),
         )
-        say(f"  {variant.label}: recall@{K} {point.recall:.4f}, Gini@{K} {point.gini:.3f}, "
-            f"coverage {point.coverage:.1%} ({point.seconds:.0f} s)")
+        say(
+            f"  {variant.label}: recall@{K} {point.recall:.4f}, Gini@{K} {point.gini:.3f}, "
+            f"coverage {point.coverage:.1%} ({point.seconds:.0f} s)"
+        )
         points.append(point)
     return points, len(relevant)
 
 
-def suggest_all(matcher: Matcher, relevant: dict[str, set[str]], label: str, seed: int,
-                show_bars: bool | None) -> dict[str, list[str]]:
+def suggest_all(
+    matcher: Matcher, relevant: dict[str, set[str]], label: str, seed: int, show_bars: bool | None
+) -> dict[str, list[str]]:
     """The full product's top-K ids for every query, in arrival order with a fresh exposure ledger."""
     bar_off = None if show_bars is None else not show_bars
     fresh = dataclasses.replace(matcher, exposure=None)
@@ -185,8 +202,15 @@ def plot_tradeoff(points: Sequence[Point], path: Path, queries: int) -> Path:
         by_parameter.setdefault(point.parameter, []).append(point)
     for parameter, group in by_parameter.items():
         if parameter == "no_rebalancing":
-            ax.scatter([p.gini for p in group], [p.recall for p in group], marker="*", s=200, color="black",
-                       label="no rebalancing (reciprocal score only)", zorder=3)
+            ax.scatter(
+                [p.gini for p in group],
+                [p.recall for p in group],
+                marker="*",
+                s=200,
+                color="black",
+                label="no rebalancing (reciprocal score only)",
+                zorder=3,
+            )
             continue
         ax.plot([p.gini for p in group], [p.recall for p in group], marker="o", label=parameter)
         for p in group:
@@ -194,8 +218,15 @@ def plot_tradeoff(points: Sequence[Point], path: Path, queries: int) -> Path:
                 ax.annotate(f"{p.value:g}", (p.gini, p.recall), textcoords="offset points", xytext=(4, 4), fontsize=8)
     current = [p for p in points if p.current]
     if current:
-        ax.scatter([current[0].gini], [current[0].recall], s=260, facecolors="none", edgecolors="black",
-                   label="current settings", zorder=3)
+        ax.scatter(
+            [current[0].gini],
+            [current[0].recall],
+            s=260,
+            facecolors="none",
+            edgecolors="black",
+            label="current settings",
+            zorder=3,
+        )
     ax.set_xlabel(f"exposure Gini@{K} (lower = attention spread more evenly)")
     ax.set_ylabel(f"recall@{K} (held-out partners found)")
     ax.set_title(f"Rebalancing trade-off, time split, {queries} sampled queries")
@@ -207,8 +238,11 @@ def plot_tradeoff(points: Sequence[Point], path: Path, queries: int) -> Path:
 def points_table(points: Sequence[Point]) -> str:
     """The points as aligned text, for the terminal."""
     lines = [f"{'setting':<28} {'recall@10':>9} {'Gini@10':>8} {'coverage':>9} {'NSP':>6}"]
-    lines += [f"{p.parameter + '=' + format(p.value, 'g'):<28} {p.recall:>9.4f} {p.gini:>8.3f} "
-              f"{p.coverage:>9.1%} {p.nsp_share:>6.1%}" for p in points]
+    lines += [
+        f"{p.parameter + '=' + format(p.value, 'g'):<28} {p.recall:>9.4f} {p.gini:>8.3f} "
+        f"{p.coverage:>9.1%} {p.nsp_share:>6.1%}"
+        for p in points
+    ]
     return "\n".join(lines)
 
 

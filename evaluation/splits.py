@@ -45,8 +45,10 @@ class Split:
 
     def describe(self) -> str:
         if self.cutoff is not None:
-            return (f"time split: {len(self.held_out)} partnerships started on or after {self.cutoff.isoformat()} "
-                    f"held out, {len(self.train)} before it seen")
+            return (
+                f"time split: {len(self.held_out)} partnerships started on or after {self.cutoff.isoformat()} "
+                f"held out, {len(self.train)} before it seen"
+            )
         return f"random split: {len(self.held_out)} partnerships held out, {len(self.train)} seen"
 
 

@@ -67,9 +67,7 @@ def add_partnership(G: nx.Graph, partnership: Partnership) -> None:
             raise NotFound("school", getattr(partnership, field))
     a, b = partnership.school_a, partnership.school_b
     if G.nodes[a]["country"] == G.nodes[b]["country"]:
-        raise ValueError(
-            f"school_b: {a} and {b} are both in {G.nodes[a]['country']}; partnerships must cross a border"
-        )
+        raise ValueError(f"school_b: {a} and {b} are both in {G.nodes[a]['country']}; partnerships must cross a border")
     if G.graph["active_only"] and not partnership.active:
         raise ValueError(
             f"end_date: partnership {partnership.id!r} has ended; this graph holds active partnerships only"
@@ -118,9 +116,7 @@ def update_school(G: nx.Graph, school: School) -> None:
     """
     for neighbour in G.adj.get(school.id, {}):
         if G.nodes[neighbour]["country"] == school.country:
-            raise Conflict(
-                f"country: {school.id} cannot move to {school.country}; its partner {neighbour} is there"
-            )
+            raise Conflict(f"country: {school.id} cannot move to {school.country}; its partner {neighbour} is there")
     G.add_node(school.id, **_node_attributes(school))
 
 

@@ -128,9 +128,7 @@ class Cluster:
         return len(self.members)
 
 
-def cross_border_clusters(
-    G: nx.Graph, *, seed: int = 0, resolution: float = 1.0, min_size: int = 3
-) -> list[Cluster]:
+def cross_border_clusters(G: nx.Graph, *, seed: int = 0, resolution: float = 1.0, min_size: int = 3) -> list[Cluster]:
     """Louvain communities of the active partnership graph with at least ``min_size`` members in
     at least two countries, largest first. Seeded, so the same graph gives the same clusters.
 

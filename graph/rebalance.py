@@ -76,9 +76,7 @@ def saturation_factor(G: nx.Graph, node: str, *, pending: int = 0, threshold: fl
     return (1 - used) / (1 - threshold)
 
 
-def equity_boost(
-    G: nx.Graph, node: str, *, no_partner_boost: float = 0.15, remote_boost: float = 0.10
-) -> float:
+def equity_boost(G: nx.Graph, node: str, *, no_partner_boost: float = 0.15, remote_boost: float = 0.10) -> float:
     """``1 + no_partner_boost·[no active partner] + remote_boost·REMOTENESS_SCALE[remoteness]`` (>= 1).
 
     Schools with no partner yet and remote schools (偏遠 ×1, 特偏 ×1.5, 極偏 ×2) rise, so a first

@@ -137,8 +137,14 @@ class PairChecker:
         self._profiles: dict[tuple[object, ...], _ProfileRules] = {}
 
     def __call__(self, candidate: School) -> PairCheck:
-        key = (candidate.active, candidate.country, tuple(candidate.languages_exchange),
-               tuple(candidate.exchange_modes), tuple(candidate.levels), candidate.timezone)
+        key = (
+            candidate.active,
+            candidate.country,
+            tuple(candidate.languages_exchange),
+            tuple(candidate.exchange_modes),
+            tuple(candidate.levels),
+            candidate.timezone,
+        )
         found = self._profiles.get(key)
         if found is None:
             found = self._profiles[key] = _profile_rules(self.source, candidate, self.ctx)

@@ -106,8 +106,15 @@ class Matcher:
     # ------------------------------------------------------------------ building
 
     @classmethod
-    def build(cls, schools: Iterable[School], partnerships: Iterable[Partnership], embedder: ProfileEmbedder,
-              settings: MatchSettings | None = None, *, index_kind: str = "auto") -> Matcher:
+    def build(
+        cls,
+        schools: Iterable[School],
+        partnerships: Iterable[Partnership],
+        embedder: ProfileEmbedder,
+        settings: MatchSettings | None = None,
+        *,
+        index_kind: str = "auto",
+    ) -> Matcher:
         """Embed every profile (from the cache where possible) and index the active ones."""
         settings = settings or MatchSettings()
         by_id = {s.id: s for s in schools}
@@ -135,8 +142,14 @@ class Matcher:
         (path / EXPOSURE_FILE).write_text(json.dumps(self.exposure.state()), encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path, schools: Iterable[School], partnerships: Iterable[Partnership],
-             embedder: ProfileEmbedder, settings: MatchSettings | None = None) -> Matcher:
+    def load(
+        cls,
+        path: Path,
+        schools: Iterable[School],
+        partnerships: Iterable[Partnership],
+        embedder: ProfileEmbedder,
+        settings: MatchSettings | None = None,
+    ) -> Matcher:
         settings = settings or MatchSettings()
         meta = json.loads((path / "matcher.json").read_text(encoding="utf-8"))
         embedder.load_encoder_state(meta["encoder"])
@@ -144,8 +157,11 @@ class Matcher:
         by_id = {s.id: s for s in schools}
         G = graph.build_partnership_graph(by_id.values(), partnerships)
         exposure_file = path / EXPOSURE_FILE
-        exposure = (graph.ExposureLedger.from_state(json.loads(exposure_file.read_text(encoding="utf-8")))
-                    if exposure_file.exists() else None)
+        exposure = (
+            graph.ExposureLedger.from_state(json.loads(exposure_file.read_text(encoding="utf-8")))
+            if exposure_file.exists()
+            else None
+        )
         return cls(settings, embedder, by_id, indexes, G, exposure=exposure)
 
     @staticmethod
@@ -196,8 +212,9 @@ class Matcher:
 
     # ------------------------------------------------------------------ suggesting
 
-    def context(self, filters: SuggestionFilters | None = None, settings: MatchSettings | None = None,
-                day: date | None = None) -> PairContext:
+    def context(
+        self, filters: SuggestionFilters | None = None, settings: MatchSettings | None = None, day: date | None = None
+    ) -> PairContext:
         settings = settings or self.settings
         adjacency = self.graph._adj  # the raw dict of dicts, as networkx's own algorithms read it: no view per call
         return PairContext(
@@ -227,8 +244,14 @@ class Matcher:
             rows[wanted] = self.indexes[side].vectors([schools[row].id for row in wanted])
         return rows
 
-    def suggest(self, source: School | str, k: int = 10, *, filters: SuggestionFilters | None = None,
-                overrides: RequestOverrides | None = None) -> SuggestionResult:
+    def suggest(
+        self,
+        source: School | str,
+        k: int = 10,
+        *,
+        filters: SuggestionFilters | None = None,
+        overrides: RequestOverrides | None = None,
+    ) -> SuggestionResult:
         """The k best partners for a stored school (by id) or an ad-hoc profile, with reasons.
 
         A school with no possible partner gets an empty list and the rules that removed its
@@ -257,11 +280,14 @@ class Matcher:
         partners, pending = len(self.graph.adj[source.id]), self.pending.get(source.id, 0)
         if partners + pending < source.capacity:
             return []
-        return [f"school is at capacity ({partners} partner(s) and {pending} open invitation(s) for "
-                f"{source.capacity} place(s)): invitations can be sent once a place frees up or capacity is raised"]
+        return [
+            f"school is at capacity ({partners} partner(s) and {pending} open invitation(s) for "
+            f"{source.capacity} place(s)): invitations can be sent once a place frees up or capacity is raised"
+        ]
 
-    def candidates(self, source: School, k: int, *, filters: SuggestionFilters | None = None,
-                   settings: MatchSettings | None = None) -> tuple[list[Candidate], Counter[Rule], int]:
+    def candidates(
+        self, source: School, k: int, *, filters: SuggestionFilters | None = None, settings: MatchSettings | None = None
+    ) -> tuple[list[Candidate], Counter[Rule], int]:
         """Candidates that pass every hard rule, scored and rebalanced, best first (not diversified).
 
         Returns at least ``k`` (more when diversity needs a pool) unless fewer exist, the count of
@@ -271,8 +297,9 @@ class Matcher:
         passed, eliminated, examined = self._retrieve(source, self.vector(source), k, ctx)
         return self._rank(source, passed, settings), eliminated, examined
 
-    def candidates_many(self, sources: Sequence[School], k: int, *, settings: MatchSettings | None = None,
-                        rebalanced: bool = True) -> list[tuple[list[Candidate], Counter[Rule], int]]:
+    def candidates_many(
+        self, sources: Sequence[School], k: int, *, settings: MatchSettings | None = None, rebalanced: bool = True
+    ) -> list[tuple[list[Candidate], Counter[Rule], int]]:
         """:meth:`candidates` for many schools at once, as a matching round needs for thousands: the
         same fetch, refetch and ranking, with one batched index search per side for all the schools
         still short of candidates instead of one search per school. With ``rebalanced=False`` the
@@ -315,8 +342,14 @@ class Matcher:
             for row, source in enumerate(sources)
         ]
 
-    def score_pair(self, source: School, candidate: School, *, settings: MatchSettings | None = None,
-                   similarity: float | None = None) -> tuple[PairCheck, PairScore]:
+    def score_pair(
+        self,
+        source: School,
+        candidate: School,
+        *,
+        settings: MatchSettings | None = None,
+        similarity: float | None = None,
+    ) -> tuple[PairCheck, PairScore]:
         """The hard-rule check and reciprocal score of one given pair, as :meth:`candidates` computes
         them (without graph factors), for pairs the index did not rank from this side: rounds explain
         a pair from its home school's side, groups score every pair of members. ``similarity``
@@ -334,8 +367,9 @@ class Matcher:
             return [FOREIGN]
         return [HOME, FOREIGN] if settings.scope == "any" else [HOME]
 
-    def _retrieve(self, source: School, query: np.ndarray, k: int, ctx: PairContext
-                  ) -> tuple[list[tuple[School, PairCheck, float]], Counter[Rule], int]:
+    def _retrieve(
+        self, source: School, query: np.ndarray, k: int, ctx: PairContext
+    ) -> tuple[list[tuple[School, PairCheck, float]], Counter[Rule], int]:
         """Over-fetch from the index, filter by the hard rules, refetch while too few survive."""
         settings = ctx.settings
         pool_target = max(3 * k, 30) if settings.diversity else k
@@ -355,8 +389,15 @@ class Matcher:
                 return passed, eliminated, len(seen)
             fetch = min(fetch * 4, settings.max_candidates)
 
-    def _check_hits(self, checker: PairChecker, hits: list[tuple[str, float]], ctx: PairContext, seen: set[str],
-                    passed: list[tuple[School, PairCheck, float]], eliminated: Counter[Rule]) -> None:
+    def _check_hits(
+        self,
+        checker: PairChecker,
+        hits: list[tuple[str, float]],
+        ctx: PairContext,
+        seen: set[str],
+        passed: list[tuple[School, PairCheck, float]],
+        eliminated: Counter[Rule],
+    ) -> None:
         """Apply the hard rules to index hits, most similar first, recording what each one did."""
         for school_id, similarity in sorted(hits, key=lambda h: -h[1]):
             seen.add(school_id)
@@ -373,11 +414,28 @@ class Matcher:
     def _is_full(self, school: School, ctx: PairContext) -> bool:
         return len(ctx.partners(school.id)) + ctx.pending(school.id) >= school.capacity
 
-    def _rank(self, source: School, passed: list[tuple[School, PairCheck, float]],
-              settings: MatchSettings, *, rebalanced: bool = True) -> list[Candidate]:
-        adjust = Rebalancer(self.graph, source, weights=settings.rebalance, home_country=settings.home_country,
-                            names=self.name_of, pending=self.pending, history=self.history,
-                            exposure=self.exposure_lookup()) if rebalanced else None
+    def _rank(
+        self,
+        source: School,
+        passed: list[tuple[School, PairCheck, float]],
+        settings: MatchSettings,
+        *,
+        rebalanced: bool = True,
+    ) -> list[Candidate]:
+        adjust = (
+            Rebalancer(
+                self.graph,
+                source,
+                weights=settings.rebalance,
+                home_country=settings.home_country,
+                names=self.name_of,
+                pending=self.pending,
+                history=self.history,
+                exposure=self.exposure_lookup(),
+            )
+            if rebalanced
+            else None
+        )
         ranked = []
         for candidate, check, similarity in passed:
             score = reciprocal_score(source, candidate, check, similarity, settings)

@@ -37,8 +37,14 @@ def _city(timezone: str) -> str:
     return timezone.rsplit("/", 1)[-1].replace("_", " ")
 
 
-def explain(source: School, candidate: School, check: PairCheck, score: PairScore,
-            adjustments: list[Adjustment], settings: MatchSettings) -> list[Reason]:
+def explain(
+    source: School,
+    candidate: School,
+    check: PairCheck,
+    score: PairScore,
+    adjustments: list[Adjustment],
+    settings: MatchSettings,
+) -> list[Reason]:
     """Reasons in order of how much they contributed, graph reasons last."""
     weights = settings.fit.model_dump()
     total = sum(weights.values()) or 1.0
@@ -47,69 +53,105 @@ def explain(source: School, candidate: School, check: PairCheck, score: PairScor
 
     shared_sdgs = sorted(set(source.sdgs) & set(candidate.sdgs))
     if shared_sdgs:
-        reasons.append(Reason(
-            code="shared_sdgs", weight=share["sdg"], data={"sdgs": shared_sdgs},
-            text_en="Shared SDG themes: " + _join([f"{g} {sdg_name(g)}" for g in shared_sdgs]),
-            text_zh="共同的永續發展目標：" + _join([f"{g} {sdg_name_zh(g)}" for g in shared_sdgs], "、"),
-        ))
+        reasons.append(
+            Reason(
+                code="shared_sdgs",
+                weight=share["sdg"],
+                data={"sdgs": shared_sdgs},
+                text_en="Shared SDG themes: " + _join([f"{g} {sdg_name(g)}" for g in shared_sdgs]),
+                text_zh="共同的永續發展目標：" + _join([f"{g} {sdg_name_zh(g)}" for g in shared_sdgs], "、"),
+            )
+        )
     if candidate.country in source.target_countries:
-        reasons.append(Reason(
-            code="target_country", weight=share["target_country"], data={"country": candidate.country},
-            text_en=f"{country_name(candidate.country)} is one of the countries you are looking for",
-            text_zh=f"{country_name_zh(candidate.country)}是貴校希望交流的國家",
-        ))
+        reasons.append(
+            Reason(
+                code="target_country",
+                weight=share["target_country"],
+                data={"country": candidate.country},
+                text_en=f"{country_name(candidate.country)} is one of the countries you are looking for",
+                text_zh=f"{country_name_zh(candidate.country)}是貴校希望交流的國家",
+            )
+        )
     if source.country in candidate.target_countries:
-        reasons.append(Reason(
-            code="wants_your_country", weight=score.backward.components["target_country"] * weights["target_country"]
-            / total, data={"country": source.country},
-            text_en=f"They are looking for a partner in {country_name(source.country)}",
-            text_zh=f"對方希望與{country_name_zh(source.country)}的學校交流",
-        ))
+        reasons.append(
+            Reason(
+                code="wants_your_country",
+                weight=score.backward.components["target_country"] * weights["target_country"] / total,
+                data={"country": source.country},
+                text_en=f"They are looking for a partner in {country_name(source.country)}",
+                text_zh=f"對方希望與{country_name_zh(source.country)}的學校交流",
+            )
+        )
     if check.shared_languages:
         langs = list(check.shared_languages)
-        reasons.append(Reason(
-            code="shared_languages", weight=share["language"], data={"languages": langs},
-            text_en="Exchange languages in common: " + _join([language_name(code) for code in langs]),
-            text_zh="共同的交流語言：" + _join([language_name_zh(code) for code in langs], "、"),
-        ))
+        reasons.append(
+            Reason(
+                code="shared_languages",
+                weight=share["language"],
+                data={"languages": langs},
+                text_en="Exchange languages in common: " + _join([language_name(code) for code in langs]),
+                text_zh="共同的交流語言：" + _join([language_name_zh(code) for code in langs], "、"),
+            )
+        )
     if check.overlap.hours > 0 and "virtual" in check.usable_modes:
         window = check.overlap.local_window(source.timezone)
         assert window is not None
         hours = round(check.overlap.hours, 1)
         hours_text = f"{hours:g}"
-        reasons.append(Reason(
-            code="school_hours", weight=share["timezone"],
-            data={"hours": hours, "start": window[0], "end": window[1], "timezone": source.timezone},
-            text_en=f"{hours_text} h overlap of school hours: {window[0]}–{window[1]} {_city(source.timezone)} time",
-            text_zh=f"上課時間重疊 {hours_text} 小時：{_city(source.timezone)} 時間 {window[0]}–{window[1]}",
-        ))
+        reasons.append(
+            Reason(
+                code="school_hours",
+                weight=share["timezone"],
+                data={"hours": hours, "start": window[0], "end": window[1], "timezone": source.timezone},
+                text_en=(
+                    f"{hours_text} h overlap of school hours: {window[0]}–{window[1]} {_city(source.timezone)} time"
+                ),
+                text_zh=f"上課時間重疊 {hours_text} 小時：{_city(source.timezone)} 時間 {window[0]}–{window[1]}",
+            )
+        )
     same_levels = sorted(set(source.levels) & set(candidate.levels))
     level_list = same_levels or sorted(candidate.levels)
-    reasons.append(Reason(
-        code="level", weight=share["level"], data={"same": bool(same_levels), "levels": level_list},
-        text_en=("Same level: " if same_levels else "Adjacent level: ")
-        + _join([LEVEL_LABELS[lv][0] for lv in level_list]),
-        text_zh=("相同學制：" if same_levels else "相鄰學制：")
-        + _join([LEVEL_LABELS[lv][1] for lv in level_list], "、"),
-    ))
+    reasons.append(
+        Reason(
+            code="level",
+            weight=share["level"],
+            data={"same": bool(same_levels), "levels": level_list},
+            text_en=("Same level: " if same_levels else "Adjacent level: ")
+            + _join([LEVEL_LABELS[lv][0] for lv in level_list]),
+            text_zh=("相同學制：" if same_levels else "相鄰學制：")
+            + _join([LEVEL_LABELS[lv][1] for lv in level_list], "、"),
+        )
+    )
     modes = list(check.usable_modes)
-    reasons.append(Reason(
-        code="modes", weight=share["mode"], data={"modes": modes},
-        text_en="You can do: " + _join([MODE_LABELS[m][0] for m in modes]),
-        text_zh="可進行：" + _join([MODE_LABELS[m][1] for m in modes], "、"),
-    ))
+    reasons.append(
+        Reason(
+            code="modes",
+            weight=share["mode"],
+            data={"modes": modes},
+            text_en="You can do: " + _join([MODE_LABELS[m][0] for m in modes]),
+            text_zh="可進行：" + _join([MODE_LABELS[m][1] for m in modes], "、"),
+        )
+    )
     if candidate.country in NSP_COUNTRIES and source.country == settings.home_country:
-        reasons.append(Reason(
-            code="new_southbound", weight=0.0, data={"country": candidate.country},
-            text_en=f"{country_name(candidate.country)} is a New Southbound Policy country",
-            text_zh=f"{country_name_zh(candidate.country)}為新南向政策國家",
-        ))
+        reasons.append(
+            Reason(
+                code="new_southbound",
+                weight=0.0,
+                data={"country": candidate.country},
+                text_en=f"{country_name(candidate.country)} is a New Southbound Policy country",
+                text_zh=f"{country_name_zh(candidate.country)}為新南向政策國家",
+            )
+        )
     if score.similarity >= SIMILAR_PROFILE:
-        reasons.append(Reason(
-            code="similar_profile", weight=share["embedding"], data={"similarity": round(score.similarity, 3)},
-            text_en=f"Your profiles and descriptions are alike (similarity {score.similarity:.2f})",
-            text_zh=f"兩校的簡介與特色相近（相似度 {score.similarity:.2f}）",
-        ))
+        reasons.append(
+            Reason(
+                code="similar_profile",
+                weight=share["embedding"],
+                data={"similarity": round(score.similarity, 3)},
+                text_en=f"Your profiles and descriptions are alike (similarity {score.similarity:.2f})",
+                text_zh=f"兩校的簡介與特色相近（相似度 {score.similarity:.2f}）",
+            )
+        )
     reasons.sort(key=lambda r: -r.weight)
     reasons.extend(adjustment.reason() for adjustment in adjustments)
     return reasons

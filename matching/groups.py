@@ -97,8 +97,10 @@ class GroupMember(BaseModel):
     name: str
     country: str
     interested_in_sdg: bool = Field(description="the SDG is in the school's profile (the requester always counts)")
-    found_via: list[str] = Field(description="where the candidate came from: index, index_any, partner, "
-                                             "partners_partner, bridge; 'requester' for the school itself")
+    found_via: list[str] = Field(
+        description="where the candidate came from: index, index_any, partner, "
+        "partners_partner, bridge; 'requester' for the school itself"
+    )
 
 
 class GroupPair(BaseModel):
@@ -147,8 +149,14 @@ class _PairFacts:
     overlap_hours: float
 
 
-def propose_groups(matcher: Matcher, school: School | str, sdg: int,
-                   options: GroupOptions | None = None, *, settings: MatchSettings | None = None) -> GroupResult:
+def propose_groups(
+    matcher: Matcher,
+    school: School | str,
+    sdg: int,
+    options: GroupOptions | None = None,
+    *,
+    settings: MatchSettings | None = None,
+) -> GroupResult:
     """The best few distinct groups with ``school`` on SDG ``sdg`` (see the module docstring)."""
     options = options or GroupOptions()
     if not 1 <= sdg <= 17:
@@ -164,8 +172,9 @@ def propose_groups(matcher: Matcher, school: School | str, sdg: int,
 
     notes = _source_problems(matcher, source)
     if notes:
-        return GroupResult(school_id=source.id, sdg=sdg, sdg_relaxed=False, pool_size=0, groups_considered=0,
-                           groups=[], notes=notes)
+        return GroupResult(
+            school_id=source.id, sdg=sdg, sdg_relaxed=False, pool_size=0, groups_considered=0, groups=[], notes=notes
+        )
     search = _GroupSearch(matcher, source, sdg, options, home, home_settings, any_settings)
     result = search.run(require_sdg=True)
     if result.groups_considered == 0:
@@ -189,8 +198,16 @@ def _source_problems(matcher: Matcher, source: School) -> list[str]:
 class _GroupSearch:
     """One search: gather a pool, check and score its pairs, enumerate the groups, pick a few."""
 
-    def __init__(self, matcher: Matcher, source: School, sdg: int, options: GroupOptions, home: str,
-                 home_settings: MatchSettings, any_settings: MatchSettings) -> None:
+    def __init__(
+        self,
+        matcher: Matcher,
+        source: School,
+        sdg: int,
+        options: GroupOptions,
+        home: str,
+        home_settings: MatchSettings,
+        any_settings: MatchSettings,
+    ) -> None:
         self.matcher = matcher
         self.source = source
         self.sdg = sdg
@@ -208,12 +225,23 @@ class _GroupSearch:
         valid = sorted(self._enumerate(members, facts), key=lambda g: (-g[0], g[1]))
         chosen = distinct_groups(valid, self.options.groups)
         groups = [self._group(ids, total, facts, found) for total, ids in chosen]
-        notes = [] if groups else [
-            f"no group of {self.options.min_size}-{self.options.max_size} schools in {self.options.min_countries}+ "
-            f"countries passed every rule among {len(pool)} candidates"
-        ]
-        return GroupResult(school_id=self.source.id, sdg=self.sdg, sdg_relaxed=not require_sdg, pool_size=len(pool),
-                           groups_considered=len(valid), groups=groups, notes=notes)
+        notes = (
+            []
+            if groups
+            else [
+                f"no group of {self.options.min_size}-{self.options.max_size} schools in {self.options.min_countries}+ "
+                f"countries passed every rule among {len(pool)} candidates"
+            ]
+        )
+        return GroupResult(
+            school_id=self.source.id,
+            sdg=self.sdg,
+            sdg_relaxed=not require_sdg,
+            pool_size=len(pool),
+            groups_considered=len(valid),
+            groups=groups,
+            notes=notes,
+        )
 
     # ------------------------------------------------------------------ candidates
 
@@ -255,8 +283,9 @@ class _GroupSearch:
         found.pop(source.id, None)
         return {school_id: via for school_id, via in found.items() if school_id in matcher.schools}
 
-    def _pool(self, found: dict[str, set[str]], require_sdg: bool
-              ) -> tuple[list[School], dict[tuple[str, str], _PairFacts]]:
+    def _pool(
+        self, found: dict[str, set[str]], require_sdg: bool
+    ) -> tuple[list[School], dict[tuple[str, str], _PairFacts]]:
         """The ``pool_size`` candidates fitting the source best among those that may join a group
         with it, and the facts of every compatible pair among source and pool."""
         with_source: dict[str, _PairFacts] = {}
@@ -271,7 +300,7 @@ class _GroupSearch:
         pool = [self.matcher.schools[school_id] for school_id in ranked[: self.options.pool_size]]
         facts = {_key(self.source.id, school.id): with_source[school.id] for school in pool}
         for i, a in enumerate(pool):
-            for b in pool[i + 1:]:
+            for b in pool[i + 1 :]:
                 pair = self._pair(a, b)
                 if pair is not None:
                     facts[_key(a.id, b.id)] = pair
@@ -294,19 +323,20 @@ class _GroupSearch:
 
     # ------------------------------------------------------------------ search
 
-    def _enumerate(self, members: Sequence[School], facts: dict[tuple[str, str], _PairFacts]
-                   ) -> Iterator[tuple[float, tuple[str, ...]]]:
+    def _enumerate(
+        self, members: Sequence[School], facts: dict[tuple[str, str], _PairFacts]
+    ) -> Iterator[tuple[float, tuple[str, ...]]]:
         """Every valid group containing the source (members[0]): (total score, sorted member ids)."""
         options = self.options
         neighbours = {
-            m.id: {other.id for other in members if other.id != m.id and _key(m.id, other.id) in facts}
-            for m in members
+            m.id: {other.id for other in members if other.id != m.id and _key(m.id, other.id) in facts} for m in members
         }
         order = {m.id: i for i, m in enumerate(members)}
         by_id = {m.id: m for m in members}
 
-        def extend(group: list[str], total: float, languages: set[str], open_: list[str]
-                   ) -> Iterator[tuple[float, tuple[str, ...]]]:
+        def extend(
+            group: list[str], total: float, languages: set[str], open_: list[str]
+        ) -> Iterator[tuple[float, tuple[str, ...]]]:
             if len(group) >= options.min_size and self._valid(group, by_id):
                 yield total, tuple(sorted(group))
             if len(group) == options.max_size:
@@ -317,7 +347,7 @@ class _GroupSearch:
                 if not shared or sum(by_id[g].country == country for g in group) >= options.max_per_country:
                     continue
                 gain = sum(facts[_key(candidate, g)].score for g in group)
-                rest = [o for o in open_[index + 1:] if o in neighbours[candidate]]
+                rest = [o for o in open_[index + 1 :] if o in neighbours[candidate]]
                 yield from extend([*group, candidate], total + gain, shared, rest)
 
         start = sorted(neighbours[self.source.id], key=order.__getitem__)
@@ -337,8 +367,9 @@ class _GroupSearch:
         for school in group:
             if school.id == self.source.id:
                 continue
-            overlap = school_hours_overlap(self.source.timezone, school.timezone, self.day,
-                                           settings.school_day_start, settings.school_day_end)
+            overlap = school_hours_overlap(
+                self.source.timezone, school.timezone, self.day, settings.school_day_start, settings.school_day_end
+            )
             if overlap.start_utc is None or overlap.end_utc is None:
                 return None
             start = overlap.start_utc if start is None else max(start, overlap.start_utc)
@@ -349,28 +380,38 @@ class _GroupSearch:
 
     # ------------------------------------------------------------------ output
 
-    def _group(self, ids: tuple[str, ...], total: float, facts: dict[tuple[str, str], _PairFacts],
-               found: dict[str, set[str]]) -> Group:
+    def _group(
+        self, ids: tuple[str, ...], total: float, facts: dict[tuple[str, str], _PairFacts], found: dict[str, set[str]]
+    ) -> Group:
         schools = [self.matcher.schools[s] if s != self.source.id else self.source for s in ids]
         schools.sort(key=lambda s: (s.id != self.source.id, s.country != self.home, s.country, s.id))
         window = self._window(schools)
         assert window is not None
         languages = sorted(set.intersection(*(set(s.languages_exchange) for s in schools)))
         pairs = [
-            GroupPair(school_a=a, school_b=b, score=round(facts[(a, b)].score, 6),
-                      overlap_hours=round(facts[(a, b)].overlap_hours, 2))
-            for a, b in sorted(_key(x.id, y.id) for i, x in enumerate(schools) for y in schools[i + 1:])
+            GroupPair(
+                school_a=a,
+                school_b=b,
+                score=round(facts[(a, b)].score, 6),
+                overlap_hours=round(facts[(a, b)].overlap_hours, 2),
+            )
+            for a, b in sorted(_key(x.id, y.id) for i, x in enumerate(schools) for y in schools[i + 1 :])
         ]
         countries = sorted({s.country for s in schools}, key=lambda c: (c != self.home, c))
         tz = self.source.timezone
         shared = SharedWindow(
-            hours=round((window[1] - window[0]).total_seconds() / 3600, 2), start_utc=window[0], end_utc=window[1],
-            timezone=tz, local_start=window[0].astimezone(ZoneInfo(tz)).strftime("%H:%M"),
+            hours=round((window[1] - window[0]).total_seconds() / 3600, 2),
+            start_utc=window[0],
+            end_utc=window[1],
+            timezone=tz,
+            local_start=window[0].astimezone(ZoneInfo(tz)).strftime("%H:%M"),
             local_end=window[1].astimezone(ZoneInfo(tz)).strftime("%H:%M"),
         )
         members = [
             GroupMember(
-                school_id=s.id, name=s.display_name, country=s.country,
+                school_id=s.id,
+                name=s.display_name,
+                country=s.country,
                 interested_in_sdg=s.id == self.source.id or self.sdg in s.sdgs,
                 found_via=["requester"] if s.id == self.source.id else sorted(found.get(s.id, set())),
             )
@@ -378,8 +419,14 @@ class _GroupSearch:
         ]
         scores = [p.score for p in pairs]
         return Group(
-            members=members, countries=countries, languages=languages, window=shared, sdg=self.sdg,
-            total_score=round(total, 6), mean_pair_score=round(sum(scores) / len(scores), 6), pairs=pairs,
+            members=members,
+            countries=countries,
+            languages=languages,
+            window=shared,
+            sdg=self.sdg,
+            total_score=round(total, 6),
+            mean_pair_score=round(sum(scores) / len(scores), 6),
+            pairs=pairs,
             reasons=_reasons(members, countries, languages, shared, self.sdg, scores),
         )
 
@@ -391,9 +438,7 @@ def distinct_groups(valid: list[tuple[float, tuple[str, ...]]], count: int) -> l
     chosen: list[tuple[float, tuple[str, ...]]] = []
 
     def too_close(ids: tuple[str, ...]) -> bool:
-        return any(
-            len(set(ids) & set(other)) - 1 > (min(len(ids), len(other)) - 1) / 2 for _, other in chosen
-        )
+        return any(len(set(ids) & set(other)) - 1 > (min(len(ids), len(other)) - 1) / 2 for _, other in chosen)
 
     for item in valid:
         if len(chosen) == count:
@@ -408,30 +453,58 @@ def distinct_groups(valid: list[tuple[float, tuple[str, ...]]], count: int) -> l
     return sorted(chosen, key=lambda g: (-g[0], g[1]))
 
 
-def _reasons(members: list[GroupMember], countries: list[str], languages: list[str], window: SharedWindow, sdg: int,
-             scores: list[float]) -> list[Reason]:
+def _reasons(
+    members: list[GroupMember],
+    countries: list[str],
+    languages: list[str],
+    window: SharedWindow,
+    sdg: int,
+    scores: list[float],
+) -> list[Reason]:
     interested = sum(m.interested_in_sdg for m in members)
     city = window.timezone.rsplit("/", 1)[-1].replace("_", " ")
     return [
-        Reason(code="group_sdg", weight=interested / len(members), data={"sdg": sdg, "interested": interested},
-               text_en=f"{interested} of {len(members)} schools work on SDG {sdg} {sdg_name(sdg)}",
-               text_zh=f"{len(members)} 校中有 {interested} 校關注 SDG {sdg} {sdg_name_zh(sdg)}"),
-        Reason(code="group_countries", weight=float(len(countries)), data={"countries": countries},
-               text_en=f"{len(countries)} countries: " + ", ".join(country_name(c) for c in countries),
-               text_zh=f"橫跨 {len(countries)} 國：" + "、".join(country_name_zh(c) for c in countries)),
-        Reason(code="group_languages", weight=float(len(languages)), data={"languages": languages},
-               text_en="Every school can work in " + " or ".join(language_name(c) for c in languages),
-               text_zh="各校皆可使用" + "或".join(language_name_zh(c) for c in languages) + "交流"),
-        Reason(code="group_hours", weight=window.hours,
-               data={"hours": window.hours, "start": window.local_start, "end": window.local_end,
-                     "timezone": window.timezone},
-               text_en=f"{window.hours:g} h of school time shared by all: {window.local_start}–{window.local_end} "
-                       f"{city} time",
-               text_zh=f"全體共同上課時間 {window.hours:g} 小時：{city} 時間 {window.local_start}–{window.local_end}"),
-        Reason(code="group_pair_scores", weight=round(sum(scores) / len(scores), 6),
-               data={"lowest": round(min(scores), 6), "mean": round(sum(scores) / len(scores), 6)},
-               text_en=f"Every pair fits: lowest pair score {min(scores):.2f}, mean {sum(scores) / len(scores):.2f}",
-               text_zh=f"每對學校皆適合：最低配對分數 {min(scores):.2f}，平均 {sum(scores) / len(scores):.2f}"),
+        Reason(
+            code="group_sdg",
+            weight=interested / len(members),
+            data={"sdg": sdg, "interested": interested},
+            text_en=f"{interested} of {len(members)} schools work on SDG {sdg} {sdg_name(sdg)}",
+            text_zh=f"{len(members)} 校中有 {interested} 校關注 SDG {sdg} {sdg_name_zh(sdg)}",
+        ),
+        Reason(
+            code="group_countries",
+            weight=float(len(countries)),
+            data={"countries": countries},
+            text_en=f"{len(countries)} countries: " + ", ".join(country_name(c) for c in countries),
+            text_zh=f"橫跨 {len(countries)} 國：" + "、".join(country_name_zh(c) for c in countries),
+        ),
+        Reason(
+            code="group_languages",
+            weight=float(len(languages)),
+            data={"languages": languages},
+            text_en="Every school can work in " + " or ".join(language_name(c) for c in languages),
+            text_zh="各校皆可使用" + "或".join(language_name_zh(c) for c in languages) + "交流",
+        ),
+        Reason(
+            code="group_hours",
+            weight=window.hours,
+            data={
+                "hours": window.hours,
+                "start": window.local_start,
+                "end": window.local_end,
+                "timezone": window.timezone,
+            },
+            text_en=f"{window.hours:g} h of school time shared by all: {window.local_start}–{window.local_end} "
+            f"{city} time",
+            text_zh=f"全體共同上課時間 {window.hours:g} 小時：{city} 時間 {window.local_start}–{window.local_end}",
+        ),
+        Reason(
+            code="group_pair_scores",
+            weight=round(sum(scores) / len(scores), 6),
+            data={"lowest": round(min(scores), 6), "mean": round(sum(scores) / len(scores), 6)},
+            text_en=f"Every pair fits: lowest pair score {min(scores):.2f}, mean {sum(scores) / len(scores):.2f}",
+            text_zh=f"每對學校皆適合：最低配對分數 {min(scores):.2f}，平均 {sum(scores) / len(scores):.2f}",
+        ),
     ]
 
 

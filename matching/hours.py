@@ -36,9 +36,7 @@ def _school_day_utc(timezone: str, day: date, start_hour: int, end_hour: int) ->
 
 
 @lru_cache(maxsize=65536)
-def school_hours_overlap(
-    tz_a: str, tz_b: str, day: date, start_hour: int = 8, end_hour: int = 16
-) -> Overlap:
+def school_hours_overlap(tz_a: str, tz_b: str, day: date, start_hour: int = 8, end_hour: int = 16) -> Overlap:
     """Overlap of the two schools' day (start_hour..end_hour local) on the same calendar day or
     the neighbouring one, whichever is larger (a school day in Auckland overlaps the previous
     calendar day's in Honolulu).

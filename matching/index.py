@@ -86,9 +86,7 @@ class IndexOptions:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: must be a positive integer, got {value!r}")
         if not 0 < self.rebuild_tombstone_fraction <= 1:
-            raise ValueError(
-                f"rebuild_tombstone_fraction: must be in (0, 1], got {self.rebuild_tombstone_fraction!r}"
-            )
+            raise ValueError(f"rebuild_tombstone_fraction: must be in (0, 1], got {self.rebuild_tombstone_fraction!r}")
 
 
 @dataclass

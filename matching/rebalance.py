@@ -138,43 +138,90 @@ class Rebalancer:
         pending = self.pending.get(node, 0)
         sat = graph.saturation_factor(G, node, pending=pending, threshold=weights.saturation_threshold)
         if sat < 1.0:
-            adjustments.append(Adjustment("saturation", sat, {
-                "partners": G.degree(node), "pending": pending, "capacity": candidate.capacity,
-            }))
+            adjustments.append(
+                Adjustment(
+                    "saturation",
+                    sat,
+                    {
+                        "partners": G.degree(node),
+                        "pending": pending,
+                        "capacity": candidate.capacity,
+                    },
+                )
+            )
         if G.degree(node) == 0 and weights.no_partner_boost > 0:
             adjustments.append(Adjustment("no_partner_yet", 1.0 + weights.no_partner_boost))
-        remote = graph.equity_boost(G, node, no_partner_boost=0.0, remote_boost=weights.remote_boost) \
-            if weights.remote_boost > 0 else 1.0
+        remote = (
+            graph.equity_boost(G, node, no_partner_boost=0.0, remote_boost=weights.remote_boost)
+            if weights.remote_boost > 0
+            else 1.0
+        )
         if remote > 1.0:
-            adjustments.append(Adjustment("remote_school", remote, {
-                "remoteness": candidate.remoteness.value, "remoteness_zh": REMOTENESS_ZH[candidate.remoteness],
-            }))
+            adjustments.append(
+                Adjustment(
+                    "remote_school",
+                    remote,
+                    {
+                        "remoteness": candidate.remoteness.value,
+                        "remoteness_zh": REMOTENESS_ZH[candidate.remoteness],
+                    },
+                )
+            )
         bridge = self.bridges.get(node)
         if bridge is not None and weights.cluster_boost > 0:
-            adjustments.append(Adjustment("cluster_bridge", 1.0 + weights.cluster_boost, {
-                "via_partner": bridge.via_partner, "via_partner_name": self.names(bridge.via_partner),
-                "via_partner_country": bridge.via_partner_country,
-                "via_peer": bridge.via_peer, "via_peer_name": self.names(bridge.via_peer),
-                "candidate_country": candidate.country,
-            }))
+            adjustments.append(
+                Adjustment(
+                    "cluster_bridge",
+                    1.0 + weights.cluster_boost,
+                    {
+                        "via_partner": bridge.via_partner,
+                        "via_partner_name": self.names(bridge.via_partner),
+                        "via_partner_country": bridge.via_partner_country,
+                        "via_peer": bridge.via_peer,
+                        "via_peer_name": self.names(bridge.via_peer),
+                        "candidate_country": candidate.country,
+                    },
+                )
+            )
         partners_there = self.partners_in[candidate.country]
         if partners_there and weights.diversity_decay < 1.0:
-            adjustments.append(Adjustment("country_diversity", weights.diversity_decay ** partners_there, {
-                "country": candidate.country, "partners_there": partners_there,
-            }))
+            adjustments.append(
+                Adjustment(
+                    "country_diversity",
+                    weights.diversity_decay**partners_there,
+                    {
+                        "country": candidate.country,
+                        "partners_there": partners_there,
+                    },
+                )
+            )
         if node in self.history:
             resp = graph.responsiveness_factor(self.history, node, floor=weights.responsiveness_floor)
             if resp < 1.0:
                 counts = self.history[node]
-                adjustments.append(Adjustment("responsiveness", resp, {
-                    "received": counts.received, "expired": counts.expired,
-                }))
+                adjustments.append(
+                    Adjustment(
+                        "responsiveness",
+                        resp,
+                        {
+                            "received": counts.received,
+                            "expired": counts.expired,
+                        },
+                    )
+                )
         if self.exposure is not None and weights.exposure_strength > 0:
             shown, mean = self.exposure(candidate)
             damping = graph.exposure_factor(shown, mean, strength=weights.exposure_strength)
             if damping < 1.0:
-                adjustments.append(Adjustment("exposure", damping, {
-                    "shown": round(shown, 1), "average": round(mean, 2),
-                    "times_average": round(shown / max(mean, 1.0), 1),
-                }))
+                adjustments.append(
+                    Adjustment(
+                        "exposure",
+                        damping,
+                        {
+                            "shown": round(shown, 1),
+                            "average": round(mean, 2),
+                            "times_average": round(shown / max(mean, 1.0), 1),
+                        },
+                    )
+                )
         return adjustments

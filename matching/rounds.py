@@ -115,8 +115,13 @@ def _check_inputs(edges: Sequence[RoundEdge], capacity: Mapping[str, int]) -> No
             raise ValueError(f"capacity: {school} has negative remaining capacity ({places})")
 
 
-def optimal_assignment(edges: Sequence[RoundEdge], capacity: Mapping[str, int], *,
-                       left: AbstractSet[str] | None = None, coverage_first: bool = False) -> Assignment:
+def optimal_assignment(
+    edges: Sequence[RoundEdge],
+    capacity: Mapping[str, int],
+    *,
+    left: AbstractSet[str] | None = None,
+    coverage_first: bool = False,
+) -> Assignment:
     """The set of edges with the largest total integer weight in which no school has more edges than
     its capacity. With ``coverage_first`` the number of schools given at least one partner is
     maximised first and the total weight second (lexicographically). A pair of zero weight adds
@@ -128,8 +133,7 @@ def optimal_assignment(edges: Sequence[RoundEdge], capacity: Mapping[str, int], 
     _check_inputs(edges, capacity)
     weights = integer_weights(edges)
     usable = [
-        i for i, e in enumerate(edges)
-        if capacity[e.a] > 0 and capacity[e.b] > 0 and (weights[i] > 0 or coverage_first)
+        i for i, e in enumerate(edges) if capacity[e.a] > 0 and capacity[e.b] > 0 and (weights[i] > 0 or coverage_first)
     ]
     if not usable:
         return Assignment((), "min_cost_flow" if left is not None else "milp")
@@ -139,8 +143,14 @@ def optimal_assignment(edges: Sequence[RoundEdge], capacity: Mapping[str, int], 
     return Assignment(tuple(sorted(_milp_assignment(edges, weights, usable, capacity, coverage_first))), "milp")
 
 
-def _flow_assignment(edges: Sequence[RoundEdge], weights: list[int], usable: list[int],
-                     capacity: Mapping[str, int], left: AbstractSet[str], coverage_first: bool) -> list[int]:
+def _flow_assignment(
+    edges: Sequence[RoundEdge],
+    weights: list[int],
+    usable: list[int],
+    capacity: Mapping[str, int],
+    left: AbstractSet[str],
+    coverage_first: bool,
+) -> list[int]:
     """source → left school → right school → sink, one unit per pair, costs the negated weights; a
     school's first unit of capacity earns the coverage bonus (larger than every weight together, so
     covering one more school always wins), the rest earn nothing; the bypass arc source → sink
@@ -174,8 +184,11 @@ def _flow_assignment(edges: Sequence[RoundEdge], weights: list[int], usable: lis
     arc(source, sink, supply, 0)
     solver = min_cost_flow.SimpleMinCostFlow()
     arcs = solver.add_arcs_with_capacity_and_unit_cost(
-        np.array(tails, dtype=np.int64), np.array(heads, dtype=np.int64),
-        np.array(capacities, dtype=np.int64), np.array(costs, dtype=np.int64))
+        np.array(tails, dtype=np.int64),
+        np.array(heads, dtype=np.int64),
+        np.array(capacities, dtype=np.int64),
+        np.array(costs, dtype=np.int64),
+    )
     solver.set_nodes_supplies(np.array([source, sink], dtype=np.int64), np.array([supply, -supply], dtype=np.int64))
     status = solver.solve()
     if status != solver.OPTIMAL:
@@ -184,8 +197,9 @@ def _flow_assignment(edges: Sequence[RoundEdge], weights: list[int], usable: lis
     return [usable[j] for j in np.flatnonzero(flows > 0)]
 
 
-def _milp_assignment(edges: Sequence[RoundEdge], weights: list[int], usable: list[int],
-                     capacity: Mapping[str, int], coverage_first: bool) -> list[int]:
+def _milp_assignment(
+    edges: Sequence[RoundEdge], weights: list[int], usable: list[int], capacity: Mapping[str, int], coverage_first: bool
+) -> list[int]:
     """x_e ∈ {0,1} per edge, Σ x_e ≤ capacity at each school. For coverage, y_v ∈ {0,1} with
     y_v ≤ Σ x_e: first maximise Σ y, then fix Σ y at its optimum and maximise the weight (two
     solves rather than one big-M objective, which HiGHS's float tolerances would blur)."""
@@ -200,8 +214,13 @@ def _milp_assignment(edges: Sequence[RoundEdge], weights: list[int], usable: lis
     options = {"mip_rel_gap": 0.0, "disp": False}
 
     if not coverage_first:
-        result = milp(-edge_weights, integrality=np.ones(m), bounds=Bounds(0, 1),
-                      constraints=[LinearConstraint(incidence, -np.inf, places)], options=options)
+        result = milp(
+            -edge_weights,
+            integrality=np.ones(m),
+            bounds=Bounds(0, 1),
+            constraints=[LinearConstraint(incidence, -np.inf, places)],
+            options=options,
+        )
         return [usable[j] for j in np.flatnonzero(_solution(result, "assignment") > 0.5)]
 
     # Variables [x (m) | y (n)].
@@ -210,12 +229,21 @@ def _milp_assignment(edges: Sequence[RoundEdge], weights: list[int], usable: lis
     constraints = [LinearConstraint(capacity_rows, -np.inf, places), LinearConstraint(cover_rows, -np.inf, 0)]
     integrality = np.ones(m + n)
     coverage_objective = np.concatenate([np.zeros(m), -np.ones(n)])
-    covered = _solution(milp(coverage_objective, integrality=integrality, bounds=Bounds(0, 1),
-                             constraints=constraints, options=options), "coverage")
+    covered = _solution(
+        milp(
+            coverage_objective, integrality=integrality, bounds=Bounds(0, 1), constraints=constraints, options=options
+        ),
+        "coverage",
+    )
     best_coverage = round(covered[m:].sum())
     keep_coverage = LinearConstraint(np.concatenate([np.zeros(m), np.ones(n)])[None, :], best_coverage, np.inf)
-    result = milp(np.concatenate([-edge_weights, np.zeros(n)]), integrality=integrality, bounds=Bounds(0, 1),
-                  constraints=[*constraints, keep_coverage], options=options)
+    result = milp(
+        np.concatenate([-edge_weights, np.zeros(n)]),
+        integrality=integrality,
+        bounds=Bounds(0, 1),
+        constraints=[*constraints, keep_coverage],
+        options=options,
+    )
     return [usable[j] for j in np.flatnonzero(_solution(result, "assignment")[:m] > 0.5)]
 
 
@@ -269,9 +297,13 @@ def blocking_pairs(edges: Sequence[RoundEdge], chosen: Iterable[int], capacity: 
         return assigned[school] < capacity[school] or fit > worst[school]
 
     return [
-        i for i, edge in enumerate(edges)
-        if i not in chosen and capacity[edge.a] > 0 and capacity[edge.b] > 0
-        and wants(edge.a, edge.fit_a) and wants(edge.b, edge.fit_b)
+        i
+        for i, edge in enumerate(edges)
+        if i not in chosen
+        and capacity[edge.a] > 0
+        and capacity[edge.b] > 0
+        and wants(edge.a, edge.fit_a)
+        and wants(edge.b, edge.fit_b)
     ]
 
 
@@ -318,8 +350,9 @@ class RoundComparison(BaseModel):
     extra_matched_schools: int
 
 
-def compare(edges: Sequence[RoundEdge], optimal: Assignment, greedy: Assignment,
-            capacity: Mapping[str, int]) -> RoundComparison:
+def compare(
+    edges: Sequence[RoundEdge], optimal: Assignment, greedy: Assignment, capacity: Mapping[str, int]
+) -> RoundComparison:
     mine, theirs = summarise(edges, optimal, capacity), summarise(edges, greedy, capacity)
     uplift = mine.total_score - theirs.total_score
     return RoundComparison(
@@ -337,13 +370,17 @@ def compare(edges: Sequence[RoundEdge], optimal: Assignment, greedy: Assignment,
 class RoundOptions(BaseModel):
     per_school: int = Field(20, ge=1, le=200, description="candidate partners taken from the index per school")
     overfetch: float = Field(
-        3.0, ge=1, le=50,
+        3.0,
+        ge=1,
+        le=50,
         description="nearest neighbours examined per candidate wanted (more when too few pass the rules); lower "
         "than for suggestions, which need a pool to diversify, because a round over thousands of schools "
         "checks every one of them",
     )
     max_examined: int = Field(
-        500, ge=10, le=100_000,
+        500,
+        ge=10,
+        le=100_000,
         description="stop refetching for a school after this many neighbours: where its neighbourhood is mostly "
         "incompatible (typically a rare exchange language), searching further costs the whole round far more "
         "than it finds",
@@ -434,7 +471,8 @@ class RoundResult(BaseModel):
     unmatched: list[UnmatchedSchool]
     comparison: RoundComparison
     blocking_pairs: list[BlockingPair] = Field(
-        description="blocking pairs of the chosen assignment (listed up to options.max_blocking_listed)")
+        description="blocking pairs of the chosen assignment (listed up to options.max_blocking_listed)"
+    )
 
 
 @dataclass
@@ -477,8 +515,13 @@ class RoundCandidates:
     """Cohort schools that cannot take part: unknown, inactive or without a free place."""
 
 
-def gather_candidates(matcher: Matcher, cohort: Iterable[str] | None = None, options: RoundOptions | None = None,
-                      *, settings: MatchSettings | None = None) -> RoundCandidates:
+def gather_candidates(
+    matcher: Matcher,
+    cohort: Iterable[str] | None = None,
+    options: RoundOptions | None = None,
+    *,
+    settings: MatchSettings | None = None,
+) -> RoundCandidates:
     """Candidate edges for a cohort (school ids; default every active school with spare capacity).
 
     Each cohort school contributes its ``per_school`` best candidates by reciprocal score that pass
@@ -487,7 +530,8 @@ def gather_candidates(matcher: Matcher, cohort: Iterable[str] | None = None, opt
     """
     options = options or RoundOptions()
     settings = (settings or matcher.settings).model_copy(
-        update={"diversity": False, "overfetch": options.overfetch, "max_candidates": options.max_examined})
+        update={"diversity": False, "overfetch": options.overfetch, "max_candidates": options.max_examined}
+    )
     home = settings.home_country
     if cohort is None:
         cohort_ids = sorted(s.id for s in matcher.schools.values() if s.active and remaining_capacity(matcher, s) > 0)
@@ -521,15 +565,25 @@ def gather_candidates(matcher: Matcher, cohort: Iterable[str] | None = None, opt
                 continue
             forward, backward = candidate.score.forward.value, candidate.score.backward.value
             fit_a, fit_b = (forward, backward) if a.id == source.id else (backward, forward)
-            bonus = options.nsp_bonus if options.nsp_priority and (
-                a.country in NSP_COUNTRIES or b.country in NSP_COUNTRIES) else 0.0
-            edges_by_key[(a.id, b.id)] = RoundEdge(a.id, b.id, candidate.score.score, fit_a, fit_b,
-                                                   candidate.score.score + bonus)
+            bonus = (
+                options.nsp_bonus
+                if options.nsp_priority and (a.country in NSP_COUNTRIES or b.country in NSP_COUNTRIES)
+                else 0.0
+            )
+            edges_by_key[(a.id, b.id)] = RoundEdge(
+                a.id, b.id, candidate.score.score, fit_a, fit_b, candidate.score.score + bonus
+            )
             found[(a.id, b.id)] = _Found(school_id, candidate)
     return RoundCandidates(
-        settings=settings, options=options, cohort=cohort_ids, room=room,
-        edges=[edges_by_key[key] for key in sorted(edges_by_key)], found=found, eliminated=eliminated,
-        outside=outside, excluded=excluded,
+        settings=settings,
+        options=options,
+        cohort=cohort_ids,
+        room=room,
+        edges=[edges_by_key[key] for key in sorted(edges_by_key)],
+        found=found,
+        eliminated=eliminated,
+        outside=outside,
+        excluded=excluded,
     )
 
 
@@ -539,8 +593,9 @@ def solve_round(matcher: Matcher, gathered: RoundCandidates) -> RoundResult:
     settings, options, edges, room = gathered.settings, gathered.options, gathered.edges, gathered.room
     home = settings.home_country
     home_side = {school_id for school_id in room if matcher.schools[school_id].country == home}
-    best = optimal_assignment(edges, room, left=home_side if settings.scope == "home" else None,
-                              coverage_first=options.coverage_first)
+    best = optimal_assignment(
+        edges, room, left=home_side if settings.scope == "home" else None, coverage_first=options.coverage_first
+    )
     greedy = greedy_assignment(edges, room)
     matched = {s for i in best.chosen for s in (edges[i].a, edges[i].b)}
     edges_of: dict[str, list[RoundEdge]] = defaultdict(list)
@@ -554,13 +609,19 @@ def solve_round(matcher: Matcher, gathered: RoundCandidates) -> RoundResult:
         mine = edges_of[school_id]
         eliminated, outside = gathered.eliminated[school_id], gathered.outside[school_id]
         if not mine:
-            unmatched[school_id] = _unmatched(school_id, UnmatchedReason.NO_CANDIDATE, eliminated=eliminated,
-                                              outside=outside)
+            unmatched[school_id] = _unmatched(
+                school_id, UnmatchedReason.NO_CANDIDATE, eliminated=eliminated, outside=outside
+            )
         else:
             top = min(mine, key=lambda e: (-e.score, e.b if e.a == school_id else e.a))
             unmatched[school_id] = _unmatched(
-                school_id, UnmatchedReason.CAPACITY_TAKEN, eliminated=eliminated, outside=outside,
-                candidate_edges=len(mine), best=(top.b if top.a == school_id else top.a, top.score))
+                school_id,
+                UnmatchedReason.CAPACITY_TAKEN,
+                eliminated=eliminated,
+                outside=outside,
+                candidate_edges=len(mine),
+                best=(top.b if top.a == school_id else top.a, top.score),
+            )
     listed = blocking_pairs(edges, best.chosen, room)[: options.max_blocking_listed]
     method: SolverMethod = "milp" if best.method == "milp" else "min_cost_flow"
     return RoundResult(
@@ -574,21 +635,28 @@ def solve_round(matcher: Matcher, gathered: RoundCandidates) -> RoundResult:
         unmatched=[unmatched[s] for s in sorted(unmatched)],
         comparison=compare(edges, best, greedy, room),
         blocking_pairs=[
-            BlockingPair(school_a=e.a, school_b=e.b, score=round(e.score, 6), fit_a=round(e.fit_a, 6),
-                         fit_b=round(e.fit_b, 6))
+            BlockingPair(
+                school_a=e.a, school_b=e.b, score=round(e.score, 6), fit_a=round(e.fit_a, 6), fit_b=round(e.fit_b, 6)
+            )
             for e in (edges[i] for i in listed)
         ],
     )
 
 
-def run_round(matcher: Matcher, cohort: Iterable[str] | None = None, options: RoundOptions | None = None, *,
-              settings: MatchSettings | None = None) -> RoundResult:
+def run_round(
+    matcher: Matcher,
+    cohort: Iterable[str] | None = None,
+    options: RoundOptions | None = None,
+    *,
+    settings: MatchSettings | None = None,
+) -> RoundResult:
     """Propose pairs for a cohort: :func:`gather_candidates`, then :func:`solve_round`."""
     return solve_round(matcher, gather_candidates(matcher, cohort, options, settings=settings))
 
 
-def _cohort_candidates(matcher: Matcher, school_ids: Sequence[str], per_school: int, room: Mapping[str, int],
-                       settings: MatchSettings) -> Iterator[tuple[School, list[Candidate], Counter[Rule], int]]:
+def _cohort_candidates(
+    matcher: Matcher, school_ids: Sequence[str], per_school: int, room: Mapping[str, int], settings: MatchSettings
+) -> Iterator[tuple[School, list[Candidate], Counter[Rule], int]]:
     """Each school's best ``per_school`` candidates inside the cohort, by reciprocal score, with the
     rule eliminations its search saw and how many passing candidates were outside the cohort.
 
@@ -596,7 +664,7 @@ def _cohort_candidates(matcher: Matcher, school_ids: Sequence[str], per_school: 
     few of the candidates returned are in the cohort asks again for four times as many, while the
     index may hold more."""
     for start in range(0, len(school_ids), SEARCH_BATCH):
-        sources = [matcher.schools[school_id] for school_id in school_ids[start:start + SEARCH_BATCH]]
+        sources = [matcher.schools[school_id] for school_id in school_ids[start : start + SEARCH_BATCH]]
         found = matcher.candidates_many(sources, per_school, settings=settings, rebalanced=False)
         for source, (ranked, eliminated, _) in zip(sources, found, strict=True):
             k = per_school
@@ -611,12 +679,21 @@ def _cohort_candidates(matcher: Matcher, school_ids: Sequence[str], per_school: 
             yield source, inside[:per_school], eliminated, len(ranked) - len(inside)
 
 
-def _unmatched(school_id: str, reason: UnmatchedReason, *, eliminated: Counter[Rule] | None = None,
-               outside: int = 0, candidate_edges: int = 0,
-               best: tuple[str, float] | None = None) -> UnmatchedSchool:
+def _unmatched(
+    school_id: str,
+    reason: UnmatchedReason,
+    *,
+    eliminated: Counter[Rule] | None = None,
+    outside: int = 0,
+    candidate_edges: int = 0,
+    best: tuple[str, float] | None = None,
+) -> UnmatchedSchool:
     text_en, text_zh = UNMATCHED_TEXT[reason]
     return UnmatchedSchool(
-        school_id=school_id, reason=reason, text_en=text_en, text_zh=text_zh,
+        school_id=school_id,
+        reason=reason,
+        text_en=text_en,
+        text_zh=text_zh,
         eliminated=[
             RuleCount(rule=rule, candidates=n, text_en=RULE_TEXT[rule][0], text_zh=RULE_TEXT[rule][1])
             for rule, n in sorted((eliminated or Counter()).items(), key=lambda item: (-item[1], item[0]))
@@ -653,7 +730,14 @@ def accept(pairs: Iterable[RoundPair], start_date: date, *, note: str | None = N
     """Partnerships for the round's pairs that staff approved (all of ``result.pairs`` or some):
     origin "suggested", the pair's usable modes and shared SDGs. The store assigns ids."""
     return [
-        Partnership(school_a=pair.school_a, school_b=pair.school_b, start_date=start_date, modes=pair.modes,
-                    sdgs=pair.sdgs, origin=PartnershipOrigin.SUGGESTED, note=note)
+        Partnership(
+            school_a=pair.school_a,
+            school_b=pair.school_b,
+            start_date=start_date,
+            modes=pair.modes,
+            sdgs=pair.sdgs,
+            origin=PartnershipOrigin.SUGGESTED,
+            note=note,
+        )
         for pair in pairs
     ]

@@ -45,8 +45,9 @@ def _preference(wanted: list, offered: set) -> float:
     return len(set(wanted) & offered) / len(wanted)
 
 
-def fit(a: School, b: School, check: PairCheck, usable_modes: set[ExchangeMode], similarity: float,
-        weights: FitWeights) -> Fit:
+def fit(
+    a: School, b: School, check: PairCheck, usable_modes: set[ExchangeMode], similarity: float, weights: FitWeights
+) -> Fit:
     """How well b matches what a asked for. `check` carries the pair's shared facts (languages,
     hours); `usable_modes` are the modes from a's side (visit/hosting differ by direction)."""
     shared = set(check.shared_languages)
@@ -71,8 +72,9 @@ def harmonic(x: float, y: float) -> float:
     return 2 * x * y / (x + y) if x + y > 0 else 0.0
 
 
-def reciprocal_score(source: School, candidate: School, check: PairCheck, similarity: float,
-                     settings: MatchSettings) -> PairScore:
+def reciprocal_score(
+    source: School, candidate: School, check: PairCheck, similarity: float, settings: MatchSettings
+) -> PairScore:
     """Score a pair that passed the constraints, in [0, 1], with both directions reported."""
     forward = fit(source, candidate, check, set(check.usable_modes), similarity, settings.fit)
     backward_modes = pair_modes(candidate, source)

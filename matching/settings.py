@@ -18,10 +18,7 @@ from data.taxonomies import LEVEL_ORDER, Level, normalize_country
 
 def default_level_matrix() -> dict[Level, list[Level]]:
     """Same or adjacent level: a primary school pairs with primary and junior high, and so on."""
-    return {
-        a: [b for b in Level if abs(LEVEL_ORDER[a] - LEVEL_ORDER[b]) <= 1]
-        for a in Level
-    }
+    return {a: [b for b in Level if abs(LEVEL_ORDER[a] - LEVEL_ORDER[b]) <= 1] for a in Level}
 
 
 class FitWeights(BaseModel):
@@ -48,14 +45,20 @@ class RebalanceWeights(BaseModel):
     (decay) and see the trade-off in the sensitivity plot."""
 
     saturation_threshold: float = Field(
-        0.75, ge=0, le=1, description="load (partners + open invitations over capacity) above which a school is "
-        "pushed down, falling linearly to 0 at capacity")
+        0.75,
+        ge=0,
+        le=1,
+        description="load (partners + open invitations over capacity) above which a school is "
+        "pushed down, falling linearly to 0 at capacity",
+    )
     no_partner_boost: float = Field(0.0, ge=0, le=1, description="boost for schools with no partner yet")
     remote_boost: float = Field(
-        0.0, ge=0, le=1, description="boost for remote schools (偏遠/特偏/極偏 and rural), scaled by remoteness")
+        0.0, ge=0, le=1, description="boost for remote schools (偏遠/特偏/極偏 and rural), scaled by remoteness"
+    )
     cluster_boost: float = Field(0.10, ge=0, le=1, description="boost for joining an existing cross-border cluster")
     diversity_decay: float = Field(
-        1.0, gt=0, le=1, description="factor per partner the asking school already has in the candidate's country")
+        1.0, gt=0, le=1, description="factor per partner the asking school already has in the candidate's country"
+    )
     responsiveness_floor: float = Field(0.3, ge=0, le=1, description="lowest factor for a school that never answers")
     exposure_strength: float = Field(
         0.1, ge=0, le=5, description="damping per multiple of the average exposure a school has been shown above it"
@@ -74,17 +77,19 @@ class MatchSettings(BaseSettings):
     min_overlap_hours: float = Field(1.0, ge=0, le=8, description="shared school hours needed for virtual exchange")
     school_day_start: int = Field(8, ge=0, le=23, description="local hour school starts")
     school_day_end: int = Field(16, ge=1, le=24, description="local hour school ends")
-    reference_date: date | None = Field(
-        None, description="day used to compute time-zone offsets (DST); default today"
-    )
+    reference_date: date | None = Field(None, description="day used to compute time-zone offsets (DST); default today")
     overfetch: float = Field(8.0, ge=1, description="candidates fetched from the index per requested result")
     max_candidates: int = Field(2000, ge=10, description="stop refetching beyond this many candidates")
     fit: FitWeights = Field(default_factory=FitWeights)
     rebalance: RebalanceWeights = Field(default_factory=RebalanceWeights)
     diversity: bool = Field(True, description="re-rank with MMR so one country does not fill the list")
     mmr_lambda: float = Field(
-        0.95, ge=0, le=1, description="1 = pure relevance, 0 = pure novelty; 0.95 breaks near-ties by country and "
-        "profile, so one country cannot fill a list of equals, at little cost in recall (lower costs more)")
+        0.95,
+        ge=0,
+        le=1,
+        description="1 = pure relevance, 0 = pure novelty; 0.95 breaks near-ties by country and "
+        "profile, so one country cannot fill a list of equals, at little cost in recall (lower costs more)",
+    )
     high_fit: float = Field(0.6, ge=0, le=1, description="fit both ways at least this counts as reciprocal")
 
     @field_validator("home_country")

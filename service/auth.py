@@ -79,8 +79,12 @@ def create_key(store: Store, role: Role | str, *, school_id: str | None = None, 
         raise ValueError(f"school: only school keys belong to a school, not {role.value} keys")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     record = store.create_api_key(
-        key_id=f"key-{secrets.token_hex(4)}", prefix=key[:SHOWN_PREFIX_LENGTH], key_hash=hash_key(key),
-        role=role.value, school_id=school_id, name=name,
+        key_id=f"key-{secrets.token_hex(4)}",
+        prefix=key[:SHOWN_PREFIX_LENGTH],
+        key_hash=hash_key(key),
+        role=role.value,
+        school_id=school_id,
+        name=name,
     )
     return NewKey(record, key)
 

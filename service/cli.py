@@ -277,8 +277,10 @@ def _demo(args: argparse.Namespace) -> int:
             from data.generator import generate_world
 
             real_dir = REAL_DATA_DIR if REAL_DATA_DIR.is_dir() else None
-            _say(f"generating a world of {args.n} schools (seed {args.seed})"
-                 + (f" on the real directories in {real_dir}" if real_dir else ""))
+            _say(
+                f"generating a world of {args.n} schools (seed {args.seed})"
+                + (f" on the real directories in {real_dir}" if real_dir else "")
+            )
             world = generate_world(args.n, seed=args.seed, real_dir=real_dir)
             with _progress(len(world.schools), "writing schools") as bar:
                 store.upsert_schools(world.schools, progress=bar.update)
@@ -293,8 +295,10 @@ def _demo(args: argparse.Namespace) -> int:
             made = create_key(store, Role.STAFF, name="demo")
             print(f"Staff API key (shown once, keep it): {made.key}")
         base = f"http://{state.settings.host}:{state.settings.port}"
-        print(f"Serving on {base}  (API docs: {base}/docs; send the key as X-API-Key; staff page: {base}/staff)",
-              flush=True)
+        print(
+            f"Serving on {base}  (API docs: {base}/docs; send the key as X-API-Key; staff page: {base}/staff)",
+            flush=True,
+        )
         _run(state)
     finally:
         state.close()
@@ -337,7 +341,11 @@ def _keys_list(args: argparse.Namespace) -> int:
         keys = store.list_api_keys()
     rows = [
         {
-            "id": k.id, "prefix": k.prefix, "role": k.role, "school_id": k.school_id, "name": k.name,
+            "id": k.id,
+            "prefix": k.prefix,
+            "role": k.role,
+            "school_id": k.school_id,
+            "name": k.name,
             "created_at": k.created_at.isoformat(timespec="seconds"),
             "revoked_at": k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else None,
         }

@@ -57,7 +57,8 @@ def caller(
     key = api_key or (bearer.credentials if bearer else None)
     if not key:
         raise ApiError(
-            401, "X-API-Key: no API key; send one in the X-API-Key header or as Authorization: Bearer <key>",
+            401,
+            "X-API-Key: no API key; send one in the X-API-Key header or as Authorization: Bearer <key>",
             field="X-API-Key",
         )
     found = authenticate(state.store, key)

@@ -41,11 +41,15 @@ TEXT: dict[str, tuple[str, str]] = {
     "login_title": ("Staff sign-in", "管理人員登入"),
     "login_key": ("Staff API key", "管理人員 API 金鑰"),
     "login_submit": ("Sign in", "登入"),
-    "login_help": ("Keys are made with `partnermatch keys create --role staff`.",
-                   "金鑰以 `partnermatch keys create --role staff` 建立。"),
+    "login_help": (
+        "Keys are made with `partnermatch keys create --role staff`.",
+        "金鑰以 `partnermatch keys create --role staff` 建立。",
+    ),
     "login_unknown": ("Unknown or revoked key.", "金鑰無效或已撤銷。"),
-    "login_not_staff": ("This is a {role} key; the staff page needs a staff key.",
-                        "此為 {role} 金鑰；管理頁需要管理人員（staff）金鑰。"),
+    "login_not_staff": (
+        "This is a {role} key; the staff page needs a staff key.",
+        "此為 {role} 金鑰；管理頁需要管理人員（staff）金鑰。",
+    ),
     # search
     "search_title": ("Find a school", "搜尋學校"),
     "search_q": ("Name or id", "校名或代碼"),
@@ -90,8 +94,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "decline_reason": ("Reason (optional)", "原因（選填）"),
     "suggestions": ("Suggested partners", "建議的合作學校"),
     "no_suggestions": ("No possible partner right now.", "目前沒有可配對的學校。"),
-    "not_indexed": ("This school is not in the index (inactive?), so it has no suggestions.",
-                    "此校不在索引中（可能未啟用），因此沒有建議。"),
+    "not_indexed": (
+        "This school is not in the index (inactive?), so it has no suggestions.",
+        "此校不在索引中（可能未啟用），因此沒有建議。",
+    ),
     "score": ("Score", "分數"),
     "reciprocal": ("Reciprocal", "雙向分數"),
     "fit_forward": ("Fit for this school", "對本校的契合度"),
@@ -125,8 +131,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "groups_any_size": ("3 to 5", "3 至 5 校"),
     "groups_submit": ("Propose", "提出建議"),
     "groups_none": ("No group satisfies every rule.", "沒有符合所有條件的群組。"),
-    "groups_relaxed": ("No group of schools all interested in this theme exists; these ignore the theme.",
-                       "找不到全部對此主題有興趣的群組；以下群組未要求此主題。"),
+    "groups_relaxed": (
+        "No group of schools all interested in this theme exists; these ignore the theme.",
+        "找不到全部對此主題有興趣的群組；以下群組未要求此主題。",
+    ),
     "group": ("Group {n}", "群組 {n}"),
     "members": ("Members", "成員"),
     "interested": ("works on the theme", "關注此主題"),
@@ -134,15 +142,19 @@ TEXT: dict[str, tuple[str, str]] = {
     "window": ("Shared school hours", "共同上課時段"),
     "total_score": ("Total score", "總分"),
     "mean_pair_score": ("Mean pair score", "平均配對分數"),
-    "considered": ("{n} valid group(s) considered among {pool} candidates.",
-                   "在 {pool} 所候選學校中評估了 {n} 個有效群組。"),
+    "considered": (
+        "{n} valid group(s) considered among {pool} candidates.",
+        "在 {pool} 所候選學校中評估了 {n} 個有效群組。",
+    ),
     # rounds
     "rounds_title": ("Matching rounds", "配對輪次"),
     "rounds_none": ("No round yet.", "尚無配對輪次。"),
     "round_new": ("Start a round", "開始新的配對輪次"),
     "cohort_all": ("Every active school with a free place", "所有仍有名額的啟用學校"),
-    "cohort_ids": ("Only these school ids (one per line or comma-separated)",
-                   "僅限以下學校代碼（每行一個或以逗號分隔）"),
+    "cohort_ids": (
+        "Only these school ids (one per line or comma-separated)",
+        "僅限以下學校代碼（每行一個或以逗號分隔）",
+    ),
     "opt_coverage": ("Give as many schools as possible a first partner", "讓最多學校先有第一個夥伴"),
     "opt_nsp": ("Favour New Southbound pairs", "優先新南向國家配對"),
     "opt_per_school": ("Candidates per school", "每校候選數"),
@@ -170,8 +182,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "rows_cut": ("Showing the first {n} rows.", "僅顯示前 {n} 列。"),
     # evaluation
     "evaluation_title": ("Latest evaluation", "最新成效評估"),
-    "evaluation_none": ("No evaluation report yet: run `partnermatch evaluate`.",
-                        "尚無評估報告：請執行 `partnermatch evaluate`。"),
+    "evaluation_none": (
+        "No evaluation report yet: run `partnermatch evaluate`.",
+        "尚無評估報告：請執行 `partnermatch evaluate`。",
+    ),
     "evaluation_folder": ("Report folder", "報告資料夾"),
     "plots": ("Plots", "圖表"),
     # errors
@@ -226,5 +240,14 @@ def helpers(lang: Lang) -> dict[str, Callable[..., str]]:
     def component(name: str) -> str:
         return text(lang, f"c_{name}") if f"c_{name}" in TEXT else name
 
-    return {"t": t, "country": country, "sdg": sdg, "language": language, "level": level, "mode": mode,
-            "remoteness": remoteness, "said": said, "component": component}
+    return {
+        "t": t,
+        "country": country,
+        "sdg": sdg,
+        "language": language,
+        "level": level,
+        "mode": mode,
+        "remoteness": remoteness,
+        "said": said,
+        "component": component,
+    }

@@ -31,7 +31,9 @@ class PairRefused(ApiError):
         status = 409 if set(rules) <= STATE_RULES else 422
         listed = "; ".join(f"{rule.value} (a school {RULE_TEXT[rule][0]})" for rule in rules)
         super().__init__(
-            status, f"to_school: {inviter} and {invitee} break hard rule(s): {listed}", field="to_school",
+            status,
+            f"to_school: {inviter} and {invitee} break hard rule(s): {listed}",
+            field="to_school",
             rules=[rule.value for rule in rules],
         )
 

@@ -37,16 +37,24 @@ class Metrics:
     def __init__(self, index_sizes: Callable[[], dict[str, int]]) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "partnermatch_http_requests", "HTTP requests by route and status", ["method", "route", "status"],
+            "partnermatch_http_requests",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "partnermatch_http_request_duration_seconds", "HTTP request latency by route", ["method", "route"],
-            buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "partnermatch_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.suggestion_latency = Histogram(
-            "partnermatch_suggestion_duration_seconds", "Time to compute one suggestion list",
-            ["kind"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "partnermatch_suggestion_duration_seconds",
+            "Time to compute one suggestion list",
+            ["kind"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.registry.register(_IndexSize(index_sizes))
 

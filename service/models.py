@@ -95,11 +95,21 @@ class SchoolCard(BaseModel):
     @classmethod
     def of(cls, school: School) -> SchoolCard:
         return cls(
-            id=school.id, name=school.display_name, name_local=school.name_local, name_en=school.name_en,
-            country=school.country, country_name=country_name(school.country), region=school.region,
-            levels=list(school.levels), languages_exchange=list(school.languages_exchange), sdgs=list(school.sdgs),
-            exchange_modes=list(school.exchange_modes), remoteness=school.remoteness.value,
-            student_count=school.student_count, website=school.website, active=school.active,
+            id=school.id,
+            name=school.display_name,
+            name_local=school.name_local,
+            name_en=school.name_en,
+            country=school.country,
+            country_name=country_name(school.country),
+            region=school.region,
+            levels=list(school.levels),
+            languages_exchange=list(school.languages_exchange),
+            sdgs=list(school.sdgs),
+            exchange_modes=list(school.exchange_modes),
+            remoteness=school.remoteness.value,
+            student_count=school.student_count,
+            website=school.website,
+            active=school.active,
         )
 
 
@@ -233,8 +243,15 @@ class AcceptedOut(BaseModel):
 class PartnershipCreate(Partnership):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"school_a": "tw-999001", "school_b": "my-000123", "start_date": "2026-09-01",
-                          "modes": ["virtual"], "sdgs": [13]}]
+            "examples": [
+                {
+                    "school_a": "tw-999001",
+                    "school_b": "my-000123",
+                    "start_date": "2026-09-01",
+                    "modes": ["virtual"],
+                    "sdgs": [13],
+                }
+            ]
         }
     )
 
@@ -302,7 +319,9 @@ class RoundCreate(BaseModel):
     )
 
     cohort: list[SchoolId] | None = Field(
-        None, min_length=1, max_length=200_000,
+        None,
+        min_length=1,
+        max_length=200_000,
         description="school ids; omit for every active school with spare capacity",
     )
     options: RoundOptions = Field(default_factory=RoundOptions)
@@ -342,9 +361,14 @@ class RoundSummary(BaseModel):
     def of(cls, result: RoundResult) -> RoundSummary:
         optimal = result.comparison.optimal
         return cls(
-            cohort_size=result.cohort_size, candidate_edges=result.candidate_edges, method=result.method,
-            pairs=len(result.pairs), unmatched=len(result.unmatched), matched_schools=optimal.matched_schools,
-            total_score=optimal.total_score, greedy_total_score=result.comparison.greedy.total_score,
+            cohort_size=result.cohort_size,
+            candidate_edges=result.candidate_edges,
+            method=result.method,
+            pairs=len(result.pairs),
+            unmatched=len(result.unmatched),
+            matched_schools=optimal.matched_schools,
+            total_score=optimal.total_score,
+            greedy_total_score=result.comparison.greedy.total_score,
             blocking_pairs=optimal.blocking_pairs,
         )
 
@@ -360,8 +384,12 @@ class RoundListItem(BaseModel):
     @classmethod
     def of(cls, stored: StoredRound) -> RoundListItem:
         return cls(
-            id=stored.id, created_at=stored.created_at, created_by=stored.created_by, status=stored.status,
-            accepted_at=stored.accepted_at, summary=RoundSummary.model_validate(stored.summary),
+            id=stored.id,
+            created_at=stored.created_at,
+            created_by=stored.created_by,
+            status=stored.status,
+            accepted_at=stored.accepted_at,
+            summary=RoundSummary.model_validate(stored.summary),
         )
 
 
@@ -376,10 +404,16 @@ class RoundOut(RoundListItem):
     @classmethod
     def of(cls, stored: StoredRound) -> RoundOut:  # type: ignore[override]
         return cls(
-            id=stored.id, created_at=stored.created_at, created_by=stored.created_by, status=stored.status,
-            accepted_at=stored.accepted_at, accepted_by=stored.accepted_by,
-            summary=RoundSummary.model_validate(stored.summary), options=RoundOptions.model_validate(stored.options),
-            partnership_ids=stored.partnership_ids, result=RoundResult.model_validate(stored.result),
+            id=stored.id,
+            created_at=stored.created_at,
+            created_by=stored.created_by,
+            status=stored.status,
+            accepted_at=stored.accepted_at,
+            accepted_by=stored.accepted_by,
+            summary=RoundSummary.model_validate(stored.summary),
+            options=RoundOptions.model_validate(stored.options),
+            partnership_ids=stored.partnership_ids,
+            result=RoundResult.model_validate(stored.result),
         )
 
 

@@ -36,8 +36,10 @@ def start(
             _check_cohort(matcher, cohort)
         result = run_round(matcher, cohort, options)
     return state.store.create_round(
-        options=options.model_dump(mode="json"), summary=RoundSummary.of(result).model_dump(mode="json"),
-        result=result.model_dump(mode="json"), created_by=created_by,
+        options=options.model_dump(mode="json"),
+        summary=RoundSummary.of(result).model_dump(mode="json"),
+        result=result.model_dump(mode="json"),
+        created_by=created_by,
     )
 
 
@@ -55,8 +57,13 @@ def _check_cohort(matcher: Matcher, cohort: Iterable[str]) -> None:
 
 
 def accept_round(
-    state: ServiceState, round_id: str, *, start_date: date | None = None, exclude: Sequence[PairRef] = (),
-    note: str | None = None, accepted_by: str | None = None,
+    state: ServiceState,
+    round_id: str,
+    *,
+    start_date: date | None = None,
+    exclude: Sequence[PairRef] = (),
+    note: str | None = None,
+    accepted_by: str | None = None,
 ) -> tuple[StoredRound, list[Partnership]]:
     """Start the round's pairs (less `exclude`) as partnerships, if every one is still possible.
     409 names the pairs that are not (and nothing is written); a second accept is 409 too."""
@@ -72,8 +79,9 @@ def accept_round(
             with state.reading() as matcher:
                 stale = stale_pairs(matcher, pairs)
             if stale:
-                shown = "; ".join(stale[:SHOWN_PAIRS]) + (f"; and {len(stale) - SHOWN_PAIRS} more"
-                                                          if len(stale) > SHOWN_PAIRS else "")
+                shown = "; ".join(stale[:SHOWN_PAIRS]) + (
+                    f"; and {len(stale) - SHOWN_PAIRS} more" if len(stale) > SHOWN_PAIRS else ""
+                )
                 raise ApiError(409, f"pairs: {len(stale)} pair(s) no longer possible: {shown}", field="pairs")
             new = accept(pairs, start_date or date.today(), note=note or f"started by accepting round {round_id}")
             return state.store.accept_round(round_id, new, accepted_by=accepted_by)

@@ -106,8 +106,12 @@ class ServiceState:
         embedding = embedding or EmbeddingSettings()
         cache_dir = embedding_cache_dir or embedding.cache_dir or storage.data_dir / "embedding-cache"
         return cls(
-            Store.from_settings(storage), settings=settings, index_dir=settings.resolved_index_dir(storage),
-            embedding=embedding, embedding_cache_dir=cache_dir, match=match or MatchSettings(),
+            Store.from_settings(storage),
+            settings=settings,
+            index_dir=settings.resolved_index_dir(storage),
+            embedding=embedding,
+            embedding_cache_dir=cache_dir,
+            match=match or MatchSettings(),
         )
 
     # ------------------------------------------------------------------ reading

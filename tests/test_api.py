@@ -77,13 +77,17 @@ def api(tmp_path_factory: pytest.TempPathFactory, embedding_cache_dir: Path, sma
     with state.reading() as matcher:
         partners = matcher.context().partners
         taiwanese = [
-            s.id for s in sorted(matcher.schools.values(), key=lambda s: s.id)
-            if s.country == "TW" and s.active and len(partners(s.id)) + 2 <= s.capacity
+            s.id
+            for s in sorted(matcher.schools.values(), key=lambda s: s.id)
+            if s.country == "TW"
+            and s.active
+            and len(partners(s.id)) + 2 <= s.capacity
             and len(matcher.suggest(s.id, 10).suggestions) == 10
         ]
     home, other = taiwanese[0], taiwanese[1]
-    keys = {role.value: create_key(state.store, role, school_id=home if role == Role.SCHOOL else None).key
-            for role in Role}
+    keys = {
+        role.value: create_key(state.store, role, school_id=home if role == Role.SCHOOL else None).key for role in Role
+    }
     keys["other_school"] = create_key(state.store, Role.SCHOOL, school_id=other).key
     revoked = create_key(state.store, Role.STAFF)
     state.store.revoke_api_key(revoked.record.id)
@@ -124,8 +128,13 @@ ROLE_CASES = [
     ("portal", "PATCH", "/v1/schools/{other}", {"capacity": 3}, 403),
     ("portal", "POST", "/v1/schools/{other}/deactivate", None, 403),
     ("portal", "GET", "/v1/stats", None, 403),
-    ("portal", "POST", "/v1/partnerships", {"school_a": "{home}", "school_b": "{foreign}", "start_date": "2026-01-01"},
-     403),
+    (
+        "portal",
+        "POST",
+        "/v1/partnerships",
+        {"school_a": "{home}", "school_b": "{foreign}", "start_date": "2026-01-01"},
+        403,
+    ),
     ("school", "GET", "/v1/schools/{home}", None, 200),
     ("school", "GET", "/v1/schools/{home}/suggestions", None, 200),
     ("school", "GET", "/v1/invitations", None, 200),
@@ -203,9 +212,17 @@ def test_private_fields_never_leave_through_suggestions_or_other_schools_profile
 
 def test_create_read_update_deactivate_and_paginate(api: Api) -> None:
     body = {
-        "id": "my-api-new", "name_en": "Api New School", "country": "Malaysia", "region": "Pulau Pinang",
-        "levels": ["primary"], "languages_exchange": ["en", "zh"], "sdgs": [4], "exchange_modes": ["virtual"],
-        "target_countries": ["TW"], "contact_email": "office@new.example.my", "created_at": "2000-01-01T00:00:00Z",
+        "id": "my-api-new",
+        "name_en": "Api New School",
+        "country": "Malaysia",
+        "region": "Pulau Pinang",
+        "levels": ["primary"],
+        "languages_exchange": ["en", "zh"],
+        "sdgs": [4],
+        "exchange_modes": ["virtual"],
+        "target_countries": ["TW"],
+        "contact_email": "office@new.example.my",
+        "created_at": "2000-01-01T00:00:00Z",
     }
     created = api.call("staff", "POST", "/v1/schools", json=body)
     assert created.status_code == 201, created.text
@@ -240,8 +257,9 @@ def test_create_read_update_deactivate_and_paginate(api: Api) -> None:
     gone = api.call("staff", "POST", "/v1/schools/my-api-new/deactivate")
     assert gone.status_code == 200 and gone.json()["active"] is False
     active_ids = {i["id"] for i in api.call("staff", "GET", "/v1/schools", params={"limit": 500}).json()["items"]}
-    all_ids = {i["id"] for i in api.call("staff", "GET", "/v1/schools", params={"limit": 500, "active": "all"})
-               .json()["items"]}
+    all_ids = {
+        i["id"] for i in api.call("staff", "GET", "/v1/schools", params={"limit": 500, "active": "all"}).json()["items"]
+    }
     assert "my-api-new" not in active_ids and "my-api-new" in all_ids
     assert "my-api-new" not in indexed(api)
 
@@ -274,21 +292,48 @@ def test_a_school_edits_its_own_profile(api: Api) -> None:
 
 def test_bad_input_names_the_field_and_writes_nothing(api: Api) -> None:
     before = api.state.store.latest_change_seq()
-    bad = api.call("staff", "POST", "/v1/schools", json={
-        "id": "my-bad", "name_en": "Bad", "country": "Narnia", "levels": [], "contact_email": "nope",
-    })
+    bad = api.call(
+        "staff",
+        "POST",
+        "/v1/schools",
+        json={
+            "id": "my-bad",
+            "name_en": "Bad",
+            "country": "Narnia",
+            "levels": [],
+            "contact_email": "nope",
+        },
+    )
     assert bad.status_code == 422
     fields = {e["field"] for e in bad.json()["errors"]}
     assert {"country", "levels", "contact_email"} <= fields
     assert bad.json()["detail"].startswith(bad.json()["errors"][0]["field"] + ": ")
 
-    own_country = api.call("staff", "POST", "/v1/schools", json={
-        "id": "my-bad", "name_en": "Bad", "country": "MY", "levels": ["primary"], "target_countries": ["MY"],
-    })
+    own_country = api.call(
+        "staff",
+        "POST",
+        "/v1/schools",
+        json={
+            "id": "my-bad",
+            "name_en": "Bad",
+            "country": "MY",
+            "levels": ["primary"],
+            "target_countries": ["MY"],
+        },
+    )
     assert own_country.status_code == 422 and own_country.json()["field"] == "target_countries"
-    unknown_field = api.call("staff", "POST", "/v1/schools", json={
-        "id": "my-bad", "name_en": "Bad", "country": "MY", "levels": ["primary"], "colour": "blue",
-    })
+    unknown_field = api.call(
+        "staff",
+        "POST",
+        "/v1/schools",
+        json={
+            "id": "my-bad",
+            "name_en": "Bad",
+            "country": "MY",
+            "levels": ["primary"],
+            "colour": "blue",
+        },
+    )
     assert unknown_field.status_code == 422 and unknown_field.json()["field"] == "colour"
     json_type = {"Content-Type": "application/json"}
     not_json = api.call("staff", "POST", "/v1/schools", content=b"{not json", headers=json_type)
@@ -307,7 +352,9 @@ def test_bad_input_names_the_field_and_writes_nothing(api: Api) -> None:
     assert api.call("staff", "GET", "/v1/schools", params={"cursor": "%%%"}).json()["field"] == "cursor"
     assert api.call("staff", "GET", "/v1/schools/nowhere/suggestions").status_code == 404
     assert api.call("staff", "GET", "/v1/schools/nowhere").json() == {
-        "detail": "school 'nowhere' not found", "field": "school_id"}
+        "detail": "school 'nowhere' not found",
+        "field": "school_id",
+    }
     assert api.call("staff", "GET", "/v1/invitations/inv-none").status_code == 404
     assert api.call("staff", "POST", "/v1/partnerships/p-none/end").status_code == 404
     assert api.call("staff", "GET", "/v1/nothing-here").json()["detail"] == "Not Found"
@@ -332,30 +379,57 @@ def test_imports_are_all_or_nothing_and_bounded_in_size(api: Api) -> None:
     declared = api.call("staff", "POST", "/v1/schools/import", files={"file": ("big.csv", too_big, "text/csv")})
     assert declared.status_code == 413 and declared.json()["field"] == "body"
     streamed = api.call(
-        "staff", "POST", "/v1/schools/import", content=iter([b"x" * 40_000, b"x" * 40_000]),
+        "staff",
+        "POST",
+        "/v1/schools/import",
+        content=iter([b"x" * 40_000, b"x" * 40_000]),
         headers={"Content-Type": "multipart/form-data; boundary=b"},
     )
     assert streamed.status_code == 413
     assert api.state.store.count_schools(active=None) == before
 
-    jsonl = "\n".join(json.dumps(row) for row in (
-        {"id": "my-imp-j1", "name_en": "Jsonl One", "country": "MY", "levels": ["primary"],
-         "languages_exchange": ["en"], "exchange_modes": ["virtual"], "target_countries": ["TW"]},
-        {"id": "th-imp-j2", "name_en": "Jsonl Two", "country": "TH", "levels": ["primary"]},
-    ))
+    jsonl = "\n".join(
+        json.dumps(row)
+        for row in (
+            {
+                "id": "my-imp-j1",
+                "name_en": "Jsonl One",
+                "country": "MY",
+                "levels": ["primary"],
+                "languages_exchange": ["en"],
+                "exchange_modes": ["virtual"],
+                "target_countries": ["TW"],
+            },
+            {"id": "th-imp-j2", "name_en": "Jsonl Two", "country": "TH", "levels": ["primary"]},
+        )
+    )
     done = api.call("staff", "POST", "/v1/schools/import", files={"file": ("new.jsonl", jsonl, "application/x-ndjson")})
     assert done.status_code == 200 and done.json() == {"rows": 2, "created": 2, "updated": 0, "unchanged": 0}
     assert {"my-imp-j1", "th-imp-j2"} <= indexed(api), "imported schools are indexed right away"
 
-    mapped = api.call("staff", "POST", "/v1/schools/import", data={"mapping": "my_sjkc_schools"},
-                      files={"file": ("sjkc.csv", SJKC_CSV, "text/csv")})
+    mapped = api.call(
+        "staff",
+        "POST",
+        "/v1/schools/import",
+        data={"mapping": "my_sjkc_schools"},
+        files={"file": ("sjkc.csv", SJKC_CSV, "text/csv")},
+    )
     assert mapped.status_code == 200 and mapped.json()["created"] == 2
     yaml_text = (MAPPINGS_DIR / "my_sjkc_schools.yaml").read_text(encoding="utf-8")
-    uploaded = api.call("staff", "POST", "/v1/schools/import",
-                        files={"file": ("sjkc.csv", SJKC_CSV, "text/csv"), "mapping_file": ("m.yaml", yaml_text)})
+    uploaded = api.call(
+        "staff",
+        "POST",
+        "/v1/schools/import",
+        files={"file": ("sjkc.csv", SJKC_CSV, "text/csv"), "mapping_file": ("m.yaml", yaml_text)},
+    )
     assert uploaded.status_code == 200 and uploaded.json()["unchanged"] == 2
-    unknown = api.call("staff", "POST", "/v1/schools/import", data={"mapping": "no_such_mapping"},
-                       files={"file": ("sjkc.csv", SJKC_CSV, "text/csv")})
+    unknown = api.call(
+        "staff",
+        "POST",
+        "/v1/schools/import",
+        data={"mapping": "no_such_mapping"},
+        files={"file": ("sjkc.csv", SJKC_CSV, "text/csv")},
+    )
     assert unknown.status_code == 422 and unknown.json()["field"] == "mapping"
 
 
@@ -372,8 +446,9 @@ def test_ad_hoc_profiles_get_suggestions_and_are_not_stored(api: Api) -> None:
     assert all(s["school"]["country"] != "TW" for s in result["suggestions"])
     assert api.state.store.latest_change_seq() == before
 
-    filtered = api.call("portal", "POST", "/v1/suggestions",
-                        json={"profile": model, "k": 5, "filters": {"countries": ["MY"]}}).json()
+    filtered = api.call(
+        "portal", "POST", "/v1/suggestions", json={"profile": model, "k": 5, "filters": {"countries": ["MY"]}}
+    ).json()
     assert filtered["suggestions"] and all(s["school"]["country"] == "MY" for s in filtered["suggestions"])
     wrong = api.call("portal", "POST", "/v1/suggestions", json={"profile": model | {"target_countries": ["TW"]}})
     assert wrong.status_code == 422 and wrong.json()["field"] == "target_countries"
@@ -383,8 +458,12 @@ def test_ad_hoc_profiles_get_suggestions_and_are_not_stored(api: Api) -> None:
 
 def test_suggestion_filters_and_diversity_switch(api: Api) -> None:
     source = api.taiwanese[3]
-    response = api.call("staff", "GET", f"/v1/schools/{source}/suggestions",
-                        params={"k": 5, "country": ["MY", "TH"], "diversity": "false"})
+    response = api.call(
+        "staff",
+        "GET",
+        f"/v1/schools/{source}/suggestions",
+        params={"k": 5, "country": ["MY", "TH"], "diversity": "false"},
+    )
     assert response.status_code == 200
     suggestions = response.json()["suggestions"]
     assert suggestions and all(s["school"]["country"] in ("MY", "TH") for s in suggestions)
@@ -400,8 +479,9 @@ def test_the_invitation_loop_ends_in_a_partnership(api: Api) -> None:
     partner_key = create_key(api.state.store, Role.SCHOOL, school_id=partner).key
     api.keys["partner"] = partner_key
 
-    sent = api.call("portal", "POST", "/v1/invitations",
-                    json={"from_school": source, "to_school": partner, "message": "Shall we?"})
+    sent = api.call(
+        "portal", "POST", "/v1/invitations", json={"from_school": source, "to_school": partner, "message": "Shall we?"}
+    )
     assert sent.status_code == 201, sent.text
     invitation = sent.json()
     assert invitation["status"] == "pending" and invitation["from_card"]["id"] == source
@@ -419,7 +499,9 @@ def test_the_invitation_loop_ends_in_a_partnership(api: Api) -> None:
     assert accepted.status_code == 200, accepted.text
     partnership = accepted.json()["partnership"]
     assert partnership["origin"] == "suggested" and {partnership["school_a"], partnership["school_b"]} == {
-        source, partner}
+        source,
+        partner,
+    }
     assert accepted.json()["invitation"]["partnership_id"] == partnership["id"]
     listed = api.call("portal", "GET", "/v1/partnerships", params={"school_id": source, "active": "true"}).json()
     assert partnership["id"] in [p["id"] for p in listed]
@@ -431,11 +513,14 @@ def test_invitations_hold_capacity_and_obey_the_hard_rules(api: Api) -> None:
     first = api.taiwanese[5]
     candidate = api.school(api.suggested(first)[0])
     narrow = candidate.model_dump(mode="json", exclude={"created_at", "updated_at"}) | {
-        "id": "narrow-cap", "capacity": 1}
+        "id": "narrow-cap",
+        "capacity": 1,
+    }
     assert api.call("staff", "POST", "/v1/schools", json=narrow).status_code == 201
     with api.state.reading() as matcher:  # another school the same candidate suits
         second = next(
-            school_id for school_id in api.taiwanese[6:]
+            school_id
+            for school_id in api.taiwanese[6:]
             if not pair_check(matcher, matcher.schools[school_id], matcher.schools["narrow-cap"])[0]
         )
 
@@ -482,8 +567,12 @@ def test_unanswered_invitations_expire_and_count_against_responsiveness(api: Api
 def test_staff_record_and_end_partnerships(api: Api) -> None:
     source = api.taiwanese[8]
     partner = api.suggested(source)[0]
-    created = api.call("staff", "POST", "/v1/partnerships",
-                       json={"school_a": partner, "school_b": source, "start_date": "2026-02-01", "modes": ["virtual"]})
+    created = api.call(
+        "staff",
+        "POST",
+        "/v1/partnerships",
+        json={"school_a": partner, "school_b": source, "start_date": "2026-02-01", "modes": ["virtual"]},
+    )
     assert created.status_code == 201, created.text
     stored = created.json()
     assert stored["origin"] == "existing" and stored["school_a"] == min(source, partner)
@@ -495,8 +584,12 @@ def test_staff_record_and_end_partnerships(api: Api) -> None:
     again = api.call("staff", "POST", f"/v1/partnerships/{stored['id']}/end")
     assert again.status_code == 409 and again.json()["field"] == "end_date"
 
-    domestic = api.call("staff", "POST", "/v1/partnerships",
-                        json={"school_a": source, "school_b": api.taiwanese[9], "start_date": "2026-02-01"})
+    domestic = api.call(
+        "staff",
+        "POST",
+        "/v1/partnerships",
+        json={"school_a": source, "school_b": api.taiwanese[9], "start_date": "2026-02-01"},
+    )
     assert domestic.status_code == 422 and domestic.json()["errors"][0]["field"] == "school_b"
 
 
@@ -522,9 +615,7 @@ def test_stats_and_metrics(api: Api) -> None:
     assert re.search(r'partnermatch_suggestion_duration_seconds_count\{kind="stored"\} [1-9]', metrics)
 
 
-def test_readyz_is_503_until_the_index_is_loaded(
-    tmp_path: Path, embedding_cache_dir: Path, small_world: Any
-) -> None:
+def test_readyz_is_503_until_the_index_is_loaded(tmp_path: Path, embedding_cache_dir: Path, small_world: Any) -> None:
     state = open_state(tmp_path, embedding_cache_dir)
     state.store.upsert_schools(small_world.schools[:60])
     key = create_key(state.store, Role.STAFF).key

@@ -81,8 +81,10 @@ def test_create_suggest_invite_accept_over_http(served: Served, small_world: Any
 
         listed = client.get("/v1/partnerships", params={"school_id": "tw-http-new"}).json()
         assert [p["id"] for p in listed] == [partnership_id]
-        after = [s["school_id"] for s in client.get("/v1/schools/tw-http-new/suggestions", params={"k": 5})
-                 .json()["suggestions"]]
+        after = [
+            s["school_id"]
+            for s in client.get("/v1/schools/tw-http-new/suggestions", params={"k": 5}).json()["suggestions"]
+        ]
         assert partner not in after and after != before
 
         metrics = client.get("/metrics").text

@@ -42,8 +42,11 @@ class Rounds:
         """Active schools with a free place (home side or foreign), by id."""
         with self.state.reading() as matcher:
             return [
-                s.id for s in sorted(matcher.schools.values(), key=lambda s: s.id)
-                if s.active and (s.country == "TW") == country_is_home and s.id not in skip
+                s.id
+                for s in sorted(matcher.schools.values(), key=lambda s: s.id)
+                if s.active
+                and (s.country == "TW") == country_is_home
+                and s.id not in skip
                 and remaining_capacity(matcher, s) > 0
             ][:count]
 
@@ -57,12 +60,17 @@ def rounds_api(
     load_world(state, small_world)
     with state.reading() as matcher:
         home = next(
-            s.id for s in sorted(matcher.schools.values(), key=lambda s: s.id)
-            if s.country == "TW" and s.active and "virtual" in s.exchange_modes and s.sdgs
+            s.id
+            for s in sorted(matcher.schools.values(), key=lambda s: s.id)
+            if s.country == "TW"
+            and s.active
+            and "virtual" in s.exchange_modes
+            and s.sdgs
             and remaining_capacity(matcher, s) > 0
         )
-    keys = {role.value: create_key(state.store, role, school_id=home if role == Role.SCHOOL else None).key
-            for role in Role}
+    keys = {
+        role.value: create_key(state.store, role, school_id=home if role == Role.SCHOOL else None).key for role in Role
+    }
     with TestClient(create_app(state)) as client:
         yield Rounds(client, state, data_dir, keys, home)
     state.close()
@@ -143,8 +151,9 @@ def test_a_round_is_stored_listed_and_fetched(rounds_api: Rounds) -> None:
     assert [r["id"] for r in listed[:2]] == [newer["id"], body["id"]], "newest first"
     assert "result" not in listed[0] and listed[1]["summary"] == body["summary"]
     first_page = rounds_api.call("staff", "GET", "/v1/rounds", params={"limit": 1}).json()
-    second_page = rounds_api.call("staff", "GET", "/v1/rounds",
-                                  params={"limit": 1, "cursor": first_page["next_cursor"]})
+    second_page = rounds_api.call(
+        "staff", "GET", "/v1/rounds", params={"limit": 1, "cursor": first_page["next_cursor"]}
+    )
     assert second_page.json()["items"][0]["id"] == body["id"]
 
     missing = rounds_api.call("staff", "GET", "/v1/rounds/round-nope")
@@ -155,9 +164,7 @@ def test_a_cohort_with_unknown_or_inactive_schools_is_refused_by_name(rounds_api
     inactive = rounds_api.with_room(False, 1)[0]
     assert rounds_api.call("staff", "PATCH", f"/v1/schools/{inactive}", json={"active": False}).status_code == 200
     before = len(rounds_api.state.store.list_rounds())
-    response = rounds_api.call(
-        "staff", "POST", "/v1/rounds", json={"cohort": [rounds_api.home, "tw-ghost", inactive]}
-    )
+    response = rounds_api.call("staff", "POST", "/v1/rounds", json={"cohort": [rounds_api.home, "tw-ghost", inactive]})
     assert response.status_code == 422 and response.json()["field"] == "cohort"
     assert "tw-ghost" in response.json()["detail"] and inactive in response.json()["detail"]
     bad_option = rounds_api.call("staff", "POST", "/v1/rounds", json={"options": {"per_school": 0}})
@@ -202,8 +209,9 @@ def test_stale_pairs_are_refused_by_name_and_nothing_is_written(rounds_api: Roun
     assert len(pairs) >= 3
     (a1, b1), (a2, b2) = pairs[0], next(p for p in pairs[1:] if not {*p} & {*pairs[0]})
     # Meanwhile: one pair became partners outside the round, one school was deactivated.
-    direct = rounds_api.call("staff", "POST", "/v1/partnerships",
-                             json={"school_a": a1, "school_b": b1, "start_date": "2026-03-01"})
+    direct = rounds_api.call(
+        "staff", "POST", "/v1/partnerships", json={"school_a": a1, "school_b": b1, "start_date": "2026-03-01"}
+    )
     assert direct.status_code == 201, direct.text
     assert rounds_api.call("staff", "PATCH", f"/v1/schools/{b2}", json={"active": False}).status_code == 200
     before = _active_partner_pairs(rounds_api.state.store)
@@ -221,8 +229,9 @@ def test_stale_pairs_are_refused_by_name_and_nothing_is_written(rounds_api: Roun
     assert rounds_api.state.store.get_round(made["id"]).status == RoundStatus.PROPOSED
 
     stale_out = {"exclude": [{"school_a": a, "school_b": b} for a, b in pairs if {a, b} & {a1, b1, b2}]}
-    unknown = rounds_api.call("staff", "POST", f"/v1/rounds/{made['id']}/accept",
-                              json={"exclude": [{"school_a": "tw-x", "school_b": "my-y"}]})
+    unknown = rounds_api.call(
+        "staff", "POST", f"/v1/rounds/{made['id']}/accept", json={"exclude": [{"school_a": "tw-x", "school_b": "my-y"}]}
+    )
     assert unknown.status_code == 422 and unknown.json()["field"] == "exclude"
     accepted = rounds_api.call("staff", "POST", f"/v1/rounds/{made['id']}/accept", json=stale_out)
     assert accepted.status_code == 200, accepted.text
@@ -259,8 +268,9 @@ def test_store_keeps_rounds_and_accepts_them_once(store: Store, make_school: Any
     assert store.list_rounds()[0].result is None and store.get_round(first.id) == first
     assert [r.id for r in store.list_rounds(before=second.id)] == [first.id]
 
-    suggested = Partnership(school_a=tw.id, school_b=my.id, start_date=date(2026, 9, 1),
-                            origin=PartnershipOrigin.SUGGESTED)
+    suggested = Partnership(
+        school_a=tw.id, school_b=my.id, start_date=date(2026, 9, 1), origin=PartnershipOrigin.SUGGESTED
+    )
     with pytest.raises(Conflict, match=f"{th.id} is inactive"):
         store.accept_round(first.id, [suggested, suggested.model_copy(update={"school_b": th.id})])
     assert store.list_partnerships() == [] and store.get_round(first.id).status == RoundStatus.PROPOSED

@@ -22,8 +22,13 @@ from tests.serving import UvicornThread, load_world
 from tests.test_api import open_state
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)"
@@ -45,8 +50,11 @@ def served(tmp_path_factory: pytest.TempPathFactory, embedding_cache_dir: Path, 
     load_world(state, small_world)
     with state.reading() as matcher:
         school = next(
-            s.id for s in sorted(matcher.schools.values(), key=lambda s: s.id)
-            if s.country == "TW" and s.active and remaining_capacity(matcher, s) >= 2
+            s.id
+            for s in sorted(matcher.schools.values(), key=lambda s: s.id)
+            if s.country == "TW"
+            and s.active
+            and remaining_capacity(matcher, s) >= 2
             and len(matcher.suggest(s.id, 10).suggestions) == 10
         )
     staff_key = create_key(state.store, Role.STAFF).key

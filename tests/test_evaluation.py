@@ -181,8 +181,9 @@ def test_random_split_holds_out_whole_pairs_repeatably() -> None:
 
 
 def test_a_pair_still_partnered_in_training_is_not_a_target() -> None:
-    split = Split("time", [_partnership(1, date(2020, 1, 1))], [_partnership(2, date(2021, 1, 1), b="vn-1")],
-                  date(2021, 1, 1))
+    split = Split(
+        "time", [_partnership(1, date(2020, 1, 1))], [_partnership(2, date(2021, 1, 1), b="vn-1")], date(2021, 1, 1)
+    )
     assert split.held_out_pairs() == set()
 
 
@@ -218,8 +219,9 @@ def module_embedder(embedding_cache_dir: Path) -> ProfileEmbedder:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["time", "random"])
-def test_the_recommender_sees_no_held_out_partnership(name: str, stored: Store,
-                                                      module_embedder: ProfileEmbedder) -> None:
+def test_the_recommender_sees_no_held_out_partnership(
+    name: str, stored: Store, module_embedder: ProfileEmbedder
+) -> None:
     schools = list(stored.iter_schools())
     partnerships = stored.list_partnerships()
     split = time_split(partnerships) if name == "time" else random_split(partnerships, seed=2)
@@ -283,8 +285,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @pytest.mark.slow
-def test_evaluate_writes_a_report_folder(data_dir: Path, embedding_cache_dir: Path,
-                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_writes_a_report_folder(
+    data_dir: Path, embedding_cache_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("PARTNERMATCH_EMBEDDING_CACHE_DIR", str(embedding_cache_dir))
     monkeypatch.setenv("PARTNERMATCH_EMBEDDING_SHOW_PROGRESS", "false")
     assert latest_report(data_dir) is None
@@ -303,7 +306,11 @@ def test_evaluate_writes_a_report_folder(data_dir: Path, embedding_cache_dir: Pa
     # Plain Adamic-Adar sees nothing on the bipartite graph, and says so.
     assert payload["splits"]["time"]["diagnostics"]["adamic_adar_nonzero_share"] == 0
     assert {t["name"] for t in payload["splits"]["time"]["targets"]} == {
-        "recall_vs_baselines", "exposure_gini", "coverage", "constraint_violations"}
+        "recall_vs_baselines",
+        "exposure_gini",
+        "coverage",
+        "constraint_violations",
+    }
     report = (folder / "report.md").read_text(encoding="utf-8")
     assert "## Targets (time split)" in report and "![Recall@k by method](recall_at_k.png)" in report
     assert "Full product" in capsys.readouterr().out
@@ -312,14 +319,20 @@ def test_evaluate_writes_a_report_folder(data_dir: Path, embedding_cache_dir: Pa
     assert args.handler(args) == 0
     newer = latest_report(data_dir)
     assert newer is not None and newer != folder
-    assert json.loads((newer / "metrics.json").read_text(encoding="utf-8"))["splits"]["time"]["diagnostics"][
-        "queries"] == 10
+    assert (
+        json.loads((newer / "metrics.json").read_text(encoding="utf-8"))["splits"]["time"]["diagnostics"]["queries"]
+        == 10
+    )
 
 
 @pytest.mark.slow
-def test_sensitivity_writes_plot_and_table(data_dir: Path, embedding_cache_dir: Path, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_sensitivity_writes_plot_and_table(
+    data_dir: Path,
+    embedding_cache_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("PARTNERMATCH_EMBEDDING_CACHE_DIR", str(embedding_cache_dir))
     out = tmp_path / "sweep"
     args = _parser().parse_args(["sensitivity", "--data-dir", str(data_dir), "--queries", "12", "--out", str(out)])
@@ -328,8 +341,14 @@ def test_sensitivity_writes_plot_and_table(data_dir: Path, embedding_cache_dir: 
     rows = (out / "sensitivity.csv").read_text(encoding="utf-8").splitlines()
     assert rows[0].startswith("parameter,value,recall,gini")
     points = json.loads((out / "sensitivity.json").read_text(encoding="utf-8"))["points"]
-    assert {p["parameter"] for p in points} == {"boost_scale", "saturation_threshold", "diversity_decay",
-                                                "mmr_lambda", "exposure_strength", "no_rebalancing"}
+    assert {p["parameter"] for p in points} == {
+        "boost_scale",
+        "saturation_threshold",
+        "diversity_decay",
+        "mmr_lambda",
+        "exposure_strength",
+        "no_rebalancing",
+    }
     assert all(0 <= p["gini"] <= 1 and 0 <= p["recall"] <= 1 for p in points)
     assert "lowest Gini within 10%" in capsys.readouterr().out
 
@@ -342,10 +361,14 @@ def _result(full: dict[str, float], others: dict[str, float]) -> SplitResult:
 
 
 def test_targets_say_met_and_not_met_plainly() -> None:
-    good = check_targets(_result({"recall@10": 0.13, "gini@10": 0.35, "coverage@10": 0.85},
-                                 {"content": 0.10, "hybrid": 0.14}))
+    good = check_targets(
+        _result({"recall@10": 0.13, "gini@10": 0.35, "coverage@10": 0.85}, {"content": 0.10, "hybrid": 0.14})
+    )
     assert [t.met for t in good] == [True, True, True, True]
-    bad = check_targets(_result({"recall@10": 0.12, "gini@10": 0.45, "coverage@10": 0.5, "violations": 1},
-                                {"content": 0.10, "hybrid": 0.14}))
+    bad = check_targets(
+        _result(
+            {"recall@10": 0.12, "gini@10": 0.45, "coverage@10": 0.5, "violations": 1}, {"content": 0.10, "hybrid": 0.14}
+        )
+    )
     assert [t.met for t in bad] == [False, False, False, False]
     assert "1.20x" in bad[0].measured

@@ -79,8 +79,14 @@ def test_world_does_not_depend_on_the_process_or_the_clock(world: World) -> None
         "ensure_ascii=False).encode()).hexdigest())"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
-                            cwd=Path(__file__).resolve().parents[1])
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert result.stdout.strip() == fingerprint(world)
 
 

@@ -49,13 +49,15 @@ START = date(2024, 9, 1)
 
 def school(school_id: str, country: str | None = None, **fields: object) -> School:
     """A minimal valid school; the country defaults to the id's prefix (tw-a -> TW)."""
-    return School(id=school_id, name_en=school_id, country=country or school_id[:2].upper(),
-                  levels=["primary"], **fields)
+    return School(
+        id=school_id, name_en=school_id, country=country or school_id[:2].upper(), levels=["primary"], **fields
+    )
 
 
 def partnership(a: str, b: str, pid: str | None = None, **fields: object) -> Partnership:
-    return Partnership(id=pid or f"{a}+{b}", school_a=a, school_b=b, start_date=fields.pop("start_date", START),
-                       **fields)
+    return Partnership(
+        id=pid or f"{a}+{b}", school_a=a, school_b=b, start_date=fields.pop("start_date", START), **fields
+    )
 
 
 def graph_of(schools: list[School], pairs: list[tuple[str, str]], **kwargs: bool) -> nx.Graph:
@@ -76,17 +78,30 @@ def test_doctests_pass(module: ModuleType) -> None:
 
 
 def test_build_keeps_lonely_schools_and_records_attributes() -> None:
-    schools = [school("tw-a", region="臺東縣", remoteness="extremely_remote", capacity=5),
-               school("vn-x"), school("th-z", active=False)]
+    schools = [
+        school("tw-a", region="臺東縣", remoteness="extremely_remote", capacity=5),
+        school("vn-x"),
+        school("th-z", active=False),
+    ]
     p = partnership("tw-a", "vn-x", modes=["visit", "virtual"], sdgs=[13, 4])
     G = build_partnership_graph(schools, [p])
 
     assert set(G.nodes) == {"tw-a", "vn-x", "th-z"}
-    assert G.nodes["tw-a"] == {"country": "TW", "capacity": 5, "remoteness": Remoteness.EXTREMELY_REMOTE,
-                               "active": True, "region": "TW-TTT"}
+    assert G.nodes["tw-a"] == {
+        "country": "TW",
+        "capacity": 5,
+        "remoteness": Remoteness.EXTREMELY_REMOTE,
+        "active": True,
+        "region": "TW-TTT",
+    }
     assert G.nodes["th-z"]["active"] is False
-    assert G.edges["vn-x", "tw-a"] == {"partnership_id": "tw-a+vn-x", "start_date": START, "end_date": None,
-                                       "modes": ("virtual", "visit"), "sdgs": (4, 13)}
+    assert G.edges["vn-x", "tw-a"] == {
+        "partnership_id": "tw-a+vn-x",
+        "start_date": START,
+        "end_date": None,
+        "modes": ("virtual", "visit"),
+        "sdgs": (4, 13),
+    }
 
 
 def test_active_only_leaves_out_ended_partnerships_and_full_graph_dates_them() -> None:
@@ -119,8 +134,12 @@ def test_full_graph_shows_the_active_partnership_of_a_pair_that_partnered_twice(
         ([school("tw-a"), school("tw-a")], [], ValueError, "id: school 'tw-a' appears twice"),
         ([school("tw-a")], [partnership("tw-a", "vn-x")], ValueError, "school_b: unknown school 'vn-x'"),
         ([school("tw-a"), school("tw-b")], [partnership("tw-a", "tw-b")], ValueError, "partnerships must cross"),
-        ([school("tw-a"), school("vn-x")], [partnership("tw-a", "vn-x", "p1"), partnership("vn-x", "tw-a", "p2")],
-         Conflict, "already have active partnership 'p1'"),
+        (
+            [school("tw-a"), school("vn-x")],
+            [partnership("tw-a", "vn-x", "p1"), partnership("vn-x", "tw-a", "p2")],
+            Conflict,
+            "already have active partnership 'p1'",
+        ),
     ],
 )
 def test_build_rejects_bad_input_naming_the_field(
@@ -259,14 +278,16 @@ def test_equity_lifts_lonely_and_remote_schools_above_popular_ones() -> None:
     G = graph_of(schools, [("tw-popular", s.id) for s in abroad] + [(node, "vn-0") for node in partnered])
     boost = {s.id: equity_boost(G, s.id) for s in schools[:6]}
 
-    assert boost == pytest.approx({
-        "tw-popular": 1.0,
-        "tw-lonely": 1.15,
-        "tw-remote": 1.10,
-        "tw-very": 1.15,
-        "tw-extreme": 1.35,
-        "tw-extreme-partnered": 1.20,
-    })
+    assert boost == pytest.approx(
+        {
+            "tw-popular": 1.0,
+            "tw-lonely": 1.15,
+            "tw-remote": 1.10,
+            "tw-very": 1.15,
+            "tw-extreme": 1.35,
+            "tw-extreme-partnered": 1.20,
+        }
+    )
     assert min(boost.values()) == boost["tw-popular"]
     assert equity_boost(G, "tw-lonely", no_partner_boost=0.3) == pytest.approx(1.3)
 
@@ -474,7 +495,7 @@ def test_exposure_ledger_stays_finite_over_many_half_lives() -> None:
         now[0] = hour * 3600.0
         ledger.record(["tw-a"], side="home")
     assert math.isfinite(ledger.count("tw-a"))
-    assert ledger.count("tw-a") == pytest.approx(1 / (1 - 2 ** -10))
+    assert ledger.count("tw-a") == pytest.approx(1 / (1 - 2**-10))
 
 
 def test_exposure_factor_damps_only_above_the_average() -> None:

@@ -75,9 +75,13 @@ def assert_group_rules(matcher: Matcher, result: GroupResult, options: GroupOpti
 
 def _sources(matcher: Matcher, country_is_home: bool, count: int) -> list[School]:
     chosen = [
-        s for s in sorted(matcher.schools.values(), key=lambda s: s.id)
-        if (s.country == "TW") == country_is_home and s.active and s.sdgs
-        and ExchangeMode.VIRTUAL in s.exchange_modes and remaining_capacity(matcher, s) > 0
+        s
+        for s in sorted(matcher.schools.values(), key=lambda s: s.id)
+        if (s.country == "TW") == country_is_home
+        and s.active
+        and s.sdgs
+        and ExchangeMode.VIRTUAL in s.exchange_modes
+        and remaining_capacity(matcher, s) > 0
     ]
     return chosen[:count]
 
@@ -140,8 +144,14 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Matcher:
 
     def school(id_: str, country: str, **fields: Any) -> School:
         values: dict[str, Any] = {
-            "id": id_, "name_en": id_, "country": country, "levels": ["primary"], "languages_exchange": ["en"],
-            "sdgs": [14], "exchange_modes": ["virtual"], "capacity": 3,
+            "id": id_,
+            "name_en": id_,
+            "country": country,
+            "levels": ["primary"],
+            "languages_exchange": ["en"],
+            "sdgs": [14],
+            "exchange_modes": ["virtual"],
+            "capacity": 3,
             "target_countries": [] if country == "TW" else ["TW"],
             "description": "Ocean education: beach clean-ups and marine debris surveys with partner schools.",
         }

@@ -43,8 +43,14 @@ def _varied_schools(make_school: MakeSchool) -> list[School]:
             student_count=321,
         ),
         make_school(id="tw-rt2", remoteness="very_remote", active=False, sdgs=[], exchange_modes=[]),
-        make_school(id="my-rt1", country="MY", region="Selangor", languages_instruction=["zh", "ms"],
-                    languages_exchange=["zh", "en", "ms"], timezone="Asia/Kuching"),
+        make_school(
+            id="my-rt1",
+            country="MY",
+            region="Selangor",
+            languages_instruction=["zh", "ms"],
+            languages_exchange=["zh", "en", "ms"],
+            timezone="Asia/Kuching",
+        ),
     ]
 
 
@@ -79,12 +85,20 @@ def test_csv_lists_are_semicolon_separated(store: Store, make_school: MakeSchool
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
 def test_partnerships_round_trip(store: Store, make_school: MakeSchool, tmp_path: Path, suffix: str) -> None:
-    store.upsert_schools([make_school(id="tw-q1"), make_school(id="my-q1", country="MY"),
-                          make_school(id="vn-q1", country="VN")])
+    store.upsert_schools(
+        [make_school(id="tw-q1"), make_school(id="my-q1", country="MY"), make_school(id="vn-q1", country="VN")]
+    )
     stored = store.add_partnerships(
         [
-            Partnership(school_a="tw-q1", school_b="my-q1", start_date=date(2023, 9, 1), end_date=date(2024, 6, 30),
-                        modes=["virtual", "visit"], sdgs=[4, 14], note="Ocean; reef project"),
+            Partnership(
+                school_a="tw-q1",
+                school_b="my-q1",
+                start_date=date(2023, 9, 1),
+                end_date=date(2024, 6, 30),
+                modes=["virtual", "visit"],
+                sdgs=[4, 14],
+                note="Ocean; reef project",
+            ),
             Partnership(school_a="vn-q1", school_b="tw-q1", start_date=date(2024, 2, 1), origin="suggested"),
         ]
     )
@@ -97,8 +111,9 @@ def test_partnerships_round_trip(store: Store, make_school: MakeSchool, tmp_path
     report = import_partnerships(store, path)
     assert (report.created, report.updated, report.unchanged) == (0, 0, 2)
     store.clear()
-    store.upsert_schools([make_school(id="tw-q1"), make_school(id="my-q1", country="MY"),
-                          make_school(id="vn-q1", country="VN")])
+    store.upsert_schools(
+        [make_school(id="tw-q1"), make_school(id="my-q1", country="MY"), make_school(id="vn-q1", country="VN")]
+    )
     report = import_partnerships(store, path)
     assert report.created == 2
     assert sorted(store.list_partnerships(), key=lambda p: p.id) == sorted(stored, key=lambda p: p.id)
@@ -260,8 +275,13 @@ def test_mapping_rules() -> None:
         {"N": "SEKOLAH JENIS KEBANGSAAN (CINA) PANDAMARAN 'A'", "A": "x", "B": "", "S": "4, 13,", "C": ""}
     )
     assert failed == {}
-    assert record == {"name_en": "SJK(C) Pandamaran 'A'", "id": "my-x-", "sdgs": ["4", "13"], "capacity": 2,
-                      "levels": ["primary"]}
+    assert record == {
+        "name_en": "SJK(C) Pandamaran 'A'",
+        "id": "my-x-",
+        "sdgs": ["4", "13"],
+        "capacity": 2,
+        "levels": ["primary"],
+    }
     _, failed = mapping.record({"N": "n", "A": "x", "B": "y", "S": "", "C": "2.5"})
     assert failed == {"capacity": "'2.5' is not an integer"}
 
@@ -283,8 +303,12 @@ def test_real_directories_import_completely_and_idempotently(store: Store, real_
 
     stats = store.stats()
     assert stats["schools_by_country"] == {"TW": 2668, "MY": 1304}
-    assert stats["schools_by_remoteness"] == {"ordinary": 1759 + 1304, "remote": 642, "very_remote": 159,
-                                              "extremely_remote": 108}
+    assert stats["schools_by_remoteness"] == {
+        "ordinary": 1759 + 1304,
+        "remote": 642,
+        "very_remote": 159,
+        "extremely_remote": 108,
+    }
     assert store.count_schools(region="TW-TPE") == 154, "臺北市 in the file"
     assert store.count_schools(region="TW-KHH") == 247
     assert store.count_schools(region="MY-14") == 42, "WILAYAH PERSEKUTUAN KUALA LUMPUR"

@@ -29,22 +29,56 @@ def test_hashed_encoder_is_explicit_and_never_mixed_with_the_model(tmp_path: Pat
 
 def test_report_counts_every_non_200_and_says_when_a_target_is_missed() -> None:
     statuses = Counter({"200": 97, "503": 2, "ConnectError": 1})
-    result = summarise([0.010] * 90 + [0.200] * 10, statuses, 2.0, url="http://x", world=5000, clients=20, k=10,
-                       text_encoder="model", rate=None)
+    result = summarise(
+        [0.010] * 90 + [0.200] * 10,
+        statuses,
+        2.0,
+        url="http://x",
+        world=5000,
+        clients=20,
+        k=10,
+        text_encoder="model",
+        rate=None,
+    )
     assert (result.requests, result.errors, result.throughput) == (100, 3, 50.0)
     text = format_result(result)
     assert "p99 <= 50 ms: MISSED" in text and ">= 200 req/s: MISSED" in text
     assert "503: 2" in text and "ConnectError: 1" in text and "same" in text
-    fast = summarise([0.005] * 1000, Counter({"200": 1000}), 2.0, url="http://x", world=100_000, clients=20, k=10,
-                     text_encoder="hashed", rate=None)
+    fast = summarise(
+        [0.005] * 1000,
+        Counter({"200": 1000}),
+        2.0,
+        url="http://x",
+        world=100_000,
+        clients=20,
+        k=10,
+        text_encoder="hashed",
+        rate=None,
+    )
     assert "100,000-school world" in format_result(fast) and "p99 <= 100 ms: met" in format_result(fast)
 
 
 @pytest.mark.slow
 def test_tiny_run_against_a_server_it_starts(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
-    result = main(["--world", "60", "--text-encoder", "hashed", "--clients", "2", "--requests", "30",
-                   "--warmup", "4", "--data-dir", str(tmp_path / "world"), "--json", str(out)])
+    result = main(
+        [
+            "--world",
+            "60",
+            "--text-encoder",
+            "hashed",
+            "--clients",
+            "2",
+            "--requests",
+            "30",
+            "--warmup",
+            "4",
+            "--data-dir",
+            str(tmp_path / "world"),
+            "--json",
+            str(out),
+        ]
+    )
     assert result.requests == 30 and result.errors == 0 and result.status_counts == {"200": 30}
     assert result.world == 60 and result.throughput > 0 and 0 < result.p50_ms <= result.p99_ms
     assert result.server_rss_mb is not None and result.server_rss_mb > 50

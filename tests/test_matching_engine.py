@@ -21,25 +21,43 @@ from matching.settings import MatchSettings, RebalanceWeights, RequestOverrides
 
 DAY = date(2026, 3, 2)
 SETTINGS = MatchSettings(reference_date=DAY)
-EFFECTS = MatchSettings(reference_date=DAY, rebalance=RebalanceWeights(
-    saturation_threshold=0.5, no_partner_boost=0.15, remote_boost=0.10, diversity_decay=0.7))
+EFFECTS = MatchSettings(
+    reference_date=DAY,
+    rebalance=RebalanceWeights(saturation_threshold=0.5, no_partner_boost=0.15, remote_boost=0.10, diversity_decay=0.7),
+)
 """Rebalancing weights large enough that each effect shows (several are off by default)."""
 
 
 def source_school() -> School:
     return School(
-        id="tw-src", name_local="臺東縣立測試國民小學", name_en="Taitung Test Primary School", country="TW",
-        region="TW-TTT", levels=["primary"], languages_instruction=["zh"], languages_exchange=["en", "zh"],
-        sdgs=[4, 13, 14], target_countries=["MY", "TH", "VN"], exchange_modes=["virtual", "visit"], capacity=6,
+        id="tw-src",
+        name_local="臺東縣立測試國民小學",
+        name_en="Taitung Test Primary School",
+        country="TW",
+        region="TW-TTT",
+        levels=["primary"],
+        languages_instruction=["zh"],
+        languages_exchange=["en", "zh"],
+        sdgs=[4, 13, 14],
+        target_countries=["MY", "TH", "VN"],
+        exchange_modes=["virtual", "visit"],
+        capacity=6,
         description="A small school by the sea; our pupils study ocean life, climate and reading together.",
     )
 
 
 def twin(school_id: str, country: str = "MY", **overrides: Any) -> School:
     fields: dict[str, Any] = dict(
-        id=school_id, name_en="Twin Primary School", country=country, levels=["primary"],
-        languages_instruction=["en"], languages_exchange=["en", "zh"], sdgs=[4, 13, 14], target_countries=["TW"],
-        exchange_modes=["virtual", "hosting"], capacity=4,
+        id=school_id,
+        name_en="Twin Primary School",
+        country=country,
+        levels=["primary"],
+        languages_instruction=["en"],
+        languages_exchange=["en", "zh"],
+        sdgs=[4, 13, 14],
+        target_countries=["TW"],
+        exchange_modes=["virtual", "hosting"],
+        capacity=4,
         description="Our pupils study ocean life and climate and want to talk with a class in Taiwan.",
     )
     fields.update(overrides)
@@ -50,8 +68,13 @@ def taiwanese(world: Any, n: int, skip: int = 0) -> list[School]:
     return [s for s in world.schools if s.country == "TW" and s.active][skip : skip + n]
 
 
-def build(world: Any, embedder: Any, extra: list[School], partnerships: list[Partnership] = (),
-          settings: MatchSettings = SETTINGS) -> Matcher:
+def build(
+    world: Any,
+    embedder: Any,
+    extra: list[School],
+    partnerships: list[Partnership] = (),
+    settings: MatchSettings = SETTINGS,
+) -> Matcher:
     return Matcher.build([*world.schools, *extra], [*world.partnerships, *partnerships], embedder, settings)
 
 
@@ -86,7 +109,8 @@ def test_no_suggestion_breaks_a_rule_and_reasons_match_the_data(base: Matcher) -
             else:
                 assert not set(source.sdgs) & set(candidate.sdgs)
             assert reasons["shared_languages"].data["languages"] == sorted(
-                set(source.languages_exchange) & set(candidate.languages_exchange))
+                set(source.languages_exchange) & set(candidate.languages_exchange)
+            )
             if "school_hours" in reasons:
                 overlap = school_hours_overlap(source.timezone, candidate.timezone, DAY)
                 assert reasons["school_hours"].data["hours"] == round(overlap.hours, 1)
@@ -104,8 +128,26 @@ def test_every_pair_includes_the_home_country_and_filters_hold(base: Matcher) ->
     remote = base.suggest(src, k=5, filters=SuggestionFilters(sdgs=[14], new_southbound_only=True))
     for s in remote.suggestions:
         school = base.schools[s.school_id]
-        assert 14 in school.sdgs and school.country in {"MY", "TH", "VN", "ID", "PH", "SG", "KH", "LA", "MM", "BN",
-                                                          "IN", "PK", "BD", "NP", "LK", "BT", "AU", "NZ"}
+        assert 14 in school.sdgs and school.country in {
+            "MY",
+            "TH",
+            "VN",
+            "ID",
+            "PH",
+            "SG",
+            "KH",
+            "LA",
+            "MM",
+            "BN",
+            "IN",
+            "PK",
+            "BD",
+            "NP",
+            "LK",
+            "BT",
+            "AU",
+            "NZ",
+        }
     foreign = next(s for s in base.schools.values() if s.country != "TW" and s.active)
     assert all(base.schools[s.school_id].country == "TW" for s in base.suggest(foreign, k=10).suggestions)
 
@@ -119,8 +161,9 @@ def test_a_school_with_no_possible_partner_gets_reasons_not_an_error(base: Match
     # Full schools are counted as such without checking further; every other candidate lacks a language.
     assert rules[Rule.NO_SHARED_LANGUAGE] + rules.get(Rule.AT_CAPACITY, 0) == result.candidates_examined
     assert rules[Rule.NO_SHARED_LANGUAGE] > 0
-    assert next(e for e in result.eliminated if e.rule == Rule.NO_SHARED_LANGUAGE).text_en == \
-        "shares no exchange language"
+    assert (
+        next(e for e in result.eliminated if e.rule == Rule.NO_SHARED_LANGUAGE).text_en == "shares no exchange language"
+    )
 
 
 def test_saturation_pushes_down_and_capacity_excludes(small_world: Any, embedder: Any) -> None:
@@ -128,8 +171,9 @@ def test_saturation_pushes_down_and_capacity_excludes(small_world: Any, embedder
     busy, free, full = twin("my-busy"), twin("my-free"), twin("my-full", capacity=1)
     links = [started(t.id, "my-busy", i) for i, t in enumerate(tws[:3])] + [started(tws[3].id, "my-full")]
     matcher = build(small_world, embedder, [source_school(), busy, free, full], links, EFFECTS)
-    result = matcher.suggest("tw-src", k=50, filters=SuggestionFilters(countries=["MY"]),
-                             overrides=RequestOverrides(diversity=False))
+    result = matcher.suggest(
+        "tw-src", k=50, filters=SuggestionFilters(countries=["MY"]), overrides=RequestOverrides(diversity=False)
+    )
     by_id = {s.school_id: s for s in result.suggestions}
     assert by_id["my-busy"].reciprocal == pytest.approx(by_id["my-free"].reciprocal, abs=1e-6)
     assert by_id["my-busy"].adjustments["saturation"] == pytest.approx(0.5)
@@ -138,8 +182,9 @@ def test_saturation_pushes_down_and_capacity_excludes(small_world: Any, embedder
     assert any(e.rule == Rule.AT_CAPACITY for e in result.eliminated)
     assert not any("at capacity" in hint for hint in result.hints)
     own = matcher.suggest("my-full", k=5)
-    assert own.suggestions and any("at capacity (1 partner(s) and 0 open invitation(s) for 1 place(s))" in hint
-                                   for hint in own.hints)
+    assert own.suggestions and any(
+        "at capacity (1 partner(s) and 0 open invitation(s) for 1 place(s))" in hint for hint in own.hints
+    )
 
 
 def test_equity_boosts_new_and_remote_schools(small_world: Any, embedder: Any) -> None:
@@ -149,8 +194,9 @@ def test_equity_boosts_new_and_remote_schools(small_world: Any, embedder: Any) -
     ordinary = twin("th-ordinary", "TH", capacity=6)
     links = [started(tws[0].id, "ph-popular"), started(tws[0].id, "th-remote"), started(tws[0].id, "th-ordinary")]
     matcher = build(small_world, embedder, [source_school(), popular, new, remote, ordinary], links, EFFECTS)
-    by_id = {s.school_id: s for s in matcher.suggest("tw-src", k=60, overrides=RequestOverrides(
-        diversity=False)).suggestions}
+    by_id = {
+        s.school_id: s for s in matcher.suggest("tw-src", k=60, overrides=RequestOverrides(diversity=False)).suggestions
+    }
     assert by_id["ph-new"].adjustments["no_partner_yet"] > 1 and "no_partner_yet" not in by_id["ph-popular"].adjustments
     assert by_id["ph-new"].score > by_id["ph-popular"].score
     assert by_id["th-remote"].adjustments["remote_school"] > 1
@@ -166,8 +212,9 @@ def test_cluster_boost_joins_an_existing_cross_border_group(small_world: Any, em
     other = taiwanese(small_world, 1, skip=9)[0]
     links.append(started(other.id, "th-plain"))
     matcher = build(small_world, embedder, [source_school(), partner, bridged, unbridged], links)
-    by_id = {s.school_id: s for s in matcher.suggest("tw-src", k=60, overrides=RequestOverrides(
-        diversity=False)).suggestions}
+    by_id = {
+        s.school_id: s for s in matcher.suggest("tw-src", k=60, overrides=RequestOverrides(diversity=False)).suggestions
+    }
     assert by_id["th-bridged"].score > by_id["th-plain"].score
     reason = next(r for r in by_id["th-bridged"].reasons if r.code == "cluster_bridge")
     assert reason.data["via_partner"] == "vn-partner" and reason.data["via_peer"] == peer.id
@@ -181,11 +228,17 @@ def test_partner_country_diversity_and_responsiveness(small_world: Any, embedder
     slow, quick = twin("vn-slow", "VN"), twin("vn-quick", "VN")
     links = [started("tw-src", m.id) for m in mine]
     matcher = build(small_world, embedder, [source_school(), *mine, my_new, th_new, slow, quick], links, EFFECTS)
-    matcher.set_invitations({}, {"vn-slow": graph.InvitationCounts(received=5, answered=0, expired=5),
-                                 "vn-quick": graph.InvitationCounts(received=5, answered=5, expired=0)})
-    by_id = {s.school_id: s for s in matcher.suggest("tw-src", k=60, overrides=RequestOverrides(
-        diversity=False)).suggestions}
-    assert by_id["my-new"].adjustments["country_diversity"] == pytest.approx(0.7 ** 2)
+    matcher.set_invitations(
+        {},
+        {
+            "vn-slow": graph.InvitationCounts(received=5, answered=0, expired=5),
+            "vn-quick": graph.InvitationCounts(received=5, answered=5, expired=0),
+        },
+    )
+    by_id = {
+        s.school_id: s for s in matcher.suggest("tw-src", k=60, overrides=RequestOverrides(diversity=False)).suggestions
+    }
+    assert by_id["my-new"].adjustments["country_diversity"] == pytest.approx(0.7**2)
     assert by_id["my-new"].score < by_id["th-new"].score
     assert by_id["vn-slow"].adjustments["responsiveness"] < 1 and "responsiveness" not in by_id["vn-quick"].adjustments
     assert by_id["vn-slow"].score < by_id["vn-quick"].score
@@ -220,8 +273,9 @@ def test_save_and_load_give_identical_results(base: Matcher, small_world: Any, e
         assert base.suggest(source.id, k=10) == loaded.suggest(source.id, k=10)
 
 
-def test_exposure_spreads_attention_from_schools_shown_too_often(small_world: Any, embedder: Any,
-                                                                 tmp_path: Path) -> None:
+def test_exposure_spreads_attention_from_schools_shown_too_often(
+    small_world: Any, embedder: Any, tmp_path: Path
+) -> None:
     shown_often, equal = twin("ph-shown"), twin("ph-equal")
     matcher = build(small_world, embedder, [source_school(), shown_often, equal])
     no_diversity = RequestOverrides(diversity=False)

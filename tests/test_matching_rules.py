@@ -22,9 +22,17 @@ DAY = date(2026, 3, 2)
 
 def tw(**overrides) -> School:
     fields = dict(
-        id="tw-a", name_local="臺北市立甲國小", country="TW", region="TW-TPE", levels=["primary"],
-        languages_instruction=["zh"], languages_exchange=["en", "zh"], sdgs=[4, 13, 14],
-        target_countries=["MY", "VN"], exchange_modes=["virtual", "visit"], capacity=3,
+        id="tw-a",
+        name_local="臺北市立甲國小",
+        country="TW",
+        region="TW-TPE",
+        levels=["primary"],
+        languages_instruction=["zh"],
+        languages_exchange=["en", "zh"],
+        sdgs=[4, 13, 14],
+        target_countries=["MY", "VN"],
+        exchange_modes=["virtual", "visit"],
+        capacity=3,
     )
     fields.update(overrides)
     return School(**fields)
@@ -32,21 +40,35 @@ def tw(**overrides) -> School:
 
 def foreign(**overrides) -> School:
     fields = dict(
-        id="my-x", name_en="SJK(C) Example", country="MY", region="MY-08", levels=["primary"],
-        languages_instruction=["zh", "ms"], languages_exchange=["en", "zh", "ms"], sdgs=[4, 13],
-        target_countries=["TW"], exchange_modes=["virtual", "hosting"], capacity=3,
+        id="my-x",
+        name_en="SJK(C) Example",
+        country="MY",
+        region="MY-08",
+        levels=["primary"],
+        languages_instruction=["zh", "ms"],
+        languages_exchange=["en", "zh", "ms"],
+        sdgs=[4, 13],
+        target_countries=["TW"],
+        exchange_modes=["virtual", "hosting"],
+        capacity=3,
     )
     fields.update(overrides)
     return School(**fields)
 
 
-def ctx(partners: dict[str, set[str]] | None = None, pending: dict[str, int] | None = None,
-        filters: SuggestionFilters | None = None, **settings) -> PairContext:
+def ctx(
+    partners: dict[str, set[str]] | None = None,
+    pending: dict[str, int] | None = None,
+    filters: SuggestionFilters | None = None,
+    **settings,
+) -> PairContext:
     partners = partners or {}
     pending = pending or {}
     return PairContext(
-        settings=MatchSettings(**settings), day=DAY,
-        partners=lambda s: partners.get(s, set()), pending=lambda s: pending.get(s, 0),
+        settings=MatchSettings(**settings),
+        day=DAY,
+        partners=lambda s: partners.get(s, set()),
+        pending=lambda s: pending.get(s, 0),
         filters=filters or SuggestionFilters(),
     )
 
@@ -73,9 +95,12 @@ def test_good_pair_passes_with_its_facts() -> None:
         (tw(), foreign(active=False), ctx(), Rule.INACTIVE),
         (tw(languages_exchange=["zh"]), foreign(languages_exchange=["ms", "en"]), ctx(), Rule.NO_SHARED_LANGUAGE),
         (tw(exchange_modes=["visit"]), foreign(exchange_modes=["virtual", "visit"]), ctx(), Rule.NO_COMMON_MODE),
-        (tw(exchange_modes=["virtual"]), foreign(id="us-x", country="US", region=None,
-                                                 timezone="America/New_York", target_countries=[]),
-         ctx(), Rule.NO_SHARED_HOURS),
+        (
+            tw(exchange_modes=["virtual"]),
+            foreign(id="us-x", country="US", region=None, timezone="America/New_York", target_countries=[]),
+            ctx(),
+            Rule.NO_SHARED_HOURS,
+        ),
         (tw(levels=["primary"]), foreign(levels=["senior_high"]), ctx(), Rule.LEVEL_MISMATCH),
         (tw(), foreign(), ctx(partners={"tw-a": {"my-x"}, "my-x": {"tw-a"}}), Rule.ALREADY_PARTNERS),
         (tw(), foreign(capacity=2), ctx(partners={"my-x": {"tw-q"}}, pending={"my-x": 1}), Rule.AT_CAPACITY),
@@ -84,8 +109,12 @@ def test_good_pair_passes_with_its_facts() -> None:
         (tw(), foreign(), ctx(filters=SuggestionFilters(sdgs=[1])), Rule.FILTERED),
         (tw(), foreign(), ctx(filters=SuggestionFilters(remote_only=True)), Rule.FILTERED),
         (tw(), foreign(), ctx(filters=SuggestionFilters(modes=["hosting"])), Rule.FILTERED),
-        (tw(), foreign(id="jp-x", country="JP", region=None), ctx(filters=SuggestionFilters(new_southbound_only=True)),
-         Rule.FILTERED),
+        (
+            tw(),
+            foreign(id="jp-x", country="JP", region=None),
+            ctx(filters=SuggestionFilters(new_southbound_only=True)),
+            Rule.FILTERED,
+        ),
     ],
 )
 def test_each_rule_rejects(source: School, candidate: School, context: PairContext, rule: Rule) -> None:
@@ -125,8 +154,12 @@ def test_reciprocity_one_sided_pair_ranks_below_two_sided() -> None:
     source = tw()
     both = foreign(id="my-both")
     # Everything the source wants, but it wants Japan and other themes, and offers no matching modes.
-    one_sided = foreign(id="my-one", target_countries=["JP"], sdgs=[4, 13, 14, 1, 2, 3, 5, 6, 7],
-                        exchange_modes=["virtual", "hosting", "visit"])
+    one_sided = foreign(
+        id="my-one",
+        target_countries=["JP"],
+        sdgs=[4, 13, 14, 1, 2, 3, 5, 6, 7],
+        exchange_modes=["virtual", "hosting", "visit"],
+    )
     scores = {}
     for candidate in (both, one_sided):
         check = check_pair(source, candidate, ctx())

@@ -118,8 +118,10 @@ def test_never_below_greedy_and_coverage_never_below_either(seed: int) -> None:
     covering = optimal_assignment(edges, capacity, left=side, coverage_first=True)
     assert _feasible(edges, greedy.chosen, capacity)
     assert summarise(edges, best, capacity).total_weight >= summarise(edges, greedy, capacity).total_weight - 1e-9
-    matched = {name: summarise(edges, a, capacity).matched_schools for name, a in
-               [("greedy", greedy), ("best", best), ("covering", covering)]}
+    matched = {
+        name: summarise(edges, a, capacity).matched_schools
+        for name, a in [("greedy", greedy), ("best", best), ("covering", covering)]
+    }
     assert matched["covering"] >= max(matched["greedy"], matched["best"])
 
 
@@ -198,8 +200,11 @@ def test_same_input_same_assignment() -> None:
     ("edges", "capacity", "message"),
     [
         ([RoundEdge("a", "b", 0.5, 0.5, 0.5, 0.5)], {"a": 1}, "capacity: no capacity given for school 'b'"),
-        ([RoundEdge("a", "b", 0.5, 0.5, 0.5, 0.5), RoundEdge("b", "a", 0.4, 0.4, 0.4, 0.4)],
-         {"a": 1, "b": 1}, "edges: the pair a–b appears twice"),
+        (
+            [RoundEdge("a", "b", 0.5, 0.5, 0.5, 0.5), RoundEdge("b", "a", 0.4, 0.4, 0.4, 0.4)],
+            {"a": 1, "b": 1},
+            "edges: the pair a–b appears twice",
+        ),
         ([RoundEdge("a", "b", 0.5, 0.5, 0.5, 0.5)], {"a": -1, "b": 1}, "capacity: a has negative"),
         ([RoundEdge("a", "b", 0.5, 0.5, 0.5, -0.1)], {"a": 1, "b": 1}, "edges: weight of a–b is negative"),
     ],
@@ -286,8 +291,10 @@ def test_nsp_priority_never_lowers_the_number_of_new_southbound_pairs(matcher: M
         return sum(matcher.schools[p.school_b].country in NSP_COUNTRIES for p in r.pairs)
 
     assert southbound(prioritised) >= southbound(result)
-    assert all(p.weight == pytest.approx(p.score + 0.3 * (matcher.schools[p.school_b].country in NSP_COUNTRIES),
-                                         abs=2e-6) for p in prioritised.pairs)
+    assert all(
+        p.weight == pytest.approx(p.score + 0.3 * (matcher.schools[p.school_b].country in NSP_COUNTRIES), abs=2e-6)
+        for p in prioritised.pairs
+    )
 
 
 def test_round_is_deterministic_and_survives_json(matcher: Matcher, result: RoundResult) -> None:

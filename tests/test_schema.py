@@ -50,8 +50,10 @@ def test_profile_is_normalised() -> None:
     s = school(sdgs=[13, 4, 4], languages_exchange=["English", "zh"], target_countries=["vn", "MY"])
     assert s.sdgs == [4, 13] and s.languages_exchange == ["en", "zh"] and s.target_countries == ["MY", "VN"]
     assert s.grades == [1, 2, 3, 4, 5, 6] and s.nsp_focus == ["MY", "VN"]
-    assert s.content_hash() == school(sdgs=[4, 13], languages_exchange=["zh", "en"],
-                                      target_countries=["MY", "VN"]).content_hash()
+    assert (
+        s.content_hash()
+        == school(sdgs=[4, 13], languages_exchange=["zh", "en"], target_countries=["MY", "VN"]).content_hash()
+    )
     assert "contact_email" not in school(contact_email="a@b.tw").public_view()
 
 

@@ -78,11 +78,27 @@ def test_demo_loads_a_world_prints_a_key_and_serves(tmp_path: Path, cached: Path
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "service.cli", "--data-dir", str(tmp_path), "demo", "--n", "60", "--port",
-               str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "--data-dir",
+        str(tmp_path),
+        "demo",
+        "--n",
+        "60",
+        "--port",
+        str(port),
+    ]
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    demo = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-                            cwd=Path(__file__).resolve().parents[1])
+    demo = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     try:
         assert demo.stdout is not None
         key = demo.stdout.readline().rsplit(" ", 1)[-1].strip()

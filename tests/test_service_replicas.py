@@ -50,8 +50,9 @@ def replicas(
 
 
 def suggested(client: TestClient, headers: dict[str, str], school_id: str, k: int = 10) -> list[str]:
-    response = client.get(f"/v1/schools/{school_id}/suggestions", params={"k": k, "diversity": "false"},
-                          headers=headers)
+    response = client.get(
+        f"/v1/schools/{school_id}/suggestions", params={"k": k, "diversity": "false"}, headers=headers
+    )
     assert response.status_code == 200, response.text
     return [s["school_id"] for s in response.json()["suggestions"]]
 
@@ -61,8 +62,14 @@ def test_writes_through_one_replica_show_in_the_other(
 ) -> None:
     a, b, headers = replicas
     partners = Counter(i for p in small_world.partnerships if p.active for i in (p.school_a, p.school_b))
-    source = next(s.id for s in small_world.schools if s.country == "TW" and s.active
-                  and partners[s.id] + 3 <= s.capacity and len(suggested(b, headers, s.id)) == 10)
+    source = next(
+        s.id
+        for s in small_world.schools
+        if s.country == "TW"
+        and s.active
+        and partners[s.id] + 3 <= s.capacity
+        and len(suggested(b, headers, s.id)) == 10
+    )
     top = suggested(b, headers, source)
     assert suggested(a, headers, source) == top, "both replicas start from the same state"
 
@@ -71,14 +78,16 @@ def test_writes_through_one_replica_show_in_the_other(
     assert top[0] not in suggested(b, headers, source)
 
     # A partnership recorded through B: A stops suggesting the partner.
-    made = b.post("/v1/partnerships", json={"school_a": source, "school_b": top[1], "start_date": "2026-02-01"},
-                  headers=headers)
+    made = b.post(
+        "/v1/partnerships", json={"school_a": source, "school_b": top[1], "start_date": "2026-02-01"}, headers=headers
+    )
     assert made.status_code == 201
     assert top[1] not in suggested(a, headers, source)
 
     # A new school through B (with the first one's profile before the edit) is suggested by A.
     twin = next(s for s in small_world.schools if s.id == top[0]).model_dump(
-        mode="json", exclude={"created_at", "updated_at"}) | {"id": "twin-across-replicas"}
+        mode="json", exclude={"created_at", "updated_at"}
+    ) | {"id": "twin-across-replicas"}
     assert b.post("/v1/schools", json=twin, headers=headers).status_code == 201
     assert "twin-across-replicas" in suggested(a, headers, source)
 
@@ -86,8 +95,9 @@ def test_writes_through_one_replica_show_in_the_other(
     narrow = twin | {"id": "narrow-across-replicas", "capacity": 1}
     assert a.post("/v1/schools", json=narrow, headers=headers).status_code == 201
     assert "narrow-across-replicas" in suggested(b, headers, source, k=20)
-    sent = a.post("/v1/invitations", json={"from_school": source, "to_school": "narrow-across-replicas"},
-                  headers=headers)
+    sent = a.post(
+        "/v1/invitations", json={"from_school": source, "to_school": "narrow-across-replicas"}, headers=headers
+    )
     assert sent.status_code == 201, sent.text
     assert "narrow-across-replicas" not in suggested(b, headers, source, k=50), "its one place is held"
 

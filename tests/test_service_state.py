@@ -142,7 +142,8 @@ def test_live_updates_change_the_next_suggestion_without_a_swap(started: Service
     third = started.store.get_school(top[2])
     for _ in range(third.capacity):
         inviter = next(
-            s.id for s in started.store.iter_schools(active=True)
+            s.id
+            for s in started.store.iter_schools(active=True)
             if s.country == "TW" and s.id != source and not started.store.list_invitations(school_id=s.id)
         )
         started.store.create_invitation(inviter, top[2], None, expires_at=utcnow() + timedelta(days=3))

@@ -51,12 +51,19 @@ def page(tmp_path_factory: pytest.TempPathFactory, embedding_cache_dir: Path, sm
     load_world(state, small_world)
     with state.reading() as matcher:
         school = next(
-            s.id for s in sorted(matcher.schools.values(), key=lambda s: s.id)
-            if s.country == "TW" and s.active and remaining_capacity(matcher, s) >= 2 and s.sdgs
-            and "virtual" in s.exchange_modes and len(matcher.suggest(s.id, 10).suggestions) == 10
+            s.id
+            for s in sorted(matcher.schools.values(), key=lambda s: s.id)
+            if s.country == "TW"
+            and s.active
+            and remaining_capacity(matcher, s) >= 2
+            and s.sdgs
+            and "virtual" in s.exchange_modes
+            and len(matcher.suggest(s.id, 10).suggestions) == 10
         )
-    keys = {role.value: create_key(state.store, role, school_id=school if role == Role.SCHOOL else None).key
-            for role in Role}
+    keys = {
+        role.value: create_key(state.store, role, school_id=school if role == Role.SCHOOL else None).key
+        for role in Role
+    }
     with TestClient(create_app(state)) as client:
         yield Page(client, state, data_dir, keys, school)
     state.close()
@@ -83,8 +90,14 @@ def test_every_label_has_both_languages() -> None:
 
 def test_every_page_needs_a_staff_sign_in(page: Page) -> None:
     page.client.cookies.clear()
-    for path in ("/staff", f"/staff/schools/{page.school}", "/staff/rounds", "/staff/evaluation",
-                 "/staff/evaluation/files/x.png", f"/staff/schools/{page.school}/groups?sdg=4"):
+    for path in (
+        "/staff",
+        f"/staff/schools/{page.school}",
+        "/staff/rounds",
+        "/staff/evaluation",
+        "/staff/evaluation/files/x.png",
+        f"/staff/schools/{page.school}/groups?sdg=4",
+    ):
         response = page.client.get(path, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"].startswith("/staff/login?next="), path
     posted = page.client.post(f"/staff/schools/{page.school}/invite", data={"to_school": "x"}, follow_redirects=False)
@@ -110,14 +123,16 @@ def test_wrong_keys_and_roles_are_refused(page: Page) -> None:
 
 def test_sign_in_sets_a_strict_http_only_cookie_and_sign_out_clears_it(page: Page) -> None:
     page.client.cookies.clear()
-    response = page.client.post("/staff/login", data={"key": page.keys["staff"], "next": "/staff/rounds"},
-                                follow_redirects=False)
+    response = page.client.post(
+        "/staff/login", data={"key": page.keys["staff"], "next": "/staff/rounds"}, follow_redirects=False
+    )
     assert response.status_code == 303 and response.headers["location"] == "/staff/rounds"
     cookie = response.headers["set-cookie"].lower()
     assert "pm_staff=" in cookie and "httponly" in cookie and "samesite=strict" in cookie and "path=/staff" in cookie
     for elsewhere in ("//evil.example/x", "https://evil.example/staff", "/staff/../v1/stats", "/v1/stats"):
-        escape = page.client.post("/staff/login", data={"key": page.keys["staff"], "next": elsewhere},
-                                  follow_redirects=False)
+        escape = page.client.post(
+            "/staff/login", data={"key": page.keys["staff"], "next": elsewhere}, follow_redirects=False
+        )
         assert escape.headers["location"] == "/staff", f"never redirected off the staff page: {elsewhere}"
     assert page.client.get("/staff", follow_redirects=False).status_code == 200
     page.client.post("/staff/logout")
@@ -189,8 +204,9 @@ def test_invite_accept_and_decline_on_the_schools_behalf(staff: Page) -> None:
 
     staff.client.post(f"/staff/schools/{staff.school}/invite", data={"to_school": second})
     pending = next(i for i in store.list_invitations(school_id=staff.school, status="pending") if i.to_school == second)
-    declined = staff.client.post(f"/staff/invitations/{pending.id}/decline",
-                                 data={"back": staff.school, "reason": "No room this term"})
+    declined = staff.client.post(
+        f"/staff/invitations/{pending.id}/decline", data={"back": staff.school, "reason": "No room this term"}
+    )
     assert f"Invitation {pending.id} declined." in declined.text
     answered = store.get_invitation(pending.id)
     assert answered.status == InvitationStatus.DECLINED and answered.decline_reason == "No room this term"
@@ -203,22 +219,27 @@ def test_groups_page_shows_groups_with_reasons(staff: Page) -> None:
     assert response.text.count('class="group"') >= 1
     text = _text(response.text)
     assert "Shared school hours" in text and school.display_name in text
-    chinese = _text(staff.client.get(f"/staff/schools/{school.id}/groups",
-                                     params={"sdg": school.sdgs[0], "lang": "zh-TW"}).text)
+    chinese = _text(
+        staff.client.get(f"/staff/schools/{school.id}/groups", params={"sdg": school.sdgs[0], "lang": "zh-TW"}).text
+    )
     assert "跨境學校群組" in chinese and "共同上課時段" in chinese
     staff.client.get("/staff", params={"lang": "en"})
 
 
 def test_a_round_is_started_reviewed_and_accepted_from_the_page(staff: Page) -> None:
     with staff.state.reading() as matcher:
-        free = [s for s in sorted(matcher.schools.values(), key=lambda s: s.id)
-                if s.active and remaining_capacity(matcher, s) > 0]
+        free = [
+            s
+            for s in sorted(matcher.schools.values(), key=lambda s: s.id)
+            if s.active and remaining_capacity(matcher, s) > 0
+        ]
     cohort = [s.id for s in free if s.country == "TW"][:20] + [s.id for s in free if s.country != "TW"][:40]
     refused = staff.client.post("/staff/rounds", data={"cohort": "ids", "ids": "tw-ghost, " + cohort[0]})
     assert refused.url.path == "/staff/rounds" and "unknown school(s) tw-ghost" in refused.text
 
-    started = staff.client.post("/staff/rounds", data={"cohort": "ids", "ids": "\n".join(cohort),
-                                                       "coverage_first": "true", "per_school": "10"})
+    started = staff.client.post(
+        "/staff/rounds", data={"cohort": "ids", "ids": "\n".join(cohort), "coverage_first": "true", "per_school": "10"}
+    )
     assert started.status_code == 200 and started.url.path.startswith("/staff/rounds/round-")
     round_id = started.url.path.rsplit("/", 1)[1]
     stored = staff.state.store.get_round(round_id)
@@ -248,7 +269,9 @@ def test_evaluation_page_shows_the_latest_report_and_serves_only_its_plots(staff
     folder.mkdir(parents=True)
     (folder / REPORT_FILE).write_text(
         "# Evaluation\n\n| method | recall@10 |\n| --- | --- |\n| full | 0.4210 |\n\n"
-        "![Recall](recall_at_k.png)\n\n<script>alert(1)</script>\n", encoding="utf-8")
+        "![Recall](recall_at_k.png)\n\n<script>alert(1)</script>\n",
+        encoding="utf-8",
+    )
     (folder / "recall_at_k.png").write_bytes(PNG)
     (folder / "extra.png").write_bytes(PNG)
     point_latest(folder)

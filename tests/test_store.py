@@ -55,9 +55,7 @@ def test_create_get_and_conflict(store: Store, make_school: MakeSchool) -> None:
     assert set(store.get_schools(["tw-100", "nobody"])) == {"tw-100"}
 
 
-def test_update_revalidates_bumps_updated_at_and_logs_only_real_changes(
-    store: Store, make_school: MakeSchool
-) -> None:
+def test_update_revalidates_bumps_updated_at_and_logs_only_real_changes(store: Store, make_school: MakeSchool) -> None:
     original = store.create_school(make_school(id="tw-200", capacity=2))
     seq = store.latest_change_seq()
 
@@ -134,12 +132,32 @@ def test_list_filters_on_both_backends(store: Store, make_school: MakeSchool) ->
     store.upsert_schools(
         [
             make_school(id="tw-1", region="臺北市", levels=["primary"], sdgs=[4], remoteness="ordinary"),
-            make_school(id="tw-2", region="TW-HUA", levels=["junior_high"], sdgs=[14], remoteness="remote",
-                        exchange_modes=["visit"], languages_exchange=["zh"]),
-            make_school(id="tw-3", region="TW-HUA", levels=["primary", "junior_high"], sdgs=[4, 14],
-                        remoteness="extremely_remote", target_countries=["VN"], name_en="Mountain 100% School"),
-            make_school(id="my-1", country="MY", region="Perak", name_en="SJK(C) Pheng Lok", name_local="平乐华小",
-                        languages_exchange=["zh", "en", "ms"]),
+            make_school(
+                id="tw-2",
+                region="TW-HUA",
+                levels=["junior_high"],
+                sdgs=[14],
+                remoteness="remote",
+                exchange_modes=["visit"],
+                languages_exchange=["zh"],
+            ),
+            make_school(
+                id="tw-3",
+                region="TW-HUA",
+                levels=["primary", "junior_high"],
+                sdgs=[4, 14],
+                remoteness="extremely_remote",
+                target_countries=["VN"],
+                name_en="Mountain 100% School",
+            ),
+            make_school(
+                id="my-1",
+                country="MY",
+                region="Perak",
+                name_en="SJK(C) Pheng Lok",
+                name_local="平乐华小",
+                languages_exchange=["zh", "en", "ms"],
+            ),
         ]
     )
 

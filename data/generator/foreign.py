@@ -17,7 +17,9 @@ SOUTHERN_HEMISPHERE = frozenset({"AU", "NZ"})
 SECOND_TARGETS = ("JP", "KR", "SG", "AU", "MY")
 # Log-normal enrolment by level (mean and sd of the log) before a country's shift.
 SIZE_LOG_PARAMS: dict[Level, tuple[float, float]] = {
-    Level.PRIMARY: (5.9, 0.7), Level.JUNIOR_HIGH: (6.5, 0.6), Level.SENIOR_HIGH: (6.8, 0.6),
+    Level.PRIMARY: (5.9, 0.7),
+    Level.JUNIOR_HIGH: (6.5, 0.6),
+    Level.SENIOR_HIGH: (6.8, 0.6),
     Level.VOCATIONAL_HIGH: (6.6, 0.6),
 }
 
@@ -71,8 +73,9 @@ def foreign_targets(rng: random.Random, country: str) -> list[str]:
     return [HOME_COUNTRY_DEFAULT]
 
 
-def foreign_drafts(rng: random.Random, count: int, countries: tuple[CountryProfile, ...] = COUNTRIES,
-                   first_index: int = 0) -> list[Draft]:
+def foreign_drafts(
+    rng: random.Random, count: int, countries: tuple[CountryProfile, ...] = COUNTRIES, first_index: int = 0
+) -> list[Draft]:
     """``count`` synthetic schools abroad, countries drawn by their weight; ids like my-g000123."""
     chosen = rng.choices(countries, weights=[c.weight for c in countries], k=count)
     drafts = []
@@ -88,20 +91,32 @@ def foreign_drafts(rng: random.Random, count: int, countries: tuple[CountryProfi
         city_key, region_key = romanise(city.name).casefold(), romanise(region_label).casefold()
         place = city.name if city_key in region_key or region_key in city_key else f"{city.name}, {region_label}"
         fields = {
-            "id": school_id, "name_local": name_local, "name_en": name_en, "country": country.code,
-            "region": city.region, "district": city.name, "levels": list(kind.levels), "ownership": kind.ownership,
+            "id": school_id,
+            "name_local": name_local,
+            "name_en": name_en,
+            "country": country.code,
+            "region": city.region,
+            "district": city.name,
+            "levels": list(kind.levels),
+            "ownership": kind.ownership,
             "student_count": int(min(8000, max(10, students))),
-            "latitude": round(rng.gauss(city.lat, 0.06), 5), "longitude": round(rng.gauss(city.lon, 0.06), 5),
-            "languages_instruction": instruction, "languages_exchange": exchange,
-            "contact_email": f"exchange@{school_id}.example.org", "source": "generator",
+            "latitude": round(rng.gauss(city.lat, 0.06), 5),
+            "longitude": round(rng.gauss(city.lon, 0.06), 5),
+            "languages_instruction": instruction,
+            "languages_exchange": exchange,
+            "contact_email": f"exchange@{school_id}.example.org",
+            "source": "generator",
         }
-        drafts.append(Draft(
-            fields=fields,
-            place_en=f"{place}, {_country_name(country.code)}",
-            coastal=country.code not in LANDLOCKED and rng.random() < (0.5 if country.code in ISLAND_NATIONS else 0.25),
-            visit_rate=country.visit_rate,
-            hosting_rate=country.hosting_rate,
-            sdg_boost=dict(country.sdg_boost),
-            southern_hemisphere=country.code in SOUTHERN_HEMISPHERE,
-        ))
+        drafts.append(
+            Draft(
+                fields=fields,
+                place_en=f"{place}, {_country_name(country.code)}",
+                coastal=country.code not in LANDLOCKED
+                and rng.random() < (0.5 if country.code in ISLAND_NATIONS else 0.25),
+                visit_rate=country.visit_rate,
+                hosting_rate=country.hosting_rate,
+                sdg_boost=dict(country.sdg_boost),
+                southern_hemisphere=country.code in SOUTHERN_HEMISPHERE,
+            )
+        )
     return drafts

@@ -119,8 +119,14 @@ def _rank_within(keys: np.ndarray) -> np.ndarray:
 class _Side:
     """Numeric features of one side (Taiwanese or foreign schools), in the order given."""
 
-    def __init__(self, schools: Sequence[School], topics: Sequence[int], languages: dict[str, int],
-                 countries: dict[str, int], boundaries: np.ndarray) -> None:
+    def __init__(
+        self,
+        schools: Sequence[School],
+        topics: Sequence[int],
+        languages: dict[str, int],
+        countries: dict[str, int],
+        boundaries: np.ndarray,
+    ) -> None:
         self.size = len(schools)
         self.sdg = np.array([sum(1 << g for g in s.sdgs) for s in schools], dtype=np.int64)
         self.topic = np.array(topics, dtype=np.uint64)
@@ -172,8 +178,15 @@ class _Adjacency:
 
 
 class _Simulation:
-    def __init__(self, home: _Side, abroad: _Side, boundaries: np.ndarray, process: PartnershipProcess,
-                 rng: np.random.Generator, english_bit: int) -> None:
+    def __init__(
+        self,
+        home: _Side,
+        abroad: _Side,
+        boundaries: np.ndarray,
+        process: PartnershipProcess,
+        rng: np.random.Generator,
+        english_bit: int,
+    ) -> None:
         self.home, self.abroad, self.process, self.rng = home, abroad, process, rng
         self.english = np.uint64(1 << english_bit) if english_bit >= 0 else np.uint64(0)
         self.boundaries = boundaries
@@ -234,10 +247,13 @@ class _Simulation:
         column = (rng.random(batch) * np.maximum(self.home.target_count[seekers], 1)).astype(np.int64)
         country = self.home.targets[seekers, column]
         safe_country = np.maximum(country, 0)
-        members_per_country = np.array([
-            np.searchsorted(self.country_joins[a:b], period)
-            for a, b in zip(self.country_start, self.country_stop, strict=True)
-        ], dtype=np.int64)
+        members_per_country = np.array(
+            [
+                np.searchsorted(self.country_joins[a:b], period)
+                for a, b in zip(self.country_start, self.country_stop, strict=True)
+            ],
+            dtype=np.int64,
+        )
         start = self.country_start[safe_country]
         available = np.where(country >= 0, members_per_country[safe_country], 0)
         offsets = (rng.random((batch, k_target)) * available[:, None]).astype(np.int64)
@@ -374,8 +390,15 @@ def _joint_modes(
     return modes or [ExchangeMode.VIRTUAL]
 
 
-def generate_partnerships(schools: Sequence[School], topic_masks: Sequence[int], *, start: date, end: date,
-                          seed: int, process: PartnershipProcess) -> list[Partnership]:
+def generate_partnerships(
+    schools: Sequence[School],
+    topic_masks: Sequence[int],
+    *,
+    start: date,
+    end: date,
+    seed: int,
+    process: PartnershipProcess,
+) -> list[Partnership]:
     """Run the documented process over ``schools`` (the world's order) and return the partnerships
     sorted by start date, with ids p-0000000 upward."""
     home_index = [i for i, s in enumerate(schools) if s.country == HOME_COUNTRY_DEFAULT]
@@ -387,10 +410,12 @@ def generate_partnerships(schools: Sequence[School], topic_masks: Sequence[int],
         raise ValueError(f"languages_exchange: {len(languages)} distinct languages, the process handles at most 64")
     countries = {code: i for i, code in enumerate(sorted({schools[i].country for i in abroad_index}))}
     boundaries = period_boundaries(start, end)
-    home = _Side([schools[i] for i in home_index], [topic_masks[i] for i in home_index], languages, countries,
-                 boundaries)
-    abroad = _Side([schools[i] for i in abroad_index], [topic_masks[i] for i in abroad_index], languages, countries,
-                   boundaries)
+    home = _Side(
+        [schools[i] for i in home_index], [topic_masks[i] for i in home_index], languages, countries, boundaries
+    )
+    abroad = _Side(
+        [schools[i] for i in abroad_index], [topic_masks[i] for i in abroad_index], languages, countries, boundaries
+    )
     rng = np.random.default_rng([seed, 2])
     simulation = _Simulation(home, abroad, boundaries, process, rng, languages.get("en", -1))
     homes, abroads, starts, ends = simulation.run()
@@ -403,14 +428,16 @@ def generate_partnerships(schools: Sequence[School], topic_masks: Sequence[int],
     for number, (edge, (r1, r2, r3, r4)) in enumerate(zip(order.tolist(), rolls, strict=True)):
         h, a = int(homes[edge]), int(abroads[edge])
         start_day, end_day = int(starts[edge]), int(ends[edge])
-        partnerships.append(Partnership(
-            id=f"p-{number:07d}",
-            school_a=schools[home_index[h]].id,
-            school_b=schools[abroad_index[a]].id,
-            start_date=date.fromordinal(start_day),
-            end_date=date.fromordinal(end_day) if end_day >= 0 else None,
-            modes=_joint_modes(int(home.mode[h]), int(abroad.mode[a]), pause_from <= start_day < pause_to, r1, r2),
-            sdgs=_joint_sdgs(int(home.sdg[h]), int(abroad.sdg[a]), r3, r4),
-            origin=PartnershipOrigin.EXISTING,
-        ))
+        partnerships.append(
+            Partnership(
+                id=f"p-{number:07d}",
+                school_a=schools[home_index[h]].id,
+                school_b=schools[abroad_index[a]].id,
+                start_date=date.fromordinal(start_day),
+                end_date=date.fromordinal(end_day) if end_day >= 0 else None,
+                modes=_joint_modes(int(home.mode[h]), int(abroad.mode[a]), pause_from <= start_day < pause_to, r1, r2),
+                sdgs=_joint_sdgs(int(home.sdg[h]), int(abroad.sdg[a]), r3, r4),
+                origin=PartnershipOrigin.EXISTING,
+            )
+        )
     return partnerships

@@ -36,8 +36,23 @@ CHINESE_ONLY_SHARE = 0.17  # Taiwanese schools whose description is in Tradition
 # How often each goal is picked before local flavour: education, climate and health lead in
 # school exchange programmes, then cities, oceans and consumption.
 SDG_BASE_WEIGHTS: dict[int, float] = {
-    4: 0.20, 13: 0.13, 3: 0.10, 11: 0.08, 14: 0.08, 12: 0.08, 15: 0.06, 6: 0.04, 5: 0.04, 7: 0.04,
-    10: 0.03, 2: 0.03, 17: 0.03, 1: 0.02, 16: 0.02, 9: 0.02, 8: 0.01,
+    4: 0.20,
+    13: 0.13,
+    3: 0.10,
+    11: 0.08,
+    14: 0.08,
+    12: 0.08,
+    15: 0.06,
+    6: 0.04,
+    5: 0.04,
+    7: 0.04,
+    10: 0.03,
+    2: 0.03,
+    17: 0.03,
+    1: 0.02,
+    16: 0.02,
+    9: 0.02,
+    8: 0.01,
 }
 
 
@@ -51,45 +66,66 @@ class Topic:
 # What classes actually do under each goal. A school's topics are hidden causes of its
 # partnerships (schools on the same topic get on), visible only in its description.
 TOPICS: tuple[Topic, ...] = (
-    Topic(4, "reading for pleasure", "閱讀推廣"), Topic(4, "bilingual lessons", "雙語教學"),
-    Topic(4, "coding and computational thinking", "程式設計"), Topic(4, "English conversation", "英語口說"),
-    Topic(4, "STEAM projects", "STEAM教育"), Topic(13, "climate change education", "氣候變遷教育"),
-    Topic(13, "tracking our carbon footprint", "碳足跡計算"), Topic(13, "weather and disaster readiness", "防災教育"),
-    Topic(3, "healthy school lunches", "健康飲食"), Topic(3, "sports and traditional games", "體育與傳統遊戲"),
-    Topic(3, "mental well-being", "心理健康"), Topic(11, "local culture and heritage", "在地文化"),
-    Topic(11, "mapping our neighbourhood", "社區踏查"), Topic(11, "indigenous culture", "原住民族文化"),
-    Topic(14, "ocean conservation", "海洋教育"), Topic(14, "beach clean-ups", "淨灘行動"),
-    Topic(14, "coral reef and tide-pool surveys", "潮間帶生態調查"), Topic(12, "recycling and upcycling", "資源回收"),
-    Topic(12, "plastic-free lunches", "減塑生活"), Topic(15, "forest ecology", "森林生態"),
-    Topic(15, "birdwatching", "賞鳥"), Topic(15, "school gardens", "校園植物"),
-    Topic(2, "food and farming education", "食農教育"), Topic(6, "river protection", "河川保育"),
-    Topic(6, "saving water", "節約用水"), Topic(7, "solar energy", "太陽能"), Topic(7, "energy saving", "節能減碳"),
-    Topic(5, "gender equality education", "性別平等教育"), Topic(10, "multicultural education", "多元文化教育"),
-    Topic(10, "new immigrant languages", "新住民語文"), Topic(16, "children's rights", "兒童權利"),
-    Topic(16, "student councils", "學生自治"), Topic(17, "global citizenship", "國際教育"),
-    Topic(1, "community service", "服務學習"), Topic(8, "career exploration", "職涯探索"),
-    Topic(8, "young entrepreneurs", "創業教育"), Topic(9, "robotics", "機器人"),
+    Topic(4, "reading for pleasure", "閱讀推廣"),
+    Topic(4, "bilingual lessons", "雙語教學"),
+    Topic(4, "coding and computational thinking", "程式設計"),
+    Topic(4, "English conversation", "英語口說"),
+    Topic(4, "STEAM projects", "STEAM教育"),
+    Topic(13, "climate change education", "氣候變遷教育"),
+    Topic(13, "tracking our carbon footprint", "碳足跡計算"),
+    Topic(13, "weather and disaster readiness", "防災教育"),
+    Topic(3, "healthy school lunches", "健康飲食"),
+    Topic(3, "sports and traditional games", "體育與傳統遊戲"),
+    Topic(3, "mental well-being", "心理健康"),
+    Topic(11, "local culture and heritage", "在地文化"),
+    Topic(11, "mapping our neighbourhood", "社區踏查"),
+    Topic(11, "indigenous culture", "原住民族文化"),
+    Topic(14, "ocean conservation", "海洋教育"),
+    Topic(14, "beach clean-ups", "淨灘行動"),
+    Topic(14, "coral reef and tide-pool surveys", "潮間帶生態調查"),
+    Topic(12, "recycling and upcycling", "資源回收"),
+    Topic(12, "plastic-free lunches", "減塑生活"),
+    Topic(15, "forest ecology", "森林生態"),
+    Topic(15, "birdwatching", "賞鳥"),
+    Topic(15, "school gardens", "校園植物"),
+    Topic(2, "food and farming education", "食農教育"),
+    Topic(6, "river protection", "河川保育"),
+    Topic(6, "saving water", "節約用水"),
+    Topic(7, "solar energy", "太陽能"),
+    Topic(7, "energy saving", "節能減碳"),
+    Topic(5, "gender equality education", "性別平等教育"),
+    Topic(10, "multicultural education", "多元文化教育"),
+    Topic(10, "new immigrant languages", "新住民語文"),
+    Topic(16, "children's rights", "兒童權利"),
+    Topic(16, "student councils", "學生自治"),
+    Topic(17, "global citizenship", "國際教育"),
+    Topic(1, "community service", "服務學習"),
+    Topic(8, "career exploration", "職涯探索"),
+    Topic(8, "young entrepreneurs", "創業教育"),
+    Topic(9, "robotics", "機器人"),
     Topic(9, "maker education", "自造教育"),
 )
 INDIGENOUS_TOPIC = next(i for i, t in enumerate(TOPICS) if t.en == "indigenous culture")
 NEW_IMMIGRANT_TOPIC = next(i for i, t in enumerate(TOPICS) if t.en == "new immigrant languages")
 # Topics any school may pick under a goal; the two Taiwanese ones go only to the schools they fit.
 TOPICS_BY_SDG: dict[int, tuple[int, ...]] = {
-    goal: tuple(
-        i for i, t in enumerate(TOPICS) if t.sdg == goal and i not in (INDIGENOUS_TOPIC, NEW_IMMIGRANT_TOPIC)
-    )
+    goal: tuple(i for i, t in enumerate(TOPICS) if t.sdg == goal and i not in (INDIGENOUS_TOPIC, NEW_IMMIGRANT_TOPIC))
     for goal in SDG_BASE_WEIGHTS
 }
 
 ACTIVITIES: dict[ExchangeMode, tuple[tuple[str, str], ...]] = {
     ExchangeMode.VIRTUAL: (
-        ("video calls between classes", "視訊交流"), ("a joint online project", "線上共學專題"),
+        ("video calls between classes", "視訊交流"),
+        ("a joint online project", "線上共學專題"),
         ("exchanging letters, videos and postcards", "書信與明信片交流"),
-        ("co-teaching a few lessons online", "線上協同教學"), ("an online science fair", "線上科展"),
-        ("sharing our festivals over video", "節慶文化線上分享"), ("a pen-pal programme", "筆友計畫"),
+        ("co-teaching a few lessons online", "線上協同教學"),
+        ("an online science fair", "線上科展"),
+        ("sharing our festivals over video", "節慶文化線上分享"),
+        ("a pen-pal programme", "筆友計畫"),
     ),
     ExchangeMode.VISIT: (
-        ("a study visit to our partner", "出訪交流"), ("taking a student group abroad", "海外教育旅行"),
+        ("a study visit to our partner", "出訪交流"),
+        ("taking a student group abroad", "海外教育旅行"),
     ),
     ExchangeMode.HOSTING: (
         ("hosting a visiting student group", "接待來訪師生"),
@@ -292,7 +328,8 @@ def describe_en(rng: random.Random, draft: Draft, profile: dict[str, Any], topic
     language_lines = [
         f"Lessons are taught in {_join(instruction)}, and we can run an exchange in {_join(exchange, 'or')}.",
         f"Our students would love to practise {_join(practised)} with partner schools."
-        if practised else f"We would love to share {_join(instruction)} and our culture with partner schools.",
+        if practised
+        else f"We would love to share {_join(instruction)} and our culture with partner schools.",
     ]
     if f["country"] != HOME and "zh" in practised and rng.random() < 0.7:
         language_lines = ["Our students learn Mandarin and would love to practise it with friends in Taiwan."]
@@ -310,12 +347,17 @@ def describe_en(rng: random.Random, draft: Draft, profile: dict[str, Any], topic
     )
     sentences = [rng.choice(openings), rng.choice(interests), rng.choice(language_lines), rng.choice(closings)]
     if rng.random() < 0.4:
-        sentences.insert(2, rng.choice((
-            f"Every class takes part in {TOPICS[topics[0]].en}.",
-            f"Parents and the local community often join our activities on {TOPICS[topics[-1]].en}.",
-            "Our teachers have experience with online lessons and international projects.",
-            "We are new to international exchange and keen to learn.",
-        )))
+        sentences.insert(
+            2,
+            rng.choice(
+                (
+                    f"Every class takes part in {TOPICS[topics[0]].en}.",
+                    f"Parents and the local community often join our activities on {TOPICS[topics[-1]].en}.",
+                    "Our teachers have experience with online lessons and international projects.",
+                    "We are new to international exchange and keen to learn.",
+                )
+            ),
+        )
     return " ".join(sentences)
 
 

@@ -22,17 +22,45 @@ from data.taxonomies import TAIWAN_COUNTIES, Level, Ownership, Remoteness, norma
 TAIWAN_FILE = "tw_primary_schools.csv"
 MALAYSIA_FILE = "my_sjkc_schools.csv"
 REMOTENESS_FROM_ZH: dict[str, Remoteness] = {
-    "偏遠": Remoteness.REMOTE, "特偏": Remoteness.VERY_REMOTE, "極偏": Remoteness.EXTREMELY_REMOTE,
+    "偏遠": Remoteness.REMOTE,
+    "特偏": Remoteness.VERY_REMOTE,
+    "極偏": Remoteness.EXTREMELY_REMOTE,
 }
 SJKC_PREFIX = "SEKOLAH JENIS KEBANGSAAN (CINA) "
-_TAIWAN_REAL = frozenset({
-    "id", "name_local", "country", "region", "district", "levels", "ownership", "student_count", "remoteness",
-    "latitude", "longitude", "address", "website", "source",
-})
-_MALAYSIA_REAL = frozenset({
-    "id", "name_local", "country", "region", "district", "levels", "ownership", "student_count", "latitude",
-    "longitude", "address", "source",
-})
+_TAIWAN_REAL = frozenset(
+    {
+        "id",
+        "name_local",
+        "country",
+        "region",
+        "district",
+        "levels",
+        "ownership",
+        "student_count",
+        "remoteness",
+        "latitude",
+        "longitude",
+        "address",
+        "website",
+        "source",
+    }
+)
+_MALAYSIA_REAL = frozenset(
+    {
+        "id",
+        "name_local",
+        "country",
+        "region",
+        "district",
+        "levels",
+        "ownership",
+        "student_count",
+        "latitude",
+        "longitude",
+        "address",
+        "source",
+    }
+)
 
 
 def _text(value: object) -> str | None:
@@ -80,25 +108,37 @@ def read_taiwan(directory: Path, rng: random.Random) -> list[Draft]:
         instruction, exchange, family_countries = taiwan_languages(rng, tuple(levels), remote)
         year = _text(row.school_year_roc)
         fields = {
-            "id": f"tw-{row.moe_code}", "name_local": name, "country": "TW", "region": county,
-            "district": _text(row.district), "levels": levels, "ownership": ownership,
-            "student_count": int(students) if students is not None else None, "remoteness": remoteness,
-            "latitude": latitude, "longitude": longitude, "address": _text(row.address), "website": _text(row.url),
+            "id": f"tw-{row.moe_code}",
+            "name_local": name,
+            "country": "TW",
+            "region": county,
+            "district": _text(row.district),
+            "levels": levels,
+            "ownership": ownership,
+            "student_count": int(students) if students is not None else None,
+            "remoteness": remoteness,
+            "latitude": latitude,
+            "longitude": longitude,
+            "address": _text(row.address),
+            "website": _text(row.url),
             "source": f"moe-tw-{year}" if year else "moe-tw",
-            "languages_instruction": instruction, "languages_exchange": exchange,
+            "languages_instruction": instruction,
+            "languages_exchange": exchange,
         }
-        drafts.append(Draft(
-            fields=fields,
-            place_en=f"{county_en}, Taiwan",
-            place_zh=f"{county_zh}{fields['district'] or ''}",
-            coastal=rng.random() < COASTAL_SHARE.get(county, 0.15),
-            island=county in ISLAND_COUNTIES,
-            indigenous_area=remote and county in INDIGENOUS_COUNTIES,
-            visit_rate=0.3,
-            hosting_rate=0.35,
-            real_fields=_TAIWAN_REAL,
-            extra_targets=tuple(family_countries),
-        ))
+        drafts.append(
+            Draft(
+                fields=fields,
+                place_en=f"{county_en}, Taiwan",
+                place_zh=f"{county_zh}{fields['district'] or ''}",
+                coastal=rng.random() < COASTAL_SHARE.get(county, 0.15),
+                island=county in ISLAND_COUNTIES,
+                indigenous_area=remote and county in INDIGENOUS_COUNTIES,
+                visit_rate=0.3,
+                hosting_rate=0.35,
+                real_fields=_TAIWAN_REAL,
+                extra_targets=tuple(family_countries),
+            )
+        )
     return drafts
 
 
@@ -116,25 +156,40 @@ def read_malaysia(directory: Path, rng: random.Random) -> list[Draft]:
         latitude, longitude = _coordinates(row["KOORDINATYY"], row["KOORDINATXX"])
         exchange = ["zh", "ms"] + [lang for lang, p in malaysia.exchange_options if lang != "zh" and rng.random() < p]
         town = (_text(row["BANDARSURAT"]) or "").title()
-        address = ", ".join(part for part in (_text(row["ALAMATSURAT"]),
-                                              " ".join(filter(None, (_text(row["POSKODSURAT"]), town)))) if part)
+        address = ", ".join(
+            part
+            for part in (_text(row["ALAMATSURAT"]), " ".join(filter(None, (_text(row["POSKODSURAT"]), town))))
+            if part
+        )
         district = (_text(row["PPD"]) or "").removeprefix("PPD ").title() or None
         rural = _text(row["LOKASI"]) == "Luar Bandar"
         fields = {
-            "id": f"my-{row['KODSEKOLAH']}", "name_local": name, "name_en": english, "country": "MY",
-            "region": region, "district": district, "levels": [Level.PRIMARY], "ownership": Ownership.PUBLIC,
+            "id": f"my-{row['KODSEKOLAH']}",
+            "name_local": name,
+            "name_en": english,
+            "country": "MY",
+            "region": region,
+            "district": district,
+            "levels": [Level.PRIMARY],
+            "ownership": Ownership.PUBLIC,
             "student_count": int(students) if students is not None else None,
-            "latitude": latitude, "longitude": longitude, "address": address or None, "source": "emis-my",
-            "languages_instruction": ["zh", "ms"], "languages_exchange": exchange,
+            "latitude": latitude,
+            "longitude": longitude,
+            "address": address or None,
+            "source": "emis-my",
+            "languages_instruction": ["zh", "ms"],
+            "languages_exchange": exchange,
         }
         region_label = region_name(region) if region else ""
-        drafts.append(Draft(
-            fields=fields,
-            place_en=", ".join(filter(None, (town, region_label, "Malaysia"))),
-            coastal=rng.random() < 0.25,
-            visit_rate=malaysia.visit_rate * (0.6 if rural else 1.0),
-            hosting_rate=malaysia.hosting_rate * (0.6 if rural else 1.0),
-            sdg_boost=dict(malaysia.sdg_boost),
-            real_fields=_MALAYSIA_REAL,
-        ))
+        drafts.append(
+            Draft(
+                fields=fields,
+                place_en=", ".join(filter(None, (town, region_label, "Malaysia"))),
+                coastal=rng.random() < 0.25,
+                visit_rate=malaysia.visit_rate * (0.6 if rural else 1.0),
+                hosting_rate=malaysia.hosting_rate * (0.6 if rural else 1.0),
+                sdg_boost=dict(malaysia.sdg_boost),
+                real_fields=_MALAYSIA_REAL,
+            )
+        )
     return drafts

@@ -23,7 +23,12 @@ REMOTENESS_ORDER = (Remoteness.ORDINARY, Remoteness.REMOTE, Remoteness.VERY_REMO
 
 # The school system's shape: about 2,600 primary, 740 junior high and 500 senior high schools.
 LEVEL_MIX: tuple[tuple[tuple[Level, ...], float], ...] = (
-    ((P,), 0.66), ((J,), 0.17), ((P, J), 0.02), ((S,), 0.06), ((J, S), 0.05), ((V,), 0.04),
+    ((P,), 0.66),
+    ((J,), 0.17),
+    ((P, J), 0.02),
+    ((S,), 0.06),
+    ((J, S), 0.05),
+    ((V,), 0.04),
 )
 _LEVEL_OPTIONS = tuple(levels for levels, _ in LEVEL_MIX)
 _LEVEL_WEIGHTS = cumulative([weight for _, weight in LEVEL_MIX])
@@ -45,31 +50,110 @@ SIZE_LOG_PARAMS: dict[Level, tuple[tuple[float, float], ...]] = {
 }
 ISLAND_COUNTIES = frozenset({"TW-PEN", "TW-KIN", "TW-LIE"})
 COASTAL_SHARE: dict[str, float] = {
-    "TW-PEN": 1.0, "TW-KIN": 1.0, "TW-LIE": 1.0, "TW-KEE": 0.8, "TW-HUA": 0.6, "TW-TTT": 0.6, "TW-ILA": 0.5,
-    "TW-PIF": 0.5, "TW-KHH": 0.3, "TW-TNN": 0.3, "TW-CYQ": 0.3, "TW-YUN": 0.3, "TW-CHA": 0.3, "TW-HSZ": 0.3,
+    "TW-PEN": 1.0,
+    "TW-KIN": 1.0,
+    "TW-LIE": 1.0,
+    "TW-KEE": 0.8,
+    "TW-HUA": 0.6,
+    "TW-TTT": 0.6,
+    "TW-ILA": 0.5,
+    "TW-PIF": 0.5,
+    "TW-KHH": 0.3,
+    "TW-TNN": 0.3,
+    "TW-CYQ": 0.3,
+    "TW-YUN": 0.3,
+    "TW-CHA": 0.3,
+    "TW-HSZ": 0.3,
 }
 # Counties with indigenous mountain townships: their remote schools often teach indigenous culture.
 INDIGENOUS_COUNTIES = frozenset(
-    {"TW-HUA", "TW-TTT", "TW-PIF", "TW-NAN", "TW-HSQ", "TW-MIA", "TW-TAO", "TW-ILA", "TW-KHH", "TW-CYQ", "TW-TXG",
-     "TW-NWT"}
+    {
+        "TW-HUA",
+        "TW-TTT",
+        "TW-PIF",
+        "TW-NAN",
+        "TW-HSQ",
+        "TW-MIA",
+        "TW-TAO",
+        "TW-ILA",
+        "TW-KHH",
+        "TW-CYQ",
+        "TW-TXG",
+        "TW-NWT",
+    }
 )
 # Languages of new-immigrant families (新住民語文) that schools teach and can exchange in.
 NEW_IMMIGRANT_LANGUAGES: tuple[tuple[str, str, float], ...] = (
-    ("vi", "VN", 0.05), ("id", "ID", 0.03), ("th", "TH", 0.015),
+    ("vi", "VN", 0.05),
+    ("id", "ID", 0.03),
+    ("th", "TH", 0.015),
 )
 SPECIAL_MUNICIPALITIES = frozenset({"TW-TPE", "TW-NWT", "TW-TAO", "TW-TXG", "TW-TNN", "TW-KHH"})
 
 # Characters common in school names, with Hanyu Pinyin for the English name.
 NAME_CHARACTERS: tuple[tuple[str, str], ...] = (
-    ("中", "zhong"), ("正", "zheng"), ("興", "xing"), ("仁", "ren"), ("愛", "ai"), ("信", "xin"), ("義", "yi"),
-    ("和", "he"), ("平", "ping"), ("光", "guang"), ("明", "ming"), ("華", "hua"), ("東", "dong"), ("西", "xi"),
-    ("南", "nan"), ("北", "bei"), ("山", "shan"), ("海", "hai"), ("林", "lin"), ("水", "shui"), ("大", "da"),
-    ("新", "xin"), ("忠", "zhong"), ("孝", "xiao"), ("德", "de"), ("文", "wen"), ("成", "cheng"), ("福", "fu"),
-    ("安", "an"), ("永", "yong"), ("昌", "chang"), ("龍", "long"), ("鳳", "feng"), ("雲", "yun"), ("溪", "xi"),
-    ("湖", "hu"), ("港", "gang"), ("埔", "pu"), ("田", "tian"), ("竹", "zhu"), ("美", "mei"), ("富", "fu"),
-    ("豐", "feng"), ("民", "min"), ("育", "yu"), ("英", "ying"), ("建", "jian"), ("復", "fu"), ("榮", "rong"),
-    ("秀", "xiu"), ("清", "qing"), ("泉", "quan"), ("嶺", "ling"), ("潭", "tan"), ("石", "shi"), ("金", "jin"),
-    ("長", "chang"), ("春", "chun"), ("樂", "le"), ("勝", "sheng"), ("吉", "ji"), ("祥", "xiang"),
+    ("中", "zhong"),
+    ("正", "zheng"),
+    ("興", "xing"),
+    ("仁", "ren"),
+    ("愛", "ai"),
+    ("信", "xin"),
+    ("義", "yi"),
+    ("和", "he"),
+    ("平", "ping"),
+    ("光", "guang"),
+    ("明", "ming"),
+    ("華", "hua"),
+    ("東", "dong"),
+    ("西", "xi"),
+    ("南", "nan"),
+    ("北", "bei"),
+    ("山", "shan"),
+    ("海", "hai"),
+    ("林", "lin"),
+    ("水", "shui"),
+    ("大", "da"),
+    ("新", "xin"),
+    ("忠", "zhong"),
+    ("孝", "xiao"),
+    ("德", "de"),
+    ("文", "wen"),
+    ("成", "cheng"),
+    ("福", "fu"),
+    ("安", "an"),
+    ("永", "yong"),
+    ("昌", "chang"),
+    ("龍", "long"),
+    ("鳳", "feng"),
+    ("雲", "yun"),
+    ("溪", "xi"),
+    ("湖", "hu"),
+    ("港", "gang"),
+    ("埔", "pu"),
+    ("田", "tian"),
+    ("竹", "zhu"),
+    ("美", "mei"),
+    ("富", "fu"),
+    ("豐", "feng"),
+    ("民", "min"),
+    ("育", "yu"),
+    ("英", "ying"),
+    ("建", "jian"),
+    ("復", "fu"),
+    ("榮", "rong"),
+    ("秀", "xiu"),
+    ("清", "qing"),
+    ("泉", "quan"),
+    ("嶺", "ling"),
+    ("潭", "tan"),
+    ("石", "shi"),
+    ("金", "jin"),
+    ("長", "chang"),
+    ("春", "chun"),
+    ("樂", "le"),
+    ("勝", "sheng"),
+    ("吉", "ji"),
+    ("祥", "xiang"),
 )
 VOCATIONAL_NAMES: tuple[tuple[str, str], ...] = (
     ("高級工業職業學校", "Industrial Vocational High School"),
@@ -112,8 +196,9 @@ def districts() -> tuple[District, ...]:
     )
 
 
-def _name(rng: random.Random, district: District, levels: tuple[Level, ...], ownership: Ownership,
-          coastal: bool) -> tuple[str, str | None]:
+def _name(
+    rng: random.Random, district: District, levels: tuple[Level, ...], ownership: Ownership, coastal: bool
+) -> tuple[str, str | None]:
     """Official-style Chinese name (臺北市立中正國民小學) and, for most schools, an English one."""
     county_zh, county_en, _ = TAIWAN_COUNTIES[district.county]
     (c1, p1), (c2, p2) = rng.sample(NAME_CHARACTERS, 2)
@@ -206,23 +291,34 @@ def taiwan_drafts(rng: random.Random, count: int) -> list[Draft]:
         school_id = f"tw-g{index:06d}"
         county_zh, county_en, _ = TAIWAN_COUNTIES[district.county]
         fields = {
-            "id": school_id, "name_local": name_local, "name_en": name_en, "country": "TW",
-            "region": district.county, "district": district.name, "levels": list(levels), "ownership": ownership,
-            "student_count": students, "remoteness": remoteness,
+            "id": school_id,
+            "name_local": name_local,
+            "name_en": name_en,
+            "country": "TW",
+            "region": district.county,
+            "district": district.name,
+            "levels": list(levels),
+            "ownership": ownership,
+            "student_count": students,
+            "remoteness": remoteness,
             "latitude": round(rng.gauss(district.lat, district.lat_sd), 5),
             "longitude": round(rng.gauss(district.lon, district.lon_sd), 5),
-            "languages_instruction": instruction, "languages_exchange": exchange,
-            "contact_email": f"exchange@{school_id}.example.org", "source": "generator",
+            "languages_instruction": instruction,
+            "languages_exchange": exchange,
+            "contact_email": f"exchange@{school_id}.example.org",
+            "source": "generator",
         }
-        drafts.append(Draft(
-            fields=fields,
-            place_en=f"{county_en}, Taiwan",
-            place_zh=f"{county_zh}{district.name}",
-            coastal=coastal,
-            island=district.county in ISLAND_COUNTIES,
-            indigenous_area=remote and district.county in INDIGENOUS_COUNTIES,
-            visit_rate=0.3,
-            hosting_rate=0.35,
-            extra_targets=tuple(family_countries),
-        ))
+        drafts.append(
+            Draft(
+                fields=fields,
+                place_en=f"{county_en}, Taiwan",
+                place_zh=f"{county_zh}{district.name}",
+                coastal=coastal,
+                island=district.county in ISLAND_COUNTIES,
+                indigenous_area=remote and district.county in INDIGENOUS_COUNTIES,
+                visit_rate=0.3,
+                hosting_rate=0.35,
+                extra_targets=tuple(family_countries),
+            )
+        )
     return drafts

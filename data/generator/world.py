@@ -58,12 +58,17 @@ def _real_drafts(rng: random.Random, n_schools: int, real_dir: Path) -> list[Dra
         return [taiwan[i] for i in taiwan_sample] + [malaysia[i] for i in malaysia_sample]
     extra_taiwanese = max(0, round(n_schools * TAIWAN_SHARE) - len(taiwan))
     others = tuple(c for c in COUNTRIES if c.code != "MY")
-    return (taiwan + taiwan_drafts(rng, extra_taiwanese) + malaysia
-            + foreign_drafts(rng, n_schools - real_total - extra_taiwanese, others))
+    return (
+        taiwan
+        + taiwan_drafts(rng, extra_taiwanese)
+        + malaysia
+        + foreign_drafts(rng, n_schools - real_total - extra_taiwanese, others)
+    )
 
 
-def _membership_dates(count: int, seed: int, start: date, end: date,
-                      process: PartnershipProcess) -> list[tuple[datetime, datetime]]:
+def _membership_dates(
+    count: int, seed: int, start: date, end: date, process: PartnershipProcess
+) -> list[tuple[datetime, datetime]]:
     """When each school joined (created_at) and last edited its profile (updated_at): a share were
     members before ``start``, the rest joined month by month, growing like the partnerships."""
     rng = np.random.default_rng([seed, 1])
@@ -83,8 +88,15 @@ def _membership_dates(count: int, seed: int, start: date, end: date,
     return dates
 
 
-def generate_world(n_schools: int, seed: int = 7, *, real_dir: Path | None = None, start: date = date(2016, 1, 1),
-                   end: date = date(2026, 9, 1), process: PartnershipProcess | None = None) -> World:
+def generate_world(
+    n_schools: int,
+    seed: int = 7,
+    *,
+    real_dir: Path | None = None,
+    start: date = date(2016, 1, 1),
+    end: date = date(2026, 9, 1),
+    process: PartnershipProcess | None = None,
+) -> World:
     """A deterministic world of ``n_schools`` schools and the partnerships they formed between
     ``start`` and ``end``: same arguments, same world, down to ids and timestamps."""
     _check(n_schools, start, end, real_dir)

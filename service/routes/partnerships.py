@@ -17,7 +17,6 @@ from service.routes.listing import ACTIVE, Active
 router = APIRouter(prefix="/v1/partnerships", tags=["partnerships"], responses=errors(401, 403, 422))
 
 
-
 @router.post("", status_code=201, response_model=Partnership, responses=errors(400, 409))
 def create(body: PartnershipCreate, _: Staff, state: State) -> Partnership:
     """Record a partnership (origin "existing" unless said otherwise). The same pair and start

@@ -58,9 +58,7 @@ def accept_round(round_id: RoundIdPath, who: Staff, state: State, body: RoundAcc
     return RoundAccepted(round=RoundOut.of(state.store.get_round(stored.id)), partnerships=started)
 
 
-@router.get(
-    "/v1/schools/{school_id}/groups", tags=["groups"], response_model=GroupResult, responses=errors(404, 503)
-)
+@router.get("/v1/schools/{school_id}/groups", tags=["groups"], response_model=GroupResult, responses=errors(404, 503))
 def school_groups(
     school_id: Annotated[str, Field(max_length=64)],
     who: Caller,

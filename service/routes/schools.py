@@ -53,8 +53,16 @@ def list_schools(
 ) -> SchoolPage:
     """Public profiles for portal keys; staff see every field."""
     found = state.store.list_schools(
-        country=country, region=region, level=level, sdg=sdg, mode=mode, remoteness=remoteness, q=q,
-        active=ACTIVE[active], after=decode_cursor(cursor), limit=limit + 1,
+        country=country,
+        region=region,
+        level=level,
+        sdg=sdg,
+        mode=mode,
+        remoteness=remoteness,
+        q=q,
+        active=ACTIVE[active],
+        after=decode_cursor(cursor),
+        limit=limit + 1,
     )
     shown, next_cursor = page(found, limit, lambda s: s.id)
     return SchoolPage(items=[SchoolOut.of(s, private=who.role == Role.STAFF) for s in shown], next_cursor=next_cursor)

@@ -81,9 +81,17 @@ def render(request: Request, lang: Lang, name: str, status_code: int = 200, **co
     other: Lang = "en" if lang == "zh-TW" else "zh-TW"
     switch = request.url.path + "?" + urlencode({**request.query_params, "lang": other})
     response = templates.TemplateResponse(
-        request, name,
-        {"lang": lang, "flash": flash_text(lang, flash), "flash_kind": flash["kind"] if flash else None,
-         "switch_url": switch, "signed_in": KEY_COOKIE in request.cookies, **helpers(lang), **context},
+        request,
+        name,
+        {
+            "lang": lang,
+            "flash": flash_text(lang, flash),
+            "flash_kind": flash["kind"] if flash else None,
+            "switch_url": switch,
+            "signed_in": KEY_COOKIE in request.cookies,
+            **helpers(lang),
+            **context,
+        },
         status_code=status_code,
     )
     if request.query_params.get("lang") in LANGS:
@@ -142,7 +150,10 @@ def login_form(request: Request, lang: PageLang, next: str = "/staff") -> HTMLRe
 
 @router.post("/login", response_class=HTMLResponse)
 def login(
-    request: Request, state: State, lang: PageLang, key: Annotated[str, Form(max_length=200)],
+    request: Request,
+    state: State,
+    lang: PageLang,
+    key: Annotated[str, Form(max_length=200)],
     next: Annotated[str, Form(max_length=2000)] = "/staff",
 ) -> Response:
     who = authenticate(state.store, key)
@@ -150,11 +161,19 @@ def login(
     if who is None:
         return render(request, lang, "login.html", 401, next=_safe_next(next), problem=t("login_unknown"))
     if who.role != Role.STAFF:
-        return render(request, lang, "login.html", 403, next=_safe_next(next),
-                      problem=t("login_not_staff", role=who.role.value))
+        return render(
+            request, lang, "login.html", 403, next=_safe_next(next), problem=t("login_not_staff", role=who.role.value)
+        )
     response = redirect(_safe_next(next))
-    response.set_cookie(KEY_COOKIE, key.strip(), httponly=True, samesite="strict", path="/staff",
-                        secure=request.url.scheme == "https", max_age=12 * 3600)
+    response.set_cookie(
+        KEY_COOKIE,
+        key.strip(),
+        httponly=True,
+        samesite="strict",
+        path="/staff",
+        secure=request.url.scheme == "https",
+        max_age=12 * 3600,
+    )
     return response
 
 
@@ -186,14 +205,24 @@ def search(
             by_id = state.store.get_schools([q]) if q and _SCHOOL_ID.match(q) else {}
             found = [s for s in by_id.values() if code is None or s.country == code]
             found += [
-                s for s in state.store.list_schools(q=q or None, country=code, active=None, limit=SEARCH_LIMIT + 1)
+                s
+                for s in state.store.list_schools(q=q or None, country=code, active=None, limit=SEARCH_LIMIT + 1)
                 if s.id not in by_id
             ]
         except ValueError as exc:
             problem = str(exc)
-    return render(request, lang, "search.html", q=q, country_q=country, problem=problem,
-                  schools=found[:SEARCH_LIMIT], more=len(found) > SEARCH_LIMIT, limit=SEARCH_LIMIT,
-                  searched=bool(q or country))
+    return render(
+        request,
+        lang,
+        "search.html",
+        q=q,
+        country_q=country,
+        problem=problem,
+        schools=found[:SEARCH_LIMIT],
+        more=len(found) > SEARCH_LIMIT,
+        limit=SEARCH_LIMIT,
+        searched=bool(q or country),
+    )
 
 
 # --------------------------------------------------------------------------- one school
@@ -216,13 +245,24 @@ def school_page(request: Request, school_id: str, _: StaffUser, state: State, la
     named |= {i.from_school for i in pending} | {i.to_school for i in pending}
     named |= {s.school_id for s in result.suggestions} if result else set()
     others = state.store.get_schools(named)
-    return render(request, lang, "school.html", school=school, partnerships=partnerships, pending=pending,
-                  result=result, others=others)
+    return render(
+        request,
+        lang,
+        "school.html",
+        school=school,
+        partnerships=partnerships,
+        pending=pending,
+        result=result,
+        others=others,
+    )
 
 
 @router.post("/schools/{school_id}/invite")
 def invite(
-    school_id: str, _: StaffUser, state: State, to_school: Annotated[str, Form(max_length=64)],
+    school_id: str,
+    _: StaffUser,
+    state: State,
+    to_school: Annotated[str, Form(max_length=64)],
     message: Annotated[str, Form(max_length=2000)] = "",
 ) -> RedirectResponse:
     back = _school_path(school_id)
@@ -247,7 +287,10 @@ def accept_invitation(
 
 @router.post("/invitations/{invitation_id}/decline")
 def decline_invitation(
-    invitation_id: str, _: StaffUser, state: State, back: Annotated[str, Form(max_length=64)],
+    invitation_id: str,
+    _: StaffUser,
+    state: State,
+    back: Annotated[str, Form(max_length=64)],
     reason: Annotated[str, Form(max_length=1000)] = "",
 ) -> RedirectResponse:
     page = _school_path(back)
@@ -260,8 +303,13 @@ def decline_invitation(
 
 @router.get("/schools/{school_id}/groups", response_class=HTMLResponse)
 def groups_page(
-    request: Request, school_id: str, _: StaffUser, state: State, lang: PageLang,
-    sdg: int | None = None, size: int | None = None,
+    request: Request,
+    school_id: str,
+    _: StaffUser,
+    state: State,
+    lang: PageLang,
+    sdg: int | None = None,
+    size: int | None = None,
 ) -> HTMLResponse:
     _school_path(school_id)
     school = state.store.get_schools([school_id]).get(school_id)
@@ -276,8 +324,9 @@ def groups_page(
                 result = propose_groups(matcher, school_id, sdg, options)
     except (ValueError, ValidationError) as exc:
         problem = _problem(exc)[1]
-    return render(request, lang, "groups.html", school=school, sdg_chosen=sdg, size=size, result=result,
-                  problem=problem)
+    return render(
+        request, lang, "groups.html", school=school, sdg_chosen=sdg, size=size, result=result, problem=problem
+    )
 
 
 # --------------------------------------------------------------------------- rounds
@@ -320,9 +369,18 @@ def round_page(request: Request, round_id: str, _: StaffUser, state: State, lang
     result = RoundResult.model_validate(stored.result)
     shown_pairs, shown_unmatched = result.pairs[:ROWS_SHOWN], result.unmatched[:ROWS_SHOWN]
     ids = {s for p in shown_pairs for s in (p.school_a, p.school_b)} | {u.school_id for u in shown_unmatched}
-    return render(request, lang, "round.html", stored=stored, result=result, pairs=shown_pairs,
-                  unmatched=shown_unmatched, rows_shown=ROWS_SHOWN, names=state.store.get_schools(ids),
-                  proposed=stored.status == RoundStatus.PROPOSED)
+    return render(
+        request,
+        lang,
+        "round.html",
+        stored=stored,
+        result=result,
+        pairs=shown_pairs,
+        unmatched=shown_unmatched,
+        rows_shown=ROWS_SHOWN,
+        names=state.store.get_schools(ids),
+        proposed=stored.status == RoundStatus.PROPOSED,
+    )
 
 
 @router.post("/rounds/{round_id}/accept")
@@ -362,8 +420,14 @@ def evaluation_page(request: Request, _: StaffUser, state: State, lang: PageLang
     plots = sorted(p.name for p in folder.glob("*.png"))
     source = (folder / REPORT_FILE).read_text(encoding="utf-8")
     report, shown = _markdown(source, plots)
-    return render(request, lang, "evaluation.html", folder=folder.name, report=report,
-                  plots=[name for name in plots if name not in shown])
+    return render(
+        request,
+        lang,
+        "evaluation.html",
+        folder=folder.name,
+        report=report,
+        plots=[name for name in plots if name not in shown],
+    )
 
 
 @router.get("/evaluation/files/{name}")
@@ -410,5 +474,3 @@ def flash_text(lang: Lang, flash: dict[str, str] | None) -> str | None:
         if code == "round_accepted":
             return t(code, n=rest)
     return flash["text"]
-
-

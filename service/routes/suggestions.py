@@ -31,8 +31,13 @@ async def filter_params(
     remote_only: Annotated[bool, Query(description="partner is a remote school")] = False,
 ) -> SuggestionFilters:
     return SuggestionFilters(
-        countries=country or [], regions=region or [], sdgs=sdg or [], modes=mode or [], levels=level or [],
-        new_southbound_only=new_southbound_only, remote_only=remote_only,
+        countries=country or [],
+        regions=region or [],
+        sdgs=sdg or [],
+        modes=mode or [],
+        levels=level or [],
+        new_southbound_only=new_southbound_only,
+        remote_only=remote_only,
     )
 
 
@@ -50,7 +55,8 @@ def suggestions_router(max_k: int) -> APIRouter:
     router = APIRouter(tags=["suggestions"], responses=errors(401, 403, 422, 503))
     K = Annotated[int, Query(ge=1, le=max_k, description=f"how many suggestions, 1-{max_k}")]
     AdHocRequest = create_model(
-        "AdHocSuggestionRequest", __base__=AdHocSuggestionRequest,
+        "AdHocSuggestionRequest",
+        __base__=AdHocSuggestionRequest,
         k=(int, Field(10, ge=1, le=max_k, description=f"how many suggestions, 1-{max_k}")),
     )
 
