@@ -16,17 +16,19 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from io import TextIOWrapper
 from pathlib import Path
 from string import Formatter
-from typing import Any, Literal, get_origin
+from typing import Any, BinaryIO, Literal, TextIO, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tqdm import tqdm
 
 from data.errors import ImportRejected, RowError
-from data.schema import Partnership, School
+from data.schema import Partnership, School, refused_text, string_values
 from data.store import Store
 
 MAPPINGS_DIR = Path(__file__).resolve().parent / "mappings"
@@ -35,6 +37,7 @@ Format = Literal["csv", "jsonl"]
 _SUFFIX_FORMATS: dict[str, Format] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _TARGETS: dict[str, type[BaseModel]] = {"schools": School, "partnerships": Partnership}
 _EXTRA = "\0extra"  # where csv puts values beyond the header
+Source = str | Path | BinaryIO  # a file's path, or an open binary file such as an upload
 
 
 @dataclass(frozen=True)
@@ -203,22 +206,43 @@ class ColumnMapping(BaseModel):
         return f"{field} (column {', '.join(columns)})" if columns else field
 
 
+def shipped_mappings() -> list[str]:
+    """Names of the mappings shipped in data/mappings."""
+    return sorted(p.stem for p in MAPPINGS_DIR.glob("*.yaml"))
+
+
+def shipped_mapping(name: str) -> ColumnMapping:
+    """A shipped mapping by name only: never a path, so a remote caller cannot make the service
+    read (or tell the existence of) any other file."""
+    names = shipped_mappings()
+    if name not in names:
+        raise FileNotFoundError(f"mapping: {name!r} is not a shipped mapping (shipped mappings: {', '.join(names)})")
+    return parse_mapping((MAPPINGS_DIR / f"{name}.yaml").read_text(encoding="utf-8"), f"mapping {name}")
+
+
 def load_mapping(name_or_path: str | Path) -> ColumnMapping:
-    """A mapping from a YAML file, or by the name of one shipped in data/mappings ("tw_primary_schools")."""
+    """A mapping from a YAML file, or by the name of one shipped in data/mappings ("tw_primary_schools").
+    For local users (the CLI); the API takes shipped_mapping names or an uploaded file only."""
     path = Path(name_or_path)
-    if not path.is_file() and (MAPPINGS_DIR / f"{name_or_path}.yaml").is_file():
-        path = MAPPINGS_DIR / f"{name_or_path}.yaml"
+    if not path.is_file() and str(name_or_path) in shipped_mappings():
+        return shipped_mapping(str(name_or_path))
     if not path.is_file():
-        shipped = ", ".join(sorted(p.stem for p in MAPPINGS_DIR.glob("*.yaml")))
-        raise FileNotFoundError(f"mapping: no file {str(name_or_path)!r} (shipped mappings: {shipped})")
+        raise FileNotFoundError(
+            f"mapping: no file {str(name_or_path)!r} (shipped mappings: {', '.join(shipped_mappings())})"
+        )
+    return parse_mapping(path.read_text(encoding="utf-8"), f"mapping {path}")
+
+
+def parse_mapping(text: str, source: str) -> ColumnMapping:
+    """A mapping from YAML text; errors start with `source` (a file name the caller knows)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
         return ColumnMapping.model_validate(data)
     except yaml.YAMLError as exc:
-        raise ValueError(f"mapping {path}: not valid YAML: {exc}") from None
+        raise ValueError(f"{source}: not valid YAML: {exc}") from None
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"mapping {path}: {problems}") from None
+        raise ValueError(f"{source}: {problems}") from None
 
 
 # --------------------------------------------------------------------------- reading rows
@@ -229,57 +253,91 @@ def _text(value: Any) -> str:
 
 
 def _read_rows(
-    path: Path, fmt: Format, encoding: str, delimiter: str
-) -> tuple[list[str] | None, list[tuple[int, dict[str, Any]]]]:
-    """(CSV header or None, [(line where the row starts, row)]). Unreadable lines are rejected."""
+    source: Source, name: str, fmt: Format, encoding: str, delimiter: str
+) -> tuple[list[str] | None, list[tuple[int, dict[str, Any]]], list[RowError]]:
+    """(CSV header or None, [(line where the row starts, row)], errors of the lines that could not
+    be read as a row). Malformed lines are reported, not raised, so every bad row is listed."""
     try:
-        return _read_rows_as(path, fmt, encoding, delimiter)
+        with _opened(source, encoding) as handle:
+            if fmt == "jsonl":
+                return None, *_jsonl_rows(handle)
+            return _csv_rows(handle, name, delimiter)
     except UnicodeDecodeError as exc:
         raise ValueError(
-            f"{path}: not {encoding} text (byte {exc.start}); give the file's encoding in a mapping (encoding: big5)"
+            f"{name}: not {encoding} text (byte {exc.start}); give the file's encoding in a mapping (encoding: big5)"
         ) from None
 
 
-def _read_rows_as(
-    path: Path, fmt: Format, encoding: str, delimiter: str
-) -> tuple[list[str] | None, list[tuple[int, dict[str, Any]]]]:
-    if fmt == "jsonl":
-        rows: list[tuple[int, dict[str, Any]]] = []
-        errors: list[RowError] = []
-        with path.open(encoding=encoding) as handle:
-            for line_number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    errors.append(RowError(line_number, "(line)", f"not JSON: {exc.msg}"))
-                    continue
-                if not isinstance(row, dict):
-                    errors.append(RowError(line_number, "(line)", "not a JSON object"))
-                    continue
-                rows.append((line_number, row))
-        if errors:
-            raise ImportRejected(str(path), errors)
-        return None, rows
-    with path.open(encoding=encoding, newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter, restkey=_EXTRA)
-        header = list(reader.fieldnames or [])
-        duplicates = sorted({c for c in header if header.count(c) > 1})
-        if duplicates:
-            raise ImportRejected(str(path), [RowError(1, c, "column appears twice in the header") for c in duplicates])
-        rows = []
-        errors = []
+@contextmanager
+def _opened(source: Source, encoding: str) -> Iterator[TextIO]:
+    """A file by path, or an uploaded file object (read from its start, left open)."""
+    if isinstance(source, str | Path):
+        with Path(source).open(encoding=encoding, newline="") as handle:
+            yield handle
+        return
+    source.seek(0)
+    text = TextIOWrapper(source, encoding=encoding, newline="")
+    try:
+        yield text
+    finally:
+        text.detach()
+
+
+def _jsonl_rows(handle: TextIO) -> tuple[list[tuple[int, dict[str, Any]]], list[RowError]]:
+    rows: list[tuple[int, dict[str, Any]]] = []
+    errors: list[RowError] = []
+    for line_number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            errors.append(RowError(line_number, "(line)", f"not JSON: {exc.msg}"))
+            continue
+        if not isinstance(row, dict):
+            errors.append(RowError(line_number, "(line)", "not a JSON object"))
+            continue
+        refused = _refused_cells(line_number, row)
+        if refused:
+            errors.extend(refused)
+            continue
+        rows.append((line_number, row))
+    return rows, errors
+
+
+def _csv_rows(
+    handle: TextIO, name: str, delimiter: str
+) -> tuple[list[str], list[tuple[int, dict[str, Any]]], list[RowError]]:
+    reader = csv.DictReader(handle, delimiter=delimiter, restkey=_EXTRA)
+    header = list(reader.fieldnames or [])
+    duplicates = sorted({c for c in header if header.count(c) > 1})
+    refused = _refused_cells(1, {c: c for c in header})
+    if duplicates or refused:
+        raise ImportRejected(name, [RowError(1, c, "column appears twice in the header") for c in duplicates] + refused)
+    rows: list[tuple[int, dict[str, Any]]] = []
+    errors: list[RowError] = []
+    start = reader.line_num + 1
+    for row in reader:
+        extra = row.pop(_EXTRA, None)
+        bad = _refused_cells(start, row)
+        if extra is not None:
+            errors.append(RowError(start, "(line)", f"{len(extra)} more values than columns"))
+        elif bad:
+            errors.extend(bad)
+        elif any(_text(v) for v in row.values()):
+            rows.append((start, row))
         start = reader.line_num + 1
-        for row in reader:
-            if _EXTRA in row:
-                errors.append(RowError(start, "(line)", f"{len(row.pop(_EXTRA))} more values than columns"))
-            if any(_text(v) for v in row.values()):
-                rows.append((start, row))
-            start = reader.line_num + 1
-    if errors:
-        raise ImportRejected(str(path), errors)
-    return header, rows
+    return header, rows, errors
+
+
+def _refused_cells(line: int, row: dict[str, Any]) -> list[RowError]:
+    """A RowError for each cell (or JSON value, at any depth) with text no database stores."""
+    found: list[RowError] = []
+    for path, text in string_values(row):
+        reason = refused_text(text)
+        if reason:
+            found.append(RowError(line, path or "(line)", reason))
+    return found
 
 
 def _own_layout(row: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
@@ -320,12 +378,12 @@ def _validation_errors(
 
 
 def _parse(
-    path: Path, model: type[BaseModel], mapping: ColumnMapping | None, fmt: str | None, progress: bool
+    source: Source, name: str, model: type[BaseModel], mapping: ColumnMapping | None, fmt: str | None, progress: bool
 ) -> tuple[list[Any], list[int]]:
     """Every row of the file as a model instance with its line, or ImportRejected listing every bad row."""
-    file_format = detect_format(path, fmt)
+    file_format = detect_format(Path(name), fmt)
     encoding = mapping.encoding if mapping else "utf-8-sig"
-    header, rows = _read_rows(path, file_format, encoding, mapping.delimiter if mapping else ",")
+    header, rows, errors = _read_rows(source, name, file_format, encoding, mapping.delimiter if mapping else ",")
     if header is not None:
         expected = mapping.columns if mapping else set(model.model_fields)
         if mapping:
@@ -333,13 +391,12 @@ def _parse(
         else:
             bad = [RowError(1, c, f"not a {model.__name__} field") for c in header if c not in expected]
         if bad:
-            raise ImportRejected(str(path), bad)
+            raise ImportRejected(name, bad)
     items: list[Any] = []
     lines: list[int] = []
-    errors: list[RowError] = []
     seen: dict[str, int] = {}  # school id -> first line
     describe = mapping.describe if mapping else str
-    for line, row in tqdm(rows, desc=f"checking {path.name}", unit="row", disable=None if progress else True):
+    for line, row in tqdm(rows, desc=f"checking {Path(name).name}", unit="row", disable=None if progress else True):
         if mapping:
             record, failed = mapping.record(row)
         else:
@@ -360,7 +417,7 @@ def _parse(
         items.append(item)
         lines.append(line)
     if errors:
-        raise ImportRejected(str(path), errors)
+        raise ImportRejected(name, sorted(errors, key=lambda e: e.line))
     return items, lines
 
 
@@ -375,18 +432,20 @@ def _mapping(mapping: ColumnMapping | str | Path | None, target: str) -> ColumnM
 
 def import_schools(
     store: Store,
-    path: str | Path,
+    path: Source,
     mapping: ColumnMapping | str | Path | None = None,
     *,
     fmt: str | None = None,
     progress: bool = False,
+    name: str | None = None,
 ) -> ImportReport:
-    """Create or update every school in the file, in one transaction."""
-    path = Path(path)
-    schools, _ = _parse(path, School, _mapping(mapping, "schools"), fmt, progress)
+    """Create or update every school in the file, in one transaction. `path` may be an open binary
+    file (an upload), then `name` is the file name errors and the format detection use."""
+    name = name or str(path)
+    schools, _ = _parse(path, name, School, _mapping(mapping, "schools"), fmt, progress)
     with tqdm(total=len(schools), desc="writing", unit="school", disable=None if progress else True) as bar:
         counts = store.upsert_schools(schools, progress=bar.update)
-    return ImportReport(str(path), "schools", len(schools), counts.created, counts.updated, counts.unchanged)
+    return ImportReport(name, "schools", len(schools), counts.created, counts.updated, counts.unchanged)
 
 
 def import_partnerships(
@@ -400,7 +459,7 @@ def import_partnerships(
     """Add or update every partnership in the file, in one transaction. Unknown schools and
     partnerships within one country are reported with the file's line numbers."""
     path = Path(path)
-    items, lines = _parse(path, Partnership, _mapping(mapping, "partnerships"), fmt, progress)
+    items, lines = _parse(path, str(path), Partnership, _mapping(mapping, "partnerships"), fmt, progress)
     try:
         counts = store.upsert_partnerships(items)
     except ImportRejected as exc:

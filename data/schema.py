@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -30,6 +32,43 @@ from data.taxonomies import (
 )
 
 SCHOOL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+# Text no database here stores: PostgreSQL refuses NUL in text, and an unpaired UTF-16 surrogate
+# (a JSON "\\ud800") cannot be encoded as UTF-8 for either SQLite or PostgreSQL.
+_REFUSED_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def refused_text(text: str) -> str | None:
+    """Why a database would refuse this text, or None when it can be stored.
+
+    >>> refused_text("a" + chr(0) + "b")
+    'contains the character U+0000 (NUL), which cannot be stored'
+    >>> refused_text("Haibin") is None
+    True
+    """
+    found = _REFUSED_TEXT.search(text)
+    if found is None:
+        return None
+    what = "NUL" if found[0] == "\x00" else "an unpaired surrogate"
+    return f"contains the character U+{ord(found[0]):04X} ({what}), which cannot be stored"
+
+
+def string_values(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted path, text) of every string in a JSON-like value; a dict key counts as at its value's path.
+
+    >>> list(string_values({"a": ["x", {"b": "y"}]}))
+    [('a', 'a'), ('a.0', 'x'), ('a.1.b', 'b'), ('a.1.b', 'y')]
+    """
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str):
+                yield inner, key
+            yield from string_values(item, inner)
+    elif isinstance(value, list | tuple):
+        for number, item in enumerate(value):
+            yield from string_values(item, f"{path}.{number}" if path else str(number))
 
 
 def _country(value: str) -> str:
@@ -125,6 +164,14 @@ class School(BaseModel):
         "generated_fields",
     )(_sorted_unique)
 
+    @field_validator("website")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        """Shown as a link: only http(s), never javascript:, data: or file: addresses."""
+        if value and (urlsplit(value).scheme.lower() not in ("http", "https") or not urlsplit(value).netloc):
+            raise ValueError("must be an http:// or https:// address")
+        return value or None
+
     @field_validator("contact_email")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
@@ -193,6 +240,9 @@ class Partnership(BaseModel):
     sdgs: list[SdgGoal] = Field(default_factory=list)
     origin: PartnershipOrigin = PartnershipOrigin.EXISTING
     note: str | None = Field(None, max_length=1000)
+    capacity_override: str | None = Field(
+        None, max_length=64, description="The staff key that recorded it beyond a school's capacity; null if within"
+    )
 
     _unique = field_validator("modes", "sdgs")(_sorted_unique)
 

@@ -181,6 +181,7 @@ def _partnership_row(p: Partnership) -> dict[str, Any]:
         "sdgs": _delimited(p.sdgs),
         "origin": p.origin.value,
         "note": p.note,
+        "capacity_override": p.capacity_override,
     }
 
 
@@ -195,6 +196,7 @@ def _partnership_from_row(row: Any) -> Partnership:
         sdgs=[int(g) for g in _undelimited(row.sdgs)],
         origin=row.origin,
         note=row.note,
+        capacity_override=row.capacity_override,
     )
 
 

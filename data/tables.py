@@ -86,6 +86,7 @@ partnerships = Table(
     Column("sdgs", Text, nullable=False),
     Column("origin", String(20), nullable=False),
     Column("note", Text, nullable=True),
+    Column("capacity_override", String(64), nullable=True),
     UniqueConstraint("school_a", "school_b", "start_date", name="uq_partnerships_pair_start"),
     CheckConstraint("school_a < school_b", name="canonical_pair"),
 )

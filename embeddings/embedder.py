@@ -7,12 +7,15 @@ length, so inner product in FAISS is cosine and the weights are shares of it (se
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cachetools import LRUCache
 from sklearn.preprocessing import normalize
 from tqdm.auto import tqdm
 
@@ -46,6 +49,24 @@ class ProfileEmbedder:
         self.model_id = model_id(self.settings.model)
         self.encoder: StructuredEncoder | None = None
         self.stats = EmbeddingStats()
+        # Vectors of profiles that are not stored (ad-hoc requests): bounded, in memory, never on disk.
+        self._transient_vectors: LRUCache[str, np.ndarray] = LRUCache(maxsize=self.settings.transient_cache_size)
+        self._transient_lock = threading.Lock()
+        self._transient = threading.local()
+
+    @contextmanager
+    def transient(self) -> Iterator[None]:
+        """Within this block, on this thread, text vectors go to a bounded in-memory cache instead
+        of the disk cache: for profiles that are not stored (ad-hoc requests), so callers cannot
+        grow the disk without bound. Vectors already on disk are still read from it."""
+        self._transient.on = True
+        try:
+            yield
+        finally:
+            self._transient.on = False
+
+    def _is_transient(self) -> bool:
+        return getattr(self._transient, "on", False)
 
     # ------------------------------------------------------------------ text
 
@@ -66,6 +87,9 @@ class ProfileEmbedder:
         texts = self.texts(schools)
         hashes = [text_hash(text) for text in texts]
         vectors = self.cache.get_many(self.model_id, self.settings.feature_version, hashes)
+        if self._is_transient():
+            with self._transient_lock:
+                vectors |= {key: self._transient_vectors[key] for key in hashes if key in self._transient_vectors}
         self.stats.cache_hits += len(vectors)
         missing = {key: text for key, text in zip(hashes, texts, strict=True) if key not in vectors}
         if missing:
@@ -90,7 +114,11 @@ class ProfileEmbedder:
                 show_progress_bar=False,
             ).astype(np.float32, copy=False)
             done = {key: row for (key, _), row in zip(batch, matrix, strict=True)}
-            self.cache.put_many(self.model_id, self.settings.feature_version, done)
+            if self._is_transient():
+                with self._transient_lock:
+                    self._transient_vectors.update(done)
+            else:
+                self.cache.put_many(self.model_id, self.settings.feature_version, done)
             encoded.update(done)
             self.stats.encoded += len(batch)
         return encoded

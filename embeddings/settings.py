@@ -43,6 +43,9 @@ class EmbeddingSettings(BaseSettings):
         ),
     )
     batch_size: int = Field(64, ge=1, le=4096, description="Profiles per encoding batch")
+    transient_cache_size: int = Field(
+        1024, ge=1, description="Vectors of unstored (ad-hoc) profiles kept in memory, most recent first; never on disk"
+    )
     show_progress: bool = Field(True, description="Show a tqdm progress bar while encoding")
     translate_chinese: bool = Field(
         True,

@@ -106,5 +106,9 @@ class RequestOverrides(BaseModel):
     min_overlap_hours: float | None = Field(None, ge=0, le=8)
 
     def apply(self, settings: MatchSettings) -> MatchSettings:
+        if self.min_overlap_hours is not None and self.min_overlap_hours < settings.min_overlap_hours:
+            raise ValueError(
+                f"overrides.min_overlap_hours: may only tighten the rule, to {settings.min_overlap_hours:g} or more"
+            )
         changes = self.model_dump(exclude_none=True)
         return settings.model_copy(update=changes) if changes else settings

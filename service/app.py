@@ -15,11 +15,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from data.settings import StorageSettings
 from embeddings import EmbeddingSettings
 from matching.settings import MatchSettings
+from service.deps import storable_text
 from service.errors import BodyLimit, install_error_handlers
 from service.metrics import Metrics, RequestMetrics
 from service.routes import health, invitations, partnerships, rounds, schools, staff, stats
@@ -86,6 +87,7 @@ def create_app(
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(storable_text)],
     )
     metrics = Metrics(lambda: app.state.service.index_size() if hasattr(app.state, "service") else {})
     app.state.metrics = metrics

@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from data.schema import refused_text, string_values
 from service.auth import Principal, Role, authenticate
 from service.errors import ApiError
 from service.metrics import Metrics
@@ -43,6 +45,30 @@ async def get_state(request: Request) -> ServiceState:
 
 async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
+
+
+async def storable_text(request: Request) -> None:
+    """Refuse, as invalid input naming the field, text no database stores (NUL, unpaired
+    surrogates) in any path or query parameter, JSON body or form field: one check for every
+    route, run before any route touches the store, so SQLite and PostgreSQL answer alike."""
+    texts: list[tuple[tuple[str, ...], str]] = [(("path", name), value) for name, value in request.path_params.items()]
+    for name, value in request.query_params.multi_items():
+        texts += [(("query", name), name), (("query", name), value)]
+    content_type = request.headers.get("content-type", "")
+    body: Any = None
+    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        body = {name: value for name, value in (await request.form()).multi_items() if isinstance(value, str)}
+    elif await request.body():
+        try:
+            body = await request.json()  # FastAPI parsed it already: this is its cached copy
+        except ValueError:
+            body = None
+    texts += [(("body", *filter(None, path.split("."))), text) for path, text in string_values(body)]
+    problems = {loc: reason for loc, text in texts if (reason := refused_text(text))}
+    if problems:
+        raise RequestValidationError(
+            [{"loc": loc, "msg": reason, "type": "value_error"} for loc, reason in problems.items()]
+        )
 
 
 State = Annotated[ServiceState, Depends(get_state)]

@@ -27,9 +27,12 @@ STATE_RULES = frozenset({Rule.INACTIVE, Rule.ALREADY_PARTNERS, Rule.AT_CAPACITY}
 class PairRefused(ApiError):
     """The pair breaks hard rules: 409 when only the network's state stands in the way, else 422."""
 
-    def __init__(self, inviter: str, invitee: str, rules: list[Rule]) -> None:
+    def __init__(self, inviter: str, invitee: str, rules: list[Rule], full: list[str]) -> None:
         status = 409 if set(rules) <= STATE_RULES else 422
-        listed = "; ".join(f"{rule.value} (a school {RULE_TEXT[rule][0]})" for rule in rules)
+        named = {
+            Rule.AT_CAPACITY: f"{' and '.join(full)} {'has' if len(full) == 1 else 'have'} no room for another partner"
+        }
+        listed = "; ".join(f"{rule.value} ({named.get(rule) or 'a school ' + RULE_TEXT[rule][0]})" for rule in rules)
         super().__init__(
             status,
             f"to_school: {inviter} and {invitee} break hard rule(s): {listed}",
@@ -43,13 +46,23 @@ def pair_check(
 ) -> tuple[list[Rule], PairCheck]:
     """Every hard rule the pair breaks, seen from both sides (each side's capacity counts), and
     a's view of the pair. `holding`: an open invitation between them whose place is not counted."""
+    forward, backward = _verdicts(matcher, a, b, holding)
+    return list(dict.fromkeys(forward.violations + backward.violations)), forward
+
+
+def full_schools(matcher: Matcher, a: School, b: School, holding: Invitation | None = None) -> list[str]:
+    """Which of the two has no free place left: the at_capacity rule, as the other side sees it."""
+    forward, backward = _verdicts(matcher, a, b, holding)
+    return [s.id for s, verdict in ((a, backward), (b, forward)) if Rule.AT_CAPACITY in verdict.violations]
+
+
+def _verdicts(matcher: Matcher, a: School, b: School, holding: Invitation | None) -> tuple[PairCheck, PairCheck]:
     ctx = matcher.context()
     if holding is not None:
         counted = ctx.pending
         ends = {holding.from_school, holding.to_school}
         ctx = dataclasses.replace(ctx, pending=lambda school_id: counted(school_id) - int(school_id in ends))
-    forward, backward = check_pair(a, b, ctx), check_pair(b, a, ctx)
-    return list(dict.fromkeys(forward.violations + backward.violations)), forward
+    return check_pair(a, b, ctx), check_pair(b, a, ctx)
 
 
 def _pair(matcher: Matcher, from_school: str, to_school: str) -> tuple[School, School]:
@@ -67,8 +80,8 @@ def invite(state: ServiceState, from_school: str, to_school: str, message: str |
         with state.reading() as matcher:
             a, b = _pair(matcher, from_school, to_school)
             broken, _ = pair_check(matcher, a, b)
-        if broken:
-            raise PairRefused(from_school, to_school, broken)
+            if broken:
+                raise PairRefused(from_school, to_school, broken, full_schools(matcher, a, b))
         now = utcnow()
         expires = now + timedelta(days=state.settings.invitation_expiry_days)
         invitation = state.store.create_invitation(from_school, to_school, message, expires_at=expires, now=now)
@@ -88,8 +101,9 @@ def accept(state: ServiceState, invitation_id: str) -> tuple[Invitation, Partner
                 with state.reading() as matcher:
                     a, b = _pair(matcher, current.from_school, current.to_school)
                     broken, view = pair_check(matcher, a, b, holding=current)
-                if broken:
-                    raise PairRefused(current.from_school, current.to_school, broken)
+                    if broken:
+                        full = full_schools(matcher, a, b, holding=current)
+                        raise PairRefused(current.from_school, current.to_school, broken, full)
                 modes = [mode.value for mode in view.usable_modes]
                 sdgs = sorted(set(a.sdgs) & set(b.sdgs))
             return state.store.accept_invitation(invitation_id, modes=modes, sdgs=sdgs)

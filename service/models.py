@@ -4,9 +4,11 @@ the same thing (and is validated the same way) in a file import, the store and t
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from functools import cache
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
 
 from data.schema import PRIVATE_FIELDS, Invitation, Partnership, RoundStatus, School, SchoolId, StoredRound
 from data.taxonomies import country_name
@@ -35,6 +37,37 @@ SCHOOL_EXAMPLE: dict[str, Any] = {
 }
 # Fields a client never sets: the store stamps them.
 _STAMPS = ("created_at", "updated_at")
+_STRICT_SCALARS = (bool, int, float)
+
+
+# --------------------------------------------------------------------------- strict request bodies
+
+
+def _strict(annotation: Any) -> Any:
+    """The annotation with every bool, int and float in it strict (and nested models made strict
+    bodies): JSON `false` is not 0, `true` is not 1, `10.0` is not the integer 10, "5" is not 5.
+    Enums, dates and other text stay as JSON carries them."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return Annotated[(_strict(args[0]), *annotation.__metadata__)]
+    if origin in (Union, UnionType):
+        return Union[tuple(_strict(arg) for arg in args)]  # noqa: UP007 (built from a tuple)
+    if origin is list:
+        return list[_strict(args[0])]  # type: ignore[misc]
+    if annotation in _STRICT_SCALARS:
+        return Annotated[annotation, Strict()]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return strict_body(annotation)
+    return annotation
+
+
+@cache
+def strict_body(model: type[BaseModel]) -> type[BaseModel]:
+    """A request body model whose scalar fields are strict (see _strict). Pydantic's strict mode
+    cannot be used as is: FastAPI validates a parsed body in Python mode, where strict also
+    refuses an enum's or a date's JSON text. Imports stay lax: a CSV cell is text."""
+    fields = {name: (_strict(info.annotation), info) for name, info in model.model_fields.items()}
+    return create_model(model.__name__, __base__=model, __module__=model.__module__, __doc__=model.__doc__, **fields)
 
 
 # --------------------------------------------------------------------------- errors
@@ -128,21 +161,28 @@ def _school_fields(*, optional: bool) -> dict[str, Any]:
     return fields
 
 
-SchoolPatch = create_model(  # type: ignore[call-overload]
-    "SchoolPatch",
-    __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [{"capacity": 5, "sdgs": [4, 13, 14, 17]}]}),
-    __doc__="Fields to change; the others stay. The whole profile is checked again after the change.",
-    **_school_fields(optional=True),
+SchoolPatch = strict_body(
+    create_model(  # type: ignore[call-overload]
+        "SchoolPatch",
+        __config__=ConfigDict(
+            extra="forbid", json_schema_extra={"examples": [{"capacity": 5, "sdgs": [4, 13, 14, 17]}]}
+        ),
+        __doc__="Fields to change; the others stay. The whole profile is checked again after the change.",
+        **_school_fields(optional=True),
+    )
 )
 
-ProfileDraft = create_model(  # type: ignore[call-overload]
-    "ProfileDraft",
-    __config__=ConfigDict(extra="forbid"),
-    __doc__="A profile that is not stored, e.g. a school deciding whether to join: a School without id.",
-    **_school_fields(optional=False),
+ProfileDraft = strict_body(
+    create_model(  # type: ignore[call-overload]
+        "ProfileDraft",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="A profile that is not stored, e.g. a school deciding whether to join: a School without id.",
+        **_school_fields(optional=False),
+    )
 )
 
 
+@strict_body
 class SchoolCreate(School):
     """A new school; created_at and updated_at are set by the service, whatever is sent."""
 
@@ -172,6 +212,7 @@ class SuggestionsOut(SuggestionResult):
     suggestions: list[SuggestionOut]  # type: ignore[assignment]
 
 
+@strict_body
 class AdHocSuggestionRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -196,6 +237,7 @@ class AdHocSuggestionRequest(BaseModel):
 # --------------------------------------------------------------------------- invitations
 
 
+@strict_body
 class InvitationCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -207,6 +249,7 @@ class InvitationCreate(BaseModel):
     message: str | None = Field(None, max_length=2000)
 
 
+@strict_body
 class DeclineRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "No room this year"}]})
 
@@ -240,22 +283,36 @@ class AcceptedOut(BaseModel):
 # --------------------------------------------------------------------------- partnerships
 
 
-class PartnershipCreate(Partnership):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "school_a": "tw-999001",
-                    "school_b": "my-000123",
-                    "start_date": "2026-09-01",
-                    "modes": ["virtual"],
-                    "sdgs": [13],
-                }
-            ]
-        }
+PartnershipCreate = strict_body(
+    create_model(  # type: ignore[call-overload]
+        "PartnershipCreate",
+        __config__=ConfigDict(
+            extra="forbid",
+            json_schema_extra={
+                "examples": [
+                    {
+                        "school_a": "tw-999001",
+                        "school_b": "my-000123",
+                        "start_date": "2026-09-01",
+                        "modes": ["virtual"],
+                        "sdgs": [13],
+                    }
+                ]
+            },
+        ),
+        __doc__="A partnership staff record. Both schools need a free place unless override_capacity is true; "
+        "the override is recorded with the staff key that made it.",
+        override_capacity=(bool, Field(False, description="record it even where a school is at capacity")),
+        **{
+            name: (info.annotation, info)
+            for name, info in Partnership.model_fields.items()
+            if name != "capacity_override"
+        },
     )
+)
 
 
+@strict_body
 class EndRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -310,6 +367,7 @@ class Readiness(BaseModel):
 # --------------------------------------------------------------------------- rounds
 
 
+@strict_body
 class RoundCreate(BaseModel):
     """A round to run: the cohort (omitted: every active school with a free place) and its options."""
 
@@ -334,6 +392,7 @@ class PairRef(BaseModel):
     school_b: SchoolId
 
 
+@strict_body
 class RoundAccept(BaseModel):
     """Accepting a round: when its partnerships start, and pairs staff left out."""
 

@@ -317,3 +317,25 @@ def test_real_directories_import_completely_and_idempotently(store: Store, real_
     assert (sjkc.name_en, sjkc.name_local, sjkc.source) == ("SJK(C) Pheng Lok", "亚逸君令平乐华小", "emis-my")
     assert (sjkc.latitude, sjkc.longitude) == (4.187181645, 101.14172)
     assert store.get_school("tw-011301").ownership == "private"
+
+
+def test_malformed_lines_do_not_hide_the_other_rows_errors(store: Store, tmp_path: Path) -> None:
+    csv_path = tmp_path / "s.csv"
+    csv_path.write_text(
+        "id,name_en,country,levels\nmy-a1,A,MY,primary,extra,values\nmy-a2,B,MY,\nmy-a3,C,MY,primary\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportRejected) as caught:
+        import_schools(store, csv_path)
+    assert [(e.line, e.field) for e in caught.value.errors] == [(2, "(line)"), (3, "levels")]
+    jsonl_path = tmp_path / "s.jsonl"
+    rows = [
+        json.dumps({"id": "my-b1", "name_en": "A", "country": "MY"}),
+        "{broken",
+        json.dumps({"id": "my-b2", "name_en": "B", "country": "MY", "levels": ["primary"]}),
+    ]
+    jsonl_path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(ImportRejected) as caught:
+        import_schools(store, jsonl_path)
+    assert [(e.line, e.field) for e in caught.value.errors] == [(1, "levels"), (2, "(line)")]
+    assert store.count_schools(active=None) == 0

@@ -1,6 +1,7 @@
 """Property-based requests generated from the app's own OpenAPI schema (schemathesis), sent with a
-staff key to an app serving a small generated world: no request may make it fail with a 5xx,
-and every answer must match the schema it documents (status codes, content types, bodies)."""
+staff key to an app serving a small generated world, on SQLite and on PostgreSQL: no request may
+make it fail with a 5xx, and every answer must match the schema it documents (status codes,
+content types, bodies)."""
 
 from __future__ import annotations
 
@@ -16,15 +17,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from data.settings import StorageSettings
-from embeddings import EmbeddingSettings
-from matching.settings import MatchSettings
 from service.app import create_app
 from service.auth import Role, create_key
 from service.settings import ServiceSettings
-from service.state import ServiceState
+from tests.test_security import database_url, served_state
 
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = 20  # per operation and database
 SETTINGS = ServiceSettings(change_poll_seconds=0, max_upload_bytes=256 * 1024)
 # Every check but the two that judge validation by the schema alone. A schema-valid request may
 # still be refused (422) for what OpenAPI cannot say: a real ISO country code, a known Taiwan
@@ -50,22 +48,18 @@ served_app = ServedApp()
 schema = schemathesis.openapi.from_asgi("/openapi.json", served_app)
 
 
-@pytest.fixture(scope="module")
-def staff_key(tmp_path_factory: pytest.TempPathFactory, embedding_cache_dir: Path, small_world: Any) -> Iterator[str]:
-    state = ServiceState.open(
-        StorageSettings(data_dir=tmp_path_factory.mktemp("schemathesis")),
-        SETTINGS,
-        embedding=EmbeddingSettings(show_progress=False),
-        match=MatchSettings(),
-        embedding_cache_dir=embedding_cache_dir,
-    )
-    kept = {s.id for s in small_world.schools[:120]}
-    state.store.upsert_schools(small_world.schools[:120])
-    state.store.upsert_partnerships(p for p in small_world.partnerships if {p.school_a, p.school_b} <= kept)
-    state.start()
-    served_app.target = create_app(state)
-    yield create_key(state.store, Role.STAFF).key
-    state.close()
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def staff_key(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    embedding_cache_dir: Path,
+    small_world: Any,
+) -> Iterator[str]:
+    for url in database_url(request.param, tmp_path_factory):
+        state = served_state(url, tmp_path_factory.mktemp("schemathesis"), embedding_cache_dir, small_world, SETTINGS)
+        served_app.target = create_app(state)
+        yield create_key(state.store, Role.STAFF).key
+        state.close()
 
 
 @schema.parametrize()

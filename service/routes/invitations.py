@@ -12,7 +12,7 @@ from service import invitations
 from service.auth import Forbidden, Role
 from service.deps import Caller, State, errors
 from service.models import AcceptedOut, DeclineRequest, InvitationCreate, InvitationOut, InvitationPage
-from service.routes.listing import decode_cursor, page
+from service.routes.listing import QueryInt, decode_cursor, page
 
 router = APIRouter(prefix="/v1/invitations", tags=["invitations"], responses=errors(401, 403, 422))
 
@@ -36,7 +36,7 @@ def list_invitations(
     direction: Annotated[Literal["sent", "received"] | None, Query(description="with school_id")] = None,
     status: Annotated[InvitationStatus | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[QueryInt, Query(ge=1, le=500)] = 50,
 ) -> InvitationPage:
     """Oldest first. A school key lists its own invitations only."""
     if who.role == Role.SCHOOL:

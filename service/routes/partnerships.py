@@ -8,22 +8,50 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import Field
 
+from data.errors import Conflict
 from data.schema import Partnership
 from service.auth import Role
 from service.deps import Caller, Staff, State, errors
+from service.invitations import full_schools
 from service.models import EndRequest, PartnershipCreate
 from service.routes.listing import ACTIVE, Active
+from service.state import ServiceState
 
 router = APIRouter(prefix="/v1/partnerships", tags=["partnerships"], responses=errors(401, 403, 422))
 
 
 @router.post("", status_code=201, response_model=Partnership, responses=errors(400, 409))
-def create(body: PartnershipCreate, _: Staff, state: State) -> Partnership:
+def create(body: PartnershipCreate, who: Staff, state: State) -> Partnership:  # type: ignore[valid-type]
     """Record a partnership (origin "existing" unless said otherwise). The same pair and start
-    date again updates the stored one."""
-    (stored,) = state.store.add_partnerships([Partnership.model_validate(body.model_dump())])
-    state.sync(force=True)
+    date again updates the stored one. A new active partnership needs a free place at both
+    schools (409 names the full one) unless override_capacity is true, which is recorded."""
+    fields = body.model_dump(exclude={"override_capacity"})
+    partnership = Partnership.model_validate(fields)
+    with state.writing():
+        state.sync(force=True)
+        if partnership.active:
+            full = _full(state, partnership)
+            if full and not body.override_capacity:
+                raise Conflict(
+                    f"{full[0][0]}: {' and '.join(i for _, i in full)} at capacity; "
+                    "send override_capacity: true to record the partnership anyway"
+                )
+            if full:
+                partnership = partnership.model_copy(update={"capacity_override": who.key_id})
+        (stored,) = state.store.add_partnerships([partnership])
+        state.sync(force=True)
     return stored
+
+
+def _full(state: ServiceState, partnership: Partnership) -> list[tuple[str, str]]:
+    """(field, id) of each school with no free place for a new partnership with the other; none
+    when the two are partners already (the write updates that partnership)."""
+    with state.reading() as matcher:
+        a, b = (matcher.schools.get(i) for i in (partnership.school_a, partnership.school_b))
+        if a is None or b is None or b.id in matcher.context().partners(a.id):
+            return []  # the store names an unknown school
+        full = set(full_schools(matcher, a, b))
+    return [(field, i) for field, i in (("school_a", a.id), ("school_b", b.id)) if i in full]
 
 
 @router.post("/{partnership_id}/end", response_model=Partnership, responses=errors(400, 404, 409))

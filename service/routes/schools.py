@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -11,7 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, File, Form, Query, UploadFile
 from pydantic import Field
 
 from data.errors import Conflict
-from data.io import import_schools
+from data.io import ColumnMapping, import_schools, parse_mapping, shipped_mapping, shipped_mappings
 from data.schema import CountryCode, School, utcnow
 from data.store import Store
 from data.taxonomies import ExchangeMode, Level, Remoteness
@@ -19,7 +17,7 @@ from service.auth import Forbidden, Role
 from service.deps import Caller, Staff, StaffOrPortal, State, errors
 from service.errors import ApiError
 from service.models import ImportReportOut, SchoolCreate, SchoolOut, SchoolPage, SchoolPatch
-from service.routes.listing import ACTIVE, Active, decode_cursor, page
+from service.routes.listing import ACTIVE, Active, QueryInt, decode_cursor, page
 
 router = APIRouter(prefix="/v1/schools", tags=["schools"], responses=errors(401, 403, 422))
 
@@ -43,13 +41,13 @@ def list_schools(
     country: Annotated[list[CountryCode] | None, Query(description="ISO code or name; repeat for any of")] = None,
     region: Annotated[list[str] | None, Query(description="ISO 3166-2 code, e.g. TW-TTT")] = None,
     level: Annotated[list[Level] | None, Query()] = None,
-    sdg: Annotated[list[Goal] | None, Query(description="goal number 1-17")] = None,
+    sdg: Annotated[list[Annotated[QueryInt, Goal]] | None, Query(description="goal number 1-17")] = None,
     mode: Annotated[list[ExchangeMode] | None, Query()] = None,
     remoteness: Annotated[list[Remoteness] | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=200, description="part of the local or English name")] = None,
     active: Annotated[Active, Query()] = "true",
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[QueryInt, Query(ge=1, le=500)] = 50,
 ) -> SchoolPage:
     """Public profiles for portal keys; staff see every field."""
     found = state.store.list_schools(
@@ -76,31 +74,41 @@ def import_file(
     file: Annotated[UploadFile, File(description="CSV or JSON Lines; .csv / .jsonl name or give format")],
     format: Annotated[Literal["csv", "jsonl"] | None, Form()] = None,
     mapping: Annotated[
-        str | None, Form(max_length=100, description="a shipped column mapping, e.g. tw_primary_schools")
+        str | None,
+        Form(max_length=100, description=f"a shipped column mapping: {', '.join(shipped_mappings())}"),
     ] = None,
     mapping_file: Annotated[UploadFile | None, File(description="a column mapping as YAML")] = None,
 ) -> ImportReportOut:
-    """All or nothing: a file with any bad row is refused (422) with every bad row listed."""
+    """All or nothing: a file with any bad row is refused (422) with every bad row listed.
+
+    The upload is read where Starlette spooled it (memory, or an unlinked temporary file), so no
+    copy of it, contact e-mails included, is left on disk after the request or a crash. A mapping
+    is a shipped one by name or an uploaded file: never a path on the server."""
     if mapping and mapping_file is not None:
         raise ApiError(422, "mapping: give a mapping name or a mapping file, not both", field="mapping")
-    with tempfile.TemporaryDirectory(prefix="partnermatch-import-") as folder:
-        upload = _saved(file, Path(folder), "upload")
-        mapping_path = _saved(mapping_file, Path(folder), "mapping") if mapping_file is not None else None
-        try:
-            report = import_schools(state.store, upload, mapping_path or mapping, fmt=format)
-        except FileNotFoundError as exc:
-            raise ApiError(422, str(exc), field="mapping") from None
+    name = Path(file.filename or "upload").name
+    try:
+        chosen = shipped_mapping(mapping) if mapping else _uploaded_mapping(mapping_file)
+    except FileNotFoundError as exc:
+        raise ApiError(422, str(exc), field="mapping") from None
+    report = import_schools(state.store, file.file, chosen, fmt=format, name=name)
     background.add_task(state.sync, force=True)  # a big import re-embeds after the answer is sent
     return ImportReportOut(rows=report.rows, created=report.created, updated=report.updated, unchanged=report.unchanged)
 
 
-def _saved(upload: UploadFile, folder: Path, stem: str) -> Path:
-    """An upload as a file, keeping the suffix the importer reads the format from."""
-    suffix = Path(upload.filename or "").suffix.lower()
-    path = folder / f"{stem}{suffix if suffix in ('.csv', '.jsonl', '.ndjson', '.yaml', '.yml') else ''}"
-    with path.open("wb") as handle:
-        shutil.copyfileobj(upload.file, handle)
-    return path
+def _uploaded_mapping(upload: UploadFile | None) -> ColumnMapping | None:
+    """An uploaded mapping file; its errors name the file as the caller sent it."""
+    if upload is None:
+        return None
+    name = Path(upload.filename or "mapping.yaml").name
+    try:
+        text = upload.file.read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ApiError(422, f"mapping_file: {name} is not UTF-8 text", field="mapping_file") from None
+    try:
+        return parse_mapping(text, f"mapping_file: {name}")
+    except ValueError as exc:
+        raise ApiError(422, str(exc), field="mapping_file") from None
 
 
 @router.get("/{school_id}", response_model=SchoolOut, responses=errors(404))

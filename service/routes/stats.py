@@ -9,13 +9,14 @@ from fastapi import APIRouter, Query
 
 from service.deps import Staff, State, errors
 from service.models import ClusterOut, GraphSummaryOut, StatsOut
+from service.routes.listing import QueryInt
 
 router = APIRouter(prefix="/v1", tags=["stats"], responses=errors(401, 403, 422, 503))
 
 
 @router.get("/stats", response_model=StatsOut)
 def stats(
-    _: Staff, state: State, clusters: Annotated[int, Query(ge=0, le=50, description="largest clusters shown")] = 5
+    _: Staff, state: State, clusters: Annotated[QueryInt, Query(ge=0, le=50, description="largest clusters shown")] = 5
 ) -> StatsOut:
     summary, found = state.graph_report()
     return StatsOut(

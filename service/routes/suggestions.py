@@ -15,7 +15,8 @@ from matching.constraints import SuggestionFilters
 from matching.engine import Matcher, SuggestionResult
 from matching.settings import RequestOverrides
 from service.deps import Caller, MetricsDep, StaffOrPortal, State, errors
-from service.models import AdHocSuggestionRequest, SchoolCard, SuggestionOut, SuggestionsOut
+from service.models import AdHocSuggestionRequest, SchoolCard, SuggestionOut, SuggestionsOut, strict_body
+from service.routes.listing import QueryBool, QueryInt
 
 # The id an ad-hoc profile is matched under; the index never holds it.
 AD_HOC_ID = "adhoc:profile"
@@ -24,11 +25,13 @@ AD_HOC_ID = "adhoc:profile"
 async def filter_params(
     country: Annotated[list[CountryCode] | None, Query(description="partner in one of these countries")] = None,
     region: Annotated[list[str] | None, Query(description="partner's region, e.g. TW-TPE")] = None,
-    sdg: Annotated[list[Annotated[int, Field(ge=1, le=17)]] | None, Query(description="shares one of these")] = None,
+    sdg: Annotated[
+        list[Annotated[QueryInt, Field(ge=1, le=17)]] | None, Query(description="shares one of these")
+    ] = None,
     mode: Annotated[list[ExchangeMode] | None, Query(description="the pair can use one of these modes")] = None,
     level: Annotated[list[Level] | None, Query(description="partner teaches one of these levels")] = None,
-    new_southbound_only: Annotated[bool, Query(description="partner in a New Southbound country")] = False,
-    remote_only: Annotated[bool, Query(description="partner is a remote school")] = False,
+    new_southbound_only: Annotated[QueryBool, Query(description="partner in a New Southbound country")] = False,
+    remote_only: Annotated[QueryBool, Query(description="partner is a remote school")] = False,
 ) -> SuggestionFilters:
     return SuggestionFilters(
         countries=country or [],
@@ -53,11 +56,13 @@ def with_cards(result: SuggestionResult, matcher: Matcher) -> SuggestionsOut:
 def suggestions_router(max_k: int) -> APIRouter:
     """Routes whose k is bounded by the service's max_k, in the schema as well as in the check."""
     router = APIRouter(tags=["suggestions"], responses=errors(401, 403, 422, 503))
-    K = Annotated[int, Query(ge=1, le=max_k, description=f"how many suggestions, 1-{max_k}")]
-    AdHocRequest = create_model(
-        "AdHocSuggestionRequest",
-        __base__=AdHocSuggestionRequest,
-        k=(int, Field(10, ge=1, le=max_k, description=f"how many suggestions, 1-{max_k}")),
+    K = Annotated[QueryInt, Query(ge=1, le=max_k, description=f"how many suggestions, 1-{max_k}")]
+    AdHocRequest = strict_body(
+        create_model(
+            "AdHocSuggestionRequest",
+            __base__=AdHocSuggestionRequest,
+            k=(int, Field(10, ge=1, le=max_k, description=f"how many suggestions, 1-{max_k}")),
+        )
     )
 
     @router.get("/v1/schools/{school_id}/suggestions", response_model=SuggestionsOut, responses=errors(404))
@@ -68,7 +73,7 @@ def suggestions_router(max_k: int) -> APIRouter:
         metrics: MetricsDep,
         filters: Annotated[SuggestionFilters, Depends(filter_params)],
         k: K = 10,
-        diversity: Annotated[bool | None, Query(description="MMR re-ranking on/off (default: settings)")] = None,
+        diversity: Annotated[QueryBool | None, Query(description="MMR re-ranking on/off (default: settings)")] = None,
     ) -> SuggestionsOut:
         """The k best partners for a school, with reasons, from both schools' points of view."""
         who.require_school(school_id)
@@ -81,9 +86,14 @@ def suggestions_router(max_k: int) -> APIRouter:
 
     @router.post("/v1/suggestions", response_model=SuggestionsOut, responses=errors(400))
     def ad_hoc_suggestions(body: AdHocRequest, _: StaffOrPortal, state: State, metrics: MetricsDep) -> SuggestionsOut:  # type: ignore[valid-type]
-        """Suggestions for a profile that is not stored (nothing is written)."""
+        """Suggestions for a profile that is not stored (nothing is written, not even its vector:
+        that stays in a bounded in-memory cache)."""
         profile = School.model_validate(body.profile.model_dump(exclude_unset=True) | {"id": AD_HOC_ID})
-        with metrics.suggestion_latency.labels("ad_hoc").time(), state.reading() as matcher:
+        with (
+            metrics.suggestion_latency.labels("ad_hoc").time(),
+            state.reading() as matcher,
+            matcher.embedder.transient(),
+        ):
             result = matcher.suggest(profile, body.k, filters=body.filters, overrides=body.overrides)
             return with_cards(result, matcher)
 

@@ -1,0 +1,231 @@
+"""What a hostile or careless client must not achieve, on SQLite and on PostgreSQL alike: read a
+server file through the import route, break the server with text a database refuses, or loosen a
+hard rule through an override. A small world behind the real app, FAISS and both databases."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+
+import data.schema
+from data.settings import StorageSettings
+from embeddings import EmbeddingSettings
+from matching.settings import MatchSettings
+from service.app import create_app
+from service.auth import Role, create_key
+from service.settings import ServiceSettings
+from service.state import ServiceState
+from tests.conftest import PG_DATABASE, PG_HOST, PG_PORT, _pg_connect
+
+WORLD_SIZE = 120
+SETTINGS = ServiceSettings(change_poll_seconds=0, max_upload_bytes=256 * 1024)
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def module_store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database URL for the whole module: a SQLite file, or a fresh PostgreSQL schema."""
+    yield from database_url(request.param, tmp_path_factory)
+
+
+def database_url(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty database of this kind, dropped afterwards (shared with the schemathesis test)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{(tmp_path_factory.mktemp('db') / 'partnermatch.db').as_posix()}"
+        return
+    user, admin = _pg_connect()
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        options = quote(f"-csearch_path={schema}")
+        yield f"postgresql+psycopg://{user}@{PG_HOST}:{PG_PORT}/{PG_DATABASE}?options={options}"
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
+def served_state(url: str, data_dir: Path, cache_dir: Path, world: Any, settings: ServiceSettings) -> ServiceState:
+    """A started state holding WORLD_SIZE schools of the world, half Taiwanese, and their partnerships."""
+    state = ServiceState.open(
+        StorageSettings(data_dir=data_dir, database_url=url),
+        settings,
+        embedding=EmbeddingSettings(show_progress=False),
+        match=MatchSettings(reference_date=datetime(2026, 3, 2).date()),
+        embedding_cache_dir=cache_dir,
+    )
+    half = WORLD_SIZE // 2
+    schools = [s for s in world.schools if s.country == "TW"][:half] + [s for s in world.schools if s.country != "TW"][
+        :half
+    ]
+    kept = {s.id for s in schools}
+    state.store.upsert_schools(schools)
+    state.store.upsert_partnerships(p for p in world.partnerships if {p.school_a, p.school_b} <= kept)
+    state.start()
+    return state
+
+
+@dataclass
+class Served:
+    client: TestClient
+    state: ServiceState
+    keys: dict[str, str]
+
+    def call(self, who: str, method: str, path: str, **kwargs: Any) -> Response:
+        return self.client.request(method, path, headers={"X-API-Key": self.keys[who]}, **kwargs)
+
+    def school_ids(self, country: str | None = None) -> list[str]:
+        return sorted(s.id for s in self.state.store.iter_schools(active=True) if country in (None, s.country))
+
+
+@pytest.fixture(scope="module")
+def served(
+    module_store_url: str, tmp_path_factory: pytest.TempPathFactory, embedding_cache_dir: Path, small_world: Any
+) -> Iterator[Served]:
+    state = served_state(
+        module_store_url, tmp_path_factory.mktemp("security"), embedding_cache_dir, small_world, SETTINGS
+    )
+    keys = {role.value: create_key(state.store, role, school_id=None).key for role in (Role.STAFF, Role.PORTAL)}
+    with TestClient(create_app(state)) as client:
+        yield Served(client, state, keys)
+    state.close()
+
+
+def test_refused_text_doctests() -> None:
+    assert doctest.testmod(data.schema).failed == 0
+
+
+# --------------------------------------------------------------------------- item 1: no server paths
+
+
+def test_the_import_route_never_reads_a_server_path(served: Served, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("fields:\n  colour: {value: top-secret-line}\n", encoding="utf-8")
+    csv_file = {"file": ("s.csv", "id,name_en,country,levels\nmy-x1,X,MY,primary\n", "text/csv")}
+    answers = [
+        served.call("staff", "POST", "/v1/schools/import", data={"mapping": path}, files=csv_file)
+        for path in (str(secret), "/etc/passwd", str(tmp_path / "missing.yaml"), "../mappings/tw_primary_schools")
+    ]
+    for answer in answers:
+        assert answer.status_code == 422 and answer.json()["field"] == "mapping"
+        assert "top-secret-line" not in answer.text and "root:" not in answer.text
+        assert "no file" not in answer.text, "the answer does not tell whether a file exists"
+    shown = {answer.json()["detail"].split("'")[2] for answer in answers}
+    assert len(shown) == 1, "every path gets the same answer: the shipped names"
+
+
+def test_import_errors_name_the_uploaded_file_never_a_server_path(served: Served) -> None:
+    bad = "id,name_en,country,levels\nmy-x2,X,Narnia,primary\n"
+    answer = served.call("staff", "POST", "/v1/schools/import", files={"file": ("my list.csv", bad, "text/csv")})
+    assert answer.status_code == 422 and answer.json()["detail"].startswith("my list.csv: 1 bad row")
+    assert "/tmp" not in answer.text and "partnermatch-import" not in answer.text
+    mapping = {"mapping_file": ("ours.yaml", "fields:\n  id: {column: a, template: 'x-{a}'}\n")}
+    refused = served.call("staff", "POST", "/v1/schools/import", files={"file": ("s.csv", bad, "text/csv")} | mapping)
+    assert refused.status_code == 422 and refused.json()["field"] == "mapping_file"
+    assert "ours.yaml" in refused.json()["detail"] and "/tmp" not in refused.text
+    assert not served.state.store.get_schools(["my-x2"])
+
+
+# --------------------------------------------------------------------------- item 2: text databases refuse
+
+
+def test_nul_and_surrogates_are_refused_at_validation_on_both_databases(served: Served) -> None:
+    tw, foreign = served.school_ids("TW")[0], next(i for i in served.school_ids() if not i.startswith("tw-"))
+    cases: list[tuple[str, str, str, dict[str, Any], str]] = [
+        ("portal", "GET", "/v1/schools", {"params": {"q": "a\x00b"}}, "q"),
+        ("portal", "GET", f"/v1/schools/{tw}%00", {}, "school_id"),
+        ("portal", "GET", f"/v1/schools/{tw}%00/suggestions", {}, "school_id"),
+        ("staff", "GET", "/v1/partnerships", {"params": {"school_id": "x\x00"}}, "school_id"),
+        ("staff", "PATCH", f"/v1/schools/{tw}", {"json": {"name_en": "Bad\x00Name"}}, "name_en"),
+        ("staff", "PATCH", f"/v1/schools/{tw}", {"content": b'{"description": "half \\ud800"}'}, "description"),
+        (
+            "portal",
+            "POST",
+            "/v1/invitations",
+            {"json": {"from_school": tw, "to_school": foreign, "message": "hi\x00"}},
+            "message",
+        ),
+        (
+            "staff",
+            "POST",
+            "/v1/partnerships",
+            {"json": {"school_a": tw, "school_b": foreign, "start_date": "2026-02-01", "note": "n\x00"}},
+            "note",
+        ),
+    ]
+    before = served.state.store.latest_change_seq()
+    for who, method, path, kwargs, field in cases:
+        if "content" in kwargs:
+            kwargs = kwargs | {"headers": {"Content-Type": "application/json", "X-API-Key": served.keys[who]}}
+            answer = served.client.request(method, path, **kwargs)
+        else:
+            answer = served.call(who, method, path, **kwargs)
+        assert answer.status_code == 422, (path, answer.text)
+        assert answer.json()["field"] == field and "cannot be stored" in answer.json()["detail"], answer.text
+    assert served.state.store.latest_change_seq() == before, "nothing was written"
+    assert served.call("portal", "GET", "/v1/schools", params={"q": "a"}).status_code == 200, "the server still serves"
+
+
+def test_a_csv_cell_with_a_nul_is_reported_with_its_line(served: Served) -> None:
+    rows = "id,name_en,country,levels\nmy-n1,Good,MY,primary\nmy-n2,Bad\x00Name,MY,primary\n"
+    answer = served.call("staff", "POST", "/v1/schools/import", files={"file": ("n.csv", rows, "text/csv")})
+    assert answer.status_code == 422
+    assert [(e["line"], e["field"]) for e in answer.json()["errors"]] == [(3, "name_en")]
+    jsonl = json.dumps({"id": "my-n3", "name_en": "J\x00", "country": "MY", "levels": ["primary"]})
+    answer = served.call("staff", "POST", "/v1/schools/import", files={"file": ("n.jsonl", jsonl, "text/plain")})
+    assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "name_en"
+    assert not served.state.store.get_schools(["my-n1", "my-n2", "my-n3"])
+
+
+# --------------------------------------------------------------------------- item 6: overrides, strict bodies
+
+
+def test_overrides_only_tighten_hard_rules_and_bodies_are_strict(served: Served) -> None:
+    home = served.school_ids("TW")[0]
+    profile = served.state.store.get_school(home).model_dump(mode="json", exclude={"id", "created_at", "updated_at"})
+
+    def ad_hoc(**body: Any) -> Response:
+        return served.call("portal", "POST", "/v1/suggestions", json={"profile": profile} | body)
+
+    refused = {
+        "overrides.min_overlap_hours": [
+            {"overrides": {"min_overlap_hours": 0}},
+            {"overrides": {"min_overlap_hours": False}},
+        ],
+        "overrides.diversity": [{"overrides": {"diversity": 1}}, {"overrides": {"diversity": "true"}}],
+        "k": [{"k": 10.0}, {"k": True}, {"k": "10"}],
+        "filters.remote_only": [{"filters": {"remote_only": 0}}],
+        "profile.capacity": [{"profile": profile | {"capacity": 3.0}}],
+    }
+    for field, bodies in refused.items():
+        for body in bodies:
+            answer = ad_hoc(**body)
+            assert answer.status_code == 422 and answer.json()["field"] == field, (body, answer.text)
+    assert "tighten" in ad_hoc(overrides={"min_overlap_hours": 0.5}).json()["detail"]
+    tighter = ad_hoc(overrides={"min_overlap_hours": 2, "diversity": False}, k=5)
+    assert tighter.status_code == 200, tighter.text
+
+    for params, field in (
+        ({"k": "10.0"}, "k"),
+        ({"diversity": "1"}, "diversity"),
+        ({"remote_only": "yes"}, "remote_only"),
+    ):
+        answer = served.call("portal", "GET", f"/v1/schools/{home}/suggestions", params=params)
+        assert answer.status_code == 422 and answer.json()["field"] == field, answer.text
+    assert (
+        served.call(
+            "portal", "GET", f"/v1/schools/{home}/suggestions", params={"k": "3", "diversity": "false"}
+        ).status_code
+        == 200
+    )
+    invite = {"from_school": home, "to_school": home, "message": 5}
+    assert served.call("staff", "POST", "/v1/invitations", json=invite).json()["field"] == "message"
