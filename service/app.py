@@ -10,6 +10,8 @@ a state it opened itself; a state passed in stays the caller's to close.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +31,7 @@ from service.settings import ServiceSettings
 from service.state import ServiceState
 
 log = logging.getLogger("partnermatch.service")
+STALE_UPLOAD_PREFIX = "partnermatch-import-"
 
 DESCRIPTION = """Partner suggestions for international exchange between Taiwanese schools and schools abroad.
 
@@ -65,6 +68,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        remove_stale_uploads()
         opened = state is None
         service = state or ServiceState.open(
             storage, settings, embedding=embedding, match=match, embedding_cache_dir=embedding_cache_dir
@@ -97,6 +101,18 @@ def create_app(
     for router in routers(settings):
         app.include_router(router)
     return app
+
+
+def remove_stale_uploads(folder: Path | None = None) -> list[Path]:
+    """Delete import uploads a crashed process left in the temp folder: earlier versions copied
+    each upload (contact e-mails included) to a partnermatch-import-* folder there. Imports now
+    read the upload where Starlette spooled it, which the OS removes even after a crash."""
+    found = sorted(Path(folder or tempfile.gettempdir()).glob(f"{STALE_UPLOAD_PREFIX}*"))
+    for path in found:
+        shutil.rmtree(path, ignore_errors=True)
+    if found:
+        log.warning("removed %d import upload folder(s) left by a crash", len(found))
+    return found
 
 
 def _start(service: ServiceState) -> None:

@@ -148,17 +148,32 @@ class SchoolCard(BaseModel):
 
 def _school_fields(*, optional: bool) -> dict[str, Any]:
     """School's fields but id and the stamps, for a derived body model. With optional, each may be
-    left out or sent as null; the constraints stay on the value, so a value sent is still checked."""
+    left out, and sent as null only where a School may have no value (the schema says which);
+    the constraints stay on the value, so a value sent is still checked."""
     fields: dict[str, Any] = {}
     for name, info in School.model_fields.items():
         if name in ("id", *_STAMPS):
             continue
         if optional:
             annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
-            fields[name] = (annotation | None, Field(None, description=info.description, examples=info.examples))
+            nullable = type(None) in get_args(info.annotation)
+            fields[name] = (
+                annotation,
+                Field(
+                    None,
+                    description=info.description,
+                    examples=info.examples,
+                    json_schema_extra=None if nullable else _no_default,
+                ),
+            )
         else:
             fields[name] = (info.annotation, info)
     return fields
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    """A field that may be left out but not sent as null: its schema shows no null default."""
+    schema.pop("default", None)
 
 
 SchoolPatch = strict_body(

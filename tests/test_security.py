@@ -22,8 +22,8 @@ import data.schema
 from data.settings import StorageSettings
 from embeddings import EmbeddingSettings
 from matching.settings import MatchSettings
-from service.app import create_app
-from service.auth import Role, create_key
+from service.app import STALE_UPLOAD_PREFIX, create_app, remove_stale_uploads
+from service.auth import Role, create_key, hash_key
 from service.settings import ServiceSettings
 from service.state import ServiceState
 from tests.conftest import PG_DATABASE, PG_HOST, PG_PORT, _pg_connect
@@ -229,3 +229,67 @@ def test_overrides_only_tighten_hard_rules_and_bodies_are_strict(served: Served)
     )
     invite = {"from_school": home, "to_school": home, "message": 5}
     assert served.call("staff", "POST", "/v1/invitations", json=invite).json()["field"] == "message"
+
+
+# --------------------------------------------------------------------------- item 7: smaller holes
+
+
+def test_staff_partnerships_respect_capacity_unless_overridden_and_recorded(served: Served) -> None:
+    full, other, third = served.school_ids("TW")[1], *[i for i in served.school_ids() if not i.startswith("tw-")][1:3]
+    assert served.call("staff", "PATCH", f"/v1/schools/{full}", json={"capacity": 0}).status_code == 200
+    pair = {"school_a": other, "school_b": full, "start_date": "2026-02-01"}
+    refused = served.call("staff", "POST", "/v1/partnerships", json=pair)
+    assert refused.status_code == 409 and full in refused.json()["detail"] and "at capacity" in refused.json()["detail"]
+    assert refused.json()["field"] == "school_b"
+    assert not served.state.store.list_partnerships(school_id=full, active=True)
+
+    invited = served.call("staff", "POST", "/v1/invitations", json={"from_school": third, "to_school": full})
+    assert invited.status_code == 409 and f"{full} has no room" in invited.json()["detail"], invited.text
+
+    forced = served.call("staff", "POST", "/v1/partnerships", json=pair | {"override_capacity": True})
+    assert forced.status_code == 201, forced.text
+    staff_key_id = served.state.store.find_api_key(hash_key(served.keys["staff"])).id
+    assert forced.json()["capacity_override"] == staff_key_id
+    spoofed = served.call("staff", "POST", "/v1/partnerships", json=pair | {"capacity_override": "someone"})
+    assert spoofed.status_code == 422 and spoofed.json()["field"] == "capacity_override"
+
+
+def test_websites_are_http_or_https_only(served: Served) -> None:
+    home = served.school_ids("TW")[2]
+    for address in ("javascript:alert(1)", "data:text/html,hi", "file:///etc/passwd", "https://"):
+        answer = served.call("staff", "PATCH", f"/v1/schools/{home}", json={"website": address})
+        assert answer.status_code == 422 and answer.json()["field"] == "website", answer.text
+    done = served.call("staff", "PATCH", f"/v1/schools/{home}", json={"website": "https://school.example.tw/"})
+    assert done.status_code == 200
+
+
+def test_ad_hoc_profile_vectors_stay_in_a_bounded_memory_cache(served: Served) -> None:
+    home = served.school_ids("TW")[3]
+    profile = served.state.store.get_school(home).model_dump(mode="json", exclude={"id", "created_at", "updated_at"})
+    with served.state.reading() as matcher:
+        embedder = matcher.embedder
+    on_disk = len(embedder.cache)
+    for number in range(3):
+        draft = profile | {"description": f"A one-off profile {uuid.uuid4().hex} number {number}"}
+        answer = served.call("portal", "POST", "/v1/suggestions", json={"profile": draft, "k": 3})
+        assert answer.status_code == 200, answer.text
+    assert len(embedder.cache) == on_disk, "no ad-hoc vector was written to the disk cache"
+    assert 3 <= len(embedder._transient_vectors) <= embedder.settings.transient_cache_size
+
+
+def test_patch_null_is_allowed_exactly_where_the_schema_says(served: Served) -> None:
+    home = served.school_ids("TW")[4]
+    patch = served.client.app.openapi()["components"]["schemas"]["SchoolPatch"]["properties"]
+    nullable = {name for name, prop in patch.items() if {"type": "null"} in prop.get("anyOf", [])}
+    assert {"website", "district", "contact_email"} <= nullable and not {"levels", "capacity", "country"} & nullable
+    for name in ("levels", "capacity", "description", "active"):
+        answer = served.call("staff", "PATCH", f"/v1/schools/{home}", json={name: None})
+        assert answer.status_code == 422 and answer.json()["field"] == name, answer.text
+    assert served.call("staff", "PATCH", f"/v1/schools/{home}", json={"district": None}).status_code == 200
+
+
+def test_upload_folders_left_by_a_crash_are_removed_on_start(served: Served, tmp_path: Path) -> None:
+    left = tmp_path / f"{STALE_UPLOAD_PREFIX}crashed"
+    left.mkdir()
+    (left / "upload.csv").write_text("id,contact_email\ntw-1,head@school.example\n", encoding="utf-8")
+    assert remove_stale_uploads(tmp_path) == [left] and not left.exists()
