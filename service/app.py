@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from data.settings import StorageSettings
 from embeddings import EmbeddingSettings
 from matching.settings import MatchSettings
+from service.auth import Guard
 from service.deps import storable_text
 from service.errors import BodyLimit, install_error_handlers
 from service.metrics import Metrics, RequestMetrics
@@ -95,6 +96,7 @@ def create_app(
     )
     metrics = Metrics(lambda: app.state.service.index_size() if hasattr(app.state, "service") else {})
     app.state.metrics = metrics
+    app.state.guard = Guard(settings.failed_auth_limit, settings.expensive_limit, settings.key_cache_seconds)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)

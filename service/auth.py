@@ -5,6 +5,10 @@ hopeless, so a plain sha256 of it is a safe thing to store and look up (no salt 
 needed, unlike passwords). The key is shown once, when it is made; afterwards only its prefix
 identifies it.
 
+Keys are verified through a Guard: a key the store confirmed is trusted for
+``key_cache_seconds`` (so a revoked key stops working within that many seconds), and failed
+sign-ins are rate limited per client address and per key, as are the expensive routes.
+
 Roles:
 
 * ``staff``: everything.
@@ -17,9 +21,17 @@ Roles:
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from enum import StrEnum
+
+from cachetools import TTLCache
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from data.store import ApiKeyRecord, Store
 
@@ -35,6 +47,16 @@ class Role(StrEnum):
 
 class Forbidden(PermissionError):
     """The key is valid but its role may not do this."""
+
+
+class TooManyRequests(Exception):
+    """A rate limit is spent; `retry_after` seconds until the caller may try again."""
+
+    def __init__(self, detail: str, field: str | None, retry_after: int) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -95,6 +117,58 @@ def authenticate(store: Store, key: str) -> Principal | None:
     if record is None or not record.active:
         return None
     return Principal(key_id=record.id, role=Role(record.role), school_id=record.school_id)
+
+
+class Guard:
+    """Who a key names, from a short-lived cache in front of the store, with rate limits on
+    failed sign-ins and on expensive work (the `limits` library's moving windows, in memory: each
+    worker process counts for itself)."""
+
+    def __init__(self, failed_auth_limit: str, expensive_limit: str, key_cache_seconds: float) -> None:
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.failed_auth = parse(failed_auth_limit)
+        self.expensive = parse(expensive_limit)
+        self._known: TTLCache[str, Principal] | None = (
+            TTLCache(maxsize=100_000, ttl=key_cache_seconds) if key_cache_seconds > 0 else None
+        )
+        self._lock = threading.Lock()
+
+    def authenticate(self, store: Store, key: str, address: str) -> Principal | None:
+        """The caller a key names, or None (counted as a failed sign-in); TooManyRequests once
+        the address or the key has failed too often in the window."""
+        key_hash = hash_key(key.strip())
+        identities = (("address", address), ("key", key_hash))
+        for kind, identity in identities:
+            self._refuse_if_spent(self.failed_auth, "X-API-Key", "failed sign-ins from this", kind, identity)
+        with self._lock:
+            found = self._known.get(key_hash) if self._known is not None else None
+        if found is None:
+            found = authenticate(store, key)
+            if found is not None and self._known is not None:
+                with self._lock:
+                    self._known[key_hash] = found
+        if found is None:
+            for kind, identity in identities:
+                self.limiter.hit(self.failed_auth, "failed", kind, identity)
+        return found
+
+    def spend(self, who: Principal, address: str, work: str) -> None:
+        """Count one expensive request against the key and the address; TooManyRequests when spent."""
+        for kind, identity in (("key", who.key_id), ("address", address)):
+            if not self.limiter.hit(self.expensive, work, kind, identity):
+                retry = self._retry_after(self.expensive, work, kind, identity)
+                raise TooManyRequests(
+                    f"too many {work} requests from this {kind} ({self.expensive}); retry in {retry} s", None, retry
+                )
+
+    def _refuse_if_spent(self, limit: RateLimitItem, field: str, what: str, kind: str, identity: str) -> None:
+        if not self.limiter.test(limit, "failed", kind, identity):
+            retry = self._retry_after(limit, "failed", kind, identity)
+            raise TooManyRequests(f"{field}: too many {what} {kind} ({limit}); retry in {retry} s", field, retry)
+
+    def _retry_after(self, limit: RateLimitItem, *identifiers: str) -> int:
+        reset = self.limiter.get_window_stats(limit, *identifiers).reset_time
+        return max(1, math.ceil(reset - time.time()))
 
 
 def _role(value: Role | str) -> Role:

@@ -13,7 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from data.schema import refused_text, string_values
-from service.auth import Principal, Role, authenticate
+from data.store import Store
+from service.auth import Guard, Principal, Role
 from service.errors import ApiError
 from service.metrics import Metrics
 from service.models import ErrorBody
@@ -29,13 +30,16 @@ _ERROR_TEXT = {
     404: "No such id",
     409: "Conflicts with what is stored (duplicate, already answered, a hard rule the pair breaks now)",
     413: "Request body too large",
+    429: "Too many requests (failed sign-ins, or expensive calls): see Retry-After",
     422: "Invalid input: every problem, each naming its field",
     503: "The index is still loading",
 }
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error responses a route can give, all shaped as ErrorBody."""
+    """OpenAPI entries for the error responses a route can give, all shaped as ErrorBody. A route
+    that checks keys (401) may also refuse with 429, after too many failed sign-ins."""
+    codes = (*codes, 429) if 401 in codes else codes
     return {code: {"model": ErrorBody, "description": _ERROR_TEXT[code]} for code in codes}
 
 
@@ -75,7 +79,27 @@ State = Annotated[ServiceState, Depends(get_state)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
+# Routes whose every call costs far more than a read: rate limited per key and per address.
+EXPENSIVE_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", "/v1/rounds"): "round",
+    ("POST", "/v1/schools/import"): "import",
+    ("POST", "/v1/suggestions"): "ad-hoc suggestion",
+}
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def verified(request: Request, store: Store, key: str) -> Principal | None:
+    """The caller a key names through the app's Guard (key cache, failed sign-in limits); for the
+    API and the staff page alike."""
+    guard: Guard = request.app.state.guard
+    return guard.authenticate(store, key, client_address(request))
+
+
 def caller(
+    request: Request,
     state: State,
     api_key: Annotated[str | None, Security(_api_key)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
@@ -87,9 +111,14 @@ def caller(
             "X-API-Key: no API key; send one in the X-API-Key header or as Authorization: Bearer <key>",
             field="X-API-Key",
         )
-    found = authenticate(state.store, key)
+    found = verified(request, state.store, key)
     if found is None:
         raise ApiError(401, "X-API-Key: unknown or revoked API key", field="X-API-Key")
+    request.state.key_id = found.key_id  # for the request log
+    route = getattr(request.scope.get("route"), "path", "")
+    work = EXPENSIVE_ROUTES.get((request.method, route))
+    if work is not None:
+        request.app.state.guard.spend(found, client_address(request), work)
     return found
 
 

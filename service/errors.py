@@ -21,7 +21,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from data.errors import Conflict, ImportRejected, NotFound
-from service.auth import Forbidden
+from service.auth import Forbidden, TooManyRequests
 from service.models import ErrorBody, FieldError
 from service.state import IndexNotReady
 
@@ -130,6 +130,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Forbidden)
     async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
         return _plain(403, exc)
+
+    @app.exception_handler(TooManyRequests)
+    async def too_many(_: Request, exc: TooManyRequests) -> JSONResponse:
+        return _response(429, ErrorBody(detail=exc.detail, field=exc.field), {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(IndexNotReady)
     async def not_ready(_: Request, exc: IndexNotReady) -> JSONResponse:

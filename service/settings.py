@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from limits import parse
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from data.settings import StorageSettings
@@ -28,6 +29,28 @@ class ServiceSettings(BaseSettings):
         description="How often a replica looks for changes other replicas made (0: before every request)",
     )
     index_dir: Path | None = Field(None, description="Where the index is saved; default <data_dir>/index")
+    failed_auth_limit: str = Field(
+        "20/minute",
+        description="Failed sign-ins (unknown or revoked key) allowed per client address and per key before 429",
+    )
+    expensive_limit: str = Field(
+        "60/minute", description="Rounds, imports and ad-hoc suggestions allowed per key and per client address"
+    )
+    key_cache_seconds: float = Field(
+        5.0, ge=0, le=300, description="A verified API key is trusted this long before the store is asked again"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to call the API (CORS); none by default"
+    )
+
+    @field_validator("failed_auth_limit", "expensive_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(f"not a rate such as 20/minute or 100 per hour (got {value!r})") from None
+        return value
 
     def resolved_index_dir(self, storage: StorageSettings) -> Path:
         return self.index_dir or storage.data_dir / "index"

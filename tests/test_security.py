@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import doctest
 import json
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,13 +25,13 @@ from data.settings import StorageSettings
 from embeddings import EmbeddingSettings
 from matching.settings import MatchSettings
 from service.app import STALE_UPLOAD_PREFIX, create_app, remove_stale_uploads
-from service.auth import Role, create_key, hash_key
+from service.auth import Guard, Role, create_key, hash_key
 from service.settings import ServiceSettings
 from service.state import ServiceState
 from tests.conftest import PG_DATABASE, PG_HOST, PG_PORT, _pg_connect
 
 WORLD_SIZE = 120
-SETTINGS = ServiceSettings(change_poll_seconds=0, max_upload_bytes=256 * 1024)
+SETTINGS = ServiceSettings(change_poll_seconds=0, max_upload_bytes=256 * 1024, expensive_limit="100000/minute")
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -293,3 +295,53 @@ def test_upload_folders_left_by_a_crash_are_removed_on_start(served: Served, tmp
     left.mkdir()
     (left / "upload.csv").write_text("id,contact_email\ntw-1,head@school.example\n", encoding="utf-8")
     assert remove_stale_uploads(tmp_path) == [left] and not left.exists()
+
+
+# --------------------------------------------------------------------------- abuse limits, key cache
+
+
+@contextmanager
+def guarded(served: Served, **limits: Any) -> Iterator[Guard]:
+    """The app behind a Guard with these limits for the block; the usual one (and its counts) after."""
+    usual = served.client.app.state.guard
+    values = {"failed_auth_limit": "100/minute", "expensive_limit": "100/minute", "key_cache_seconds": 60} | limits
+    served.client.app.state.guard = Guard(**values)
+    try:
+        yield served.client.app.state.guard
+    finally:
+        served.client.app.state.guard = usual
+
+
+def test_failed_sign_ins_are_rate_limited_per_address_with_retry_after(served: Served) -> None:
+    with guarded(served, failed_auth_limit="3/minute"):
+        wrong = [served.client.get("/v1/stats", headers={"X-API-Key": f"pm_wrong{n}"}) for n in range(4)]
+        assert [r.status_code for r in wrong] == [401, 401, 401, 429]
+        assert 1 <= int(wrong[-1].headers["Retry-After"]) <= 60 and wrong[-1].json()["field"] == "X-API-Key"
+        assert served.call("staff", "GET", "/v1/stats").status_code == 429, "the address is blocked, key or not"
+    with guarded(served, failed_auth_limit="3/minute"):
+        page = [served.client.post("/staff/login", data={"key": f"pm_guess{n}"}) for n in range(4)]
+        assert [r.status_code for r in page] == [401, 401, 401, 429] and "Retry-After" in page[-1].headers
+    assert served.call("staff", "GET", "/v1/stats").status_code == 200
+
+
+def test_expensive_routes_are_rate_limited_per_key(served: Served) -> None:
+    home = served.school_ids("TW")[5]
+    profile = served.state.store.get_school(home).model_dump(mode="json", exclude={"id", "created_at", "updated_at"})
+    with guarded(served, expensive_limit="2/minute"):
+        answers = [
+            served.call("portal", "POST", "/v1/suggestions", json={"profile": profile, "k": 2}) for _ in range(3)
+        ]
+        assert [a.status_code for a in answers] == [200, 200, 429] and int(answers[-1].headers["Retry-After"]) >= 1
+        assert served.call("portal", "GET", f"/v1/schools/{home}/suggestions").status_code == 200, "reads are not"
+
+
+def test_keys_are_verified_from_a_short_lived_cache(served: Served) -> None:
+    key = create_key(served.state.store, Role.PORTAL)
+    headers = {"X-API-Key": key.key}
+    with guarded(served, key_cache_seconds=60) as guard:
+        assert served.client.get("/v1/schools", params={"limit": 1}, headers=headers).status_code == 200
+        served.state.store.revoke_api_key(key.record.id)
+        assert served.client.get("/v1/schools", params={"limit": 1}, headers=headers).status_code == 200
+        assert guard._known is not None
+        guard._known.expire(time.monotonic() + 61)  # the cache's clock, a minute on
+        assert served.client.get("/v1/schools", params={"limit": 1}, headers=headers).status_code == 401

@@ -32,8 +32,8 @@ from data.taxonomies import normalize_country
 from matching.groups import GroupOptions, propose_groups
 from matching.rounds import RoundOptions, RoundResult
 from service import invitations, rounds
-from service.auth import Principal, Role, authenticate
-from service.deps import State
+from service.auth import Principal, Role
+from service.deps import State, verified
 from service.errors import ApiError
 from service.i18n import DEFAULT_LANG, LANGS, Lang, helpers
 from service.state import IndexNotReady, ServiceState
@@ -65,7 +65,7 @@ def page_lang(request: Request) -> Lang:
 def signed_in(request: Request, state: State) -> Principal:
     """The staff member behind the session cookie; anyone else is sent to the sign-in form."""
     key = request.cookies.get(KEY_COOKIE)
-    who = authenticate(state.store, key) if key else None
+    who = verified(request, state.store, key) if key else None
     if who is None or who.role != Role.STAFF:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise HTTPException(303, "staff: sign in first", headers={"Location": f"/staff/login?next={quote(target)}"})
@@ -156,7 +156,7 @@ def login(
     key: Annotated[str, Form(max_length=200)],
     next: Annotated[str, Form(max_length=2000)] = "/staff",
 ) -> Response:
-    who = authenticate(state.store, key)
+    who = verified(request, state.store, key)  # rate limits failed sign-ins
     t = helpers(lang)["t"]
     if who is None:
         return render(request, lang, "login.html", 401, next=_safe_next(next), problem=t("login_unknown"))
