@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from data.settings import StorageSettings
 from embeddings import EmbeddingSettings
@@ -25,7 +27,7 @@ from matching.settings import MatchSettings
 from service.auth import Guard
 from service.deps import storable_text
 from service.errors import BodyLimit, install_error_handlers
-from service.metrics import Metrics, RequestMetrics
+from service.metrics import REQUEST_ID_HEADER, Metrics, RequestMetrics, request_log
 from service.routes import health, invitations, partnerships, rounds, schools, staff, stats
 from service.routes.suggestions import suggestions_router
 from service.settings import ServiceSettings
@@ -65,7 +67,7 @@ def create_app(
     match: MatchSettings | None = None,
     embedding_cache_dir: Path | None = None,
 ) -> FastAPI:
-    settings = state.settings if state is not None else settings or ServiceSettings()
+    settings = settings or (state.settings if state is not None else ServiceSettings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -99,10 +101,28 @@ def create_app(
     app.state.guard = Guard(settings.failed_auth_limit, settings.expensive_limit, settings.key_cache_seconds)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH"],
+            allow_headers=["X-API-Key", "Authorization", "Content-Type", "If-Match", REQUEST_ID_HEADER],
+            expose_headers=["ETag", "Retry-After", REQUEST_ID_HEADER],
+        )
     app.add_middleware(RequestMetrics, metrics=metrics)
+    _log_requests()
     for router in routers(settings):
         app.include_router(router)
     return app
+
+
+def _log_requests() -> None:
+    """Request log lines (JSON) go to stdout unless the host program configured logging itself."""
+    if not logging.getLogger().handlers and not request_log.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        request_log.addHandler(handler)
+    request_log.setLevel(logging.INFO)
 
 
 def remove_stale_uploads(folder: Path | None = None) -> list[Path]:

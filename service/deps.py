@@ -29,6 +29,7 @@ _ERROR_TEXT = {
     403: "The key's role may not do this",
     404: "No such id",
     409: "Conflicts with what is stored (duplicate, already answered, a hard rule the pair breaks now)",
+    412: "If-Match names a version that is no longer the current one: read again and redo the edit",
     413: "Request body too large",
     429: "Too many requests (failed sign-ins, or expensive calls): see Retry-After",
     422: "Invalid input: every problem, each naming its field",

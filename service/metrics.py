@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests and latency by route template, suggestion latency, index size.
+"""Prometheus metrics (requests and latency by route template, suggestion latency, index size,
+the process's CPU, memory and open files) and one JSON log line per request.
 
 Each app has its own registry, so several apps in one process (tests, two replicas) never
 collide on metric names.
@@ -6,15 +7,30 @@ collide on metric names.
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's request id is echoed only if it is a plain token; anything else gets a fresh one.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+request_log = logging.getLogger("partnermatch.requests")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -57,6 +73,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_IndexSize(index_sizes))
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -64,7 +82,9 @@ class Metrics:
 
 class RequestMetrics:
     """ASGI middleware counting requests and timing them by route template (/v1/schools/{school_id},
-    not one series per id); requests that match no route count as "unmatched"."""
+    not one series per id; requests that match no route count as "unmatched"), echoing or giving
+    each an X-Request-ID, and logging one JSON line per request: request id, method, route,
+    status, duration and the key's id (never the key)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -76,16 +96,29 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
+        given = dict(scope["headers"]).get(REQUEST_ID_HEADER.lower().encode(), b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
         async def sending(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, sending)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
+            duration = time.perf_counter() - started
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
-            self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
+            self.metrics.latency.labels(scope["method"], route).observe(duration)
+            line = {
+                "request_id": request_id,
+                "method": scope["method"],
+                "route": route,
+                "status": status,
+                "duration_ms": round(duration * 1000, 2),
+                "key_id": (scope.get("state") or {}).get("key_id"),
+            }
+            request_log.info(json.dumps(line))

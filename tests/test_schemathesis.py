@@ -22,7 +22,7 @@ from service.auth import Role, create_key
 from service.settings import ServiceSettings
 from tests.test_security import database_url, served_state
 
-MAX_EXAMPLES = 20  # per operation and database
+MAX_EXAMPLES = 15  # per operation and database
 SETTINGS = ServiceSettings(change_poll_seconds=0, max_upload_bytes=256 * 1024, expensive_limit="100000/minute")
 # Every check but the two that judge validation by the schema alone. A schema-valid request may
 # still be refused (422) for what OpenAPI cannot say: a real ISO country code, a known Taiwan

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import doctest
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -83,7 +84,8 @@ class Served:
     keys: dict[str, str]
 
     def call(self, who: str, method: str, path: str, **kwargs: Any) -> Response:
-        return self.client.request(method, path, headers={"X-API-Key": self.keys[who]}, **kwargs)
+        headers = {"X-API-Key": self.keys[who]} | kwargs.pop("headers", {})
+        return self.client.request(method, path, headers=headers, **kwargs)
 
     def school_ids(self, country: str | None = None) -> list[str]:
         return sorted(s.id for s in self.state.store.iter_schools(active=True) if country in (None, s.country))
@@ -166,11 +168,7 @@ def test_nul_and_surrogates_are_refused_at_validation_on_both_databases(served: 
     ]
     before = served.state.store.latest_change_seq()
     for who, method, path, kwargs, field in cases:
-        if "content" in kwargs:
-            kwargs = kwargs | {"headers": {"Content-Type": "application/json", "X-API-Key": served.keys[who]}}
-            answer = served.client.request(method, path, **kwargs)
-        else:
-            answer = served.call(who, method, path, **kwargs)
+        answer = served.call(who, method, path, headers={"Content-Type": "application/json"}, **kwargs)
         assert answer.status_code == 422, (path, answer.text)
         assert answer.json()["field"] == field and "cannot be stored" in answer.json()["detail"], answer.text
     assert served.state.store.latest_change_seq() == before, "nothing was written"
@@ -345,3 +343,54 @@ def test_keys_are_verified_from_a_short_lived_cache(served: Served) -> None:
         assert guard._known is not None
         guard._known.expire(time.monotonic() + 61)  # the cache's clock, a minute on
         assert served.client.get("/v1/schools", params={"limit": 1}, headers=headers).status_code == 401
+
+
+# --------------------------------------------------------------------------- operations
+
+
+def test_each_request_has_an_id_and_one_json_log_line_without_the_key(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    home = served.school_ids("TW")[6]
+    with caplog.at_level(logging.INFO, logger="partnermatch.requests"):
+        given = served.call("staff", "GET", f"/v1/schools/{home}", headers={"X-Request-ID": "trace-42"})
+        fresh = served.call("staff", "GET", "/v1/schools", params={"limit": 1}, headers={"X-Request-ID": "bad id\n"})
+    assert given.headers["X-Request-ID"] == "trace-42"
+    assert len(fresh.headers["X-Request-ID"]) == 32 and fresh.headers["X-Request-ID"] != "bad id"
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "partnermatch.requests"]
+    assert len(lines) == 2
+    staff_key_id = served.state.store.find_api_key(hash_key(served.keys["staff"])).id
+    assert lines[0] | {"duration_ms": 0} == {
+        "request_id": "trace-42",
+        "method": "GET",
+        "route": "/v1/schools/{school_id}",
+        "status": 200,
+        "duration_ms": 0,
+        "key_id": staff_key_id,
+    }
+    assert served.keys["staff"] not in caplog.text
+
+
+def test_process_metrics_and_cors_only_for_listed_origins(served: Served) -> None:
+    scraped = served.client.get("/metrics").text
+    assert "process_resident_memory_bytes" in scraped and "python_info" in scraped
+    preflight = {"Origin": "https://portal.example", "Access-Control-Request-Method": "GET"}
+    assert "access-control-allow-origin" not in served.client.options("/v1/schools", headers=preflight).headers
+    allowed = served.state.settings.model_copy(update={"cors_origins": ["https://portal.example"]})
+    with TestClient(create_app(served.state, settings=allowed)) as client:
+        answer = client.options("/v1/schools", headers=preflight)
+        assert answer.headers["access-control-allow-origin"] == "https://portal.example"
+        other = client.options("/v1/schools", headers=preflight | {"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_stale_edit_is_refused_with_412(served: Served) -> None:
+    home = served.school_ids("TW")[7]
+    read = served.call("staff", "GET", f"/v1/schools/{home}")
+    tag = read.headers["ETag"]
+    first = served.call("staff", "PATCH", f"/v1/schools/{home}", json={"capacity": 4}, headers={"If-Match": tag})
+    assert first.status_code == 200 and first.headers["ETag"] != tag
+    stale = served.call("staff", "PATCH", f"/v1/schools/{home}", json={"capacity": 6}, headers={"If-Match": tag})
+    assert stale.status_code == 412 and stale.json()["field"] == "If-Match"
+    assert served.state.store.get_school(home).capacity == 4, "the other edit was not overwritten"
+    assert served.call("staff", "GET", f"/v1/schools/{home}").headers["ETag"] == first.headers["ETag"]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, File, Form, Query, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, Header, Query, Response, UploadFile
 from pydantic import Field
 
 from data.errors import Conflict
@@ -112,27 +113,55 @@ def _uploaded_mapping(upload: UploadFile | None) -> ColumnMapping | None:
 
 
 @router.get("/{school_id}", response_model=SchoolOut, responses=errors(404))
-def read_school(school_id: SchoolIdPath, who: Caller, state: State) -> SchoolOut:
-    """A school key reads only its own profile; portal keys see public fields only."""
+def read_school(school_id: SchoolIdPath, who: Caller, state: State, response: Response) -> SchoolOut:
+    """A school key reads only its own profile; portal keys see public fields only. The ETag
+    names this version of the profile: send it back as If-Match on a PATCH."""
     who.require_school(school_id)
     school = state.store.get_school(school_id)
+    response.headers["ETag"] = etag(school)
     return SchoolOut.of(school, private=who.sees_private_fields_of(school_id))
 
 
-@router.patch("/{school_id}", response_model=SchoolOut, responses=errors(400, 404, 409))
-def update_school(school_id: SchoolIdPath, body: SchoolPatch, who: Caller, state: State) -> SchoolOut:  # type: ignore[valid-type]
-    """Change some fields; the next suggestions use the new profile."""
+@router.patch("/{school_id}", response_model=SchoolOut, responses=errors(400, 404, 409, 412))
+def update_school(
+    school_id: SchoolIdPath,
+    body: SchoolPatch,  # type: ignore[valid-type]
+    who: Caller,
+    state: State,
+    response: Response,
+    if_match: Annotated[
+        str | None,
+        Header(max_length=200, description="the ETag of the profile read; 412 if it changed since (optional)"),
+    ] = None,
+) -> SchoolOut:
+    """Change some fields; the next suggestions use the new profile. With If-Match, an edit made
+    on a version someone else has changed meanwhile is refused (412) instead of overwriting theirs."""
     who.require(Role.STAFF, Role.SCHOOL)
     who.require_school(school_id)
     changes = body.model_dump(exclude_unset=True)
     if "active" in changes and who.role != Role.STAFF:
         raise Forbidden("active: only staff activate or deactivate a school")
     with state.writing():
+        if if_match is not None:
+            current = etag(state.store.get_school(school_id))
+            if if_match.strip() != "*" and current not in (tag.strip() for tag in if_match.split(",")):
+                raise ApiError(
+                    412,
+                    f"If-Match: {school_id} has changed since {if_match.strip()} (now {current}); "
+                    "read it again and redo the edit",
+                    field="If-Match",
+                )
         if "country" in changes:
             _check_partners_stay_abroad(state.store, school_id, changes["country"])
         school = state.store.update_school(school_id, changes)
         state.sync(force=True)
+    response.headers["ETag"] = etag(school)
     return SchoolOut.of(school, private=True)
+
+
+def etag(school: School) -> str:
+    """A strong ETag of the stored profile: it changes whenever any field does."""
+    return '"' + hashlib.sha256(school.model_dump_json().encode("utf-8")).hexdigest()[:32] + '"'
 
 
 @router.post("/{school_id}/deactivate", response_model=SchoolOut, responses=errors(404))
