@@ -44,6 +44,16 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": _ERROR_TEXT[code]} for code in codes}
 
 
+def links(status: int, **operations: tuple[str, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI links from a created item to the operations that take its id ({name: (operationId,
+    parameter)}), so a client (and the stateful schemathesis test) can follow them."""
+    targets = {
+        name: {"operationId": operation, "parameters": {parameter: "$response.body#/id"}}
+        for name, (operation, parameter) in operations.items()
+    }
+    return {status: {"links": targets}}
+
+
 async def get_state(request: Request) -> ServiceState:
     return request.app.state.service
 

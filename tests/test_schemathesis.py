@@ -58,6 +58,7 @@ def staff_key(
     for url in database_url(request.param, tmp_path_factory):
         state = served_state(url, tmp_path_factory.mktemp("schemathesis"), embedding_cache_dir, small_world, SETTINGS)
         served_app.target = create_app(state)
+        served_app.target.state.service = state  # what its lifespan sets, for callers that skip the lifespan
         yield create_key(state.store, Role.STAFF).key
         state.close()
 
@@ -67,3 +68,28 @@ def staff_key(
 def test_no_request_breaks_the_api(case: Any, staff_key: str) -> None:
     response = case.call_and_validate(headers={"X-API-Key": staff_key}, excluded_checks=EXCLUDED)
     assert response.status_code != 401, "the staff key is accepted: the cases reach the routes"
+
+
+STATEFUL_STEPS = 8
+
+
+def test_following_the_links_never_breaks_the_api(staff_key: str) -> None:
+    """Sequences of calls along the OpenAPI links (create a school, then read, edit, ask for its
+    suggestions, deactivate it; send an invitation, then accept or decline it; record a
+    partnership, then end it), with ids the earlier answers gave."""
+
+    class Scenario(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"headers": {"X-API-Key": staff_key}}
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            case.validate_response(response, excluded_checks=EXCLUDED)
+
+    Scenario.run(
+        settings=settings(
+            max_examples=MAX_EXAMPLES,
+            stateful_step_count=STATEFUL_STEPS,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )

@@ -10,7 +10,7 @@ from pydantic import Field
 from data.schema import InvitationStatus
 from service import invitations
 from service.auth import Forbidden, Role
-from service.deps import Caller, State, errors
+from service.deps import Caller, State, errors, links
 from service.models import AcceptedOut, DeclineRequest, InvitationCreate, InvitationOut, InvitationPage
 from service.routes.listing import QueryInt, decode_cursor, page
 
@@ -19,7 +19,15 @@ router = APIRouter(prefix="/v1/invitations", tags=["invitations"], responses=err
 InvitationIdPath = Annotated[str, Field(max_length=64)]
 
 
-@router.post("", status_code=201, response_model=InvitationOut, responses=errors(400, 404, 409))
+_INVITATION_LINKS = links(
+    201,
+    ReadInvitation=("read_v1_invitations__invitation_id__get", "invitation_id"),
+    AcceptInvitation=("accept_v1_invitations__invitation_id__accept_post", "invitation_id"),
+    DeclineInvitation=("decline_v1_invitations__invitation_id__decline_post", "invitation_id"),
+)
+
+
+@router.post("", status_code=201, response_model=InvitationOut, responses=errors(400, 404, 409) | _INVITATION_LINKS)
 def send(body: InvitationCreate, who: Caller, state: State) -> InvitationOut:
     """Invite a school; the pair must pass the hard rules now (409/422 name the rules broken).
     A school key invites only on its own behalf."""

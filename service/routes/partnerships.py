@@ -11,7 +11,7 @@ from pydantic import Field
 from data.errors import Conflict
 from data.schema import Partnership
 from service.auth import Role
-from service.deps import Caller, Staff, State, errors
+from service.deps import Caller, Staff, State, errors, links
 from service.invitations import full_schools
 from service.models import EndRequest, PartnershipCreate
 from service.routes.listing import ACTIVE, Active
@@ -20,7 +20,13 @@ from service.state import ServiceState
 router = APIRouter(prefix="/v1/partnerships", tags=["partnerships"], responses=errors(401, 403, 422))
 
 
-@router.post("", status_code=201, response_model=Partnership, responses=errors(400, 409))
+@router.post(
+    "",
+    status_code=201,
+    response_model=Partnership,
+    responses=errors(400, 409)
+    | links(201, EndPartnership=("end_v1_partnerships__partnership_id__end_post", "partnership_id")),
+)
 def create(body: PartnershipCreate, who: Staff, state: State) -> Partnership:  # type: ignore[valid-type]
     """Record a partnership (origin "existing" unless said otherwise). The same pair and start
     date again updates the stored one. A new active partnership needs a free place at both

@@ -15,7 +15,7 @@ from data.schema import CountryCode, School, utcnow
 from data.store import Store
 from data.taxonomies import ExchangeMode, Level, Remoteness
 from service.auth import Forbidden, Role
-from service.deps import Caller, Staff, StaffOrPortal, State, errors
+from service.deps import Caller, Staff, StaffOrPortal, State, errors, links
 from service.errors import ApiError
 from service.models import ImportReportOut, SchoolCreate, SchoolOut, SchoolPage, SchoolPatch
 from service.routes.listing import ACTIVE, Active, QueryInt, decode_cursor, page
@@ -26,7 +26,16 @@ SchoolIdPath = Annotated[str, Field(max_length=64, examples=["tw-011301"])]
 Goal = Annotated[int, Field(ge=1, le=17)]
 
 
-@router.post("", status_code=201, response_model=SchoolOut, responses=errors(400, 409))
+_SCHOOL_LINKS = links(
+    201,
+    GetSchool=("read_school_v1_schools__school_id__get", "school_id"),
+    PatchSchool=("update_school_v1_schools__school_id__patch", "school_id"),
+    SchoolSuggestions=("school_suggestions_v1_schools__school_id__suggestions_get", "school_id"),
+    DeactivateSchool=("deactivate_school_v1_schools__school_id__deactivate_post", "school_id"),
+)
+
+
+@router.post("", status_code=201, response_model=SchoolOut, responses=errors(400, 409) | _SCHOOL_LINKS)
 def create_school(body: SchoolCreate, _: Staff, state: State) -> SchoolOut:
     now = utcnow()
     school = School.model_validate(body.model_dump() | {"created_at": now, "updated_at": now})
