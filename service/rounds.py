@@ -1,20 +1,28 @@
-"""Matching rounds in the service: run one over the live Matcher and keep it; accept it later.
+"""Matching rounds in the service: run one as a background job over a snapshot, keep it, accept it.
+
+A round over thousands of schools takes seconds to minutes. It never holds a lock another request
+needs: it works on a private snapshot of the Matcher (ServiceState.snapshot), in a job whose
+status, stage and progress live in the store, so every worker process can report it.
 
 A round is a proposal staff review, often hours or days before they accept it; meanwhile schools
-answer invitations, fill places, change profiles. Accepting therefore checks every pair again
-against the network as it is now, under the writer mutex (as accepting an invitation does), and
-writes nothing unless every pair is still possible: the partnerships and the round's new status
-commit in one transaction, then the Matcher syncs so the next suggestion sees them.
+answer invitations, fill places, change profiles; a snapshot is older still. Accepting therefore
+checks every pair again against the network as it is now, inside ``state.changing()`` (as
+accepting an invitation does), and writes nothing unless every pair is still possible: the
+partnerships and the round's new status commit in one transaction, and the Matcher catches up so
+the next suggestion sees them.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 
 from data.errors import Conflict
 from data.schema import Partnership, RoundStatus, StoredRound
+from data.store import RoundJob
 from matching.constraints import Rule
 from matching.engine import Matcher
 from matching.rounds import RoundOptions, RoundPair, RoundResult, accept, remaining_capacity, run_round
@@ -23,24 +31,77 @@ from service.invitations import pair_check
 from service.models import PairRef, RoundSummary
 from service.state import ServiceState
 
+log = logging.getLogger("partnermatch.service")
+
 SHOWN_PAIRS = 50
+INTERRUPTED = "interrupted: the server stopped before the round was done; start it again"
+
+Progress = Callable[[str, float], None]
+
+# A round takes the cores for its length: one at a time per process, the others wait queued.
+_one_round_at_a_time = threading.Lock()
 
 
 def start(
-    state: ServiceState, cohort: Sequence[str] | None, options: RoundOptions, *, created_by: str | None
+    state: ServiceState,
+    cohort: Sequence[str] | None,
+    options: RoundOptions,
+    *,
+    created_by: str | None,
+    round_id: str | None = None,
+    progress: Progress | None = None,
 ) -> StoredRound:
-    """Run a round under the reading lock (it takes seconds for thousands of schools) and store it.
+    """Run a round on a snapshot of the Matcher (no lock held while it solves) and store it.
     A cohort naming unknown or inactive schools is refused (422) with their ids."""
-    with state.reading() as matcher:
-        if cohort is not None:
+    report = progress or (lambda stage, fraction: None)
+    if cohort is not None:
+        with state.reading() as matcher:
             _check_cohort(matcher, cohort)
-        result = run_round(matcher, cohort, options)
+    report("copying the index", 0.05)
+    snapshot = state.snapshot()
+    report("finding candidates and solving", 0.2)
+    result = run_round(snapshot, cohort, options)
+    report("storing the proposal", 0.95)
     return state.store.create_round(
         options=options.model_dump(mode="json"),
         summary=RoundSummary.of(result).model_dump(mode="json"),
         result=result.model_dump(mode="json"),
         created_by=created_by,
+        round_id=round_id,
     )
+
+
+def submit(
+    state: ServiceState, cohort: Sequence[str] | None, options: RoundOptions, *, created_by: str | None
+) -> RoundJob:
+    """Queue a round as a background job and return it at once (its id is the round's to be). The
+    cohort is checked first, so a bad one is refused (422) right away rather than as a failed job."""
+    if cohort is not None:
+        with state.reading() as matcher:
+            _check_cohort(matcher, cohort)
+    job = state.store.create_round_job(created_by=created_by)
+    worker = threading.Thread(
+        target=_run_job, args=(state, job.id, cohort, options, created_by), name=f"round-{job.id}", daemon=True
+    )
+    worker.start()
+    return job
+
+
+def _run_job(
+    state: ServiceState, job_id: str, cohort: Sequence[str] | None, options: RoundOptions, created_by: str | None
+) -> None:
+    def progress(stage: str, fraction: float) -> None:
+        state.store.update_round_job(job_id, status="running", stage=stage, progress=fraction)
+
+    try:
+        with _one_round_at_a_time:
+            start(state, cohort, options, created_by=created_by, round_id=job_id, progress=progress)
+    except Exception as exc:  # the job reports it; the server goes on
+        log.exception("round %s failed", job_id)
+        message = exc.detail if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
+        state.store.update_round_job(job_id, status="failed", stage="failed", progress=1.0, error=str(message))
+    else:
+        state.store.update_round_job(job_id, status="done", stage="done", progress=1.0)
 
 
 def _check_cohort(matcher: Matcher, cohort: Iterable[str]) -> None:
@@ -67,26 +128,22 @@ def accept_round(
 ) -> tuple[StoredRound, list[Partnership]]:
     """Start the round's pairs (less `exclude`) as partnerships, if every one is still possible.
     409 names the pairs that are not (and nothing is written); a second accept is 409 too."""
-    with state.writing():
-        try:
-            state.sync(force=True)
-            stored = state.store.get_round(round_id)
-            if stored.status != RoundStatus.PROPOSED:
-                raise Conflict(f"status: round {round_id!r} was already accepted")
-            assert stored.result is not None
-            result = RoundResult.model_validate(stored.result)
-            pairs = _without(result, exclude)
-            with state.reading() as matcher:
-                stale = stale_pairs(matcher, pairs)
-            if stale:
-                shown = "; ".join(stale[:SHOWN_PAIRS]) + (
-                    f"; and {len(stale) - SHOWN_PAIRS} more" if len(stale) > SHOWN_PAIRS else ""
-                )
-                raise ApiError(409, f"pairs: {len(stale)} pair(s) no longer possible: {shown}", field="pairs")
-            new = accept(pairs, start_date or date.today(), note=note or f"started by accepting round {round_id}")
-            return state.store.accept_round(round_id, new, accepted_by=accepted_by)
-        finally:
-            state.sync(force=True)
+    with state.changing() as store:
+        stored = store.get_round(round_id)
+        if stored.status != RoundStatus.PROPOSED:
+            raise Conflict(f"status: round {round_id!r} was already accepted")
+        assert stored.result is not None
+        result = RoundResult.model_validate(stored.result)
+        pairs = _without(result, exclude)
+        with state.reading() as matcher:
+            stale = stale_pairs(matcher, pairs)
+        if stale:
+            shown = "; ".join(stale[:SHOWN_PAIRS]) + (
+                f"; and {len(stale) - SHOWN_PAIRS} more" if len(stale) > SHOWN_PAIRS else ""
+            )
+            raise ApiError(409, f"pairs: {len(stale)} pair(s) no longer possible: {shown}", field="pairs")
+        new = accept(pairs, start_date or date.today(), note=note or f"started by accepting round {round_id}")
+        return store.accept_round(round_id, new, accepted_by=accepted_by)
 
 
 def _without(result: RoundResult, exclude: Sequence[PairRef]) -> list[RoundPair]:

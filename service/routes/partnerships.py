@@ -21,8 +21,8 @@ router = APIRouter(prefix="/v1/partnerships", tags=["partnerships"], responses=e
 def create(body: PartnershipCreate, _: Staff, state: State) -> Partnership:
     """Record a partnership (origin "existing" unless said otherwise). The same pair and start
     date again updates the stored one."""
-    (stored,) = state.store.add_partnerships([Partnership.model_validate(body.model_dump())])
-    state.sync(force=True)
+    with state.changing() as store:
+        (stored,) = store.add_partnerships([Partnership.model_validate(body.model_dump())])
     return stored
 
 
@@ -31,9 +31,8 @@ def end(
     partnership_id: Annotated[str, Field(max_length=64)], _: Staff, state: State, body: EndRequest | None = None
 ) -> Partnership:
     end_date = (body.end_date if body else None) or date.today()
-    ended = state.store.end_partnership(partnership_id, end_date)
-    state.sync(force=True)
-    return ended
+    with state.changing() as store:
+        return store.end_partnership(partnership_id, end_date)
 
 
 @router.get("", response_model=list[Partnership])

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from pydantic import Field
 
 from data.errors import Conflict
@@ -31,8 +31,8 @@ Goal = Annotated[int, Field(ge=1, le=17)]
 def create_school(body: SchoolCreate, _: Staff, state: State) -> SchoolOut:
     now = utcnow()
     school = School.model_validate(body.model_dump() | {"created_at": now, "updated_at": now})
-    state.store.create_school(school)
-    state.sync(force=True)
+    with state.changing() as store:
+        store.create_school(school)
     return SchoolOut.of(school, private=True)
 
 
@@ -72,7 +72,6 @@ def list_schools(
 def import_file(
     _: Staff,
     state: State,
-    background: BackgroundTasks,
     file: Annotated[UploadFile, File(description="CSV or JSON Lines; .csv / .jsonl name or give format")],
     format: Annotated[Literal["csv", "jsonl"] | None, Form()] = None,
     mapping: Annotated[
@@ -87,10 +86,10 @@ def import_file(
         upload = _saved(file, Path(folder), "upload")
         mapping_path = _saved(mapping_file, Path(folder), "mapping") if mapping_file is not None else None
         try:
-            report = import_schools(state.store, upload, mapping_path or mapping, fmt=format)
+            with state.changing(wait=False) as store:  # a big import re-embeds after the answer is sent
+                report = import_schools(store, upload, mapping_path or mapping, fmt=format)
         except FileNotFoundError as exc:
             raise ApiError(422, str(exc), field="mapping") from None
-    background.add_task(state.sync, force=True)  # a big import re-embeds after the answer is sent
     return ImportReportOut(rows=report.rows, created=report.created, updated=report.updated, unchanged=report.unchanged)
 
 
@@ -119,19 +118,18 @@ def update_school(school_id: SchoolIdPath, body: SchoolPatch, who: Caller, state
     changes = body.model_dump(exclude_unset=True)
     if "active" in changes and who.role != Role.STAFF:
         raise Forbidden("active: only staff activate or deactivate a school")
-    with state.writing():
+    with state.changing() as store:
         if "country" in changes:
-            _check_partners_stay_abroad(state.store, school_id, changes["country"])
-        school = state.store.update_school(school_id, changes)
-        state.sync(force=True)
+            _check_partners_stay_abroad(store, school_id, changes["country"])
+        school = store.update_school(school_id, changes)
     return SchoolOut.of(school, private=True)
 
 
 @router.post("/{school_id}/deactivate", response_model=SchoolOut, responses=errors(404))
 def deactivate_school(school_id: SchoolIdPath, _: Staff, state: State) -> SchoolOut:
     """The school keeps its record and history but is no longer suggested."""
-    school = state.store.deactivate_school(school_id)
-    state.sync(force=True)
+    with state.changing() as store:
+        school = store.deactivate_school(school_id)
     return SchoolOut.of(school, private=True)
 
 
