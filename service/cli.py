@@ -237,6 +237,9 @@ def _add_serve(verbs: argparse._SubParsersAction, common: argparse.ArgumentParse
     parser.set_defaults(handler=_serve)
 
 
+WORKER_STARTUP_SECONDS = 120
+
+
 def _serve(args: argparse.Namespace) -> int:
     """Serve in this process, or in `--workers` processes on one port. The index is loaded or
     built (and saved) here first, so each worker only loads it; round jobs a stopped server left
@@ -263,7 +266,16 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["PARTNERMATCH_DATABASE_URL"] = storage.database_url
     settings = state.settings
     _say(f"serving on http://{settings.host}:{settings.port} with {args.workers} worker processes")
-    uvicorn.run("service.app:app", host=settings.host, port=settings.port, workers=args.workers, log_level="info")
+    uvicorn.run(
+        "service.app:app",
+        host=settings.host,
+        port=settings.port,
+        workers=args.workers,
+        log_level="info",
+        # A worker imports the model's and FAISS's libraries before it answers uvicorn's health
+        # check: far longer than the 5 s default on busy cores, which would kill and respawn it.
+        timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
+    )
     return 0
 
 

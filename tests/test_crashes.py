@@ -102,6 +102,7 @@ def seeded(store_url: str, small_world: Any) -> Iterator[tuple[str, dict[str, st
     yield store_url, headers
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # PostgreSQL: the workers test
 def test_after_a_rebuild_a_killed_server_starts_from_the_saved_index(
     seeded: tuple[str, dict[str, str]], tmp_path: Path, embedding_cache_dir: Path, small_world: Any
 ) -> None:
@@ -127,6 +128,7 @@ def test_after_a_rebuild_a_killed_server_starts_from_the_saved_index(
         second.kill()
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # PostgreSQL: the workers test
 def test_a_kill_during_an_import_writes_all_of_the_file_or_nothing(
     seeded: tuple[str, dict[str, str]], tmp_path: Path, embedding_cache_dir: Path, small_world: Any
 ) -> None:
@@ -164,6 +166,7 @@ def test_a_kill_during_an_import_writes_all_of_the_file_or_nothing(
         again.kill()
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # PostgreSQL: the workers test
 def test_a_kill_during_accepts_leaves_no_half_written_partnership(
     seeded: tuple[str, dict[str, str]], tmp_path: Path, embedding_cache_dir: Path, small_world: Any
 ) -> None:
