@@ -58,7 +58,11 @@ class Server:
                 [*command, "serve", "--port", str(port), *extra], stdout=out, stderr=out, env=env, cwd=ROOT
             )
         server = cls(process, f"http://127.0.0.1:{port}", log)
-        server.wait_until(lambda: server.ready() is not None, "the server never became ready")
+        try:
+            server.wait_until(lambda: server.ready() is not None, "the server never became ready")
+        except BaseException:
+            server.kill()
+            raise
         return server
 
     def ready(self) -> dict[str, Any] | None:
@@ -68,11 +72,11 @@ class Server:
             return None
         return response.json() if response.status_code == 200 else None
 
-    def wait_until(self, check: Callable[[], bool], what: str, seconds: float = 120) -> None:
+    def wait_until(self, check: Callable[[], bool], what: str, seconds: float = 600) -> None:
         deadline = time.monotonic() + seconds
         while not check():
-            assert self.process.poll() is None, f"the server exited: {self.output()}"
-            assert time.monotonic() < deadline, f"{what}: {self.output()}"
+            assert self.process.poll() is None, f"the server exited: {self.output()[-3000:]}"
+            assert time.monotonic() < deadline, f"{what}: {self.output()[-3000:]}"
             time.sleep(0.05)
 
     def output(self) -> str:
