@@ -60,7 +60,11 @@ def ask(base_url: str, key: str, ids: Sequence[str], phase: Phase, stop: threadi
     with httpx.Client(base_url=base_url, headers={"X-API-Key": key}, timeout=300) as client:
         while not stop.is_set():
             started = time.perf_counter()
-            response = client.get(SUGGESTIONS.format(school_id=pick.choice(ids)), params={"k": 10})
+            try:
+                response = client.get(SUGGESTIONS.format(school_id=pick.choice(ids)), params={"k": 10})
+            except httpx.TransportError:  # a keep-alive connection closed under us: counted, not timed
+                phase.errors += 1
+                continue
             took = time.perf_counter() - started
             if response.status_code == 200:
                 phase.suggestions.append(took)
@@ -75,7 +79,11 @@ def edit(base_url: str, key: str, school_id: str, phase: Phase, stop: threading.
         step = 1
         while not stop.wait(every):
             started = time.perf_counter()
-            response = client.patch(f"/v1/schools/{school_id}", json={"capacity": capacity + step})
+            try:
+                response = client.patch(f"/v1/schools/{school_id}", json={"capacity": capacity + step})
+            except httpx.TransportError:
+                phase.errors += 1
+                continue
             phase.patches.append(time.perf_counter() - started)
             if response.status_code != 200:
                 phase.errors += 1
@@ -114,7 +122,10 @@ def round_job(base_url: str, key: str, poll: float = 0.5) -> tuple[float, list[s
         job_id = accepted.json()["id"]
         stages: list[str] = []
         while True:
-            job = client.get(f"/v1/rounds/{job_id}").json()
+            try:
+                job = client.get(f"/v1/rounds/{job_id}").json()
+            except httpx.TransportError:
+                continue
             if not stages or stages[-1] != job["stage"]:
                 stages.append(job["stage"])
             if job["status"] in ("done", "failed"):
