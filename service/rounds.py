@@ -1,8 +1,10 @@
 """Matching rounds in the service: run one as a background job over a snapshot, keep it, accept it.
 
-A round over thousands of schools takes seconds to minutes. It never holds a lock another request
-needs: it works on a private snapshot of the Matcher (ServiceState.snapshot), in a job whose
-status, stage and progress live in the store, so every worker process can report it.
+A round over thousands of schools takes seconds to minutes of CPU. It never holds a lock another
+request needs and never competes for this process's interpreter: the Matcher is written to a
+temporary folder (ServiceState.save_snapshot, under the writer mutex only for that moment) and a
+child process at lower CPU priority loads it, solves and stores the round. The job's status,
+stage and progress live in the store, so every worker process can report it.
 
 A round is a proposal staff review, often hours or days before they accept it; meanwhile schools
 answer invitations, fill places, change profiles; a snapshot is older still. Accepting therefore
@@ -15,21 +17,28 @@ the next suggestion sees them.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from data.errors import Conflict
 from data.schema import Partnership, RoundStatus, StoredRound
-from data.store import RoundJob
+from data.store import RoundJob, Store
+from embeddings import EmbeddingSettings
 from matching.constraints import Rule
 from matching.engine import Matcher
 from matching.rounds import RoundOptions, RoundPair, RoundResult, accept, remaining_capacity, run_round
+from matching.settings import MatchSettings
 from service.errors import ApiError
 from service.invitations import pair_check
 from service.models import PairRef, RoundSummary
-from service.state import ServiceState
+from service.state import ServiceState, load_snapshot
 
 log = logging.getLogger("partnermatch.service")
 
@@ -40,35 +49,36 @@ Progress = Callable[[str, float], None]
 
 # A round takes the cores for its length: one at a time per process, the others wait queued.
 _one_round_at_a_time = threading.Lock()
+# The round's process yields the CPU to the server's requests (nice(2) increment).
+ROUND_NICENESS = 10
+
+
+@dataclass(frozen=True)
+class RoundTask:
+    """Everything a process needs to run one round (picklable: it crosses to the child)."""
+
+    snapshot: Path
+    cohort: Sequence[str] | None
+    options: RoundOptions
+    created_by: str | None
+    round_id: str | None
+    database_url: str
+    embedding: EmbeddingSettings
+    embedding_cache_dir: Path
+    match: MatchSettings
 
 
 def start(
-    state: ServiceState,
-    cohort: Sequence[str] | None,
-    options: RoundOptions,
-    *,
-    created_by: str | None,
-    round_id: str | None = None,
-    progress: Progress | None = None,
+    state: ServiceState, cohort: Sequence[str] | None, options: RoundOptions, *, created_by: str | None
 ) -> StoredRound:
-    """Run a round on a snapshot of the Matcher (no lock held while it solves) and store it.
-    A cohort naming unknown or inactive schools is refused (422) with their ids."""
-    report = progress or (lambda stage, fraction: None)
+    """Run a round on a snapshot here and now (the staff page waits for it) and store it. A cohort
+    naming unknown or inactive schools is refused (422) with their ids."""
     if cohort is not None:
         with state.reading() as matcher:
             _check_cohort(matcher, cohort)
-    report("copying the index", 0.05)
-    snapshot = state.snapshot()
-    report("finding candidates and solving", 0.2)
-    result = run_round(snapshot, cohort, options)
-    report("storing the proposal", 0.95)
-    return state.store.create_round(
-        options=options.model_dump(mode="json"),
-        summary=RoundSummary.of(result).model_dump(mode="json"),
-        result=result.model_dump(mode="json"),
-        created_by=created_by,
-        round_id=round_id,
-    )
+    with tempfile.TemporaryDirectory(prefix="partnermatch-round-") as folder:
+        state.save_snapshot(Path(folder))
+        return solve(_task(state, Path(folder), cohort, options, created_by, None), state.store)
 
 
 def submit(
@@ -87,21 +97,84 @@ def submit(
     return job
 
 
+def solve(task: RoundTask, store: Store, progress: Progress | None = None) -> StoredRound:
+    """Load the snapshot, run the round, store it."""
+    report = progress or (lambda stage, fraction: None)
+    report("loading the snapshot", 0.1)
+    matcher = load_snapshot(task.snapshot, store, task.embedding, task.embedding_cache_dir, task.match)
+    report("finding candidates and solving", 0.2)
+    result = run_round(matcher, task.cohort, task.options)
+    report("storing the proposal", 0.95)
+    return store.create_round(
+        options=task.options.model_dump(mode="json"),
+        summary=RoundSummary.of(result).model_dump(mode="json"),
+        result=result.model_dump(mode="json"),
+        created_by=task.created_by,
+        round_id=task.round_id,
+    )
+
+
+def _task(
+    state: ServiceState,
+    folder: Path,
+    cohort: Sequence[str] | None,
+    options: RoundOptions,
+    created_by: str | None,
+    round_id: str | None,
+) -> RoundTask:
+    return RoundTask(
+        folder,
+        list(cohort) if cohort is not None else None,
+        options,
+        created_by,
+        round_id,
+        state.store.url,
+        state.embedding,
+        state.embedding_cache_dir,
+        state.match,
+    )
+
+
 def _run_job(
     state: ServiceState, job_id: str, cohort: Sequence[str] | None, options: RoundOptions, created_by: str | None
 ) -> None:
-    def progress(stage: str, fraction: float) -> None:
-        state.store.update_round_job(job_id, status="running", stage=stage, progress=fraction)
-
+    """Run the job in a child process and wait for it; the child reports its own progress."""
     try:
-        with _one_round_at_a_time:
-            start(state, cohort, options, created_by=created_by, round_id=job_id, progress=progress)
+        with _one_round_at_a_time, tempfile.TemporaryDirectory(prefix="partnermatch-round-") as folder:
+            state.store.update_round_job(job_id, status="running", stage="copying the index", progress=0.05)
+            state.save_snapshot(Path(folder))
+            child = multiprocessing.get_context("spawn").Process(
+                target=_solve_in_child,
+                args=(_task(state, Path(folder), cohort, options, created_by, job_id),),
+                name=f"partnermatch-round-{job_id}",
+                daemon=True,  # a server that stops takes its rounds along; the next `serve` reports them
+            )
+            child.start()
+            child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"the round's process ended with exit code {child.exitcode}")
     except Exception as exc:  # the job reports it; the server goes on
         log.exception("round %s failed", job_id)
-        message = exc.detail if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
-        state.store.update_round_job(job_id, status="failed", stage="failed", progress=1.0, error=str(message))
-    else:
-        state.store.update_round_job(job_id, status="done", stage="done", progress=1.0)
+        state.store.update_round_job(job_id, status="failed", stage="failed", progress=1.0, error=str(exc))
+
+
+def _solve_in_child(task: RoundTask) -> None:
+    """The child's whole life: below the server's CPU priority, solve, and say how it went."""
+    os.nice(ROUND_NICENESS)
+    assert task.round_id is not None
+    job_id = task.round_id
+    with Store(task.database_url) as store:
+
+        def progress(stage: str, fraction: float) -> None:
+            store.update_round_job(job_id, status="running", stage=stage, progress=fraction)
+
+        try:
+            solve(task, store, progress)
+        except Exception as exc:
+            message = exc.detail if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
+            store.update_round_job(job_id, status="failed", stage="failed", progress=1.0, error=message)
+            raise
+        store.update_round_job(job_id, status="done", stage="done", progress=1.0)
 
 
 def _check_cohort(matcher: Matcher, cohort: Iterable[str]) -> None:

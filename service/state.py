@@ -11,7 +11,8 @@ moved in the index, one edge added or ended, invitation counts refreshed). Chang
 
 Readers (suggestions, pair checks) and live updates are exclusive through a readers-writer lock,
 held only for the short moments of a lookup or an update: long jobs (matching rounds) work on a
-snapshot (:meth:`ServiceState.snapshot`) and hold no lock another request needs. A full rebuild
+snapshot (:meth:`ServiceState.save_snapshot`) in their own process and hold no lock another
+request needs. A full rebuild
 (``partnermatch index rebuild``, a changed embedding recipe, a cleared store, a bulk import) builds
 a new Matcher aside while readers use the old one, saves it, then swaps the reference.
 
@@ -32,7 +33,6 @@ import logging
 import os
 import secrets
 import shutil
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -96,7 +96,6 @@ class ServiceState:
         self._writers = threading.RLock()
         self._rebuilding = threading.Lock()
         self._stopping = threading.Event()
-        self._wake = threading.Event()
         self._follower: threading.Thread | None = None
         self._saved_seq: int | None = None
         self._instance_id = _instance_id(store)
@@ -142,20 +141,17 @@ class ServiceState:
             yield self._matcher
 
     @contextmanager
-    def changing(self, *, wait: bool = True) -> Iterator[Store]:
+    def changing(self) -> Iterator[Store]:
         """The one way to write: serialised with this replica's other writers, the Matcher caught
-        up first (a check inside reads the latest state) and again on the way out, also on error.
-        ``wait=False`` leaves the second catch-up to the follower (a bulk import answers at once
-        and is re-embedded in the background)."""
+        up first (a check inside reads the latest state) and again on the way out, also on error,
+        so the writer's next request sees its write. (A bulk change is built aside: readers go on
+        with the current Matcher meanwhile.)"""
         with self._writers:
             self._catch_up()
             try:
                 yield self.store
             finally:
-                if wait:
-                    self._catch_up()
-                else:
-                    self._wake.set()
+                self._catch_up()
 
     def catch_up(self) -> int:
         """Apply the store's changes since the last applied seq (sweeping overdue invitations
@@ -163,22 +159,14 @@ class ServiceState:
         with self._writers:
             return self._catch_up()
 
-    def snapshot(self) -> Matcher:
-        """A private copy of the Matcher for long work (a matching round): the writer mutex is held
-        only while the indexes are written to a temp dir, never the readers' lock; partnerships
-        are re-read from the store. Later changes do not reach it; callers check again before
-        writing anything they derived from it."""
-        with tempfile.TemporaryDirectory(prefix="partnermatch-snapshot-") as folder:
-            with self._writers:
-                matcher = self._matcher
-                if matcher is None:
-                    raise IndexNotReady("index: still loading; try again in a moment")
-                matcher.save(Path(folder))
-                schools = list(matcher.schools.values())
-                pending, history = dict(matcher.pending), dict(matcher.history)
-            copy = Matcher.load(Path(folder), schools, self.store.list_partnerships(), self._new_embedder(), self.match)
-        copy.set_invitations(pending, history)
-        return copy
+    def save_snapshot(self, folder: Path) -> None:
+        """Write the Matcher to `folder` for long work elsewhere (a matching round, in its own
+        process): the writer mutex is held only while it is written, never the readers' lock.
+        :func:`load_snapshot` reads it back."""
+        with self._writers:
+            if self._matcher is None:
+                raise IndexNotReady("index: still loading; try again in a moment")
+            self._matcher.save(folder)
 
     def index_size(self) -> dict[str, int]:
         matcher = self._matcher
@@ -242,7 +230,7 @@ class ServiceState:
 
     def follow(self) -> None:
         """Start the follower thread (once): it applies other replicas' changes and shares
-        exposure counts every ``change_poll_seconds``, or at once when woken."""
+        exposure counts every ``change_poll_seconds``."""
         if self._follower is not None:
             return
         self._stopping.clear()
@@ -255,7 +243,6 @@ class ServiceState:
         follower, self._follower = self._follower, None
         if follower is not None:
             self._stopping.set()
-            self._wake.set()
             follower.join()
         if self._matcher is not None:
             self.share_exposure()
@@ -265,11 +252,7 @@ class ServiceState:
 
     def _follow(self) -> None:
         interval = max(self.settings.change_poll_seconds, MIN_POLL_SECONDS)
-        while not self._stopping.is_set():
-            self._wake.wait(interval)
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
+        while not self._stopping.wait(interval):
             try:
                 self.catch_up()
                 self.share_exposure()
@@ -393,7 +376,7 @@ class ServiceState:
         schools = self.store.get_schools(school_ids)
         partnerships = [self.store.get_partnership(pid) for pid in partnership_ids]
         refresh_invitations = not live or any(kind == "invitation" for _, kind, _, _ in changes)
-        tallies = self.store.invitation_tallies() if refresh_invitations else None
+        invitations = invitation_counts(self.store) if refresh_invitations else None
         if schools:
             matcher.embedder.text_vectors(list(schools.values()))  # encode now, so the lock is held for lookups only
         with self._lock.writing() if live else nullcontext():
@@ -401,15 +384,38 @@ class ServiceState:
                 _apply_school(matcher, school)
             for partnership in partnerships:
                 _apply_partnership(matcher, partnership)
-            if tallies is not None:
-                matcher.set_invitations(
-                    {sid: t.open for sid, t in tallies.items() if t.open},
-                    {
-                        sid: graph.InvitationCounts(received=t.received, answered=t.answered, expired=t.expired)
-                        for sid, t in tallies.items()
-                        if t.received
-                    },
-                )
+            if invitations is not None:
+                matcher.set_invitations(*invitations)
+
+
+def invitation_counts(store: Store) -> tuple[dict[str, int], dict[str, graph.InvitationCounts]]:
+    """What Matcher.set_invitations takes, from the store: open invitations per school (they hold
+    places) and each school's answer record."""
+    tallies = store.invitation_tallies()
+    pending = {sid: t.open for sid, t in tallies.items() if t.open}
+    history = {
+        sid: graph.InvitationCounts(received=t.received, answered=t.answered, expired=t.expired)
+        for sid, t in tallies.items()
+        if t.received
+    }
+    return pending, history
+
+
+def load_snapshot(
+    folder: Path, store: Store, embedding: EmbeddingSettings, embedding_cache_dir: Path, match: MatchSettings
+) -> Matcher:
+    """A Matcher from :meth:`ServiceState.save_snapshot`'s folder, with the store's profiles,
+    partnerships and invitations as they are now (a little newer than the index, perhaps: whoever
+    writes what it derives checks again first)."""
+    matcher = Matcher.load(
+        folder,
+        store.iter_schools(),
+        store.list_partnerships(),
+        make_embedder(embedding, cache_dir=embedding_cache_dir),
+        match,
+    )
+    matcher.set_invitations(*invitation_counts(store))
+    return matcher
 
 
 def _needs_rebuild(changes: Sequence[Change]) -> bool:

@@ -86,7 +86,7 @@ def import_file(
         upload = _saved(file, Path(folder), "upload")
         mapping_path = _saved(mapping_file, Path(folder), "mapping") if mapping_file is not None else None
         try:
-            with state.changing(wait=False) as store:  # a big import re-embeds after the answer is sent
+            with state.changing() as store:
                 report = import_schools(store, upload, mapping_path or mapping, fmt=format)
         except FileNotFoundError as exc:
             raise ApiError(422, str(exc), field="mapping") from None
