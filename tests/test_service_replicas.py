@@ -24,12 +24,17 @@ from service.settings import ServiceSettings
 from service.state import ServiceState
 
 
-def replica(data_dir: Path, cache_dir: Path, url: str, poll: float = 0) -> ServiceState:
+def replica(data_dir: Path, cache_dir: Path, url: str, poll: float = 0, *, exposure: bool = True) -> ServiceState:
+    """exposure=False: lists are not damped by what was shown (shared between the replicas too), so
+    the two replicas' lists can be compared as they are."""
+    match = MatchSettings(reference_date=date(2026, 3, 2))
+    if not exposure:
+        match = match.model_copy(update={"rebalance": match.rebalance.model_copy(update={"exposure_strength": 0.0})})
     return ServiceState.open(
         StorageSettings(data_dir=data_dir, database_url=url),
         ServiceSettings(change_poll_seconds=poll),
         embedding=EmbeddingSettings(show_progress=False),
-        match=MatchSettings(reference_date=date(2026, 3, 2)),
+        match=match,
         embedding_cache_dir=cache_dir,
     )
 
@@ -38,11 +43,11 @@ def replica(data_dir: Path, cache_dir: Path, url: str, poll: float = 0) -> Servi
 def replicas(
     store_url: str, tmp_path: Path, embedding_cache_dir: Path, small_world: Any
 ) -> Iterator[tuple[TestClient, TestClient, dict[str, str]]]:
-    first = replica(tmp_path / "a", embedding_cache_dir, store_url)
+    first = replica(tmp_path / "a", embedding_cache_dir, store_url, exposure=False)
     first.store.upsert_schools(small_world.schools)
     first.store.upsert_partnerships(small_world.partnerships)
     first.start()
-    second = replica(tmp_path / "b", embedding_cache_dir, store_url)
+    second = replica(tmp_path / "b", embedding_cache_dir, store_url, exposure=False)
     second.start()
     headers = {"X-API-Key": create_key(first.store, Role.STAFF).key}
     with TestClient(create_app(first)) as a, TestClient(create_app(second)) as b:
