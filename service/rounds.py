@@ -51,6 +51,8 @@ Progress = Callable[[str, float], None]
 _one_round_at_a_time = threading.Lock()
 # The round's process yields the CPU to the server's requests (nice(2) increment).
 ROUND_NICENESS = 10
+# How often a job's thread looks whether the service is closing while its child solves.
+JOIN_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,8 @@ def _run_job(
     """Run the job in a child process and wait for it; the child reports its own progress."""
     try:
         with _one_round_at_a_time, tempfile.TemporaryDirectory(prefix="partnermatch-round-") as folder:
+            if state.stopping:
+                raise RuntimeError(INTERRUPTED)
             state.store.update_round_job(job_id, status="running", stage="copying the index", progress=0.05)
             state.save_snapshot(Path(folder))
             child = multiprocessing.get_context("spawn").Process(
@@ -150,7 +154,12 @@ def _run_job(
                 daemon=True,  # a server that stops takes its rounds along; the next `serve` reports them
             )
             child.start()
-            child.join()
+            while child.is_alive():
+                child.join(JOIN_SECONDS)
+                if state.stopping:  # the service closes: its rounds end with it
+                    child.terminate()
+                    child.join()
+                    raise RuntimeError(INTERRUPTED)
         if child.exitcode != 0:
             raise RuntimeError(f"the round's process ended with exit code {child.exitcode}")
     except Exception as exc:  # the job reports it; the server goes on

@@ -131,6 +131,11 @@ class ServiceState:
     def ready(self) -> bool:
         return self._matcher is not None
 
+    @property
+    def stopping(self) -> bool:
+        """close() was called: background work (round jobs) should end."""
+        return self._stopping.is_set()
+
     @contextmanager
     def reading(self) -> Iterator[Matcher]:
         """The current Matcher, held against live updates for the duration: keep it short (a
@@ -240,9 +245,9 @@ class ServiceState:
     def close(self) -> None:
         """Stop following, share the last exposure counts, save what changed since the last save,
         then let go of the database."""
+        self._stopping.set()
         follower, self._follower = self._follower, None
         if follower is not None:
-            self._stopping.set()
             follower.join()
         if self._matcher is not None:
             self.share_exposure()
