@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from data.errors import Conflict
+from data.errors import Conflict, NotFound
 from data.schema import Partnership, RoundStatus, StoredRound
 from data.store import RoundJob, Store
 from embeddings import EmbeddingSettings
@@ -163,8 +163,13 @@ def _run_job(
         if child.exitcode != 0:
             raise RuntimeError(f"the round's process ended with exit code {child.exitcode}")
     except Exception as exc:  # the job reports it; the server goes on
-        log.exception("round %s failed", job_id)
-        state.store.update_round_job(job_id, status="failed", stage="failed", progress=1.0, error=str(exc))
+        try:
+            state.store.get_round(job_id)
+        except NotFound:
+            log.exception("round %s failed", job_id)
+            state.store.update_round_job(job_id, status="failed", stage="failed", progress=1.0, error=str(exc))
+        else:  # stopped after the round was stored, before the child said so
+            state.store.update_round_job(job_id, status="done", stage="done", progress=1.0)
 
 
 def _solve_in_child(task: RoundTask) -> None:
