@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -40,6 +40,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from data.errors import Conflict, ImportRejected, NotFound, RowError
@@ -54,7 +55,17 @@ from data.schema import (
     utcnow,
 )
 from data.settings import StorageSettings
-from data.tables import api_keys, change_log, invitations, meta, partnerships, rounds, schools
+from data.tables import (
+    api_keys,
+    change_log,
+    exposure,
+    invitations,
+    meta,
+    partnerships,
+    round_jobs,
+    rounds,
+    schools,
+)
 from data.taxonomies import (
     LEVEL_GRADES,
     ExchangeMode,
@@ -120,6 +131,26 @@ class ApiKeyRecord:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class RoundJob:
+    """A matching round run in the background: queued -> running -> done | failed. Once done, the
+    stored round has the job's id."""
+
+    id: str
+    created_at: datetime
+    created_by: str | None
+    status: str
+    stage: str
+    progress: float
+    error: str | None
+    updated_at: datetime
+
+
+EXPOSURE_ORIGIN_KEY = "exposure_origin"
+# Half-lives after which the stored exposure weights are rescaled, long before floats overflow.
+_EXPOSURE_REBASE_AFTER = 64.0
 
 
 def normalize_url(url: str) -> str:
@@ -461,6 +492,7 @@ class Store:
             conn.execute(delete(invitations))
             conn.execute(delete(partnerships))
             conn.execute(delete(schools))
+            conn.execute(delete(exposure))
             self._log(conn, "invitation", [(iid, "delete") for iid in invitation_ids])
             self._log(conn, "partnership", [(pid, "delete") for pid in partnership_ids])
             self._log(conn, "school", [(sid, "delete") for sid in school_ids])
@@ -882,11 +914,13 @@ class Store:
         result: dict[str, Any],
         created_by: str | None = None,
         now: datetime | None = None,
+        round_id: str | None = None,
     ) -> StoredRound:
-        """Keep a proposed round. Ids sort by creation time, so newest first is id descending."""
+        """Keep a proposed round. Ids sort by creation time, so newest first is id descending; a
+        round run as a job is given its job's id."""
         now = _as_utc(now or utcnow())
         stored = StoredRound(
-            id=f"round-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}",
+            id=round_id or f"round-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}",
             created_at=now,
             created_by=created_by,
             options=options,
@@ -983,6 +1017,100 @@ class Store:
                 )
             )
         return accepted, stored
+
+    # ----------------------------------------------------------------- round jobs
+
+    def create_round_job(self, *, created_by: str | None = None, now: datetime | None = None) -> RoundJob:
+        """A queued round job. Its id sorts by creation time like a round's, and becomes the round's."""
+        now = _as_utc(now or utcnow())
+        job = RoundJob(
+            id=f"round-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}",
+            created_at=now,
+            created_by=created_by,
+            status="queued",
+            stage="queued",
+            progress=0.0,
+            error=None,
+            updated_at=now,
+        )
+        with self.write() as conn:
+            conn.execute(insert(round_jobs), [job.__dict__])
+        return job
+
+    def update_round_job(
+        self, job_id: str, *, status: str, stage: str, progress: float, error: str | None = None
+    ) -> None:
+        with self.write() as conn:
+            done = conn.execute(
+                update(round_jobs)
+                .where(round_jobs.c.id == job_id)
+                .values(status=status, stage=stage, progress=progress, error=error, updated_at=utcnow())
+            )
+            if done.rowcount == 0:
+                raise NotFound("round job", job_id)
+
+    def get_round_job(self, job_id: str) -> RoundJob:
+        with self.read() as conn:
+            row = conn.execute(select(round_jobs).where(round_jobs.c.id == job_id)).first()
+        if row is None:
+            raise NotFound("round", job_id)
+        values = dict(row._mapping)
+        values["created_at"] = _as_utc(values["created_at"])
+        values["updated_at"] = _as_utc(values["updated_at"])
+        return RoundJob(**values)
+
+    def fail_unfinished_round_jobs(self, reason: str) -> int:
+        """Mark queued and running jobs failed (their process is gone); returns how many."""
+        with self.write() as conn:
+            return conn.execute(
+                update(round_jobs)
+                .where(round_jobs.c.status.in_(("queued", "running")))
+                .values(status="failed", error=reason, updated_at=utcnow())
+            ).rowcount
+
+    # ----------------------------------------------------------------- exposure
+
+    def add_exposure(self, shown: Mapping[str, tuple[str, float]], *, now: float, half_life: float) -> None:
+        """Add appearances (school id -> (side, decayed count as of `now`, a unix time)) to the
+        shared counts, in one transaction with every other writer. `half_life` in seconds."""
+        if not shown:
+            return
+        with self.write() as conn:
+            origin = self._exposure_origin(conn, now, half_life)
+            scale = 2.0 ** ((now - origin) / half_life)
+            rows = [{"school_id": k, "side": side, "weight": count * scale} for k, (side, count) in shown.items()]
+            for chunk in _chunks(rows):
+                statement = _upsert(self.dialect, exposure).values(list(chunk))
+                conn.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=[exposure.c.school_id],
+                        set_={"side": statement.excluded.side, "weight": exposure.c.weight + statement.excluded.weight},
+                    )
+                )
+
+    def exposure_counts(self, *, now: float, half_life: float) -> dict[str, tuple[str, float]]:
+        """Every replica's appearances per school, decayed to `now`: school id -> (side, count)."""
+        with self.read() as conn:
+            origin = conn.execute(select(meta.c.value).where(meta.c.key == EXPOSURE_ORIGIN_KEY)).scalar_one_or_none()
+            if origin is None:
+                return {}
+            scale = 2.0 ** ((now - float(origin)) / half_life)
+            return {row.school_id: (row.side, row.weight / scale) for row in conn.execute(select(exposure))}
+
+    @staticmethod
+    def _exposure_origin(conn: Connection, now: float, half_life: float) -> float:
+        """The stored weights' origin, set on first use and moved to `now` (the weights rescaled)
+        once it lies many half-lives back."""
+        found = conn.execute(select(meta.c.value).where(meta.c.key == EXPOSURE_ORIGIN_KEY)).scalar_one_or_none()
+        if found is None:
+            conn.execute(insert(meta).values(key=EXPOSURE_ORIGIN_KEY, value=repr(now)))
+            return now
+        origin = float(found)
+        if (now - origin) / half_life > _EXPOSURE_REBASE_AFTER:
+            conn.execute(update(exposure).values(weight=exposure.c.weight / 2.0 ** ((now - origin) / half_life)))
+            conn.execute(update(meta).where(meta.c.key == EXPOSURE_ORIGIN_KEY).values(value=repr(now)))
+            return now
+        return origin
 
     # ----------------------------------------------------------------- meta and stats
 
@@ -1170,6 +1298,13 @@ def _partnership_filters(school_id: str | None, active: bool | None) -> list[Col
     elif active is False:
         where.append(partnerships.c.end_date.is_not(None))
     return where
+
+
+def _upsert(dialect: str, table: Any) -> Any:
+    """INSERT ... ON CONFLICT for the store's two backends."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def _create_engine(url: str) -> Engine:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -164,4 +165,32 @@ rounds = Table(
     Column("result", json_type(), nullable=False),
     Column("partnership_ids", json_type(), nullable=True),
     CheckConstraint("status IN ('proposed', 'accepted')", name="status"),
+)
+
+# A matching round run as a background job: POST /v1/rounds answers with the job's id at once, and
+# the round, when stored, gets the same id. Any worker process can report it, since it is here.
+ROUND_JOB_STATUSES = ("queued", "running", "done", "failed")
+round_jobs = Table(
+    "round_jobs",
+    metadata,
+    Column("id", id_type(), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(32), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("stage", String(100), nullable=False),
+    Column("progress", Double, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
+)
+
+# How often each school was shown in suggestion lists, shared by every replica: weight is the
+# sum of appearances each scaled by 2 ** ((shown_at - origin) / half_life), origin kept in meta,
+# so adding is one atomic increment and decay needs no sweep (graph/exposure.py).
+exposure = Table(
+    "exposure",
+    metadata,
+    Column("school_id", id_type(), primary_key=True),
+    Column("side", String(20), nullable=False),
+    Column("weight", Double, nullable=False),
 )

@@ -13,7 +13,7 @@ from graph.build import (
     update_school,
 )
 from graph.clusters import BridgePath, Cluster, cluster_boost, cluster_bridges, cross_border_clusters
-from graph.exposure import ExposureLedger, exposure_factor
+from graph.exposure import ExposureLedger, exposure_factor, share_exposure
 from graph.rebalance import (
     REMOTENESS_SCALE,
     InvitationCounts,
@@ -50,5 +50,6 @@ __all__ = [
     "partner_countries",
     "responsiveness_factor",
     "saturation_factor",
+    "share_exposure",
     "update_school",
 ]

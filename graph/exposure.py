@@ -10,6 +10,10 @@ and leaves everyone else untouched.
 Counts decay with a half-life, so a school's past popularity fades. The ledger counts per *side*
 (home-country schools and foreign schools are shown to different askers), and the factor compares
 a school with the mean of its own side.
+
+Several replicas (or worker processes) each show lists; :func:`share_exposure` adds what one has
+shown since its last turn to the counts in the store and reads back everyone's, so a school shown
+a lot through one replica is damped in the others' lists too.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from data.store import Store
 
 _REBASE_AFTER = 64.0
 """Half-lives after which stored weights are rescaled, long before floats overflow."""
@@ -47,6 +53,7 @@ class ExposureLedger:
         self._origin = clock()
         self._weights: dict[str, float] = defaultdict(float)
         self._totals: dict[str, float] = defaultdict(float)
+        self._unshared: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
     def record(self, school_ids: Iterable[str], *, side: str, at: float | None = None) -> None:
@@ -59,7 +66,34 @@ class ExposureLedger:
             weight = self._scale(now)
             for school_id in ids:
                 self._weights[school_id] += weight
+                self._unshared[school_id] = (side, self._unshared.get(school_id, (side, 0.0))[1] + weight)
             self._totals[side] += weight * len(ids)
+
+    def unshared(self) -> tuple[dict[str, tuple[str, float]], float]:
+        """What was recorded since the last call, as school id -> (side, count as of now), and now;
+        handed to the store and forgotten here (the store's counts replace the ledger's later)."""
+        with self._lock:
+            now = self.clock()
+            scale = self._scale(now)
+            taken = {k: (side, weight / scale) for k, (side, weight) in self._unshared.items()}
+            self._unshared = {}
+            return taken, now
+
+    def replace_counts(self, counts: Mapping[str, tuple[str, float]], *, at: float) -> None:
+        """Take counts as of ``at`` (school id -> (side, count)) as the ledger's own, keeping what
+        was recorded since the last :meth:`unshared` on top (it is not in them yet)."""
+        with self._lock:
+            scale = self._scale(at)
+            self._origin = at
+            self._unshared = {k: (side, weight / scale) for k, (side, weight) in self._unshared.items()}
+            weights: dict[str, float] = defaultdict(float, {k: count for k, (_, count) in counts.items()})
+            totals: dict[str, float] = defaultdict(float)
+            for side, count in counts.values():
+                totals[side] += count
+            for school_id, (side, weight) in self._unshared.items():
+                weights[school_id] += weight
+                totals[side] += weight
+            self._weights, self._totals = weights, totals
 
     def count(self, school_id: str, *, at: float | None = None) -> float:
         """Decayed appearances of one school."""
@@ -121,3 +155,12 @@ def exposure_factor(count: float, mean: float, *, strength: float) -> float:
         raise ValueError(f"count: must be a finite number >= 0, got {count}")
     excess = max(0.0, count / max(mean, 1.0) - 1.0)
     return 1.0 / (1.0 + strength * excess)
+
+
+def share_exposure(ledger: ExposureLedger, store: Store) -> None:
+    """Add the ledger's appearances since its last turn to the store's shared counts, then take
+    every replica's counts back from it: after a turn, each replica damps what all have shown.
+    (Replicas are expected to share one half-life setting.)"""
+    shown, now = ledger.unshared()
+    store.add_exposure(shown, now=now, half_life=ledger.half_life)
+    ledger.replace_counts(store.exposure_counts(now=now, half_life=ledger.half_life), at=now)

@@ -228,16 +228,54 @@ def _add_serve(verbs: argparse._SubParsersAction, common: argparse.ArgumentParse
         "serve", parents=[common], help="serve the API (loads the saved index, or builds it, first)"
     )
     _add_server_options(parser)
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="worker processes sharing the port, each following the store's change log (default 1)",
+    )
     parser.set_defaults(handler=_serve)
 
 
+WORKER_STARTUP_SECONDS = 120
+
+
 def _serve(args: argparse.Namespace) -> int:
+    """Serve in this process, or in `--workers` processes on one port. The index is loaded or
+    built (and saved) here first, so each worker only loads it; round jobs a stopped server left
+    unfinished are marked failed, since nothing runs them any more."""
+    import os
+
+    import uvicorn
+
+    from service.rounds import INTERRUPTED
+
     state = open_service(args)
     try:
+        if interrupted := state.store.fail_unfinished_round_jobs(INTERRUPTED):
+            _say(f"{interrupted} round job(s) left unfinished by the last run marked failed")
         state.start(report=_say)
-        _run(state)
+        if args.workers == 1:
+            _run(state)
+            return 0
     finally:
         state.close()
+    storage = storage_settings(args)
+    os.environ["PARTNERMATCH_DATA_DIR"] = str(storage.data_dir.resolve())  # the workers read their settings
+    if storage.database_url is not None:
+        os.environ["PARTNERMATCH_DATABASE_URL"] = storage.database_url
+    settings = state.settings
+    _say(f"serving on http://{settings.host}:{settings.port} with {args.workers} worker processes")
+    uvicorn.run(
+        "service.app:app",
+        host=settings.host,
+        port=settings.port,
+        workers=args.workers,
+        log_level="info",
+        # A worker imports the model's and FAISS's libraries before it answers uvicorn's health
+        # check: far longer than the 5 s default on busy cores, which would kill and respawn it.
+        timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
+    )
     return 0
 
 

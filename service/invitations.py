@@ -3,9 +3,10 @@ the invitation expires. An acceptance starts a partnership (origin "suggested").
 
 The pair must pass the hard rules (matching.constraints.check_pair, both ways round) when the
 invitation is sent and again when it is accepted; open invitations hold a place in both schools'
-capacity. Check, write and sync run under the service's writer mutex, so two invitations made at
-once through one replica cannot both take a school's last place. (Across replicas the check reads
-the last state the replica synced, forced right before it.)
+capacity. Check and write run inside ``state.changing()`` (the writer mutex, the Matcher caught up
+before and after), so two invitations made at once through one replica cannot both take a
+school's last place. (Across replicas the check reads the state the replica caught up on right
+before it.)
 """
 
 from __future__ import annotations
@@ -75,8 +76,7 @@ def _pair(matcher: Matcher, from_school: str, to_school: str) -> tuple[School, S
 
 
 def invite(state: ServiceState, from_school: str, to_school: str, message: str | None) -> Invitation:
-    with state.writing():
-        state.sync(force=True)
+    with state.changing() as store:
         with state.reading() as matcher:
             a, b = _pair(matcher, from_school, to_school)
             broken, _ = pair_check(matcher, a, b)
@@ -84,39 +84,30 @@ def invite(state: ServiceState, from_school: str, to_school: str, message: str |
                 raise PairRefused(from_school, to_school, broken, full_schools(matcher, a, b))
         now = utcnow()
         expires = now + timedelta(days=state.settings.invitation_expiry_days)
-        invitation = state.store.create_invitation(from_school, to_school, message, expires_at=expires, now=now)
-        state.sync(force=True)
-    return invitation
+        return store.create_invitation(from_school, to_school, message, expires_at=expires, now=now)
 
 
 def accept(state: ServiceState, invitation_id: str) -> tuple[Invitation, Partnership]:
     """Accept, if the pair still passes the rules; the partnership and the answer commit together."""
-    with state.writing():
-        try:
-            state.sync(force=True)
-            current = state.store.get_invitation(invitation_id)
-            modes: list[str] = []
-            sdgs: list[int] = []
-            if current.is_open(utcnow()):
-                with state.reading() as matcher:
-                    a, b = _pair(matcher, current.from_school, current.to_school)
-                    broken, view = pair_check(matcher, a, b, holding=current)
-                    if broken:
-                        full = full_schools(matcher, a, b, holding=current)
-                        raise PairRefused(current.from_school, current.to_school, broken, full)
-                modes = [mode.value for mode in view.usable_modes]
-                sdgs = sorted(set(a.sdgs) & set(b.sdgs))
-            return state.store.accept_invitation(invitation_id, modes=modes, sdgs=sdgs)
-        finally:
-            state.sync(force=True)  # an overdue invitation was marked expired even when refused
+    with state.changing() as store:  # caught up also on refusal: an overdue one was marked expired
+        current = store.get_invitation(invitation_id)
+        modes: list[str] = []
+        sdgs: list[int] = []
+        if current.is_open(utcnow()):
+            with state.reading() as matcher:
+                a, b = _pair(matcher, current.from_school, current.to_school)
+                broken, view = pair_check(matcher, a, b, holding=current)
+                if broken:
+                    full = full_schools(matcher, a, b, holding=current)
+                    raise PairRefused(current.from_school, current.to_school, broken, full)
+            modes = [mode.value for mode in view.usable_modes]
+            sdgs = sorted(set(a.sdgs) & set(b.sdgs))
+        return store.accept_invitation(invitation_id, modes=modes, sdgs=sdgs)
 
 
 def decline(state: ServiceState, invitation_id: str, reason: str | None) -> Invitation:
-    with state.writing():
-        try:
-            return state.store.decline_invitation(invitation_id, reason)
-        finally:
-            state.sync(force=True)
+    with state.changing() as store:
+        return store.decline_invitation(invitation_id, reason)
 
 
 def visible_schools(state: ServiceState, invitations: list[Invitation]) -> dict[str, School]:

@@ -4,6 +4,10 @@ Suggestions only read the Matcher and may run side by side; a live update (one p
 re-embedded, one edge added) must see no reader mid-way and no other writer. Writers are
 preferred: once one waits, new readers queue behind it, so a steady stream of suggestion
 requests cannot starve an update.
+
+The price of that preference: a writer waiting behind a long reader holds up every new reader for
+as long. So no request holds the read lock for longer than one lookup or one suggestion; long
+work (a matching round) runs on a snapshot (ServiceState.snapshot) and takes no lock at all.
 """
 
 from __future__ import annotations

@@ -1,46 +1,194 @@
-"""Matching rounds in the service: run one over the live Matcher and keep it; accept it later.
+"""Matching rounds in the service: run one as a background job over a snapshot, keep it, accept it.
+
+A round over thousands of schools takes seconds to minutes of CPU. It never holds a lock another
+request needs and never competes for this process's interpreter: the Matcher is written to a
+temporary folder (ServiceState.save_snapshot, under the writer mutex only for that moment) and a
+child process at lower CPU priority loads it, solves and stores the round. The job's status,
+stage and progress live in the store, so every worker process can report it.
 
 A round is a proposal staff review, often hours or days before they accept it; meanwhile schools
-answer invitations, fill places, change profiles. Accepting therefore checks every pair again
-against the network as it is now, under the writer mutex (as accepting an invitation does), and
-writes nothing unless every pair is still possible: the partnerships and the round's new status
-commit in one transaction, then the Matcher syncs so the next suggestion sees them.
+answer invitations, fill places, change profiles; a snapshot is older still. Accepting therefore
+checks every pair again against the network as it is now, inside ``state.changing()`` (as
+accepting an invitation does), and writes nothing unless every pair is still possible: the
+partnerships and the round's new status commit in one transaction, and the Matcher catches up so
+the next suggestion sees them.
 """
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import os
+import tempfile
+import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
-from data.errors import Conflict
+from data.errors import Conflict, NotFound
 from data.schema import Partnership, RoundStatus, StoredRound
+from data.store import RoundJob, Store
+from embeddings import EmbeddingSettings
 from matching.constraints import Rule
 from matching.engine import Matcher
 from matching.rounds import RoundOptions, RoundPair, RoundResult, accept, remaining_capacity, run_round
+from matching.settings import MatchSettings
 from service.errors import ApiError
 from service.invitations import pair_check
 from service.models import PairRef, RoundSummary
-from service.state import ServiceState
+from service.state import ServiceState, load_snapshot
+
+log = logging.getLogger("partnermatch.service")
 
 SHOWN_PAIRS = 50
+INTERRUPTED = "interrupted: the server stopped before the round was done; start it again"
+
+Progress = Callable[[str, float], None]
+
+# A round takes the cores for its length: one at a time per process, the others wait queued.
+_one_round_at_a_time = threading.Lock()
+# The round's process yields the CPU to the server's requests (nice(2) increment).
+ROUND_NICENESS = 10
+# How often a job's thread looks whether the service is closing while its child solves.
+JOIN_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class RoundTask:
+    """Everything a process needs to run one round (picklable: it crosses to the child)."""
+
+    snapshot: Path
+    cohort: Sequence[str] | None
+    options: RoundOptions
+    created_by: str | None
+    round_id: str | None
+    database_url: str
+    embedding: EmbeddingSettings
+    embedding_cache_dir: Path
+    match: MatchSettings
 
 
 def start(
     state: ServiceState, cohort: Sequence[str] | None, options: RoundOptions, *, created_by: str | None
 ) -> StoredRound:
-    """Run a round under the reading lock (it takes seconds for thousands of schools) and store it.
-    A cohort naming unknown or inactive schools is refused (422) with their ids."""
-    with state.reading() as matcher:
-        if cohort is not None:
+    """Run a round on a snapshot here and now (the staff page waits for it) and store it. A cohort
+    naming unknown or inactive schools is refused (422) with their ids."""
+    if cohort is not None:
+        with state.reading() as matcher:
             _check_cohort(matcher, cohort)
-        result = run_round(matcher, cohort, options)
-    return state.store.create_round(
-        options=options.model_dump(mode="json"),
+    with tempfile.TemporaryDirectory(prefix="partnermatch-round-") as folder:
+        state.save_snapshot(Path(folder))
+        return solve(_task(state, Path(folder), cohort, options, created_by, None), state.store)
+
+
+def submit(
+    state: ServiceState, cohort: Sequence[str] | None, options: RoundOptions, *, created_by: str | None
+) -> RoundJob:
+    """Queue a round as a background job and return it at once (its id is the round's to be). The
+    cohort is checked first, so a bad one is refused (422) right away rather than as a failed job."""
+    if cohort is not None:
+        with state.reading() as matcher:
+            _check_cohort(matcher, cohort)
+    job = state.store.create_round_job(created_by=created_by)
+    worker = threading.Thread(
+        target=_run_job, args=(state, job.id, cohort, options, created_by), name=f"round-{job.id}", daemon=True
+    )
+    worker.start()
+    return job
+
+
+def solve(task: RoundTask, store: Store, progress: Progress | None = None) -> StoredRound:
+    """Load the snapshot, run the round, store it."""
+    report = progress or (lambda stage, fraction: None)
+    report("loading the snapshot", 0.1)
+    matcher = load_snapshot(task.snapshot, store, task.embedding, task.embedding_cache_dir, task.match)
+    report("finding candidates and solving", 0.2)
+    result = run_round(matcher, task.cohort, task.options)
+    report("storing the proposal", 0.95)
+    return store.create_round(
+        options=task.options.model_dump(mode="json"),
         summary=RoundSummary.of(result).model_dump(mode="json"),
         result=result.model_dump(mode="json"),
-        created_by=created_by,
+        created_by=task.created_by,
+        round_id=task.round_id,
     )
+
+
+def _task(
+    state: ServiceState,
+    folder: Path,
+    cohort: Sequence[str] | None,
+    options: RoundOptions,
+    created_by: str | None,
+    round_id: str | None,
+) -> RoundTask:
+    return RoundTask(
+        folder,
+        list(cohort) if cohort is not None else None,
+        options,
+        created_by,
+        round_id,
+        state.store.url,
+        state.embedding,
+        state.embedding_cache_dir,
+        state.match,
+    )
+
+
+def _run_job(
+    state: ServiceState, job_id: str, cohort: Sequence[str] | None, options: RoundOptions, created_by: str | None
+) -> None:
+    """Run the job in a child process and wait for it; the child reports its own progress."""
+    try:
+        with _one_round_at_a_time, tempfile.TemporaryDirectory(prefix="partnermatch-round-") as folder:
+            if state.stopping:
+                raise RuntimeError(INTERRUPTED)
+            state.store.update_round_job(job_id, status="running", stage="copying the index", progress=0.05)
+            state.save_snapshot(Path(folder))
+            child = multiprocessing.get_context("spawn").Process(
+                target=_solve_in_child,
+                args=(_task(state, Path(folder), cohort, options, created_by, job_id),),
+                name=f"partnermatch-round-{job_id}",
+                daemon=True,  # a server that stops takes its rounds along; the next `serve` reports them
+            )
+            child.start()
+            while child.is_alive():
+                child.join(JOIN_SECONDS)
+                if state.stopping:  # the service closes: its rounds end with it
+                    child.terminate()
+                    child.join()
+                    raise RuntimeError(INTERRUPTED)
+        if child.exitcode != 0:
+            raise RuntimeError(f"the round's process ended with exit code {child.exitcode}")
+    except Exception as exc:  # the job reports it; the server goes on
+        try:
+            state.store.get_round(job_id)
+        except NotFound:
+            log.exception("round %s failed", job_id)
+            state.store.update_round_job(job_id, status="failed", stage="failed", progress=1.0, error=str(exc))
+        else:  # stopped after the round was stored, before the child said so
+            state.store.update_round_job(job_id, status="done", stage="done", progress=1.0)
+
+
+def _solve_in_child(task: RoundTask) -> None:
+    """The child's whole life: below the server's CPU priority, solve, and say how it went."""
+    os.nice(ROUND_NICENESS)
+    assert task.round_id is not None
+    job_id = task.round_id
+    with Store(task.database_url) as store:
+
+        def progress(stage: str, fraction: float) -> None:
+            store.update_round_job(job_id, status="running", stage=stage, progress=fraction)
+
+        try:
+            solve(task, store, progress)
+        except Exception as exc:
+            message = exc.detail if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
+            store.update_round_job(job_id, status="failed", stage="failed", progress=1.0, error=message)
+            raise
+        store.update_round_job(job_id, status="done", stage="done", progress=1.0)
 
 
 def _check_cohort(matcher: Matcher, cohort: Iterable[str]) -> None:
@@ -67,26 +215,22 @@ def accept_round(
 ) -> tuple[StoredRound, list[Partnership]]:
     """Start the round's pairs (less `exclude`) as partnerships, if every one is still possible.
     409 names the pairs that are not (and nothing is written); a second accept is 409 too."""
-    with state.writing():
-        try:
-            state.sync(force=True)
-            stored = state.store.get_round(round_id)
-            if stored.status != RoundStatus.PROPOSED:
-                raise Conflict(f"status: round {round_id!r} was already accepted")
-            assert stored.result is not None
-            result = RoundResult.model_validate(stored.result)
-            pairs = _without(result, exclude)
-            with state.reading() as matcher:
-                stale = stale_pairs(matcher, pairs)
-            if stale:
-                shown = "; ".join(stale[:SHOWN_PAIRS]) + (
-                    f"; and {len(stale) - SHOWN_PAIRS} more" if len(stale) > SHOWN_PAIRS else ""
-                )
-                raise ApiError(409, f"pairs: {len(stale)} pair(s) no longer possible: {shown}", field="pairs")
-            new = accept(pairs, start_date or date.today(), note=note or f"started by accepting round {round_id}")
-            return state.store.accept_round(round_id, new, accepted_by=accepted_by)
-        finally:
-            state.sync(force=True)
+    with state.changing() as store:
+        stored = store.get_round(round_id)
+        if stored.status != RoundStatus.PROPOSED:
+            raise Conflict(f"status: round {round_id!r} was already accepted")
+        assert stored.result is not None
+        result = RoundResult.model_validate(stored.result)
+        pairs = _without(result, exclude)
+        with state.reading() as matcher:
+            stale = stale_pairs(matcher, pairs)
+        if stale:
+            shown = "; ".join(stale[:SHOWN_PAIRS]) + (
+                f"; and {len(stale) - SHOWN_PAIRS} more" if len(stale) > SHOWN_PAIRS else ""
+            )
+            raise ApiError(409, f"pairs: {len(stale)} pair(s) no longer possible: {shown}", field="pairs")
+        new = accept(pairs, start_date or date.today(), note=note or f"started by accepting round {round_id}")
+        return store.accept_round(round_id, new, accepted_by=accepted_by)
 
 
 def _without(result: RoundResult, exclude: Sequence[PairRef]) -> list[RoundPair]:

@@ -1,21 +1,30 @@
 """The service's live state: the store, and the Matcher that suggestions read, kept current.
 
-Every write goes to the store first; the store's change log is then the one source of what
-changed, whether this replica or another one wrote it. :meth:`ServiceState.sync` reads the log
-since the last applied seq and applies it to the Matcher: one profile re-embedded and moved in
-the index, one edge added or ended, invitation counts refreshed. This replica syncs right after
-its own writes (so its next suggestion sees them) and otherwise at most every
-``change_poll_seconds``, before serving a request.
+Every write goes to the store first, through one door: ``with state.changing() as store:`` holds
+the writer mutex, catches the Matcher up before (so checks see the latest state) and after (so the
+next suggestion sees the write), also when the write fails. The store's change log is the one
+source of what changed, whether this replica or another one wrote it: :meth:`ServiceState.catch_up`
+reads the log since the last applied seq and applies it to the Matcher (one profile re-embedded and
+moved in the index, one edge added or ended, invitation counts refreshed). Changes other replicas
+(or worker processes) make are applied by a background follower thread every
+``change_poll_seconds``; a request never writes or re-embeds on its own thread.
 
-Readers (suggestions, pair checks) and writers (syncs, saves) are exclusive through a
-readers-writer lock; writers are also serialised among themselves, and API writes that check the
-Matcher before writing (invitations) hold the writer mutex across check, write and sync. A full
-rebuild (``partnermatch index rebuild``, a changed embedding recipe, a cleared store, a bulk
-import) builds a new Matcher aside while readers use the old one, then swaps the reference.
+Readers (suggestions, pair checks) and live updates are exclusive through a readers-writer lock,
+held only for the short moments of a lookup or an update: long jobs (matching rounds) work on a
+snapshot (:meth:`ServiceState.save_snapshot`) in their own process and hold no lock another
+request needs. A full rebuild
+(``partnermatch index rebuild``, a changed embedding recipe, a cleared store, a bulk import) builds
+a new Matcher aside while readers use the old one, saves it, then swaps the reference.
 
 The Matcher is saved under the index dir as numbered snapshots with the change seq in their
 metadata; ``current`` names the newest. On start the saved one is loaded and caught up with the
-changes since its seq (profiles re-embedded from the embedding cache), else everything is built.
+changes since its seq (profiles re-embedded from the embedding cache), else everything is built;
+every build is saved at once, so a crash never costs a second rebuild. ``index_origin`` says
+truly which of the two happened.
+
+Exposure counts (how often each school was shown) are shared through the store: the follower adds
+this replica's counts since its last turn and reads every replica's back, so lists are balanced
+across all replicas.
 """
 
 from __future__ import annotations
@@ -25,7 +34,6 @@ import os
 import secrets
 import shutil
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -52,6 +60,8 @@ INSTANCE_KEY = "instance_id"
 # More changed profiles than this at once (a bulk import): rebuilding aside, while readers keep
 # the old Matcher, beats moving them one by one under the write lock.
 REBUILD_ABOVE = 2000
+# The follower's shortest turn (change_poll_seconds=0 means as often as this).
+MIN_POLL_SECONDS = 0.05
 
 Report = Callable[[str], None]
 Change = tuple[int, str, str, str]
@@ -85,7 +95,8 @@ class ServiceState:
         self._lock = ReadWriteLock()
         self._writers = threading.RLock()
         self._rebuilding = threading.Lock()
-        self._last_sync = 0.0
+        self._stopping = threading.Event()
+        self._follower: threading.Thread | None = None
         self._saved_seq: int | None = None
         self._instance_id = _instance_id(store)
         self._graph_report: tuple[int, int, dict[str, Any], list[graph.Cluster]] | None = None
@@ -120,20 +131,47 @@ class ServiceState:
     def ready(self) -> bool:
         return self._matcher is not None
 
+    @property
+    def stopping(self) -> bool:
+        """close() was called: background work (round jobs) should end."""
+        return self._stopping.is_set()
+
     @contextmanager
     def reading(self) -> Iterator[Matcher]:
-        """The current Matcher, held against writers for the duration (after catching up if due)."""
-        self.sync()
+        """The current Matcher, held against live updates for the duration: keep it short (a
+        lookup, one suggestion). Long work takes a :meth:`snapshot` instead."""
         with self._lock.reading():
             if self._matcher is None:
                 raise IndexNotReady("index: still loading; try again in a moment")
             yield self._matcher
 
     @contextmanager
-    def writing(self) -> Iterator[None]:
-        """Serialise with every other writer of this replica: hold across check, store write and sync."""
+    def changing(self) -> Iterator[Store]:
+        """The one way to write: serialised with this replica's other writers, the Matcher caught
+        up first (a check inside reads the latest state) and again on the way out, also on error,
+        so the writer's next request sees its write. (A bulk change is built aside: readers go on
+        with the current Matcher meanwhile.)"""
         with self._writers:
-            yield
+            self._catch_up()
+            try:
+                yield self.store
+            finally:
+                self._catch_up()
+
+    def catch_up(self) -> int:
+        """Apply the store's changes since the last applied seq (sweeping overdue invitations
+        first); what the follower does every ``change_poll_seconds``. Returns how many applied."""
+        with self._writers:
+            return self._catch_up()
+
+    def save_snapshot(self, folder: Path) -> None:
+        """Write the Matcher to `folder` for long work elsewhere (a matching round, in its own
+        process): the writer mutex is held only while it is written, never the readers' lock.
+        :func:`load_snapshot` reads it back."""
+        with self._writers:
+            if self._matcher is None:
+                raise IndexNotReady("index: still loading; try again in a moment")
+            self._matcher.save(folder)
 
     def index_size(self) -> dict[str, int]:
         matcher = self._matcher
@@ -154,8 +192,9 @@ class ServiceState:
     # ------------------------------------------------------------------ start, rebuild, save
 
     def start(self, report: Report = log.info) -> str:
-        """Load the saved index and catch up on the changes since it was saved, or build one.
-        Returns how it was made: "loaded" or "built"."""
+        """Load the saved index and catch up on the changes since it was saved, or build one (and
+        save it at once); then start following the change log. Returns how the index was made:
+        "loaded" or "built" (also when a loaded one had to be rebuilt to catch up)."""
         with self._writers:
             loaded = self._load_saved(report)
             if loaded is None:
@@ -165,46 +204,85 @@ class ServiceState:
             else:
                 matcher, seq = loaded
                 origin = "loaded"
-            matcher, seq, applied = self._caught_up(matcher, seq, report)
+            matcher, seq, applied, rebuilt = self._caught_up(matcher, seq, report)
+            if rebuilt:
+                origin = "built"
+            if origin == "built" or applied:
+                self._save(matcher, seq)
             self._install(matcher, seq)
             self.index_origin = origin
-            if origin == "built" or applied:
-                self.save()
         report(f"index {origin}: {sum(self.index_size().values())} active schools, change seq {self.seq}")
+        self.follow()
         return origin
 
     def rebuild(self, report: Report = log.info) -> None:
-        """Build a new Matcher aside (readers keep the current one), catch it up, swap it in, save."""
+        """Build a new Matcher aside (readers keep the current one), catch it up, save, swap it in."""
         with self._rebuilding:
             report("rebuilding the index")
             matcher, seq = self._build()
             with self._writers:
-                matcher, seq, _ = self._caught_up(matcher, seq, report)
+                matcher, seq, _, _ = self._caught_up(matcher, seq, report)
+                self._save(matcher, seq)
                 self._install(matcher, seq)
                 self.index_origin = "built"
-            self.save()
 
     def save(self) -> Path:
-        """Write the Matcher as a new snapshot and point `current` at it; old snapshots go."""
-        with self._writers:
+        """Write the live Matcher as a new snapshot and point `current` at it; old snapshots go."""
+        with self._writers:  # no live update while it is written; readers go on searching
             if self._matcher is None:
                 raise IndexNotReady("index: nothing to save yet")
-            name = f"{SNAPSHOT_PREFIX}{self.seq:012d}-{secrets.token_hex(3)}"
-            target = self.index_dir / name
-            with self._lock.writing():  # an index must not be saved while it is searched
-                self._matcher.save(target, metadata={"change_seq": self.seq, INSTANCE_KEY: self._instance_id})
-            pointer = self.index_dir / f".{POINTER_FILE}.{os.getpid()}.partial"
-            pointer.write_text(name, encoding="utf-8")
-            os.replace(pointer, self.index_dir / POINTER_FILE)
-            self._saved_seq = self.seq
-            self._prune_snapshots(keep=name)
-        return target
+            return self._save(self._matcher, self.seq)
+
+    def follow(self) -> None:
+        """Start the follower thread (once): it applies other replicas' changes and shares
+        exposure counts every ``change_poll_seconds``."""
+        if self._follower is not None:
+            return
+        self._stopping.clear()
+        self._follower = threading.Thread(target=self._follow, name="partnermatch-follower", daemon=True)
+        self._follower.start()
 
     def close(self) -> None:
-        """Save what changed since the last save, then let go of the database."""
-        if self._matcher is not None and self._saved_seq != self.seq:
-            self.save()
+        """Stop following, share the last exposure counts, save what changed since the last save,
+        then let go of the database."""
+        self._stopping.set()
+        follower, self._follower = self._follower, None
+        if follower is not None:
+            follower.join()
+        if self._matcher is not None:
+            self.share_exposure()
+            if self._saved_seq != self.seq:
+                self.save()
         self.store.close()
+
+    def _follow(self) -> None:
+        interval = max(self.settings.change_poll_seconds, MIN_POLL_SECONDS)
+        while not self._stopping.wait(interval):
+            try:
+                self.catch_up()
+                self.share_exposure()
+            except Exception:  # the database may be briefly away; the next turn tries again
+                log.exception("following the change log failed")
+
+    def share_exposure(self) -> None:
+        """Add what this replica showed since its last turn to the store's counts and take back
+        every replica's (the follower does this every turn)."""
+        matcher = self._matcher
+        if matcher is not None and matcher.exposure is not None:
+            graph.share_exposure(matcher.exposure, self.store)
+
+    def _save(self, matcher: Matcher, seq: int) -> Path:
+        """Save a Matcher no live update touches meanwhile (the caller holds the writer mutex, or
+        nobody else has it yet)."""
+        name = f"{SNAPSHOT_PREFIX}{seq:012d}-{secrets.token_hex(3)}"
+        target = self.index_dir / name
+        matcher.save(target, metadata={"change_seq": seq, INSTANCE_KEY: self._instance_id})
+        pointer = self.index_dir / f".{POINTER_FILE}.{os.getpid()}.partial"
+        pointer.write_text(name, encoding="utf-8")
+        os.replace(pointer, self.index_dir / POINTER_FILE)
+        self._saved_seq = seq
+        self._prune_snapshots(keep=name)
+        return target
 
     def _prune_snapshots(self, keep: str) -> None:
         snapshots = sorted(
@@ -253,52 +331,43 @@ class ServiceState:
         )
         return matcher, seq
 
-    def _caught_up(self, matcher: Matcher, seq: int, report: Report) -> tuple[Matcher, int, int]:
-        """A Matcher nobody reads yet, brought up to the store's newest change."""
+    def _caught_up(self, matcher: Matcher, seq: int, report: Report) -> tuple[Matcher, int, int, bool]:
+        """A Matcher nobody reads yet, brought up to the store's newest change: the Matcher, its
+        seq, how many changes were applied, and whether it had to be built anew."""
+        rebuilt = False
         while True:
             changes = self.store.all_changes_since(seq)
             if _needs_rebuild(changes):
                 report(f"{len(changes)} changes since change seq {seq} include deletions or a bulk load; building anew")
                 matcher, seq = self._build()
+                rebuilt = True
                 continue
             self._apply(matcher, changes, live=False)
-            return matcher, (changes[-1][0] if changes else seq), len(changes)
+            return matcher, (changes[-1][0] if changes else seq), len(changes), rebuilt
 
     def _install(self, matcher: Matcher, seq: int) -> None:
+        if self._matcher is not None and self._matcher.exposure is not None:
+            matcher.exposure = self._matcher.exposure  # what was shown outlives an index rebuild
         with self._lock.writing():
             self._matcher = matcher
             self.seq = seq
-        self._last_sync = time.monotonic()
 
     # ------------------------------------------------------------------ live updates
 
-    def sync(self, *, force: bool = False) -> int:
-        """Apply the store's changes since the last sync (this replica's and other replicas'),
-        sweeping overdue invitations first. Without force, at most every change_poll_seconds.
-        Returns how many changes were applied."""
+    def _catch_up(self) -> int:
+        """:meth:`catch_up` for a caller holding the writer mutex."""
         if self._matcher is None:
             return 0
-        if not force and time.monotonic() - self._last_sync < self.settings.change_poll_seconds:
-            return 0
-        # A reader's routine poll never waits: if a writer is busy (a big import, a rebuild), it
-        # reads the current Matcher and the writer's own sync brings the changes in.
-        if not self._writers.acquire(blocking=force):
-            return 0
-        try:
-            return self._sync()
-        finally:
-            self._writers.release()
-
-    def _sync(self) -> int:
-        self._last_sync = time.monotonic()
         self.store.expire_invitations()
         changes = self.store.all_changes_since(self.seq)
         if not changes:
             return 0
         if _needs_rebuild(changes):
             matcher, seq = self._build()
-            matcher, seq, _ = self._caught_up(matcher, seq, log.info)
+            matcher, seq, _, _ = self._caught_up(matcher, seq, log.info)
+            self._save(matcher, seq)  # before it serves: a crash now must not cost another rebuild
             self._install(matcher, seq)
+            self.index_origin = "built"
         else:
             assert self._matcher is not None
             self._apply(self._matcher, changes, live=True)
@@ -312,7 +381,7 @@ class ServiceState:
         schools = self.store.get_schools(school_ids)
         partnerships = [self.store.get_partnership(pid) for pid in partnership_ids]
         refresh_invitations = not live or any(kind == "invitation" for _, kind, _, _ in changes)
-        tallies = self.store.invitation_tallies() if refresh_invitations else None
+        invitations = invitation_counts(self.store) if refresh_invitations else None
         if schools:
             matcher.embedder.text_vectors(list(schools.values()))  # encode now, so the lock is held for lookups only
         with self._lock.writing() if live else nullcontext():
@@ -320,15 +389,38 @@ class ServiceState:
                 _apply_school(matcher, school)
             for partnership in partnerships:
                 _apply_partnership(matcher, partnership)
-            if tallies is not None:
-                matcher.set_invitations(
-                    {sid: t.open for sid, t in tallies.items() if t.open},
-                    {
-                        sid: graph.InvitationCounts(received=t.received, answered=t.answered, expired=t.expired)
-                        for sid, t in tallies.items()
-                        if t.received
-                    },
-                )
+            if invitations is not None:
+                matcher.set_invitations(*invitations)
+
+
+def invitation_counts(store: Store) -> tuple[dict[str, int], dict[str, graph.InvitationCounts]]:
+    """What Matcher.set_invitations takes, from the store: open invitations per school (they hold
+    places) and each school's answer record."""
+    tallies = store.invitation_tallies()
+    pending = {sid: t.open for sid, t in tallies.items() if t.open}
+    history = {
+        sid: graph.InvitationCounts(received=t.received, answered=t.answered, expired=t.expired)
+        for sid, t in tallies.items()
+        if t.received
+    }
+    return pending, history
+
+
+def load_snapshot(
+    folder: Path, store: Store, embedding: EmbeddingSettings, embedding_cache_dir: Path, match: MatchSettings
+) -> Matcher:
+    """A Matcher from :meth:`ServiceState.save_snapshot`'s folder, with the store's profiles,
+    partnerships and invitations as they are now (a little newer than the index, perhaps: whoever
+    writes what it derives checks again first)."""
+    matcher = Matcher.load(
+        folder,
+        store.iter_schools(),
+        store.list_partnerships(),
+        make_embedder(embedding, cache_dir=embedding_cache_dir),
+        match,
+    )
+    matcher.set_invitations(*invitation_counts(store))
+    return matcher
 
 
 def _needs_rebuild(changes: Sequence[Change]) -> bool:

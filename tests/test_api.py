@@ -621,7 +621,7 @@ def test_readyz_is_503_until_the_index_is_loaded(tmp_path: Path, embedding_cache
     key = create_key(state.store, Role.STAFF).key
     school = small_world.schools[0].id
     stall = ExitStack()
-    stall.enter_context(state.writing())  # the app's loader waits for this lock: the index cannot load yet
+    stall.enter_context(state.changing())  # the app's loader waits for this lock: the index cannot load yet
     try:
         with TestClient(create_app(state)) as client:
             assert client.get("/healthz").json() == {"status": "ok"}

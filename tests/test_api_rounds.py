@@ -5,6 +5,7 @@ The store's round records are also checked on PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -37,6 +38,23 @@ class Rounds:
     def call(self, who: str | None, method: str, path: str, **kwargs: Any) -> Response:
         headers = {"X-API-Key": self.keys[who]} if who else {}
         return self.client.request(method, path, headers=headers, **kwargs)
+
+    def run(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Start a round job and wait for it: the stored round, as GET /v1/rounds/{id} shows it when done."""
+        started = self.call("staff", "POST", "/v1/rounds", json=body)
+        assert started.status_code == 202, started.text
+        job = started.json()
+        assert job["status"] == "queued" and job["round"] is None
+        assert started.headers["Location"] == f"/v1/rounds/{job['id']}"
+        return self.wait(job["id"])["round"]
+
+    def wait(self, job_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 120
+        while (job := self.call("staff", "GET", f"/v1/rounds/{job_id}").json())["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, f"round job {job_id} still {job['status']}"
+            time.sleep(0.05)
+        assert job["status"] == "done", job
+        return job
 
     def with_room(self, country_is_home: bool, count: int, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
         """Active schools with a free place (home side or foreign), by id."""
@@ -131,9 +149,7 @@ def test_rounds_are_staff_only(rounds_api: Rounds) -> None:
 
 def test_a_round_is_stored_listed_and_fetched(rounds_api: Rounds) -> None:
     cohort = rounds_api.with_room(True, 15) + rounds_api.with_room(False, 30)
-    created = rounds_api.call("staff", "POST", "/v1/rounds", json={"cohort": cohort, "options": {"per_school": 10}})
-    assert created.status_code == 201, created.text
-    body = created.json()
+    body = rounds_api.run({"cohort": cohort, "options": {"per_school": 10}})
     assert body["status"] == "proposed" and body["accepted_at"] is None and body["partnership_ids"] == []
     result = body["result"]
     assert result["cohort_size"] == len(cohort) and result["pairs"], "the round proposes pairs"
@@ -144,9 +160,9 @@ def test_a_round_is_stored_listed_and_fetched(rounds_api: Rounds) -> None:
     assert body["created_by"] == rounds_api.state.store.list_api_keys()[0].id  # the staff key made first
 
     fetched = rounds_api.call("staff", "GET", f"/v1/rounds/{body['id']}")
-    assert fetched.status_code == 200 and fetched.json() == body
+    assert fetched.status_code == 200 and fetched.json()["round"] == body and fetched.json()["status"] == "done"
 
-    newer = rounds_api.call("staff", "POST", "/v1/rounds", json={"cohort": cohort[:10] + cohort[-10:]}).json()
+    newer = rounds_api.run({"cohort": cohort[:10] + cohort[-10:]})
     listed = rounds_api.call("staff", "GET", "/v1/rounds").json()["items"]
     assert [r["id"] for r in listed[:2]] == [newer["id"], body["id"]], "newest first"
     assert "result" not in listed[0] and listed[1]["summary"] == body["summary"]
@@ -175,7 +191,7 @@ def test_a_cohort_with_unknown_or_inactive_schools_is_refused_by_name(rounds_api
 
 def test_accepting_starts_the_partnerships_and_suggestions_move_on(rounds_api: Rounds) -> None:
     cohort = rounds_api.with_room(True, 12) + rounds_api.with_room(False, 25)
-    made = rounds_api.call("staff", "POST", "/v1/rounds", json={"cohort": cohort, "options": {"per_school": 10}}).json()
+    made = rounds_api.run({"cohort": cohort, "options": {"per_school": 10}})
     pairs = [(p["school_a"], p["school_b"]) for p in made["result"]["pairs"]]
     assert pairs
     proposed_to = {a: [b for x, b in pairs if x == a] for a, _ in pairs}
@@ -204,7 +220,7 @@ def test_accepting_starts_the_partnerships_and_suggestions_move_on(rounds_api: R
 
 def test_stale_pairs_are_refused_by_name_and_nothing_is_written(rounds_api: Rounds) -> None:
     cohort = rounds_api.with_room(True, 12) + rounds_api.with_room(False, 25)
-    made = rounds_api.call("staff", "POST", "/v1/rounds", json={"cohort": cohort, "options": {"per_school": 10}}).json()
+    made = rounds_api.run({"cohort": cohort, "options": {"per_school": 10}})
     pairs = [(p["school_a"], p["school_b"]) for p in made["result"]["pairs"]]
     assert len(pairs) >= 3
     (a1, b1), (a2, b2) = pairs[0], next(p for p in pairs[1:] if not {*p} & {*pairs[0]})

@@ -28,7 +28,7 @@ DAY = date(2026, 3, 2)
 def open_state(data_dir: Path, cache_dir: Path, url: str | None = None, **embedding: Any) -> ServiceState:
     return ServiceState.open(
         StorageSettings(data_dir=data_dir, database_url=url),
-        ServiceSettings(change_poll_seconds=0),
+        ServiceSettings(change_poll_seconds=3600),  # the tests catch up by hand
         embedding=EmbeddingSettings(show_progress=False, **embedding),
         match=MatchSettings(reference_date=DAY),
         embedding_cache_dir=cache_dir,
@@ -147,7 +147,7 @@ def test_live_updates_change_the_next_suggestion_without_a_swap(started: Service
             if s.country == "TW" and s.id != source and not started.store.list_invitations(school_id=s.id)
         )
         started.store.create_invitation(inviter, top[2], None, expires_at=utcnow() + timedelta(days=3))
-    assert started.sync(force=True) > 0
+    assert started.catch_up() > 0
 
     with started.reading() as matcher:
         assert matcher is before, "single changes are applied in place, not by a rebuild"
@@ -157,13 +157,13 @@ def test_live_updates_change_the_next_suggestion_without_a_swap(started: Service
         assert matcher.pending[top[2]] >= third.capacity
         ctx_partners = matcher.context().partners(source)
         assert top[1] in ctx_partners
-    assert started.sync(force=True) == 0, "nothing new: nothing applied"
+    assert started.catch_up() == 0, "nothing new: nothing applied"
 
 
 def test_a_cleared_store_is_rebuilt_not_patched(started: ServiceState, make_school: Any) -> None:
     started.store.clear()
     started.store.upsert_schools([make_school(id="tw-after"), make_school(id="my-after", country="MY")])
-    started.sync(force=True)
+    started.catch_up()
     assert started.index_size() == {"home": 1, "foreign": 1}
     with started.reading() as matcher:
         assert set(matcher.schools) == {"tw-after", "my-after"}
@@ -206,7 +206,7 @@ def test_a_restart_loads_the_saved_index_and_encodes_nothing(
 ) -> None:
     source, top = source_and_top(started)
     started.store.create_school(_twin_of(started, top[0], "my-restart-twin"))
-    started.sync(force=True)
+    started.catch_up()
     with started.reading() as matcher:
         before = matcher.suggest(source, 5)
     started.close()
@@ -256,7 +256,7 @@ def test_pair_rules_see_pending_invitations(started: ServiceState) -> None:
     target = started.store.get_school(top[0])
     started.store.update_school(target.id, {"capacity": 1})
     started.store.create_invitation(source, target.id, None, expires_at=utcnow() + timedelta(days=1))
-    started.sync(force=True)
+    started.catch_up()
     with started.reading() as matcher:
         other = next(s for s in matcher.schools.values() if s.country == "TW" and s.id != source and s.active)
         assert Rule.AT_CAPACITY in check_pair(other, matcher.schools[target.id], matcher.context()).violations

@@ -33,8 +33,7 @@ def create(body: PartnershipCreate, who: Staff, state: State) -> Partnership:  #
     schools (409 names the full one) unless override_capacity is true, which is recorded."""
     fields = body.model_dump(exclude={"override_capacity"})
     partnership = Partnership.model_validate(fields)
-    with state.writing():
-        state.sync(force=True)
+    with state.changing() as store:
         if partnership.active:
             full = _full(state, partnership)
             if full and not body.override_capacity:
@@ -44,8 +43,7 @@ def create(body: PartnershipCreate, who: Staff, state: State) -> Partnership:  #
                 )
             if full:
                 partnership = partnership.model_copy(update={"capacity_override": who.key_id})
-        (stored,) = state.store.add_partnerships([partnership])
-        state.sync(force=True)
+        (stored,) = store.add_partnerships([partnership])
     return stored
 
 
@@ -65,9 +63,8 @@ def end(
     partnership_id: Annotated[str, Field(max_length=64)], _: Staff, state: State, body: EndRequest | None = None
 ) -> Partnership:
     end_date = (body.end_date if body else None) or date.today()
-    ended = state.store.end_partnership(partnership_id, end_date)
-    state.sync(force=True)
-    return ended
+    with state.changing() as store:
+        return store.end_partnership(partnership_id, end_date)
 
 
 @router.get("", response_model=list[Partnership])

@@ -3,10 +3,11 @@ school groups for one school on one SDG theme."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import Field
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
 
 from data.errors import NotFound
 from matching.groups import GroupOptions, GroupResult, propose_groups
@@ -20,12 +21,33 @@ router = APIRouter(tags=["rounds"], responses=errors(401, 403, 422))
 RoundIdPath = Annotated[str, Field(max_length=64)]
 
 
-@router.post("/v1/rounds", status_code=201, response_model=RoundOut, responses=errors(400, 503))
-def create_round(body: RoundCreate, who: Staff, state: State) -> RoundOut:
+class RoundJobOut(BaseModel):
+    """A round run in the background: queued, running (with its stage and progress), done (with
+    the round) or failed (with why)."""
+
+    id: str = Field(description="the job's id, which the stored round keeps")
+    status: Literal["queued", "running", "done", "failed"]
+    stage: str = Field(description="what the job is doing now")
+    progress: float = Field(ge=0, le=1, description="rough fraction done")
+    error: str | None = Field(None, description="why a failed job failed")
+    created_at: datetime
+    round: RoundOut | None = Field(None, description="the stored round, once done")
+
+
+@router.post(
+    "/v1/rounds",
+    status_code=202,
+    response_model=RoundJobOut,
+    responses=errors(400, 503) | {202: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+)
+def create_round(body: RoundCreate, who: Staff, state: State, response: Response) -> RoundJobOut:
     """Pair a whole cohort at once (exact maximum-score assignment within every school's free
-    places), compared with greedy, and store the proposal. Thousands of schools take seconds."""
-    stored = rounds.start(state, body.cohort, body.options, created_by=who.key_id)
-    return RoundOut.of(stored)
+    places), compared with greedy, and store the proposal. Thousands of schools take seconds to
+    minutes, so this answers 202 at once with a job; GET /v1/rounds/{id} (the Location header)
+    shows its progress and, when done, the round. Suggestions and edits go on meanwhile."""
+    job = rounds.submit(state, body.cohort, body.options, created_by=who.key_id)
+    response.headers["Location"] = f"/v1/rounds/{job.id}"
+    return RoundJobOut(id=job.id, status="queued", stage=job.stage, progress=job.progress, created_at=job.created_at)
 
 
 @router.get("/v1/rounds", response_model=RoundPage)
@@ -41,9 +63,24 @@ def list_rounds(
     return RoundPage(items=[RoundListItem.of(r) for r in shown], next_cursor=next_cursor)
 
 
-@router.get("/v1/rounds/{round_id}", response_model=RoundOut, responses=errors(404))
-def read_round(round_id: RoundIdPath, _: Staff, state: State) -> RoundOut:
-    return RoundOut.of(state.store.get_round(round_id))
+@router.get("/v1/rounds/{round_id}", response_model=RoundJobOut, responses=errors(404))
+def read_round(round_id: RoundIdPath, _: Staff, state: State) -> RoundJobOut:
+    """A round job's status and progress, with the round once it is done."""
+    try:
+        stored = state.store.get_round(round_id)
+    except NotFound:
+        job = state.store.get_round_job(round_id)
+        return RoundJobOut(
+            id=job.id,
+            status=job.status,  # type: ignore[arg-type]
+            stage=job.stage,
+            progress=job.progress,
+            error=job.error,
+            created_at=job.created_at,
+        )
+    return RoundJobOut(
+        id=stored.id, status="done", stage="done", progress=1.0, created_at=stored.created_at, round=RoundOut.of(stored)
+    )
 
 
 @router.post("/v1/rounds/{round_id}/accept", response_model=RoundAccepted, responses=errors(400, 404, 409, 503))

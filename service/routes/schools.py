@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, File, Form, Header, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from pydantic import Field
 
 from data.errors import Conflict
@@ -39,8 +39,8 @@ _SCHOOL_LINKS = links(
 def create_school(body: SchoolCreate, _: Staff, state: State) -> SchoolOut:
     now = utcnow()
     school = School.model_validate(body.model_dump() | {"created_at": now, "updated_at": now})
-    state.store.create_school(school)
-    state.sync(force=True)
+    with state.changing() as store:
+        store.create_school(school)
     return SchoolOut.of(school, private=True)
 
 
@@ -80,7 +80,6 @@ def list_schools(
 def import_file(
     _: Staff,
     state: State,
-    background: BackgroundTasks,
     file: Annotated[UploadFile, File(description="CSV or JSON Lines; .csv / .jsonl name or give format")],
     format: Annotated[Literal["csv", "jsonl"] | None, Form()] = None,
     mapping: Annotated[
@@ -101,8 +100,8 @@ def import_file(
         chosen = shipped_mapping(mapping) if mapping else _uploaded_mapping(mapping_file)
     except FileNotFoundError as exc:
         raise ApiError(422, str(exc), field="mapping") from None
-    report = import_schools(state.store, file.file, chosen, fmt=format, name=name)
-    background.add_task(state.sync, force=True)  # a big import re-embeds after the answer is sent
+    with state.changing() as store:
+        report = import_schools(store, file.file, chosen, fmt=format, name=name)
     return ImportReportOut(rows=report.rows, created=report.created, updated=report.updated, unchanged=report.unchanged)
 
 
@@ -150,9 +149,9 @@ def update_school(
     changes = body.model_dump(exclude_unset=True)
     if "active" in changes and who.role != Role.STAFF:
         raise Forbidden("active: only staff activate or deactivate a school")
-    with state.writing():
+    with state.changing() as store:
         if if_match is not None:
-            current = etag(state.store.get_school(school_id))
+            current = etag(store.get_school(school_id))
             if if_match.strip() != "*" and current not in (tag.strip() for tag in if_match.split(",")):
                 raise ApiError(
                     412,
@@ -161,9 +160,8 @@ def update_school(
                     field="If-Match",
                 )
         if "country" in changes:
-            _check_partners_stay_abroad(state.store, school_id, changes["country"])
-        school = state.store.update_school(school_id, changes)
-        state.sync(force=True)
+            _check_partners_stay_abroad(store, school_id, changes["country"])
+        school = store.update_school(school_id, changes)
     response.headers["ETag"] = etag(school)
     return SchoolOut.of(school, private=True)
 
@@ -176,8 +174,8 @@ def etag(school: School) -> str:
 @router.post("/{school_id}/deactivate", response_model=SchoolOut, responses=errors(404))
 def deactivate_school(school_id: SchoolIdPath, _: Staff, state: State) -> SchoolOut:
     """The school keeps its record and history but is no longer suggested."""
-    school = state.store.deactivate_school(school_id)
-    state.sync(force=True)
+    with state.changing() as store:
+        school = store.deactivate_school(school_id)
     return SchoolOut.of(school, private=True)
 
 
