@@ -49,7 +49,7 @@ def naive_suggest(matcher: Matcher, source: School, vectors: np.ndarray, ids: li
         check = check_pair(source, candidate, ctx)
         if check.ok:
             scored.append(
-                (reciprocal_score(source, candidate, check, float(similarity[row]), ctx.settings).score, school_id)
+                (reciprocal_score(source, candidate, check, float(similarity[row]), ctx.settings).reciprocal, school_id)
             )
     scored.sort(reverse=True)
     return [school_id for _, school_id in scored[:k]]

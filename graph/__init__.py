@@ -14,12 +14,13 @@ from graph.build import (
 )
 from graph.clusters import BridgePath, Cluster, cluster_boost, cluster_bridges, cross_border_clusters
 from graph.exposure import ExposureLedger, exposure_factor
-from graph.rebalance import (
+from graph.factors import (
     REMOTENESS_SCALE,
     InvitationCounts,
     InvitationHistory,
     country_diversity_factor,
     equity_boost,
+    free_places,
     load,
     responsiveness_factor,
     saturation_factor,
@@ -44,6 +45,7 @@ __all__ = [
     "end_partnership",
     "equity_boost",
     "exposure_factor",
+    "free_places",
     "gini",
     "graph_summary",
     "load",

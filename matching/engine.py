@@ -440,7 +440,7 @@ class Matcher:
         for candidate, check, similarity in passed:
             score = reciprocal_score(source, candidate, check, similarity, settings)
             adjustments = adjust(candidate) if adjust else []
-            final = score.score * math.prod(a.factor for a in adjustments)
+            final = score.reciprocal * math.prod(a.factor for a in adjustments)
             ranked.append(Candidate(candidate, check, score, adjustments, final))
         ranked.sort(key=lambda c: (-c.final, c.school.id))
         return ranked
@@ -458,7 +458,7 @@ class Matcher:
         return Suggestion(
             school_id=c.school.id,
             score=round(c.final, 6),
-            reciprocal=round(c.score.score, 6),
+            reciprocal=round(c.score.reciprocal, 6),
             fit_forward=round(c.score.forward.value, 6),
             fit_backward=round(c.score.backward.value, 6),
             components={

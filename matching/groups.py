@@ -258,7 +258,7 @@ class _GroupSearch:
             found[c.school.id].add("index_any")
         foreign = sorted(
             (c for c in [*own, *wide] if c.school.country != self.home),
-            key=lambda c: (-c.score.score, c.school.id),
+            key=lambda c: (-c.score.reciprocal, c.school.id),
         )
         expanded: list[str] = []
         for c in foreign:
@@ -314,7 +314,7 @@ class _GroupSearch:
         check, score = self.matcher.score_pair(a, b, settings=self.any_settings, similarity=similarity)
         if set(check.violations) - RELAXED_RULES or ExchangeMode.VIRTUAL not in check.usable_modes:
             return None
-        return _PairFacts(score.score, check.overlap.hours)
+        return _PairFacts(score.reciprocal, check.overlap.hours)
 
     def _vector(self, school: School) -> np.ndarray:
         if school.id not in self._vectors:

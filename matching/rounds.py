@@ -571,7 +571,7 @@ def gather_candidates(
                 else 0.0
             )
             edges_by_key[(a.id, b.id)] = RoundEdge(
-                a.id, b.id, candidate.score.score, fit_a, fit_b, candidate.score.score + bonus
+                a.id, b.id, candidate.score.reciprocal, fit_a, fit_b, candidate.score.reciprocal + bonus
             )
             found[(a.id, b.id)] = _Found(school_id, candidate)
     return RoundCandidates(
@@ -675,7 +675,7 @@ def _cohort_candidates(
                     break
                 k = min(k * 4, settings.max_candidates)
                 [(ranked, eliminated, _)] = matcher.candidates_many([source], k, settings=settings, rebalanced=False)
-            inside.sort(key=lambda c: (-c.score.score, c.school.id))
+            inside.sort(key=lambda c: (-c.score.reciprocal, c.school.id))
             yield source, inside[:per_school], eliminated, len(ranked) - len(inside)
 
 

@@ -35,7 +35,8 @@ class PairScore:
     backward: Fit
     """fit(candidate→source): how well the source matches what the candidate asked for."""
     similarity: float
-    score: float
+    reciprocal: float
+    """The harmonic mean of the two fits: the pair's score before any graph factor."""
 
 
 def _preference(wanted: list, offered: set) -> float:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import graph.build
 import graph.clusters
 import graph.exposure
-import graph.rebalance
+import graph.factors
 import graph.summary
 from data.errors import Conflict, NotFound
 from data.schema import Partnership, School
@@ -67,7 +67,7 @@ def graph_of(schools: list[School], pairs: list[tuple[str, str]], **kwargs: bool
 # --------------------------------------------------------------------------- doctests
 
 
-@pytest.mark.parametrize("module", [graph.build, graph.rebalance, graph.clusters, graph.summary, graph.exposure])
+@pytest.mark.parametrize("module", [graph.build, graph.factors, graph.clusters, graph.summary, graph.exposure])
 def test_doctests_pass(module: ModuleType) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0

@@ -336,6 +336,6 @@ def test_batched_candidates_equal_one_school_at_a_time(matcher: Matcher) -> None
         assert [c.school.id for c in ranked] == [c.school.id for c in one]
         assert [c.final for c in ranked] == pytest.approx([c.final for c in one])
         assert (eliminated, examined) == (one_eliminated, one_examined)
-        assert all(c.final == c.score.score and not c.adjustments for c in plain)
+        assert all(c.final == c.score.reciprocal and not c.adjustments for c in plain)
         refetched += examined > 20
     assert refetched > 0, "no school needed a second fetch: the refetch path went untested"

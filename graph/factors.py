@@ -3,6 +3,10 @@
 Each function returns a plain multiplier for a candidate's score; the matching engine chooses the
 weights and how to combine them. Every formula is written in the docstring so an explanation can
 quote it. Partnerships are counted only while active (no ``end_date``).
+
+Each formula is written once, as a function of plain numbers that works unchanged on NumPy
+arrays (``free_places``, ``load_of``, ``saturation``, ``responsiveness``): the graph functions
+below apply it to one node, and the matching engine applies it to all candidates of a request.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import networkx as nx
+import numpy as np
 
 from data.taxonomies import Remoteness
 from graph.build import active_partners, node_attributes, partner_countries
@@ -37,6 +43,47 @@ def _check_non_negative(name: str, value: float) -> None:
         raise ValueError(f"{name}: must be >= 0, got {value}")
 
 
+Number = TypeVar("Number", int, float, np.ndarray)
+
+
+def free_places(capacity: Number, partners: Number, pending: Number = 0) -> Number:
+    """``capacity - active partners - open invitations``: the places a school can still offer.
+
+    The one definition of free places: at 0 or below a school is full (the hard rule
+    ``at_capacity``), and open invitations hold a place until answered. Works on arrays.
+
+    >>> free_places(3, 1, 1), free_places(np.array([2, 4]), np.array([2, 1]))
+    (1, array([0, 3]))
+    """
+    return capacity - partners - pending
+
+
+def load_of(capacity: Number, partners: Number, pending: Number = 0) -> Number:
+    """``(partners + pending) / capacity``, ``inf`` at capacity 0 (arrays too).
+
+    >>> load_of(4, 1, 1), load_of(np.array([0, 2]), np.array([0, 1]))
+    (0.5, array([inf, 0.5]))
+    """
+    used = np.asarray(capacity - free_places(capacity, partners, pending), dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.where(np.asarray(capacity) > 0, used / np.maximum(capacity, 1), math.inf)
+    return value if value.ndim else float(value)
+
+
+def saturation(load_value: Number, threshold: float) -> Number:
+    """1 below ``threshold``, then ``(1 - load) / (1 - threshold)``, and 0 from load 1 (arrays too).
+
+    >>> saturation(0.5, 0.75), saturation(np.array([0.875, 1.0]), 0.75)
+    (1.0, array([0.5, 0. ]))
+    """
+    _check_unit("threshold", threshold)
+    load_value = np.asarray(load_value, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        falling = (1 - load_value) / (1 - threshold) if threshold < 1 else np.zeros_like(load_value)
+    value = np.where(load_value >= 1, 0.0, np.where(load_value < threshold, 1.0, falling))
+    return value if value.ndim else float(value)
+
+
 def load(G: nx.Graph, node: str, pending: int = 0) -> float:
     """Share of capacity in use: ``(active partners + pending) / capacity``; ``inf`` at capacity 0.
 
@@ -49,9 +96,7 @@ def load(G: nx.Graph, node: str, pending: int = 0) -> float:
     0.25
     """
     _check_non_negative("pending", pending)
-    capacity = node_attributes(G, node)["capacity"]
-    used = len(active_partners(G, node)) + pending
-    return used / capacity if capacity > 0 else math.inf
+    return load_of(node_attributes(G, node)["capacity"], len(active_partners(G, node)), pending)
 
 
 def saturation_factor(G: nx.Graph, node: str, *, pending: int = 0, threshold: float = 0.5) -> float:
@@ -67,13 +112,7 @@ def saturation_factor(G: nx.Graph, node: str, *, pending: int = 0, threshold: fl
     >>> [saturation_factor(G, "tw-a", pending=n) for n in range(5)]
     [1.0, 1.0, 1.0, 0.5, 0.0]
     """
-    _check_unit("threshold", threshold)
-    used = load(G, node, pending)
-    if used >= 1:
-        return 0.0
-    if used < threshold:
-        return 1.0
-    return (1 - used) / (1 - threshold)
+    return saturation(load(G, node, pending), threshold)
 
 
 def equity_boost(G: nx.Graph, node: str, *, no_partner_boost: float = 0.15, remote_boost: float = 0.10) -> float:
@@ -164,8 +203,20 @@ def responsiveness_factor(
     _check_non_negative("prior_expired", prior_expired)
     _check_unit("floor", floor)
     counts = history.get(node)
-    if counts is None or counts.answered + counts.expired == 0:
+    if counts is None:
         return 1.0
-    decided = counts.answered + counts.expired + prior_answered + prior_expired
-    rate = (counts.answered + prior_answered) / decided
-    return floor + (1 - floor) * rate
+    return responsiveness(counts.answered, counts.expired, prior_answered, prior_expired, floor)
+
+
+def responsiveness(
+    answered: Number, expired: Number, prior_answered: float = 2, prior_expired: float = 0, floor: float = 0.3
+) -> Number:
+    """The formula of :func:`responsiveness_factor` on counts (arrays too); 1 where nothing was decided.
+
+    >>> responsiveness(np.array([0, 0]), np.array([6, 0]))
+    array([0.475, 1.   ])
+    """
+    answered, expired = np.asarray(answered, dtype=float), np.asarray(expired, dtype=float)
+    rate = (answered + prior_answered) / np.maximum(answered + expired + prior_answered + prior_expired, 1e-12)
+    value = np.where(answered + expired == 0, 1.0, floor + (1 - floor) * rate)
+    return value if value.ndim else float(value)
