@@ -22,7 +22,10 @@ from graph.factors import (
     equity_boost,
     free_places,
     load,
+    load_of,
+    responsiveness,
     responsiveness_factor,
+    saturation,
     saturation_factor,
 )
 from graph.summary import gini, graph_summary
@@ -49,8 +52,11 @@ __all__ = [
     "gini",
     "graph_summary",
     "load",
+    "load_of",
     "partner_countries",
+    "responsiveness",
     "responsiveness_factor",
+    "saturation",
     "saturation_factor",
     "update_school",
 ]

@@ -7,17 +7,19 @@ so the final score is ``reciprocal score × Π factors`` and every factor can be
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 import graph
 from data.schema import School
-from data.taxonomies import REMOTENESS_ZH, country_name, country_name_zh
+from data.taxonomies import REMOTENESS_ZH, Remoteness, country_name, country_name_zh
 from matching.reasons import Reason
 from matching.settings import RebalanceWeights
+from matching.table import ProfileTable
 
 
 @dataclass(frozen=True)
@@ -100,15 +102,16 @@ Exposure = Callable[[School], tuple[float, float]]
 class Rebalancer:
     """The graph's factors for one request: what depends only on the source is computed once.
 
-    >>> import networkx as nx
-    >>> from data.schema import School
-    >>> G = nx.Graph(active_only=True)
-    >>> source = School(id="tw-a", name_en="A", country="TW", levels=["primary"])
-    >>> new = School(id="my-b", name_en="B", country="MY", levels=["primary"], remoteness="remote")
-    >>> for s in (source, new): graph.update_school(G, s)
-    >>> weights = RebalanceWeights(no_partner_boost=0.15, remote_boost=0.1)
-    >>> [(a.code, a.factor) for a in Rebalancer(G, source, weights=weights)(new)]
-    [('no_partner_yet', 1.15), ('remote_school', 1.1)]
+        >>> import networkx as nx
+    import numpy as np
+        >>> from data.schema import School
+        >>> G = nx.Graph(active_only=True)
+        >>> source = School(id="tw-a", name_en="A", country="TW", levels=["primary"])
+        >>> new = School(id="my-b", name_en="B", country="MY", levels=["primary"], remoteness="remote")
+        >>> for s in (source, new): graph.update_school(G, s)
+        >>> weights = RebalanceWeights(no_partner_boost=0.15, remote_boost=0.1)
+        >>> [(a.code, a.factor) for a in Rebalancer(G, source, weights=weights)(new)]
+        [('no_partner_yet', 1.15), ('remote_school', 1.1)]
     """
 
     def __init__(
@@ -225,3 +228,42 @@ class Rebalancer:
                     )
                 )
         return adjustments
+
+
+def factor_arrays(
+    table: ProfileTable,
+    rows: np.ndarray,
+    weights: RebalanceWeights,
+    *,
+    bridges: Collection[str] = (),
+    partners_in: Mapping[str, int] | None = None,
+    exposure: Exposure | None = None,
+) -> np.ndarray:
+    """The product of every graph factor :class:`Rebalancer` gives, for many candidate rows at once,
+    from the same graph/ formulas (``bridges``: candidate ids that join the source's cluster;
+    ``partners_in``: the source's active partners per country)."""
+    partners, pending, capacity = table["partners"][rows], table["pending"][rows], table["capacity"][rows]
+    product = np.asarray(graph.saturation(graph.load_of(capacity, partners, pending), weights.saturation_threshold))
+    if weights.no_partner_boost > 0:
+        product = product * np.where(partners == 0, 1.0 + weights.no_partner_boost, 1.0)
+    if weights.remote_boost > 0:
+        scale = np.array([graph.REMOTENESS_SCALE[r] for r in Remoteness])
+        product = product * (1.0 + weights.remote_boost * scale[table["remoteness"][rows]])
+    if bridges and weights.cluster_boost > 0:
+        joined = np.isin(rows, [table.row_of[i] for i in bridges if i in table.row_of])
+        product = product * np.where(joined, 1.0 + weights.cluster_boost, 1.0)
+    if partners_in and weights.diversity_decay < 1.0:
+        per_code = np.zeros(len(table.countries.codes) + 1)
+        for country, n in partners_in.items():
+            per_code[table.countries.code(country)] = n  # code -1 (unknown) writes the unused last slot
+        product = product * weights.diversity_decay ** per_code[table["country"][rows]]
+    product = product * graph.responsiveness(
+        table["answered"][rows], table["expired"][rows], floor=weights.responsiveness_floor
+    )
+    if exposure is not None and weights.exposure_strength > 0:
+        damping = [
+            graph.exposure_factor(*exposure(table.schools[row]), strength=weights.exposure_strength)
+            for row in rows.tolist()
+        ]
+        product = product * np.asarray(damping)
+    return product

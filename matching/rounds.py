@@ -45,14 +45,14 @@ from scipy.sparse import hstack as sparse_hstack
 
 from data.schema import Partnership, PartnershipOrigin, School
 from data.taxonomies import NSP_COUNTRIES, ExchangeMode
-from graph import active_partners
 from matching.constraints import RULE_TEXT, Rule
 from matching.explain import explain
 from matching.reasons import Reason
 from matching.settings import MatchSettings
 
 if TYPE_CHECKING:  # the plain core below runs without the index and model the engine brings
-    from matching.engine import Candidate, Matcher
+    from matching.engine import Matcher
+    from matching.retrieve import Candidate
 
 WEIGHT_SCALE = 1_000_000
 """Weights are solved as integers ``round(weight * WEIGHT_SCALE)``: min-cost flow is only exact on
@@ -484,9 +484,8 @@ class _Found:
 
 
 def remaining_capacity(matcher: Matcher, school: School) -> int:
-    """Capacity less active partners less open invitations (which hold places until answered)."""
-    partners = len(active_partners(matcher.graph, school.id)) if school.id in matcher.graph else 0
-    return max(school.capacity - partners - matcher.pending.get(school.id, 0), 0)
+    """The school's free places (:meth:`Matcher.free_places`), never below 0."""
+    return max(matcher.free_places(school), 0)
 
 
 def orient(first: School, second: School, home_country: str) -> tuple[School, School]:
@@ -563,7 +562,7 @@ def gather_candidates(
                 if a.id == school_id:  # keep the record from a's side: its reasons need no recomputing
                     found[(a.id, b.id)] = _Found(school_id, candidate)
                 continue
-            forward, backward = candidate.score.forward.value, candidate.score.backward.value
+            forward, backward = candidate.fit_forward, candidate.fit_backward
             fit_a, fit_b = (forward, backward) if a.id == source.id else (backward, forward)
             bonus = (
                 options.nsp_bonus
@@ -571,7 +570,7 @@ def gather_candidates(
                 else 0.0
             )
             edges_by_key[(a.id, b.id)] = RoundEdge(
-                a.id, b.id, candidate.score.reciprocal, fit_a, fit_b, candidate.score.reciprocal + bonus
+                a.id, b.id, candidate.reciprocal, fit_a, fit_b, candidate.reciprocal + bonus
             )
             found[(a.id, b.id)] = _Found(school_id, candidate)
     return RoundCandidates(
@@ -675,7 +674,7 @@ def _cohort_candidates(
                     break
                 k = min(k * 4, settings.max_candidates)
                 [(ranked, eliminated, _)] = matcher.candidates_many([source], k, settings=settings, rebalanced=False)
-            inside.sort(key=lambda c: (-c.score.reciprocal, c.school.id))
+            inside.sort(key=lambda c: (-c.reciprocal, c.school.id))
             yield source, inside[:per_school], eliminated, len(ranked) - len(inside)
 
 
@@ -712,7 +711,7 @@ def _pair(matcher: Matcher, edge: RoundEdge, found: _Found, settings: MatchSetti
     if found.source == a.id:
         check, score = found.candidate.check, found.candidate.score
     else:
-        check, score = matcher.score_pair(a, b, settings=settings, similarity=found.candidate.score.similarity)
+        check, score = matcher.score_pair(a, b, settings=settings, similarity=found.candidate.similarity)
     return RoundPair(
         school_a=a.id,
         school_b=b.id,

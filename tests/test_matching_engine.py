@@ -262,7 +262,7 @@ def test_live_updates_and_deactivation(small_world: Any, embedder: Any) -> None:
     matcher.upsert_school(twin("my-b", languages_exchange=["ms"]))
     assert "my-b" not in {s.school_id for s in matcher.suggest("tw-src", k=60).suggestions}
     matcher.add_partnership(started("tw-src", "my-b"))  # staff record it anyway: now already partners
-    assert "my-b" in matcher.graph.adj["tw-src"]
+    assert "my-b" in matcher.partnerships.adj["tw-src"]
 
 
 def test_save_and_load_give_identical_results(base: Matcher, small_world: Any, embedder: Any, tmp_path: Path) -> None:

@@ -318,7 +318,7 @@ def test_accept_turns_pairs_into_suggested_partnerships(matcher: Matcher, result
         assert partnership.origin == PartnershipOrigin.SUGGESTED and partnership.active
         assert partnership.modes == pair.modes and partnership.sdgs == pair.sdgs
         partnership.check_schools(matcher.schools)
-    G = matcher.graph.copy()
+    G = matcher.partnerships.copy()
     for partnership in partnerships:
         add_partnership(G, partnership)
     assert all(G.has_edge(p.school_a, p.school_b) for p in partnerships)
