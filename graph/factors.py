@@ -64,24 +64,24 @@ def load_of(capacity: Number, partners: Number, pending: Number = 0) -> Number:
     >>> load_of(4, 1, 1), load_of(np.array([0, 2]), np.array([0, 1]))
     (0.5, array([inf, 0.5]))
     """
-    used = np.asarray(capacity - free_places(capacity, partners, pending), dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = np.where(np.asarray(capacity) > 0, used / np.maximum(capacity, 1), math.inf)
-    return value if value.ndim else float(value)
+    used = capacity - free_places(capacity, partners, pending)
+    if np.ndim(capacity) == 0:
+        return used / capacity if capacity > 0 else math.inf
+    return np.divide(used, capacity, out=np.full(np.shape(capacity), math.inf), where=np.asarray(capacity) > 0)
 
 
 def saturation(load_value: Number, threshold: float) -> Number:
-    """1 below ``threshold``, then ``(1 - load) / (1 - threshold)``, and 0 from load 1 (arrays too).
+    """1 below ``threshold``, then ``(1 - load) / (1 - threshold)`` down to 0 at load 1 (arrays too):
+    that line clipped to [0, 1].
 
-    >>> saturation(0.5, 0.75), saturation(np.array([0.875, 1.0]), 0.75)
-    (1.0, array([0.5, 0. ]))
+    >>> saturation(0.5, 0.75), saturation(np.array([0.875, 1.0, math.inf]), 0.75)
+    (1.0, array([0.5, 0. , 0. ]))
     """
     _check_unit("threshold", threshold)
-    load_value = np.asarray(load_value, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        falling = (1 - load_value) / (1 - threshold) if threshold < 1 else np.zeros_like(load_value)
-    value = np.where(load_value >= 1, 0.0, np.where(load_value < threshold, 1.0, falling))
-    return value if value.ndim else float(value)
+    if threshold == 1:
+        return np.where(np.asarray(load_value) < 1, 1.0, 0.0) if np.ndim(load_value) else float(load_value < 1)
+    line = (1 - load_value) / (1 - threshold)
+    return np.clip(line, 0.0, 1.0) if np.ndim(line) else min(max(line, 0.0), 1.0)
 
 
 def load(G: nx.Graph, node: str, pending: int = 0) -> float:
@@ -213,10 +213,16 @@ def responsiveness(
 ) -> Number:
     """The formula of :func:`responsiveness_factor` on counts (arrays too); 1 where nothing was decided.
 
-    >>> responsiveness(np.array([0, 0]), np.array([6, 0]))
-    array([0.475, 1.   ])
+    >>> responsiveness(np.array([0, 0]), np.array([6, 0])), responsiveness(1, 1)
+    (array([0.475, 1.   ]), 0.825)
     """
-    answered, expired = np.asarray(answered, dtype=float), np.asarray(expired, dtype=float)
-    rate = (answered + prior_answered) / np.maximum(answered + expired + prior_answered + prior_expired, 1e-12)
-    value = np.where(answered + expired == 0, 1.0, floor + (1 - floor) * rate)
-    return value if value.ndim else float(value)
+    decided = answered + expired + prior_answered + prior_expired
+    rate = (
+        (answered + prior_answered) / np.maximum(decided, 1e-12)
+        if np.ndim(decided)
+        else ((answered + prior_answered) / (decided or 1))
+    )
+    value = floor + (1 - floor) * rate
+    if np.ndim(value) == 0:
+        return value if answered + expired else 1.0
+    return np.where(np.asarray(answered + expired) == 0, 1.0, value)

@@ -102,16 +102,15 @@ Exposure = Callable[[School], tuple[float, float]]
 class Rebalancer:
     """The graph's factors for one request: what depends only on the source is computed once.
 
-        >>> import networkx as nx
-    import numpy as np
-        >>> from data.schema import School
-        >>> G = nx.Graph(active_only=True)
-        >>> source = School(id="tw-a", name_en="A", country="TW", levels=["primary"])
-        >>> new = School(id="my-b", name_en="B", country="MY", levels=["primary"], remoteness="remote")
-        >>> for s in (source, new): graph.update_school(G, s)
-        >>> weights = RebalanceWeights(no_partner_boost=0.15, remote_boost=0.1)
-        >>> [(a.code, a.factor) for a in Rebalancer(G, source, weights=weights)(new)]
-        [('no_partner_yet', 1.15), ('remote_school', 1.1)]
+    >>> import networkx as nx
+    >>> from data.schema import School
+    >>> G = nx.Graph(active_only=True)
+    >>> source = School(id="tw-a", name_en="A", country="TW", levels=["primary"])
+    >>> new = School(id="my-b", name_en="B", country="MY", levels=["primary"], remoteness="remote")
+    >>> for s in (source, new): graph.update_school(G, s)
+    >>> weights = RebalanceWeights(no_partner_boost=0.15, remote_boost=0.1)
+    >>> [(a.code, a.factor) for a in Rebalancer(G, source, weights=weights)(new)]
+    [('no_partner_yet', 1.15), ('remote_school', 1.1)]
     """
 
     def __init__(

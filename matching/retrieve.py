@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-import graph
 from data.schema import School
 from matching.arrays import ArrayScores, PairScorer, reciprocal_base, reciprocal_scores
 from matching.constraints import PairCheck, PairChecker, PairContext, Rule, SuggestionFilters
@@ -133,12 +132,19 @@ def _one(matcher: Matcher, table: ProfileTable, request: Request, scorer: PairSc
     rows, similarity = _nearest(matcher, table, source, eligible, request.ranked_depth())
     scores = reciprocal_scores(table, row, rows, similarity, masks, settings)
     rank = np.asarray(scorer(table, row, rows, similarity, scores), dtype=float)
-    if request.rebalanced:
-        rank = rank * _factors(matcher, table, source, rows, settings)
+    rebalancer = _rebalancer(matcher, source, settings) if request.rebalanced and len(rows) else None
+    if rebalancer is not None:
+        exposure = rebalancer.exposure if len(matcher.exposure) else None  # nothing shown yet: all factors 1
+        rank = rank * factor_arrays(
+            table,
+            rows,
+            settings.rebalance,
+            bridges=rebalancer.bridges,
+            partners_in=rebalancer.partners_in,
+            exposure=exposure,
+        )
     order = sorted(range(len(rows)), key=lambda n: (-rank[n], table.ids[rows[n]]))
-    ctx = matcher.context(request.filters, settings, day)
-    checker = PairChecker(source, ctx)
-    rebalancer = _lazy_rebalancer(matcher, source, settings) if request.rebalanced else None
+    checker = PairChecker(source, matcher.context(request.filters, settings, day))
     ranked = [_candidate(table, rows[n], similarity[n], scores, n, rank[n], checker, rebalancer) for n in order]
     return Retrieved(ranked, masks.eliminated(examined), int(np.count_nonzero(examined)), len(eligible))
 
@@ -172,42 +178,19 @@ def _nearest(
     return rows, sims
 
 
-def _factors(
-    matcher: Matcher, table: ProfileTable, source: School, rows: np.ndarray, settings: MatchSettings
-) -> np.ndarray:
-    known = source.id in matcher.partnerships  # an ad-hoc profile has no partners and no bridges
-    G = matcher.partnerships
-    return factor_arrays(
-        table,
-        rows,
-        settings.rebalance,
-        bridges=graph.cluster_bridges(G, source.id, home_country=settings.home_country) if known else (),
-        partners_in=graph.partner_countries(G, source.id) if known else None,
+def _rebalancer(matcher: Matcher, source: School, settings: MatchSettings) -> Rebalancer:
+    """The request's graph signals (the source's bridges and partner countries, worked out once),
+    shared by the factor arrays and the explanations of the candidates shown."""
+    return Rebalancer(
+        matcher.partnerships,
+        source,
+        weights=settings.rebalance,
+        home_country=settings.home_country,
+        names=matcher.name_of,
+        pending=matcher.pending,
+        history=matcher.history,
         exposure=matcher.exposure_lookup(),
     )
-
-
-def _lazy_rebalancer(matcher: Matcher, source: School, settings: MatchSettings) -> Callable[[School], list[Adjustment]]:
-    """The reference :class:`Rebalancer`, built the first time an explanation asks for it."""
-    made: list[Rebalancer] = []
-
-    def adjust(candidate: School) -> list[Adjustment]:
-        if not made:
-            made.append(
-                Rebalancer(
-                    matcher.partnerships,
-                    source,
-                    weights=settings.rebalance,
-                    home_country=settings.home_country,
-                    names=matcher.name_of,
-                    pending=matcher.pending,
-                    history=matcher.history,
-                    exposure=matcher.exposure_lookup(),
-                )
-            )
-        return made[0](candidate)
-
-    return adjust
 
 
 def _candidate(
@@ -218,7 +201,7 @@ def _candidate(
     n: int,
     rank: float,
     checker: PairChecker,
-    rebalancer: Callable[[School], list[Adjustment]] | None,
+    rebalancer: Rebalancer | None,
 ) -> Candidate:
     school = table.schools[row]
     similarity = float(similarity)
