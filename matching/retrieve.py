@@ -20,7 +20,7 @@ only for the candidates a caller reads them from: the k a suggestion returns, a 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 SIDE_NAMES = {HOME_SIDE: "home", FOREIGN_SIDE: "foreign"}
 EXACT_BELOW = 1024
-"""Score every eligible candidate exactly (no approximate index) when there are at most this many."""
+"""Rank eligible candidates by their exact cosine (not the approximate HNSW graph) when there are at
+most this many: a dot product over their stored vectors costs less than a filtered graph walk."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class Request:
     """Candidates ranked, nearest eligible first; None: the settings' depth, or ``k × overfetch``
     and at least the diversification pool. Any number up to every eligible candidate."""
     rebalanced: bool = True
+    limit: int | None = None
+    """Candidates to return (the best of those ranked); None: every one ranked."""
 
     def ranked_depth(self) -> int:
         if self.depth is not None:
@@ -111,15 +114,31 @@ class Retrieved:
     eliminated: Counter[Rule]
     examined: int
     eligible: int
+    outside: int = 0
+    """Eligible candidates left out because they are not among the ``within`` schools."""
 
 
-def retrieve(matcher: Matcher, requests: Sequence[Request], scorer: PairScorer | None = None) -> list[Retrieved]:
-    """Each request's candidates (see the module docstring), on one table snapshot for all."""
+def retrieve(
+    matcher: Matcher,
+    requests: Sequence[Request],
+    *,
+    scorer: PairScorer | None = None,
+    within: Collection[str] | None = None,
+) -> list[Retrieved]:
+    """Each request's candidates (see the module docstring), on one table snapshot for all.
+    ``within`` restricts every request to those schools (a matching round's cohort)."""
     table = matcher.table
-    return [_one(matcher, table, request, scorer or matcher.scorer or reciprocal_base) for request in requests]
+    inside = None
+    if within is not None:
+        inside = np.zeros(len(table), dtype=bool)
+        inside[[table.row_of[i] for i in within if i in table.row_of]] = True
+    scorer = scorer or matcher.scorer or reciprocal_base
+    return [_one(matcher, table, request, scorer, inside) for request in requests]
 
 
-def _one(matcher: Matcher, table: ProfileTable, request: Request, scorer: PairScorer) -> Retrieved:
+def _one(
+    matcher: Matcher, table: ProfileTable, request: Request, scorer: PairScorer, inside: np.ndarray | None
+) -> Retrieved:
     source, settings = request.source, request.settings
     day = settings.reference_date or date.today()
     row = table.encode(source)
@@ -128,7 +147,12 @@ def _one(matcher: Matcher, table: ProfileTable, request: Request, scorer: PairSc
     sides = [HOME_SIDE if side == "home" else FOREIGN_SIDE for side in matcher.candidate_sides(source, settings)]
     on_sides = (table["label"] >= 0) & np.isin(table["side"], sides)
     examined = on_sides & ~masks.violations[Rule.SAME_SCHOOL]
-    eligible = np.flatnonzero(examined & masks.passing())
+    passing = examined & masks.passing()
+    outside = 0
+    if inside is not None:
+        outside = int(np.count_nonzero(passing & ~inside))
+        passing &= inside
+    eligible = np.flatnonzero(passing)
     rows, similarity = _nearest(matcher, table, source, eligible, request.ranked_depth())
     scores = reciprocal_scores(table, row, rows, similarity, masks, settings)
     rank = np.asarray(scorer(table, row, rows, similarity, scores), dtype=float)
@@ -143,10 +167,10 @@ def _one(matcher: Matcher, table: ProfileTable, request: Request, scorer: PairSc
             partners_in=rebalancer.partners_in,
             exposure=exposure,
         )
-    order = sorted(range(len(rows)), key=lambda n: (-rank[n], table.ids[rows[n]]))
+    order = sorted(range(len(rows)), key=lambda n: (-rank[n], table.ids[rows[n]]))[: request.limit]
     checker = PairChecker(source, matcher.context(request.filters, settings, day))
     ranked = [_candidate(table, rows[n], similarity[n], scores, n, rank[n], checker, rebalancer) for n in order]
-    return Retrieved(ranked, masks.eliminated(examined), int(np.count_nonzero(examined)), len(eligible))
+    return Retrieved(ranked, masks.eliminated(examined), int(np.count_nonzero(examined)), len(eligible), outside)
 
 
 def _nearest(
@@ -156,7 +180,7 @@ def _nearest(
     if len(eligible) == 0:
         return eligible, np.zeros(0, dtype=np.float32)
     query = matcher.vector(source)
-    exact = len(eligible) <= max(depth, EXACT_BELOW)
+    few = len(eligible) <= max(depth, EXACT_BELOW)
     rows_found, sims_found = [], []
     for side in (HOME_SIDE, FOREIGN_SIDE):
         mine = eligible[table["side"][eligible] == side]
@@ -164,7 +188,7 @@ def _nearest(
             continue
         index = matcher.indexes[SIDE_NAMES[side]]
         labels = table["label"][mine]
-        if exact:
+        if few and index.kind != "exact":  # an exact index scans only the allowed rows itself, without copies
             rows_found.append(mine)
             sims_found.append(index.vectors_at(labels) @ query)
         else:

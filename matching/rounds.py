@@ -7,8 +7,9 @@ b-matching on the candidate graph), so the best-connected schools do not crowd t
 
 Candidate edges come from the index, never from all pairs, so a round over 20,000 schools stays
 a sparse problem: each school's ``per_school`` best candidates by reciprocal score among its
-``per_school * overfetch`` nearest neighbours that pass every hard rule (refetching while too few
-pass, up to ``max_examined`` neighbours), read in batches through ``Matcher.candidates_many``.
+``per_school * overfetch`` nearest cohort schools that pass every hard rule (the rules as masks and
+the cohort as a filter of the index search, so nothing is refetched), read through the engine's
+one retrieval path, :func:`matching.retrieve.retrieve`.
 The brief asked for networkx's min-cost flow; see the first case below for why it is not used.
 
 * scope ``home`` (every pair has one home-country school): the candidate graph is bipartite,
@@ -48,6 +49,7 @@ from data.taxonomies import NSP_COUNTRIES, ExchangeMode
 from matching.constraints import RULE_TEXT, Rule
 from matching.explain import explain
 from matching.reasons import Reason
+from matching.retrieve import Request, retrieve
 from matching.settings import MatchSettings
 
 if TYPE_CHECKING:  # the plain core below runs without the index and model the engine brings
@@ -659,23 +661,14 @@ def _cohort_candidates(
     """Each school's best ``per_school`` candidates inside the cohort, by reciprocal score, with the
     rule eliminations its search saw and how many passing candidates were outside the cohort.
 
-    Schools are searched in batches (one index search per batch and side). A school for which too
-    few of the candidates returned are in the cohort asks again for four times as many, while the
-    index may hold more."""
-    for start in range(0, len(school_ids), SEARCH_BATCH):
-        sources = [matcher.schools[school_id] for school_id in school_ids[start : start + SEARCH_BATCH]]
-        found = matcher.candidates_many(sources, per_school, settings=settings, rebalanced=False)
-        for source, (ranked, eliminated, _) in zip(sources, found, strict=True):
-            k = per_school
-            while True:
-                inside = [c for c in ranked if c.school.id in room]
-                exhausted = len(ranked) < k or k >= settings.max_candidates
-                if len(inside) >= per_school or exhausted:
-                    break
-                k = min(k * 4, settings.max_candidates)
-                [(ranked, eliminated, _)] = matcher.candidates_many([source], k, settings=settings, rebalanced=False)
-            inside.sort(key=lambda c: (-c.reciprocal, c.school.id))
-            yield source, inside[:per_school], eliminated, len(ranked) - len(inside)
+    One retrieval for all (:func:`matching.retrieve.retrieve`), restricted to the cohort: the
+    ``per_school × overfetch`` nearest cohort schools that pass every rule, ranked exactly."""
+    requests = [
+        Request(matcher.schools[school_id], per_school, settings, rebalanced=False, limit=per_school)
+        for school_id in school_ids
+    ]
+    for request, found in zip(requests, retrieve(matcher, requests, within=room), strict=True):
+        yield request.source, found.ranked, found.eliminated, found.outside
 
 
 def _unmatched(
