@@ -375,17 +375,8 @@ class RoundOptions(BaseModel):
         3.0,
         ge=1,
         le=50,
-        description="nearest neighbours examined per candidate wanted (more when too few pass the rules); lower "
-        "than for suggestions, which need a pool to diversify, because a round over thousands of schools "
-        "checks every one of them",
-    )
-    max_examined: int = Field(
-        500,
-        ge=10,
-        le=100_000,
-        description="stop refetching for a school after this many neighbours: where its neighbourhood is mostly "
-        "incompatible (typically a rare exchange language), searching further costs the whole round far more "
-        "than it finds",
+        description="eligible cohort schools ranked per candidate wanted (the nearest first); lower than for "
+        "suggestions, which need a pool to diversify, because a round scores candidates for thousands of schools",
     )
     coverage_first: bool = Field(
         False, description="give as many schools as possible a first partner before anyone a second"
@@ -530,9 +521,7 @@ def gather_candidates(
     edge. Everything is sorted by id, so the same input gives the same edges.
     """
     options = options or RoundOptions()
-    settings = (settings or matcher.settings).model_copy(
-        update={"diversity": False, "overfetch": options.overfetch, "max_candidates": options.max_examined}
-    )
+    settings = (settings or matcher.settings).model_copy(update={"diversity": False, "overfetch": options.overfetch})
     home = settings.home_country
     if cohort is None:
         cohort_ids = sorted(s.id for s in matcher.schools.values() if s.active and remaining_capacity(matcher, s) > 0)

@@ -79,7 +79,6 @@ class MatchSettings(BaseSettings):
     school_day_end: int = Field(16, ge=1, le=24, description="local hour school ends")
     reference_date: date | None = Field(None, description="day used to compute time-zone offsets (DST); default today")
     overfetch: float = Field(8.0, ge=1, description="candidates fetched from the index per requested result")
-    max_candidates: int = Field(2000, ge=10, description="most candidates a matching round asks one school for")
     depth: int | None = Field(
         None,
         ge=1,
