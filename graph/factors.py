@@ -99,7 +99,7 @@ def load(G: nx.Graph, node: str, pending: int = 0) -> float:
     return load_of(node_attributes(G, node)["capacity"], len(active_partners(G, node)), pending)
 
 
-def saturation_factor(G: nx.Graph, node: str, *, pending: int = 0, threshold: float = 0.5) -> float:
+def saturation_factor(G: nx.Graph, node: str, *, threshold: float, pending: int = 0) -> float:
     """1 while ``load < threshold``, then falling linearly to 0 at full capacity.
 
     ``factor = 1`` if load < threshold; ``(1 - load) / (1 - threshold)`` if threshold <= load < 1;
@@ -109,14 +109,31 @@ def saturation_factor(G: nx.Graph, node: str, *, pending: int = 0, threshold: fl
     >>> from data.schema import School
     >>> from graph.build import build_partnership_graph
     >>> G = build_partnership_graph([School(id="tw-a", name_en="A", country="TW", levels=["primary"], capacity=4)], [])
-    >>> [saturation_factor(G, "tw-a", pending=n) for n in range(5)]
+    >>> [saturation_factor(G, "tw-a", pending=n, threshold=0.5) for n in range(5)]
     [1.0, 1.0, 1.0, 0.5, 0.0]
     """
     return saturation(load(G, node, pending), threshold)
 
 
-def equity_boost(G: nx.Graph, node: str, *, no_partner_boost: float = 0.15, remote_boost: float = 0.10) -> float:
-    """``1 + no_partner_boost·[no active partner] + remote_boost·REMOTENESS_SCALE[remoteness]`` (>= 1).
+def equity(partners: Number, remoteness_scale: Number, *, no_partner_boost: float, remote_boost: float) -> Number:
+    """``1 + no_partner_boost·[no active partner] + remote_boost·remoteness_scale`` (arrays too).
+
+    >>> round(equity(0, 1.5, no_partner_boost=0.15, remote_boost=0.1), 3)
+    1.3
+    >>> equity(np.array([0, 2]), 0.0, no_partner_boost=0.15, remote_boost=0.1)
+    array([1.15, 1.  ])
+    """
+    _check_non_negative("no_partner_boost", no_partner_boost)
+    _check_non_negative("remote_boost", remote_boost)
+    return (
+        1.0
+        + remote_boost * remoteness_scale
+        + no_partner_boost * (np.asarray(partners) == 0 if np.ndim(partners) else partners == 0)
+    )
+
+
+def equity_boost(G: nx.Graph, node: str, *, no_partner_boost: float, remote_boost: float) -> float:
+    """:func:`equity` of a node, with ``remoteness_scale = REMOTENESS_SCALE[its remoteness]``.
 
     Schools with no partner yet and remote schools (偏遠 ×1, 特偏 ×1.5, 極偏 ×2) rise, so a first
     partnership goes where it adds most.
@@ -125,20 +142,30 @@ def equity_boost(G: nx.Graph, node: str, *, no_partner_boost: float = 0.15, remo
     >>> from graph.build import build_partnership_graph
     >>> G = build_partnership_graph([School(id="tw-a", name_en="A", country="TW", levels=["primary"],
     ...                                     remoteness="very_remote")], [])
-    >>> round(equity_boost(G, "tw-a"), 3)
+    >>> round(equity_boost(G, "tw-a", no_partner_boost=0.15, remote_boost=0.1), 3)
     1.3
     """
-    _check_non_negative("no_partner_boost", no_partner_boost)
-    _check_non_negative("remote_boost", remote_boost)
     attributes = node_attributes(G, node)
-    boost = 1.0 + remote_boost * REMOTENESS_SCALE[attributes["remoteness"]]
-    if not active_partners(G, node):
-        boost += no_partner_boost
-    return boost
+    return equity(
+        len(active_partners(G, node)),
+        REMOTENESS_SCALE[attributes["remoteness"]],
+        no_partner_boost=no_partner_boost,
+        remote_boost=remote_boost,
+    )
 
 
-def country_diversity_factor(G: nx.Graph, source: str, candidate_country: str, *, decay: float = 0.5) -> float:
-    """``decay ** n``, n = active partners ``source`` already has in ``candidate_country``.
+def country_diversity(partners_there: Number, *, decay: float) -> Number:
+    """``decay ** n`` for n partners already in the candidate's country (arrays too).
+
+    >>> country_diversity(2, decay=0.5), country_diversity(np.array([0, 1]), decay=0.5)
+    (0.25, array([1. , 0.5]))
+    """
+    _check_unit("decay", decay, open_low=True)
+    return decay**partners_there
+
+
+def country_diversity_factor(G: nx.Graph, source: str, candidate_country: str, *, decay: float) -> float:
+    """:func:`country_diversity` with n = active partners ``source`` already has in ``candidate_country``.
 
     Diminishing returns: the first partner in a country counts fully, each further one less.
 
@@ -148,11 +175,10 @@ def country_diversity_factor(G: nx.Graph, source: str, candidate_country: str, *
     >>> G = build_partnership_graph(
     ...     [School(id=i, name_en=i, country=c, levels=["primary"]) for i, c in [("tw-a", "TW"), ("vn-x", "VN")]],
     ...     [Partnership(school_a="tw-a", school_b="vn-x", start_date=date(2024, 1, 1))])
-    >>> country_diversity_factor(G, "tw-a", "VN"), country_diversity_factor(G, "tw-a", "TH")
+    >>> country_diversity_factor(G, "tw-a", "VN", decay=0.5), country_diversity_factor(G, "tw-a", "TH", decay=0.5)
     (0.5, 1.0)
     """
-    _check_unit("decay", decay, open_low=True)
-    return decay ** partner_countries(G, source)[candidate_country]
+    return country_diversity(partner_countries(G, source)[candidate_country], decay=decay)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ so the final score is ``reciprocal score × Π factors`` and every factor can be
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,7 +152,8 @@ class Rebalancer:
                 )
             )
         if G.degree(node) == 0 and weights.no_partner_boost > 0:
-            adjustments.append(Adjustment("no_partner_yet", 1.0 + weights.no_partner_boost))
+            boost = graph.equity(0, 0.0, no_partner_boost=weights.no_partner_boost, remote_boost=0.0)
+            adjustments.append(Adjustment("no_partner_yet", boost))
         remote = (
             graph.equity_boost(G, node, no_partner_boost=0.0, remote_boost=weights.remote_boost)
             if weights.remote_boost > 0
@@ -174,7 +175,7 @@ class Rebalancer:
             adjustments.append(
                 Adjustment(
                     "cluster_bridge",
-                    1.0 + weights.cluster_boost,
+                    graph.cluster_boost(bridge, weight=weights.cluster_boost),
                     {
                         "via_partner": bridge.via_partner,
                         "via_partner_name": self.names(bridge.via_partner),
@@ -190,7 +191,7 @@ class Rebalancer:
             adjustments.append(
                 Adjustment(
                     "country_diversity",
-                    weights.diversity_decay**partners_there,
+                    graph.country_diversity(partners_there, decay=weights.diversity_decay),
                     {
                         "country": candidate.country,
                         "partners_there": partners_there,
@@ -234,28 +235,30 @@ def factor_arrays(
     rows: np.ndarray,
     weights: RebalanceWeights,
     *,
-    bridges: Collection[str] = (),
+    bridges: Mapping[str, graph.BridgePath] | None = None,
     partners_in: Mapping[str, int] | None = None,
     exposure: Exposure | None = None,
 ) -> np.ndarray:
     """The product of every graph factor :class:`Rebalancer` gives, for many candidate rows at once,
-    from the same graph/ formulas (``bridges``: candidate ids that join the source's cluster;
+    from the same graph/ formulas (``bridges``: the paths by which candidates join the source's cluster;
     ``partners_in``: the source's active partners per country)."""
     partners, pending, capacity = table["partners"][rows], table["pending"][rows], table["capacity"][rows]
     product = np.asarray(graph.saturation(graph.load_of(capacity, partners, pending), weights.saturation_threshold))
-    if weights.no_partner_boost > 0:
-        product = product * np.where(partners == 0, 1.0 + weights.no_partner_boost, 1.0)
-    if weights.remote_boost > 0:
-        scale = np.array([graph.REMOTENESS_SCALE[r] for r in Remoteness])
-        product = product * (1.0 + weights.remote_boost * scale[table["remoteness"][rows]])
+    if weights.no_partner_boost > 0 or weights.remote_boost > 0:
+        scale = np.array([graph.REMOTENESS_SCALE[r] for r in Remoteness])[table["remoteness"][rows]]
+        product = product * graph.equity(
+            partners, scale, no_partner_boost=weights.no_partner_boost, remote_boost=weights.remote_boost
+        )
     if bridges and weights.cluster_boost > 0:
-        joined = np.isin(rows, [table.row_of[i] for i in bridges if i in table.row_of])
-        product = product * np.where(joined, 1.0 + weights.cluster_boost, 1.0)
+        boosts = [
+            graph.cluster_boost(bridges.get(table.ids[row]), weight=weights.cluster_boost) for row in rows.tolist()
+        ]
+        product = product * np.asarray(boosts)
     if partners_in and weights.diversity_decay < 1.0:
         per_code = np.zeros(len(table.countries.codes) + 1)
         for country, n in partners_in.items():
             per_code[table.countries.code(country)] = n  # code -1 (unknown) writes the unused last slot
-        product = product * weights.diversity_decay ** per_code[table["country"][rows]]
+        product = product * graph.country_diversity(per_code[table["country"][rows]], decay=weights.diversity_decay)
     product = product * graph.responsiveness(
         table["answered"][rows], table["expired"][rows], floor=weights.responsiveness_floor
     )
