@@ -45,9 +45,10 @@ class RuleMasks:
         """How many of the examined rows each rule removed. A full school is counted as full only
         (the rule a busy network hits most, and the one its other verdicts cannot change)."""
         full = self.violations[Rule.AT_CAPACITY] & examined
+        open_ = examined & ~full
         counts: Counter[Rule] = Counter()
         for rule, mask in self.violations.items():
-            n = int(np.count_nonzero(full if rule == Rule.AT_CAPACITY else mask & examined & ~full))
+            n = int(np.count_nonzero(full if rule == Rule.AT_CAPACITY else mask & open_))
             if n:
                 counts[rule] = n
         return counts
@@ -100,7 +101,7 @@ def rule_masks(
     partners = np.zeros(n, dtype=bool)
     partners[np.fromiter(partner_rows, dtype=np.int64, count=len(partner_rows))] = True
     v[Rule.ALREADY_PARTNERS] = partners
-    v[Rule.AT_CAPACITY] = table.free_places() <= 0
+    v[Rule.AT_CAPACITY] = table.full()
     v[Rule.FILTERED] = ~admitted(table, filters, usable)
     return RuleMasks(v, overlap, usable)
 

@@ -144,8 +144,10 @@ def _one(
     row = table.encode(source)
     partner_rows = [table.row_of[p] for p in matcher.partners(source.id) if p in table.row_of]
     masks = rule_masks(table, row, settings, day, request.filters, partner_rows)
-    sides = [HOME_SIDE if side == "home" else FOREIGN_SIDE for side in matcher.candidate_sides(source, settings)]
-    on_sides = (table["label"] >= 0) & np.isin(table["side"], sides)
+    sides = matcher.candidate_sides(source, settings)
+    on_sides = (
+        table.indexed() if len(sides) == 2 else table.indexed_on(HOME_SIDE if sides == ["home"] else FOREIGN_SIDE)
+    )
     examined = on_sides & ~masks.violations[Rule.SAME_SCHOOL]
     passing = examined & masks.passing()
     outside = 0

@@ -143,7 +143,9 @@ class ProfileTable:
     ``partners``, ``pending``, ``received``, ``answered``, ``expired``, ``side`` and ``label``."""
     rows_by_label: tuple[np.ndarray, np.ndarray]
     """Per side (home, foreign): the table row of each index label, -1 for labels no row holds."""
-    _overlaps: dict[tuple[object, ...], np.ndarray] = field(default_factory=dict, compare=False)
+    _derived: dict[object, np.ndarray] = field(default_factory=dict, compare=False)
+    """Arrays worked out from the columns on first use (overlaps per time zone, full rows); each
+    update makes a table with an empty one."""
 
     # ------------------------------------------------------------------ building
 
@@ -173,7 +175,7 @@ class ProfileTable:
             columns[name] = np.zeros(n, dtype=np.int32)
         columns["label"] = np.full(n, -1, dtype=np.int64)
         ids = tuple(s.id for s in schools)
-        table = replace(empty, ids=ids, row_of={id_: n for n, id_ in enumerate(ids)}, schools=tuple(schools))
+        table = _fresh(empty, ids=ids, row_of={id_: n for n, id_ in enumerate(ids)}, schools=tuple(schools))
         table.columns.update(columns)
         return table.with_labels(labels or {})
 
@@ -212,14 +214,36 @@ class ProfileTable:
         Worked out once per time zone of the vocabulary with :func:`school_hours_overlap` (the
         reference, so daylight saving is the same) and gathered per row."""
         key = (timezone, day, start_hour, end_hour)
-        by_zone = self._overlaps.get(key)
-        if by_zone is None:
+        per_row = self._derived.get(key)
+        if per_row is None:
             zones = list(self.timezones.codes)
             by_zone = np.array(
                 [school_hours_overlap(timezone, zone, day, start_hour, end_hour).hours for zone in zones] + [0.0]
             )
-            self._overlaps[key] = by_zone  # a cache of pure values: the same for every reader
-        return by_zone[self["timezone"]]  # code -1 (no zone) reads the trailing 0.0
+            per_row = by_zone[self["timezone"]]  # code -1 (no zone) reads the trailing 0.0
+            self._derived[key] = per_row  # a cache of pure values: the same for every reader
+        return per_row
+
+    def indexed(self) -> np.ndarray:
+        """Rows whose vector is in an index (active schools), worked out once per table."""
+        found = self._derived.get("indexed")
+        if found is None:
+            found = self._derived["indexed"] = self["label"] >= 0
+        return found
+
+    def indexed_on(self, side: int) -> np.ndarray:
+        """:meth:`indexed` rows of one side (home or foreign), worked out once per table."""
+        found = self._derived.get(("indexed", side))
+        if found is None:
+            found = self._derived[("indexed", side)] = self.indexed() & (self["side"] == side)
+        return found
+
+    def full(self) -> np.ndarray:
+        """Rows with no free place (the ``at_capacity`` rule), worked out once per table."""
+        found = self._derived.get("full")
+        if found is None:
+            found = self._derived["full"] = self.free_places() <= 0
+        return found
 
     # ------------------------------------------------------------------ updates (each returns a new table)
 
@@ -250,7 +274,7 @@ class ProfileTable:
         row = self.row_of.get(school.id)
         if row is None:
             row = len(self.ids)
-            table = replace(
+            table = _fresh(
                 table,
                 ids=(*self.ids, school.id),
                 row_of={**self.row_of, school.id: row},
@@ -262,7 +286,7 @@ class ProfileTable:
         else:
             schools = list(self.schools)
             schools[row] = school
-            table = replace(table, schools=tuple(schools))
+            table = _fresh(table, schools=tuple(schools))
         encoded = table.encode(school)
         for name in (*SCALAR_COLUMNS, *BITSET_COLUMNS):
             columns[name][row] = getattr(encoded, name)
@@ -276,7 +300,7 @@ class ProfileTable:
             rows_by_label[side] = rows_by_label[side].copy()
             rows_by_label[side][old] = -1
         columns["label"][row] = -1
-        table = replace(table, rows_by_label=(rows_by_label[0], rows_by_label[1]))
+        table = _fresh(table, rows_by_label=(rows_by_label[0], rows_by_label[1]))
         return table.with_labels({school.id: label} if label else {})
 
     def with_labels(self, labels: Mapping[str, tuple[int, int]]) -> ProfileTable:
@@ -297,7 +321,7 @@ class ProfileTable:
             grown[found] = rows
             by_side[side] = grown
             columns["label"][rows] = found
-        return replace(self, columns=columns, rows_by_label=(by_side[0], by_side[1]))
+        return _fresh(self, columns=columns, rows_by_label=(by_side[0], by_side[1]))
 
     def with_partners(self, counts: Mapping[str, int]) -> ProfileTable:
         """This table with the active-partner counts of the given schools replaced."""
@@ -319,7 +343,7 @@ class ProfileTable:
                 columns["received"][row] = counts.received
                 columns["answered"][row] = counts.answered
                 columns["expired"][row] = counts.expired
-        return replace(self, columns=columns)
+        return _fresh(self, columns=columns)
 
     def _with_counts(self, changes: Mapping[str, Mapping[str, int]]) -> ProfileTable:
         columns = dict(self.columns)
@@ -328,7 +352,12 @@ class ProfileTable:
             for id_, n in counts.items():
                 if id_ in self.row_of:
                     columns[name][self.row_of[id_]] = n
-        return replace(self, columns=columns)
+        return _fresh(self, columns=columns)
+
+
+def _fresh(table: ProfileTable, **changes: Any) -> ProfileTable:
+    """A new table with these fields changed and nothing derived from the old columns carried over."""
+    return replace(table, _derived={}, **changes)
 
 
 def _none() -> np.ndarray:
