@@ -45,7 +45,7 @@ def reciprocal_base(
 
 def weighted(components: dict[str, np.ndarray | float], weights: FitWeights) -> np.ndarray:
     """The weighted mean of fit components, in the order and with the weights of the reference."""
-    weight_of = weights.model_dump()
+    weight_of = dict(weights)  # the fields as they are: model_dump would copy them on every call
     total = sum(weight_of.values())
     if not total:
         return np.zeros(np.broadcast(*components.values()).shape)
