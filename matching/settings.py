@@ -78,7 +78,7 @@ class MatchSettings(BaseSettings):
     school_day_start: int = Field(8, ge=0, le=23, description="local hour school starts")
     school_day_end: int = Field(16, ge=1, le=24, description="local hour school ends")
     reference_date: date | None = Field(None, description="day used to compute time-zone offsets (DST); default today")
-    overfetch: float = Field(8.0, ge=1, description="candidates fetched from the index per requested result")
+    overfetch: float = Field(8.0, ge=1, description="eligible candidates ranked per requested result, nearest first")
     depth: int | None = Field(
         None,
         ge=1,
