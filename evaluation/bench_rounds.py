@@ -35,7 +35,7 @@ from matching.engine import Matcher
 from matching.rounds import RoundOptions, gather_candidates, solve_round
 from matching.settings import MatchSettings
 
-TARGET_SECONDS = {5_000: 60.0, 20_000: 300.0}
+TARGET_SECONDS = {5_000: 5.0, 20_000: 30.0}  # issue 12, on a quiet machine (2 cores)
 
 
 class StructuredOnlyEmbedder(ProfileEmbedder):
@@ -75,8 +75,8 @@ def bench(n: int, seed: int, text: bool, cache_dir: Path, options: RoundOptions,
     not_below = best.total_weight >= greedy.total_weight - 1e-6
     print(
         f"\n== {n:,} schools (seed {seed}, scope {scope}, {'text+structured' if text else 'structured-only'} "
-        f"vectors, per_school {options.per_school}, overfetch {options.overfetch:g}, max_examined "
-        f"{options.max_examined}, coverage_first {options.coverage_first}, nsp_priority {options.nsp_priority})"
+        f"vectors, per_school {options.per_school}, overfetch {options.overfetch:g}, "
+        f"coverage_first {options.coverage_first}, nsp_priority {options.nsp_priority})"
     )
     print(f"setup: world {setup['world']:.1f} s, matcher (vectors + index) {setup['matcher']:.1f} s")
     print(

@@ -53,7 +53,9 @@ from evaluation import baselines, metrics
 from evaluation.settings import EvaluationSettings
 from evaluation.splits import Split, make_split
 from matching.constraints import PairContext, check_pair
-from matching.engine import Candidate, Matcher, SuggestionResult
+from matching.engine import Matcher
+from matching.results import SuggestionResult
+from matching.retrieve import Candidate
 from matching.settings import MatchSettings, RebalanceWeights
 
 # Method key -> (label shown to staff, one-line description).
@@ -242,7 +244,7 @@ def judge_query(context: QueryContext, query: str) -> QueryOutcome:
     scores = baseline_scores(context.history, source, pool)
     ranked = rank_all(source, pool, scores, settings.max_k, settings.seed)
     listed = set().union(*ranked.values())
-    fits = {c.school.id: (c.score.forward.value, c.score.backward.value) for c in pool if c.school.id in listed}
+    fits = {c.school.id: (c.fit_forward, c.fit_backward) for c in pool if c.school.id in listed}
     in_pool = {c.school.id for c in pool}
     counters: Counter[str] = Counter(
         pool_size=len(pool),
@@ -407,8 +409,8 @@ def evaluate_split(
 def query_pool(matcher: Matcher, source: School, size: int, pool_settings: MatchSettings) -> list[Candidate]:
     """The ``size`` nearest candidates that pass every hard rule, ordered by reciprocal score."""
     passed, _, _ = matcher.candidates(source, size, settings=pool_settings)
-    nearest = sorted(passed, key=lambda c: (-c.score.similarity, c.school.id))[:size]
-    return sorted(nearest, key=lambda c: (-c.final, c.school.id))
+    nearest = sorted(passed, key=lambda c: (-c.similarity, c.school.id))[:size]
+    return sorted(nearest, key=lambda c: (-c.rank_score, c.school.id))
 
 
 SCORED_BASELINES: tuple[str, ...] = ("popularity", "content", "adamic_adar", "jaccard", "adamic_adar_l3")
@@ -420,7 +422,7 @@ def baseline_scores(history: nx.Graph, source: School, pool: Sequence[Candidate]
     ids = [c.school.id for c in pool]
     return {
         "popularity": baselines.popularity_scores(history, ids),
-        "content": {c.school.id: c.score.similarity for c in pool},
+        "content": {c.school.id: c.similarity for c in pool},
         "adamic_adar": baselines.adamic_adar_scores(history, source.id, ids),
         "jaccard": baselines.jaccard_scores(history, source.id, ids),
         "adamic_adar_l3": baselines.adamic_adar_l3_scores(history, source.id, ids),
@@ -446,7 +448,7 @@ def eligible_schools(matcher: Matcher, relevant: dict[str, set[str]]) -> set[str
         school_id
         for side in sides
         for school_id in matcher.indexes[side].ids()
-        if len(matcher.graph.adj[school_id]) < matcher.schools[school_id].capacity
+        if matcher.free_places(matcher.schools[school_id]) > 0
     }
 
 

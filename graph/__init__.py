@@ -14,14 +14,20 @@ from graph.build import (
 )
 from graph.clusters import BridgePath, Cluster, cluster_boost, cluster_bridges, cross_border_clusters
 from graph.exposure import ExposureLedger, exposure_factor, share_exposure
-from graph.rebalance import (
+from graph.factors import (
     REMOTENESS_SCALE,
     InvitationCounts,
     InvitationHistory,
+    country_diversity,
     country_diversity_factor,
+    equity,
     equity_boost,
+    free_places,
     load,
+    load_of,
+    responsiveness,
     responsiveness_factor,
+    saturation,
     saturation_factor,
 )
 from graph.summary import gini, graph_summary
@@ -39,16 +45,22 @@ __all__ = [
     "build_partnership_graph",
     "cluster_boost",
     "cluster_bridges",
+    "country_diversity",
     "country_diversity_factor",
     "cross_border_clusters",
     "end_partnership",
+    "equity",
     "equity_boost",
     "exposure_factor",
+    "free_places",
     "gini",
     "graph_summary",
     "load",
+    "load_of",
     "partner_countries",
+    "responsiveness",
     "responsiveness_factor",
+    "saturation",
     "saturation_factor",
     "share_exposure",
     "update_school",

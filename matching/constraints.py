@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+import graph
 from data.schema import CountryCode, School
 from data.taxonomies import NSP_COUNTRIES, ExchangeMode, Level, Remoteness
 from matching.hours import Overlap, school_hours_overlap
@@ -195,7 +196,7 @@ def _verdict(source: School, candidate: School, ctx: PairContext, profile: _Prof
     violations.extend(profile.violations)
     if candidate.id in ctx.partners(source.id):
         violations.append(Rule.ALREADY_PARTNERS)
-    if len(ctx.partners(candidate.id)) + ctx.pending(candidate.id) >= candidate.capacity:
+    if graph.free_places(candidate.capacity, len(ctx.partners(candidate.id)), ctx.pending(candidate.id)) <= 0:
         violations.append(Rule.AT_CAPACITY)
     if not ctx.filters.admits(candidate, list(profile.usable_modes)):
         violations.append(Rule.FILTERED)

@@ -1,88 +1,41 @@
-"""The matching pipeline: retrieve → constrain → score → rebalance → diversify → explain.
+"""The matching engine's state and verbs: a facade, as txtai's ``Embeddings`` is.
 
-:class:`Matcher` holds what the steps need in memory (profiles, the FAISS indexes, the
-partnership graph, invitation counts) and wires the plain functions of the other modules
-together. It does no I/O of its own beyond save/load of the index, so the service decides
-when to build, update and swap it.
+:class:`Matcher` holds what the steps need in memory (profiles and their columnar table, the FAISS
+indexes, the partnership graph, invitation counts, the exposure ledger) and hands each verb to a
+small module in a line or two: :mod:`matching.retrieve` (constrain, retrieve, score, rebalance, for
+one school or many), :mod:`matching.suggest` (diversify and explain the k returned). It does no
+I/O of its own beyond save/load of the index, so the service decides when to build, update and
+swap it. Live updates replace the table with a new one (copy-on-write), never edit it in place.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
-from pydantic import BaseModel, Field
 
 import graph
 from data.schema import Partnership, School
-from embeddings import ProfileEmbedder, profile_hints
-from matching.constraints import (
-    RULE_TEXT,
-    PairCheck,
-    PairChecker,
-    PairContext,
-    Rule,
-    SuggestionFilters,
-    check_pair,
-)
-from matching.diversify import mmr, pairwise_similarity
-from matching.explain import explain
+from embeddings import ProfileEmbedder
+from matching import suggest as suggesting
+from matching.arrays import PairScorer
+from matching.constraints import PairCheck, PairContext, Rule, SuggestionFilters, check_pair
 from matching.index import VectorIndex, create_index, load_index
-from matching.reasons import Reason
-from matching.rebalance import Adjustment, Rebalancer
+from matching.results import SuggestionResult
+from matching.retrieve import Candidate, Request, retrieve
 from matching.scoring import PairScore, reciprocal_score
 from matching.settings import MatchSettings, RequestOverrides
+from matching.table import FOREIGN_SIDE, HOME_SIDE, ProfileTable
 
 HOME, FOREIGN = "home", "foreign"
-
-
-class Suggestion(BaseModel):
-    school_id: str
-    score: float = Field(
-        ge=0, description="rank score: the reciprocal score times the graph factors (boosts may lift it above 1)"
-    )
-    reciprocal: float = Field(ge=0, le=1, description="harmonic mean of the fit in both directions")
-    fit_forward: float = Field(ge=0, le=1, description="how well the partner matches what you asked for")
-    fit_backward: float = Field(ge=0, le=1, description="how well you match what the partner asked for")
-    components: dict[str, dict[str, float]] = Field(description="fit components, 'forward' and 'backward'")
-    adjustments: dict[str, float] = Field(description="graph factors applied to the reciprocal score")
-    reasons: list[Reason]
-
-
-class Elimination(BaseModel):
-    rule: Rule
-    candidates: int
-    text_en: str
-    text_zh: str
-
-
-class SuggestionResult(BaseModel):
-    school_id: str | None
-    suggestions: list[Suggestion]
-    candidates_examined: int = Field(description="candidates retrieved from the index and checked")
-    eliminated: list[Elimination] = Field(description="how many candidates each hard rule removed")
-    hints: list[str] = Field(default_factory=list, description="how the school could improve its matches")
-
-
+SIDE_CODES = {HOME: HOME_SIDE, FOREIGN: FOREIGN_SIDE}
 EXPOSURE_FILE = "exposure.json"
-
-
-@dataclass
-class Candidate:
-    """A candidate that passed the constraints, with everything computed for it."""
-
-    school: School
-    check: PairCheck
-    score: PairScore
-    adjustments: list[Adjustment]
-    final: float
 
 
 @dataclass
@@ -93,15 +46,29 @@ class Matcher:
     embedder: ProfileEmbedder
     schools: dict[str, School]
     indexes: dict[str, VectorIndex]
-    graph: nx.Graph
+    partnerships: nx.Graph
+    """Active partnerships between schools (graph/): read through :meth:`partners`."""
     pending: dict[str, int] = field(default_factory=dict)
     history: dict[str, graph.InvitationCounts] = field(default_factory=dict)
     exposure: graph.ExposureLedger | None = None
     """Recent appearances in suggestion lists; made from the settings' half-life when not given."""
+    table: ProfileTable | None = None
+    """Every profile as columns (matching/table.py), made from the rest when not given."""
+    scorer: PairScorer | None = None
+    """Base score of the ranking step over arrays of candidates; None: the reciprocal score."""
 
     def __post_init__(self) -> None:
         if self.exposure is None:
             self.exposure = graph.ExposureLedger(self.settings.rebalance.exposure_half_life_hours)
+        if self.table is None:
+            labels = {
+                id_: (SIDE_CODES[side], label)
+                for side, index in self.indexes.items()
+                for id_, label in index.labels().items()
+            }
+            table = ProfileTable.build(list(self.schools.values()), self.settings.home_country, labels)
+            partners = {node: len(adjacent) for node, adjacent in self.partnerships.adj.items()}
+            self.table = table.with_partners(partners).with_invitations(self.pending, self.history)
 
     # ------------------------------------------------------------------ building
 
@@ -173,24 +140,45 @@ class Matcher:
 
     def upsert_school(self, school: School) -> None:
         """Re-embed one profile and move it in the index; deactivated schools leave the index."""
+        graph.update_school(self.partnerships, school)  # first: it refuses a move its partners forbid
         self.schools[school.id] = school
         for index in self.indexes.values():
             if school.id in index:
                 index.remove([school.id])
+        label = None
         if school.active:
-            self.indexes[_side(school, self.settings)].upsert([school.id], self.embedder.embed([school]))
-        graph.update_school(self.graph, school)
+            side = _side(school, self.settings)
+            self.indexes[side].upsert([school.id], self.embedder.embed([school]))
+            label = (SIDE_CODES[side], self.indexes[side].label(school.id))
+        self.table = self.table.with_school(school, label)
 
     def add_partnership(self, partnership: Partnership) -> None:
-        graph.add_partnership(self.graph, partnership)
+        graph.add_partnership(self.partnerships, partnership)
+        self._count_partners(partnership.school_a, partnership.school_b)
 
     def end_partnership(self, partnership: Partnership) -> None:
-        graph.end_partnership(self.graph, partnership)
+        graph.end_partnership(self.partnerships, partnership)
+        self._count_partners(partnership.school_a, partnership.school_b)
+
+    def _count_partners(self, *school_ids: str) -> None:
+        self.table = self.table.with_partners({s: len(self.partners(s)) for s in school_ids})
 
     def set_invitations(self, pending: dict[str, int], history: dict[str, graph.InvitationCounts]) -> None:
         """Open invitations hold places in capacity; the answer record feeds responsiveness."""
+        self.table = self.table.with_invitations(pending, history)
         self.pending = pending
         self.history = history
+
+    # ------------------------------------------------------------------ queries
+
+    def partners(self, school_id: str) -> Collection[str]:
+        """Ids of the school's active partners (none for a school the graph does not hold)."""
+        return self.partnerships._adj.get(school_id, {}).keys()  # the raw adjacency: no view per call
+
+    def free_places(self, school: School) -> int:
+        """Places the school can still offer: :func:`graph.free_places` of its capacity, active
+        partners and open invitations (0 or less: full)."""
+        return graph.free_places(school.capacity, len(self.partners(school.id)), self.pending.get(school.id, 0))
 
     def record_shown(self, result: SuggestionResult) -> None:
         """Count the suggestions as shown, so the exposure factor spreads later lists further.
@@ -216,11 +204,10 @@ class Matcher:
         self, filters: SuggestionFilters | None = None, settings: MatchSettings | None = None, day: date | None = None
     ) -> PairContext:
         settings = settings or self.settings
-        adjacency = self.graph._adj  # the raw dict of dicts, as networkx's own algorithms read it: no view per call
         return PairContext(
             settings=settings,
             day=day or settings.reference_date or date.today(),
-            partners=lambda school_id: adjacency.get(school_id, {}),
+            partners=self.partners,
             pending=lambda school_id: self.pending.get(school_id, 0),
             filters=filters or SuggestionFilters(),
         )
@@ -251,96 +238,49 @@ class Matcher:
         *,
         filters: SuggestionFilters | None = None,
         overrides: RequestOverrides | None = None,
+        depth: int | None = None,
     ) -> SuggestionResult:
         """The k best partners for a stored school (by id) or an ad-hoc profile, with reasons.
 
         A school with no possible partner gets an empty list and the rules that removed its
-        candidates, not an error."""
-        if isinstance(source, str):
-            source = self.schools[source]
+        candidates, not an error. ``depth`` candidates are ranked (default: the settings')."""
+        source = self.schools[source] if isinstance(source, str) else source
         settings = overrides.apply(self.settings) if overrides else self.settings
-        ranked, eliminated, examined = self.candidates(source, k, filters=filters, settings=settings)
-        chosen = self._diversify(ranked, k, settings)
-        suggestions = [self._suggestion(source, c, settings) for c in chosen]
-        return SuggestionResult(
-            school_id=source.id if source.id in self.schools else None,
-            suggestions=suggestions,
-            candidates_examined=examined,
-            eliminated=[
-                Elimination(rule=rule, candidates=n, text_en=RULE_TEXT[rule][0], text_zh=RULE_TEXT[rule][1])
-                for rule, n in eliminated.most_common()
-            ],
-            hints=profile_hints(source) + self._capacity_hints(source),
-        )
-
-    def _capacity_hints(self, source: School) -> list[str]:
-        """A full school still sees suggestions (to plan ahead), but should know it cannot invite yet."""
-        if source.id not in self.graph:
-            return []
-        partners, pending = len(self.graph.adj[source.id]), self.pending.get(source.id, 0)
-        if partners + pending < source.capacity:
-            return []
-        return [
-            f"school is at capacity ({partners} partner(s) and {pending} open invitation(s) for "
-            f"{source.capacity} place(s)): invitations can be sent once a place frees up or capacity is raised"
-        ]
+        return suggesting.suggest(self, source, k, settings, filters, depth or (overrides and overrides.depth))
 
     def candidates(
-        self, source: School, k: int, *, filters: SuggestionFilters | None = None, settings: MatchSettings | None = None
+        self,
+        source: School,
+        k: int,
+        *,
+        filters: SuggestionFilters | None = None,
+        settings: MatchSettings | None = None,
+        depth: int | None = None,
     ) -> tuple[list[Candidate], Counter[Rule], int]:
-        """Candidates that pass every hard rule, scored and rebalanced, best first (not diversified).
-
-        Returns at least ``k`` (more when diversity needs a pool) unless fewer exist, the count of
-        eliminations per rule, and how many candidates were examined. Rounds and groups build on it."""
-        settings = settings or self.settings
-        ctx = self.context(filters, settings)
-        passed, eliminated, examined = self._retrieve(source, self.vector(source), k, ctx)
-        return self._rank(source, passed, settings), eliminated, examined
+        """Candidates that pass every hard rule, scored and rebalanced, best first (not diversified),
+        the count of eliminations per rule, and how many candidates were examined: a batch of one
+        for :meth:`candidates_many`. Groups and the evaluation build on it."""
+        [found] = self.candidates_many([source], k, settings=settings, filters=filters, depth=depth)
+        return found
 
     def candidates_many(
-        self, sources: Sequence[School], k: int, *, settings: MatchSettings | None = None, rebalanced: bool = True
+        self,
+        sources: Sequence[School],
+        k: int,
+        *,
+        settings: MatchSettings | None = None,
+        rebalanced: bool = True,
+        filters: SuggestionFilters | None = None,
+        depth: int | None = None,
     ) -> list[tuple[list[Candidate], Counter[Rule], int]]:
-        """:meth:`candidates` for many schools at once, as a matching round needs for thousands: the
-        same fetch, refetch and ranking, with one batched index search per side for all the schools
-        still short of candidates instead of one search per school. With ``rebalanced=False`` the
-        graph factors are left out (``final`` is the reciprocal score), for callers that optimise
-        the score itself."""
-        if not sources:
-            return []
+        """:meth:`candidates` of many schools, on one table snapshot: the one retrieval path
+        (:func:`matching.retrieve.retrieve`). With ``rebalanced=False`` the graph factors are left
+        out (``rank_score`` is the base score), for callers that optimise the score itself."""
         settings = settings or self.settings
-        ctx = self.context(settings=settings)
-        pool_target = max(3 * k, 30) if settings.diversity else k
-        queries = np.stack([self.vector(source) for source in sources])
-        sides_of = [tuple(self.candidate_sides(source, settings)) for source in sources]
-        seen: list[set[str]] = [set() for _ in sources]
-        passed: list[list[tuple[School, PairCheck, float]]] = [[] for _ in sources]
-        eliminated: list[Counter[Rule]] = [Counter() for _ in sources]
-        checkers = [PairChecker(source, ctx) for source in sources]
-        pending = list(range(len(sources)))
-        fetch = int(k * settings.overfetch)
-        while pending:
-            hits: dict[int, list[tuple[str, float]]] = {row: [] for row in pending}
-            rows_by_sides: dict[tuple[str, ...], list[int]] = {}
-            for row in pending:
-                rows_by_sides.setdefault(sides_of[row], []).append(row)
-            for sides, rows in rows_by_sides.items():
-                wanted = fetch + max(len(seen[row]) for row in rows) + 1  # room for seen ids and the school
-                for side in sides:
-                    for row, side_hits in zip(rows, self.indexes[side].search(queries[rows], wanted), strict=True):
-                        fresh = [hit for hit in side_hits if hit[0] != sources[row].id and hit[0] not in seen[row]]
-                        hits[row].extend(fresh[:fetch])
-            short = []
-            for row in pending:
-                self._check_hits(checkers[row], hits[row], ctx, seen[row], passed[row], eliminated[row])
-                available = sum(len(self.indexes[side]) for side in sides_of[row])
-                if len(passed[row]) < pool_target and len(seen[row]) < available and fetch < settings.max_candidates:
-                    short.append(row)
-            pending = short
-            fetch = min(fetch * 4, settings.max_candidates)
-        return [
-            (self._rank(source, passed[row], settings, rebalanced=rebalanced), eliminated[row], len(seen[row]))
-            for row, source in enumerate(sources)
+        requests = [
+            Request(source, k, settings, filters or SuggestionFilters(), depth, rebalanced) for source in sources
         ]
+        return [(found.ranked, found.eliminated, found.examined) for found in retrieve(self, requests)]
 
     def score_pair(
         self,
@@ -350,8 +290,8 @@ class Matcher:
         settings: MatchSettings | None = None,
         similarity: float | None = None,
     ) -> tuple[PairCheck, PairScore]:
-        """The hard-rule check and reciprocal score of one given pair, as :meth:`candidates` computes
-        them (without graph factors), for pairs the index did not rank from this side: rounds explain
+        """The hard-rule check and reciprocal score of one given pair, with the reference functions
+        (without graph factors), for pairs the index did not rank from this side: rounds explain
         a pair from its home school's side, groups score every pair of members. ``similarity``
         defaults to the cosine of the two profile vectors."""
         settings = settings or self.settings
@@ -366,108 +306,6 @@ class Matcher:
         if _side(source, settings) == HOME:
             return [FOREIGN]
         return [HOME, FOREIGN] if settings.scope == "any" else [HOME]
-
-    def _retrieve(
-        self, source: School, query: np.ndarray, k: int, ctx: PairContext
-    ) -> tuple[list[tuple[School, PairCheck, float]], Counter[Rule], int]:
-        """Over-fetch from the index, filter by the hard rules, refetch while too few survive."""
-        settings = ctx.settings
-        pool_target = max(3 * k, 30) if settings.diversity else k
-        sides = self.candidate_sides(source, settings)
-        available = sum(len(self.indexes[side]) for side in sides)
-        fetch = int(k * settings.overfetch)
-        seen: set[str] = set()
-        passed: list[tuple[School, PairCheck, float]] = []
-        eliminated: Counter[Rule] = Counter()
-        checker = PairChecker(source, ctx)
-        while True:
-            hits: list[tuple[str, float]] = []
-            for side in sides:
-                hits.extend(self.indexes[side].search(query[None, :], fetch, exclude={source.id} | seen)[0])
-            self._check_hits(checker, hits, ctx, seen, passed, eliminated)
-            if len(passed) >= pool_target or len(seen) >= available or fetch >= settings.max_candidates:
-                return passed, eliminated, len(seen)
-            fetch = min(fetch * 4, settings.max_candidates)
-
-    def _check_hits(
-        self,
-        checker: PairChecker,
-        hits: list[tuple[str, float]],
-        ctx: PairContext,
-        seen: set[str],
-        passed: list[tuple[School, PairCheck, float]],
-        eliminated: Counter[Rule],
-    ) -> None:
-        """Apply the hard rules to index hits, most similar first, recording what each one did."""
-        for school_id, similarity in sorted(hits, key=lambda h: -h[1]):
-            seen.add(school_id)
-            candidate = self.schools[school_id]
-            if self._is_full(candidate, ctx):  # fast path: in a busy network most candidates are full
-                eliminated[Rule.AT_CAPACITY] += 1
-                continue
-            check = checker(candidate)
-            if check.ok:
-                passed.append((candidate, check, similarity))
-            else:
-                eliminated.update(check.violations)
-
-    def _is_full(self, school: School, ctx: PairContext) -> bool:
-        return len(ctx.partners(school.id)) + ctx.pending(school.id) >= school.capacity
-
-    def _rank(
-        self,
-        source: School,
-        passed: list[tuple[School, PairCheck, float]],
-        settings: MatchSettings,
-        *,
-        rebalanced: bool = True,
-    ) -> list[Candidate]:
-        adjust = (
-            Rebalancer(
-                self.graph,
-                source,
-                weights=settings.rebalance,
-                home_country=settings.home_country,
-                names=self.name_of,
-                pending=self.pending,
-                history=self.history,
-                exposure=self.exposure_lookup(),
-            )
-            if rebalanced
-            else None
-        )
-        ranked = []
-        for candidate, check, similarity in passed:
-            score = reciprocal_score(source, candidate, check, similarity, settings)
-            adjustments = adjust(candidate) if adjust else []
-            final = score.score * math.prod(a.factor for a in adjustments)
-            ranked.append(Candidate(candidate, check, score, adjustments, final))
-        ranked.sort(key=lambda c: (-c.final, c.school.id))
-        return ranked
-
-    def _diversify(self, ranked: list[Candidate], k: int, settings: MatchSettings) -> list[Candidate]:
-        if not settings.diversity or len(ranked) <= 1:
-            return ranked[:k]
-        pool = ranked[: max(3 * k, 30)]
-        vectors = self.vectors([c.school for c in pool])
-        similarity = pairwise_similarity([c.school.country for c in pool], vectors)
-        order = mmr([c.final for c in pool], similarity, k, settings.mmr_lambda)
-        return [pool[i] for i in order]
-
-    def _suggestion(self, source: School, c: Candidate, settings: MatchSettings) -> Suggestion:
-        return Suggestion(
-            school_id=c.school.id,
-            score=round(c.final, 6),
-            reciprocal=round(c.score.score, 6),
-            fit_forward=round(c.score.forward.value, 6),
-            fit_backward=round(c.score.backward.value, 6),
-            components={
-                "forward": {k: round(v, 4) for k, v in c.score.forward.components.items()},
-                "backward": {k: round(v, 4) for k, v in c.score.backward.components.items()},
-            },
-            adjustments={a.code: round(a.factor, 4) for a in c.adjustments},
-            reasons=explain(source, c.school, c.check, c.score, c.adjustments, settings),
-        )
 
     def _indexed_side(self, school: School) -> str | None:
         """The index holding this very profile's vector, or None (an ad-hoc or edited profile)."""

@@ -46,7 +46,7 @@ def explain(
     settings: MatchSettings,
 ) -> list[Reason]:
     """Reasons in order of how much they contributed, graph reasons last."""
-    weights = settings.fit.model_dump()
+    weights = dict(settings.fit)
     total = sum(weights.values()) or 1.0
     share = {name: weights[name] * value / total for name, value in score.forward.components.items()}
     reasons: list[Reason] = []

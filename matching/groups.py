@@ -258,7 +258,7 @@ class _GroupSearch:
             found[c.school.id].add("index_any")
         foreign = sorted(
             (c for c in [*own, *wide] if c.school.country != self.home),
-            key=lambda c: (-c.score.score, c.school.id),
+            key=lambda c: (-c.reciprocal, c.school.id),
         )
         expanded: list[str] = []
         for c in foreign:
@@ -270,7 +270,7 @@ class _GroupSearch:
             more, _, _ = matcher.candidates(c.school, k, filters=filters, settings=self.any_settings)
             for m in more:
                 found[m.school.id].add("index_any")
-        G = matcher.graph
+        G = matcher.partnerships
         if source.id in G:
             partners = active_partners(G, source.id)
             for p in partners:
@@ -314,7 +314,7 @@ class _GroupSearch:
         check, score = self.matcher.score_pair(a, b, settings=self.any_settings, similarity=similarity)
         if set(check.violations) - RELAXED_RULES or ExchangeMode.VIRTUAL not in check.usable_modes:
             return None
-        return _PairFacts(score.score, check.overlap.hours)
+        return _PairFacts(score.reciprocal, check.overlap.hours)
 
     def _vector(self, school: School) -> np.ndarray:
         if school.id not in self._vectors:

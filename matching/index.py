@@ -228,6 +228,49 @@ class VectorIndex(ABC):
             fetch = min(stored, fetch * 2)
         return results
 
+    def labels(self) -> dict[str, int]:
+        """Each id's FAISS label: the positions an eligibility bitmap for :meth:`search_labels` sets."""
+        return dict(self._book.label_of)
+
+    def label(self, id_: str) -> int:
+        """One id's FAISS label."""
+        if id_ not in self._book.label_of:
+            raise UnknownIdError([id_])
+        return self._book.label_of[id_]
+
+    def label_space(self) -> int:
+        """Labels handed out so far (a bitmap over labels needs this many bits)."""
+        return self._book.next_label
+
+    def search_labels(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest rows among the ``allowed`` labels only, as (cosines, labels), best first.
+
+        FAISS skips every other row while it searches (``IDSelectorBitmap``), so every hit is
+        allowed and no refetch is needed, however few rows are. Returns fewer than ``k`` only when
+        fewer are allowed (or, on HNSW, when the graph cannot reach more of them)."""
+        if len(allowed) == 0 or k < 1:
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        mask = np.zeros(max(self._faiss.ntotal, self._book.next_label), dtype=bool)
+        mask[allowed] = True
+        packed = np.packbits(mask, bitorder="little")  # kept alive here while FAISS reads it
+        selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(packed))
+        k = min(k, len(allowed))
+        with _omp_threads(1):
+            scores, labels = self._faiss.search(
+                self._check_vectors(np.atleast_2d(query), "queries"), k, params=self._search_parameters(selector, k)
+            )
+        found = labels[0] >= 0
+        return scores[0][found], labels[0][found]
+
+    def vectors_at(self, labels: np.ndarray) -> np.ndarray:
+        """The stored vectors of rows given by label, in one FAISS call."""
+        if len(labels) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._faiss.reconstruct_batch(np.asarray(labels, dtype=np.int64))
+
+    def _search_parameters(self, selector: faiss.IDSelector, k: int) -> faiss.SearchParameters:
+        return faiss.SearchParameters(sel=selector)
+
     def vector(self, id_: str) -> np.ndarray:
         """The stored vector of one id (a copy)."""
         if id_ not in self._book.label_of:
@@ -394,6 +437,9 @@ class HNSWIndex(VectorIndex):
         params = faiss.SearchParametersHNSW()
         params.efSearch = max(self.options.hnsw_ef_search, fetch)
         return self._faiss.search(queries, fetch, params=params)
+
+    def _search_parameters(self, selector: faiss.IDSelector, k: int) -> faiss.SearchParameters:
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.options.hnsw_ef_search, k))
 
     @property
     def tombstones(self) -> int:

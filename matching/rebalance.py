@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 import graph
 from data.schema import School
-from data.taxonomies import REMOTENESS_ZH, country_name, country_name_zh
+from data.taxonomies import REMOTENESS_ZH, Remoteness, country_name, country_name_zh
 from matching.reasons import Reason
 from matching.settings import RebalanceWeights
+from matching.table import ProfileTable
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,8 @@ class Rebalancer:
                 )
             )
         if G.degree(node) == 0 and weights.no_partner_boost > 0:
-            adjustments.append(Adjustment("no_partner_yet", 1.0 + weights.no_partner_boost))
+            boost = graph.equity(0, 0.0, no_partner_boost=weights.no_partner_boost, remote_boost=0.0)
+            adjustments.append(Adjustment("no_partner_yet", boost))
         remote = (
             graph.equity_boost(G, node, no_partner_boost=0.0, remote_boost=weights.remote_boost)
             if weights.remote_boost > 0
@@ -172,7 +175,7 @@ class Rebalancer:
             adjustments.append(
                 Adjustment(
                     "cluster_bridge",
-                    1.0 + weights.cluster_boost,
+                    graph.cluster_boost(bridge, weight=weights.cluster_boost),
                     {
                         "via_partner": bridge.via_partner,
                         "via_partner_name": self.names(bridge.via_partner),
@@ -188,7 +191,7 @@ class Rebalancer:
             adjustments.append(
                 Adjustment(
                     "country_diversity",
-                    weights.diversity_decay**partners_there,
+                    graph.country_diversity(partners_there, decay=weights.diversity_decay),
                     {
                         "country": candidate.country,
                         "partners_there": partners_there,
@@ -225,3 +228,44 @@ class Rebalancer:
                     )
                 )
         return adjustments
+
+
+def factor_arrays(
+    table: ProfileTable,
+    rows: np.ndarray,
+    weights: RebalanceWeights,
+    *,
+    bridges: Mapping[str, graph.BridgePath] | None = None,
+    partners_in: Mapping[str, int] | None = None,
+    exposure: Exposure | None = None,
+) -> np.ndarray:
+    """The product of every graph factor :class:`Rebalancer` gives, for many candidate rows at once,
+    from the same graph/ formulas (``bridges``: the paths by which candidates join the source's cluster;
+    ``partners_in``: the source's active partners per country)."""
+    partners, pending, capacity = table["partners"][rows], table["pending"][rows], table["capacity"][rows]
+    product = np.asarray(graph.saturation(graph.load_of(capacity, partners, pending), weights.saturation_threshold))
+    if weights.no_partner_boost > 0 or weights.remote_boost > 0:
+        scale = np.array([graph.REMOTENESS_SCALE[r] for r in Remoteness])[table["remoteness"][rows]]
+        product = product * graph.equity(
+            partners, scale, no_partner_boost=weights.no_partner_boost, remote_boost=weights.remote_boost
+        )
+    if bridges and weights.cluster_boost > 0:
+        boosts = [
+            graph.cluster_boost(bridges.get(table.ids[row]), weight=weights.cluster_boost) for row in rows.tolist()
+        ]
+        product = product * np.asarray(boosts)
+    if partners_in and weights.diversity_decay < 1.0:
+        per_code = np.zeros(len(table.countries.codes) + 1)
+        for country, n in partners_in.items():
+            per_code[table.countries.code(country)] = n  # code -1 (unknown) writes the unused last slot
+        product = product * graph.country_diversity(per_code[table["country"][rows]], decay=weights.diversity_decay)
+    product = product * graph.responsiveness(
+        table["answered"][rows], table["expired"][rows], floor=weights.responsiveness_floor
+    )
+    if exposure is not None and weights.exposure_strength > 0:
+        damping = [
+            graph.exposure_factor(*exposure(table.schools[row]), strength=weights.exposure_strength)
+            for row in rows.tolist()
+        ]
+        product = product * np.asarray(damping)
+    return product

@@ -7,8 +7,9 @@ b-matching on the candidate graph), so the best-connected schools do not crowd t
 
 Candidate edges come from the index, never from all pairs, so a round over 20,000 schools stays
 a sparse problem: each school's ``per_school`` best candidates by reciprocal score among its
-``per_school * overfetch`` nearest neighbours that pass every hard rule (refetching while too few
-pass, up to ``max_examined`` neighbours), read in batches through ``Matcher.candidates_many``.
+``per_school * overfetch`` nearest cohort schools that pass every hard rule (the rules as masks and
+the cohort as a filter of the index search, so nothing is refetched), read through the engine's
+one retrieval path, :func:`matching.retrieve.retrieve`.
 The brief asked for networkx's min-cost flow; see the first case below for why it is not used.
 
 * scope ``home`` (every pair has one home-country school): the candidate graph is bipartite,
@@ -45,14 +46,15 @@ from scipy.sparse import hstack as sparse_hstack
 
 from data.schema import Partnership, PartnershipOrigin, School
 from data.taxonomies import NSP_COUNTRIES, ExchangeMode
-from graph import active_partners
 from matching.constraints import RULE_TEXT, Rule
 from matching.explain import explain
 from matching.reasons import Reason
+from matching.retrieve import Request, retrieve
 from matching.settings import MatchSettings
 
 if TYPE_CHECKING:  # the plain core below runs without the index and model the engine brings
-    from matching.engine import Candidate, Matcher
+    from matching.engine import Matcher
+    from matching.retrieve import Candidate
 
 WEIGHT_SCALE = 1_000_000
 """Weights are solved as integers ``round(weight * WEIGHT_SCALE)``: min-cost flow is only exact on
@@ -373,17 +375,8 @@ class RoundOptions(BaseModel):
         3.0,
         ge=1,
         le=50,
-        description="nearest neighbours examined per candidate wanted (more when too few pass the rules); lower "
-        "than for suggestions, which need a pool to diversify, because a round over thousands of schools "
-        "checks every one of them",
-    )
-    max_examined: int = Field(
-        500,
-        ge=10,
-        le=100_000,
-        description="stop refetching for a school after this many neighbours: where its neighbourhood is mostly "
-        "incompatible (typically a rare exchange language), searching further costs the whole round far more "
-        "than it finds",
+        description="eligible cohort schools ranked per candidate wanted (the nearest first); lower than for "
+        "suggestions, which need a pool to diversify, because a round scores candidates for thousands of schools",
     )
     coverage_first: bool = Field(
         False, description="give as many schools as possible a first partner before anyone a second"
@@ -484,9 +477,8 @@ class _Found:
 
 
 def remaining_capacity(matcher: Matcher, school: School) -> int:
-    """Capacity less active partners less open invitations (which hold places until answered)."""
-    partners = len(active_partners(matcher.graph, school.id)) if school.id in matcher.graph else 0
-    return max(school.capacity - partners - matcher.pending.get(school.id, 0), 0)
+    """The school's free places (:meth:`Matcher.free_places`), never below 0."""
+    return max(matcher.free_places(school), 0)
 
 
 def orient(first: School, second: School, home_country: str) -> tuple[School, School]:
@@ -529,9 +521,7 @@ def gather_candidates(
     edge. Everything is sorted by id, so the same input gives the same edges.
     """
     options = options or RoundOptions()
-    settings = (settings or matcher.settings).model_copy(
-        update={"diversity": False, "overfetch": options.overfetch, "max_candidates": options.max_examined}
-    )
+    settings = (settings or matcher.settings).model_copy(update={"diversity": False, "overfetch": options.overfetch})
     home = settings.home_country
     if cohort is None:
         cohort_ids = sorted(s.id for s in matcher.schools.values() if s.active and remaining_capacity(matcher, s) > 0)
@@ -563,7 +553,7 @@ def gather_candidates(
                 if a.id == school_id:  # keep the record from a's side: its reasons need no recomputing
                     found[(a.id, b.id)] = _Found(school_id, candidate)
                 continue
-            forward, backward = candidate.score.forward.value, candidate.score.backward.value
+            forward, backward = candidate.fit_forward, candidate.fit_backward
             fit_a, fit_b = (forward, backward) if a.id == source.id else (backward, forward)
             bonus = (
                 options.nsp_bonus
@@ -571,7 +561,7 @@ def gather_candidates(
                 else 0.0
             )
             edges_by_key[(a.id, b.id)] = RoundEdge(
-                a.id, b.id, candidate.score.score, fit_a, fit_b, candidate.score.score + bonus
+                a.id, b.id, candidate.reciprocal, fit_a, fit_b, candidate.reciprocal + bonus
             )
             found[(a.id, b.id)] = _Found(school_id, candidate)
     return RoundCandidates(
@@ -660,23 +650,14 @@ def _cohort_candidates(
     """Each school's best ``per_school`` candidates inside the cohort, by reciprocal score, with the
     rule eliminations its search saw and how many passing candidates were outside the cohort.
 
-    Schools are searched in batches (one index search per batch and side). A school for which too
-    few of the candidates returned are in the cohort asks again for four times as many, while the
-    index may hold more."""
-    for start in range(0, len(school_ids), SEARCH_BATCH):
-        sources = [matcher.schools[school_id] for school_id in school_ids[start : start + SEARCH_BATCH]]
-        found = matcher.candidates_many(sources, per_school, settings=settings, rebalanced=False)
-        for source, (ranked, eliminated, _) in zip(sources, found, strict=True):
-            k = per_school
-            while True:
-                inside = [c for c in ranked if c.school.id in room]
-                exhausted = len(ranked) < k or k >= settings.max_candidates
-                if len(inside) >= per_school or exhausted:
-                    break
-                k = min(k * 4, settings.max_candidates)
-                [(ranked, eliminated, _)] = matcher.candidates_many([source], k, settings=settings, rebalanced=False)
-            inside.sort(key=lambda c: (-c.score.score, c.school.id))
-            yield source, inside[:per_school], eliminated, len(ranked) - len(inside)
+    One retrieval for all (:func:`matching.retrieve.retrieve`), restricted to the cohort: the
+    ``per_school × overfetch`` nearest cohort schools that pass every rule, ranked exactly."""
+    requests = [
+        Request(matcher.schools[school_id], per_school, settings, rebalanced=False, limit=per_school)
+        for school_id in school_ids
+    ]
+    for request, found in zip(requests, retrieve(matcher, requests, within=room), strict=True):
+        yield request.source, found.ranked, found.eliminated, found.outside
 
 
 def _unmatched(
@@ -712,7 +693,7 @@ def _pair(matcher: Matcher, edge: RoundEdge, found: _Found, settings: MatchSetti
     if found.source == a.id:
         check, score = found.candidate.check, found.candidate.score
     else:
-        check, score = matcher.score_pair(a, b, settings=settings, similarity=found.candidate.score.similarity)
+        check, score = matcher.score_pair(a, b, settings=settings, similarity=found.candidate.similarity)
     return RoundPair(
         school_a=a.id,
         school_b=b.id,

@@ -35,7 +35,8 @@ class PairScore:
     backward: Fit
     """fit(candidate→source): how well the source matches what the candidate asked for."""
     similarity: float
-    score: float
+    reciprocal: float
+    """The harmonic mean of the two fits: the pair's score before any graph factor."""
 
 
 def _preference(wanted: list, offered: set) -> float:
@@ -62,7 +63,7 @@ def fit(
         ),
         "embedding": min(max(similarity, 0.0), 1.0),
     }
-    weight_of = weights.model_dump()
+    weight_of = dict(weights)  # the fields as they are: model_dump would copy them on every call
     total = sum(weight_of.values())
     value = sum(weight_of[name] * c for name, c in components.items()) / total if total else 0.0
     return Fit(components, value)

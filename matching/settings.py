@@ -78,8 +78,13 @@ class MatchSettings(BaseSettings):
     school_day_start: int = Field(8, ge=0, le=23, description="local hour school starts")
     school_day_end: int = Field(16, ge=1, le=24, description="local hour school ends")
     reference_date: date | None = Field(None, description="day used to compute time-zone offsets (DST); default today")
-    overfetch: float = Field(8.0, ge=1, description="candidates fetched from the index per requested result")
-    max_candidates: int = Field(2000, ge=10, description="stop refetching beyond this many candidates")
+    overfetch: float = Field(8.0, ge=1, description="eligible candidates ranked per requested result, nearest first")
+    depth: int | None = Field(
+        None,
+        ge=1,
+        description="eligible candidates ranked per request, nearest first; None: k × overfetch (at least the "
+        "diversification pool); a large number ranks every eligible candidate",
+    )
     fit: FitWeights = Field(default_factory=FitWeights)
     rebalance: RebalanceWeights = Field(default_factory=RebalanceWeights)
     diversity: bool = Field(True, description="re-rank with MMR so one country does not fill the list")
@@ -104,11 +109,12 @@ class RequestOverrides(BaseModel):
     diversity: bool | None = None
     mmr_lambda: float | None = Field(None, ge=0, le=1)
     min_overlap_hours: float | None = Field(None, ge=0, le=8)
+    depth: int | None = Field(None, ge=1, description="eligible candidates to rank; every one if large enough")
 
     def apply(self, settings: MatchSettings) -> MatchSettings:
         if self.min_overlap_hours is not None and self.min_overlap_hours < settings.min_overlap_hours:
             raise ValueError(
                 f"overrides.min_overlap_hours: may only tighten the rule, to {settings.min_overlap_hours:g} or more"
             )
-        changes = self.model_dump(exclude_none=True)
+        changes = self.model_dump(exclude_none=True, exclude={"depth"})
         return settings.model_copy(update=changes) if changes else settings

@@ -14,7 +14,7 @@ from data.schema import PRIVATE_FIELDS, Invitation, Partnership, RoundStatus, Sc
 from data.taxonomies import country_name
 from embeddings import profile_hints
 from matching.constraints import SuggestionFilters
-from matching.engine import Suggestion, SuggestionResult
+from matching.results import Suggestion, SuggestionResult
 from matching.rounds import RoundOptions, RoundResult
 from matching.settings import RequestOverrides
 

@@ -184,8 +184,8 @@ class ServiceState:
             cached = self._graph_report
             if cached is not None and cached[:2] == (self.seq, id(matcher)):
                 return cached[2], cached[3]
-            summary = graph.graph_summary(matcher.graph)
-            clusters = graph.cross_border_clusters(matcher.graph)
+            summary = graph.graph_summary(matcher.partnerships)
+            clusters = graph.cross_border_clusters(matcher.partnerships)
             self._graph_report = (self.seq, id(matcher), summary, clusters)
         return summary, clusters
 
@@ -440,7 +440,7 @@ def _apply_partnership(matcher: Matcher, partnership: Partnership) -> None:
     """Make the graph agree with the stored partnership (idempotent: a change may be seen twice,
     e.g. after loading a snapshot whose graph was built from the current store)."""
     a, b = partnership.school_a, partnership.school_b
-    edge = matcher.graph.edges[a, b] if matcher.graph.has_edge(a, b) else None
+    edge = matcher.partnerships.edges[a, b] if matcher.partnerships.has_edge(a, b) else None
     same = edge is not None and edge["partnership_id"] == partnership.id
     try:
         if partnership.active and not same:

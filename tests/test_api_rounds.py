@@ -207,7 +207,7 @@ def test_accepting_starts_the_partnerships_and_suggestions_move_on(rounds_api: R
     assert after - before == {tuple(sorted(pair)) for pair in pairs}
 
     with rounds_api.state.reading() as matcher:
-        assert all(matcher.graph.has_edge(a, b) for a, b in pairs), "the live graph has the new partnerships"
+        assert all(matcher.partnerships.has_edge(a, b) for a, b in pairs), "the live graph has the new partnerships"
     for school_a, partners in proposed_to.items():
         response = rounds_api.call("staff", "GET", f"/v1/schools/{school_a}/suggestions", params={"k": 50})
         shown = {s["school_id"] for s in response.json()["suggestions"]}

@@ -228,13 +228,13 @@ def test_the_recommender_sees_no_held_out_partnership(
     matcher = build_matcher(schools, split.train, module_embedder, MatchSettings())
     held = split.held_out_pairs()
     assert held
-    assert not any(matcher.graph.has_edge(a, b) for a, b in held)  # not in the graph
+    assert not any(matcher.partnerships.has_edge(a, b) for a, b in held)  # not in the graph
     history = build_partnership_graph(schools, split.train, active_only=False)
     assert not any(history.has_edge(a, b) for a, b in held)  # nor in the graph baselines read
     active_train = [p for p in split.train if p.active]
     for school in schools:  # degree, and so capacity, counts training partnerships only
         expected = sum(school.id in (p.school_a, p.school_b) for p in active_train)
-        assert matcher.graph.degree(school.id) == expected
+        assert matcher.partnerships.degree(school.id) == expected
     ctx = matcher.context()
     by_id = {s.id: s for s in schools}
     for a, b in held:  # a held-out partner is never "already a partner" and never fills capacity

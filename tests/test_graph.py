@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import graph.build
 import graph.clusters
 import graph.exposure
-import graph.rebalance
+import graph.factors
 import graph.summary
 from data.errors import Conflict, NotFound
 from data.schema import Partnership, School
@@ -67,7 +67,7 @@ def graph_of(schools: list[School], pairs: list[tuple[str, str]], **kwargs: bool
 # --------------------------------------------------------------------------- doctests
 
 
-@pytest.mark.parametrize("module", [graph.build, graph.rebalance, graph.clusters, graph.summary, graph.exposure])
+@pytest.mark.parametrize("module", [graph.build, graph.factors, graph.clusters, graph.summary, graph.exposure])
 def test_doctests_pass(module: ModuleType) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0
@@ -219,7 +219,7 @@ def _hub(capacity: int, partners: int) -> nx.Graph:
 
 
 def test_saturation_pushes_down_near_capacity_and_is_zero_at_capacity() -> None:
-    factors = [saturation_factor(_hub(capacity=5, partners=n), "tw-hub") for n in range(7)]
+    factors = [saturation_factor(_hub(capacity=5, partners=n), "tw-hub", threshold=0.5) for n in range(7)]
 
     assert factors[:3] == [1.0, 1.0, 1.0]  # load 0, 0.2, 0.4: below the 0.5 threshold
     assert factors[3] == pytest.approx(0.8)  # load 0.6 -> (1 - 0.6) / 0.5
@@ -230,14 +230,14 @@ def test_saturation_pushes_down_near_capacity_and_is_zero_at_capacity() -> None:
 def test_pending_invitations_count_toward_load() -> None:
     G = _hub(capacity=4, partners=2)
     assert load(G, "tw-hub", pending=1) == 0.75
-    assert saturation_factor(G, "tw-hub", pending=2) == 0.0
+    assert saturation_factor(G, "tw-hub", pending=2, threshold=0.5) == 0.0
     assert saturation_factor(G, "tw-hub", pending=1, threshold=0.8) == 1.0
 
 
 def test_capacity_zero_is_always_saturated() -> None:
     G = _hub(capacity=0, partners=0)
     assert load(G, "tw-hub") == math.inf
-    assert saturation_factor(G, "tw-hub") == 0.0
+    assert saturation_factor(G, "tw-hub", threshold=0.5) == 0.0
 
 
 @given(capacity=st.integers(0, 12), partners=st.integers(0, 12), threshold=st.floats(0, 1))
@@ -257,7 +257,7 @@ def test_bad_arguments_are_named() -> None:
     with pytest.raises(ValueError, match=r"decay: must be in \(0, 1\]"):
         country_diversity_factor(G, "tw-hub", "VN", decay=0)
     with pytest.raises(NotFound, match="school 'tw-nobody' not found"):
-        equity_boost(G, "tw-nobody")
+        equity_boost(G, "tw-nobody", no_partner_boost=0.15, remote_boost=0.1)
 
 
 # --------------------------------------------------------------------------- equity
@@ -276,7 +276,7 @@ def test_equity_lifts_lonely_and_remote_schools_above_popular_ones() -> None:
     ]
     partnered = ["tw-remote", "tw-very", "tw-extreme-partnered"]
     G = graph_of(schools, [("tw-popular", s.id) for s in abroad] + [(node, "vn-0") for node in partnered])
-    boost = {s.id: equity_boost(G, s.id) for s in schools[:6]}
+    boost = {s.id: equity_boost(G, s.id, no_partner_boost=0.15, remote_boost=0.1) for s in schools[:6]}
 
     assert boost == pytest.approx(
         {
@@ -289,7 +289,7 @@ def test_equity_lifts_lonely_and_remote_schools_above_popular_ones() -> None:
         }
     )
     assert min(boost.values()) == boost["tw-popular"]
-    assert equity_boost(G, "tw-lonely", no_partner_boost=0.3) == pytest.approx(1.3)
+    assert equity_boost(G, "tw-lonely", no_partner_boost=0.3, remote_boost=0.1) == pytest.approx(1.3)
 
 
 # --------------------------------------------------------------------------- diversity
@@ -305,8 +305,8 @@ def test_country_diversity_decays_with_partners_already_there() -> None:
         factors.append(country_diversity_factor(H, "tw-a", "VN", decay=0.7))
 
     assert factors == pytest.approx([1.0, 0.7, 0.49])
-    assert country_diversity_factor(G, "tw-a", "TH") == 0.5
-    assert country_diversity_factor(G, "tw-a", "MY") == 1.0
+    assert country_diversity_factor(G, "tw-a", "TH", decay=0.5) == 0.5
+    assert country_diversity_factor(G, "tw-a", "MY", decay=0.5) == 1.0
     assert partner_countries(G, "tw-a") == {"VN": 3, "TH": 1}
 
 

@@ -262,7 +262,29 @@ def test_live_updates_and_deactivation(small_world: Any, embedder: Any) -> None:
     matcher.upsert_school(twin("my-b", languages_exchange=["ms"]))
     assert "my-b" not in {s.school_id for s in matcher.suggest("tw-src", k=60).suggestions}
     matcher.add_partnership(started("tw-src", "my-b"))  # staff record it anyway: now already partners
-    assert "my-b" in matcher.graph.adj["tw-src"]
+    assert "my-b" in matcher.partnerships.adj["tw-src"]
+
+
+def test_the_profile_table_follows_live_changes_copy_on_write(small_world: Any, embedder: Any) -> None:
+    """Profiles, partnerships and invitations reach the columns the rules read; a reader holding the
+    table from before keeps a whole, unchanged snapshot."""
+    matcher = build(small_world, embedder, [source_school(), twin("my-a"), twin("my-b")])
+    before = matcher.table
+    tw = taiwanese(small_world, 1)[0]
+    matcher.upsert_school(twin("my-a", capacity=1))
+    matcher.add_partnership(started(tw.id, "my-a"))  # my-a is full now
+    matcher.set_invitations({"my-b": 4}, {})  # open invitations fill my-b
+    matcher.upsert_school(twin("my-c", languages_exchange=["mi", "en"]))  # a new school, a new language
+    assert len(before) + 1 == len(matcher.table) and before["capacity"][before.row_of["my-a"]] == 4
+    assert before["pending"][before.row_of["my-b"]] == 0
+    source = matcher.schools["tw-src"]
+    ranked, eliminated, _ = matcher.candidates(source, 5, settings=SETTINGS, depth=10**6)
+    ctx = matcher.context(settings=SETTINGS)
+    eligible = {i for i in matcher.indexes["foreign"].ids() if check_pair(source, matcher.schools[i], ctx).ok}
+    assert {c.school.id for c in ranked} == eligible
+    assert "my-c" in eligible and not {"my-a", "my-b"} & eligible
+    assert eliminated[Rule.AT_CAPACITY] >= 2
+    assert matcher.free_places(matcher.schools["my-a"]) == 0 and matcher.free_places(matcher.schools["my-b"]) == 0
 
 
 def test_save_and_load_give_identical_results(base: Matcher, small_world: Any, embedder: Any, tmp_path: Path) -> None:

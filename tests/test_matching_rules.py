@@ -167,10 +167,10 @@ def test_reciprocity_one_sided_pair_ranks_below_two_sided() -> None:
         scores[candidate.id] = reciprocal_score(source, candidate, check, 0.5, settings)
     assert scores["my-one"].forward.value >= scores["my-both"].forward.value - 0.05
     assert scores["my-one"].backward.value < scores["my-both"].backward.value
-    assert scores["my-one"].score < scores["my-both"].score
+    assert scores["my-one"].reciprocal < scores["my-both"].reciprocal
     for s in scores.values():
-        assert 0 <= s.score <= 1 and min(s.forward.value, s.backward.value) <= s.score
-        assert s.score <= max(s.forward.value, s.backward.value)
+        assert 0 <= s.reciprocal <= 1 and min(s.forward.value, s.backward.value) <= s.reciprocal
+        assert s.reciprocal <= max(s.forward.value, s.backward.value)
 
 
 def test_mmr_spreads_countries() -> None:

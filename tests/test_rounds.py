@@ -4,6 +4,7 @@ then a round over a small generated world through the real Matcher."""
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -318,24 +319,44 @@ def test_accept_turns_pairs_into_suggested_partnerships(matcher: Matcher, result
         assert partnership.origin == PartnershipOrigin.SUGGESTED and partnership.active
         assert partnership.modes == pair.modes and partnership.sdgs == pair.sdgs
         partnership.check_schools(matcher.schools)
-    G = matcher.graph.copy()
+    G = matcher.partnerships.copy()
     for partnership in partnerships:
         add_partnership(G, partnership)
     assert all(G.has_edge(p.school_a, p.school_b) for p in partnerships)
 
 
 def test_batched_candidates_equal_one_school_at_a_time(matcher: Matcher) -> None:
-    """Rounds read candidates through Matcher.candidates_many: it must be Matcher.candidates, batched."""
+    """Rounds read candidates through Matcher.candidates_many: it must be Matcher.candidates, batched,
+    and its array scores must be the reference's (reciprocal score, graph factors) for every candidate."""
     settings = matcher.settings.model_copy(update={"diversity": False, "overfetch": 2.0})
     sources = [s for s in sorted(matcher.schools.values(), key=lambda s: s.id) if s.active][::6]
     batched = matcher.candidates_many(sources, 10, settings=settings)
     unbalanced = matcher.candidates_many(sources, 10, settings=settings, rebalanced=False)
-    refetched = 0
     for source, (ranked, eliminated, examined), (plain, _, _) in zip(sources, batched, unbalanced, strict=True):
         one, one_eliminated, one_examined = matcher.candidates(source, 10, settings=settings)
         assert [c.school.id for c in ranked] == [c.school.id for c in one]
-        assert [c.final for c in ranked] == pytest.approx([c.final for c in one])
+        assert [c.rank_score for c in ranked] == pytest.approx([c.rank_score for c in one])
         assert (eliminated, examined) == (one_eliminated, one_examined)
-        assert all(c.final == c.score.score and not c.adjustments for c in plain)
-        refetched += examined > 20
-    assert refetched > 0, "no school needed a second fetch: the refetch path went untested"
+        assert all(c.rank_score == c.reciprocal and not c.adjustments for c in plain)
+        for c in ranked:
+            assert c.reciprocal == pytest.approx(c.score.reciprocal, abs=1e-9)
+            assert c.rank_score == pytest.approx(c.reciprocal * math.prod(a.factor for a in c.adjustments), abs=1e-9)
+
+
+def test_depth_ranks_every_eligible_candidate(matcher: Matcher) -> None:
+    """By default a request ranks k × overfetch candidates; with depth, every eligible one."""
+    settings = matcher.settings.model_copy(update={"diversity": False, "overfetch": 2.0})
+    tw = [s for s in sorted(matcher.schools.values(), key=lambda s: s.id) if s.country == "TW" and s.active]
+    source = max(tw, key=lambda s: len(matcher.candidates(s, 1, settings=settings, depth=10**6)[0]))
+    shallow, _, _ = matcher.candidates(source, 2, settings=settings)
+    deep, _, _ = matcher.candidates(source, 2, settings=settings, depth=10**6)
+    ctx = matcher.context(settings=settings)
+    eligible = {
+        school_id
+        for side in matcher.candidate_sides(source, settings)
+        for school_id in matcher.indexes[side].ids()
+        if check_pair(source, matcher.schools[school_id], ctx).ok
+    }
+    assert len(shallow) == int(2 * settings.overfetch) < len(deep)
+    assert {c.school.id for c in deep} == eligible
+    assert deep[0].rank_score >= shallow[0].rank_score

@@ -12,7 +12,8 @@ from data.errors import NotFound
 from data.schema import CountryCode, School
 from data.taxonomies import ExchangeMode, Level
 from matching.constraints import SuggestionFilters
-from matching.engine import Matcher, SuggestionResult
+from matching.engine import Matcher
+from matching.results import SuggestionResult
 from matching.settings import RequestOverrides
 from service.deps import Caller, MetricsDep, StaffOrPortal, State, errors
 from service.models import AdHocSuggestionRequest, SchoolCard, SuggestionOut, SuggestionsOut, strict_body

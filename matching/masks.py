@@ -1,0 +1,127 @@
+"""The hard rules as masks over the profile table: one boolean array per rule, all rows at once.
+
+:func:`rule_masks` is :func:`matching.constraints.check_pair` for one source against every row of
+a :class:`~matching.table.ProfileTable`: ``masks[rule][row]`` is True exactly when ``check_pair``
+reports ``rule`` for that pair (a property test holds the two to each other on random worlds).
+``check_pair`` stays the readable reference; this is what a request runs. The pair's facts the
+scores need (shared school hours, usable modes) come out with the masks.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+from data.taxonomies import NSP_COUNTRIES, ExchangeMode, Remoteness
+from matching.constraints import Rule, SuggestionFilters
+from matching.settings import MatchSettings
+from matching.table import LEVEL_BIT, MODE_BIT, REMOTENESS_CODE, ProfileTable, Row, bits
+
+VIRTUAL, VISIT, HOSTING = (MODE_BIT[m] for m in (ExchangeMode.VIRTUAL, ExchangeMode.VISIT, ExchangeMode.HOSTING))
+
+
+@dataclass(frozen=True)
+class RuleMasks:
+    """Per rule, which rows break it; with the facts the masks were worked out from."""
+
+    violations: dict[Rule, np.ndarray]
+    overlap: np.ndarray
+    """Shared school hours of the source with each row."""
+    usable: np.ndarray
+    """Modes (bitset) the pair can use from the source's side, virtual only in shared hours."""
+
+    def passing(self) -> np.ndarray:
+        """Rows that break no rule."""
+        broken = np.zeros(len(self.overlap), dtype=bool)
+        for mask in self.violations.values():
+            broken |= mask
+        return ~broken
+
+    def eliminated(self, examined: np.ndarray) -> Counter[Rule]:
+        """How many of the examined rows each rule removed. A full school is counted as full only
+        (the rule a busy network hits most, and the one its other verdicts cannot change)."""
+        full = self.violations[Rule.AT_CAPACITY] & examined
+        open_ = examined & ~full
+        counts: Counter[Rule] = Counter()
+        for rule, mask in self.violations.items():
+            n = int(np.count_nonzero(full if rule == Rule.AT_CAPACITY else mask & open_))
+            if n:
+                counts[rule] = n
+        return counts
+
+
+def pair_modes_bits(source_modes: int, modes: np.ndarray) -> np.ndarray:
+    """:func:`matching.constraints.pair_modes` as bitsets: my visit needs your hosting."""
+    common = np.zeros(len(modes), dtype=np.uint8)
+    if source_modes & VIRTUAL:
+        common |= modes & VIRTUAL
+    if source_modes & VISIT:
+        common |= np.where(modes & HOSTING, VISIT, 0).astype(np.uint8)
+    if source_modes & HOSTING:
+        common |= np.where(modes & VISIT, HOSTING, 0).astype(np.uint8)
+    return common
+
+
+def rule_masks(
+    table: ProfileTable,
+    source: Row,
+    settings: MatchSettings,
+    day: date,
+    filters: SuggestionFilters,
+    partner_rows: Collection[int],
+) -> RuleMasks:
+    """Every rule of :func:`check_pair` for ``source`` against every row (see the module docstring).
+    ``partner_rows`` are the rows of the source's active partners."""
+    n = len(table)
+    school = source.school
+    v: dict[Rule, np.ndarray] = {}
+    same = np.zeros(n, dtype=bool)
+    if school.id in table.row_of:
+        same[table.row_of[school.id]] = True
+    v[Rule.SAME_SCHOOL] = same
+    v[Rule.INACTIVE] = ~table["active"] | (not school.active)
+    country = table["country"]
+    v[Rule.SAME_COUNTRY] = country == source.country if source.country >= 0 else np.zeros(n, dtype=bool)
+    if settings.scope == "home" and school.country != settings.home_country:
+        v[Rule.OUT_OF_SCOPE] = ~v[Rule.SAME_COUNTRY] & (country != table.countries.code(settings.home_country))
+    else:
+        v[Rule.OUT_OF_SCOPE] = np.zeros(n, dtype=bool)
+    v[Rule.NO_SHARED_LANGUAGE] = ~(table["languages_exchange"] & source.languages_exchange).any(axis=1)
+    common = pair_modes_bits(source.modes, table["modes"])
+    overlap = table.overlap_hours(school.timezone, day, settings.school_day_start, settings.school_day_end)
+    usable = np.where(overlap < settings.min_overlap_hours, common & ~np.uint8(VIRTUAL), common).astype(np.uint8)
+    v[Rule.NO_COMMON_MODE] = common == 0
+    v[Rule.NO_SHARED_HOURS] = (common != 0) & (usable == 0)
+    allowed = bits((lb for la in school.levels for lb in settings.level_matrix.get(la, [])), LEVEL_BIT)
+    v[Rule.LEVEL_MISMATCH] = (table["levels"] & allowed) == 0
+    partners = np.zeros(n, dtype=bool)
+    partners[np.fromiter(partner_rows, dtype=np.int64, count=len(partner_rows))] = True
+    v[Rule.ALREADY_PARTNERS] = partners
+    v[Rule.AT_CAPACITY] = table.full()
+    v[Rule.FILTERED] = ~admitted(table, filters, usable)
+    return RuleMasks(v, overlap, usable)
+
+
+def admitted(table: ProfileTable, filters: SuggestionFilters, usable: np.ndarray) -> np.ndarray:
+    """:meth:`SuggestionFilters.admits` for every row."""
+    ok = np.ones(len(table), dtype=bool)
+    country = table["country"]
+    if filters.countries:
+        ok &= np.isin(country, [table.countries.code(c) for c in filters.countries])
+    if filters.regions:
+        ok &= np.isin(table["region"], [table.regions.code(r) for r in filters.regions]) & (table["region"] >= 0)
+    if filters.sdgs:
+        ok &= (table["sdgs"] & bits(filters.sdgs, {g: 1 << g for g in range(1, 18)})) != 0
+    if filters.modes:
+        ok &= (usable & bits(filters.modes, MODE_BIT)) != 0
+    if filters.levels:
+        ok &= (table["levels"] & bits(filters.levels, LEVEL_BIT)) != 0
+    if filters.new_southbound_only:
+        ok &= np.isin(country, [table.countries.code(c) for c in NSP_COUNTRIES])
+    if filters.remote_only:
+        ok &= table["remoteness"] != REMOTENESS_CODE[Remoteness.ORDINARY]
+    return ok

@@ -1,0 +1,245 @@
+"""One retrieval path, for one school and for many: constrain → retrieve → score → rebalance.
+
+A request is a batch of one: :func:`retrieve` takes any number of requests (suggestions, matching
+rounds, groups and the evaluation all come through it) and, for each, works on one snapshot of the
+profile table:
+
+1. the hard rules as masks over every row (:mod:`matching.masks`) give the eligible candidates and
+   the count of candidates each rule removed;
+2. the ``depth`` eligible candidates nearest the source's vector are fetched: by an exact dot
+   product over the eligible rows when they are few, else by FAISS searching with the
+   eligibility bitmap as its selector, so every hit is eligible and nothing is refetched;
+3. all of them are scored at once (:mod:`matching.arrays`), the pluggable
+   :data:`~matching.arrays.PairScorer` gives the base score, the graph factors multiply it
+   (:func:`matching.rebalance.factor_arrays`), and they are ordered by that rank score.
+
+Explanations (the pair's check, components, and each graph factor's facts) are worked out lazily,
+only for the candidates a caller reads them from: the k a suggestion returns, a round's pairs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from data.schema import School
+from matching.arrays import ArrayScores, PairScorer, reciprocal_base, reciprocal_scores
+from matching.constraints import PairCheck, PairChecker, PairContext, Rule, SuggestionFilters
+from matching.masks import rule_masks
+from matching.rebalance import Adjustment, Rebalancer, factor_arrays
+from matching.scoring import PairScore, reciprocal_score
+from matching.settings import MatchSettings
+from matching.table import FOREIGN_SIDE, HOME_SIDE, ProfileTable
+
+if TYPE_CHECKING:
+    from matching.engine import Matcher
+
+SIDE_NAMES = {HOME_SIDE: "home", FOREIGN_SIDE: "foreign"}
+EXACT_BELOW = 1024
+"""Rank eligible candidates by their exact cosine (not the approximate HNSW graph) when there are at
+most this many: a dot product over their stored vectors costs less than a filtered graph walk."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One source's search: how many, how deep, under which settings and filters."""
+
+    source: School
+    k: int
+    settings: MatchSettings
+    filters: SuggestionFilters = field(default_factory=SuggestionFilters)
+    depth: int | None = None
+    """Candidates ranked, nearest eligible first; None: the settings' depth, or ``k × overfetch``
+    and at least the diversification pool. Any number up to every eligible candidate."""
+    rebalanced: bool = True
+    limit: int | None = None
+    """Candidates to return (the best of those ranked); None: every one ranked."""
+
+    def ranked_depth(self) -> int:
+        if self.depth is not None:
+            return self.depth
+        if self.settings.depth is not None:
+            return self.settings.depth
+        pool = max(3 * self.k, 30) if self.settings.diversity else self.k
+        return max(int(self.k * self.settings.overfetch), pool)
+
+
+class Candidate:
+    """An eligible candidate with its scores; its check, fit components and graph factors (what
+    explanations need) are worked out from the reference functions when first read."""
+
+    def __init__(
+        self,
+        school: School,
+        similarity: float,
+        scores: tuple[float, float, float],
+        rank_score: float,
+        details: Callable[[], tuple[PairCheck, PairScore, list[Adjustment]]],
+    ) -> None:
+        self.school, self.similarity, self.rank_score = school, similarity, rank_score
+        self.fit_forward, self.fit_backward, self.reciprocal = scores
+        self._details = details
+
+    @cached_property
+    def _explained(self) -> tuple[PairCheck, PairScore, list[Adjustment]]:
+        return self._details()
+
+    @property
+    def check(self) -> PairCheck:
+        return self._explained[0]
+
+    @property
+    def score(self) -> PairScore:
+        return self._explained[1]
+
+    @property
+    def adjustments(self) -> list[Adjustment]:
+        return self._explained[2]
+
+    def __repr__(self) -> str:
+        return f"Candidate({self.school.id!r}, reciprocal={self.reciprocal:.4f}, rank_score={self.rank_score:.4f})"
+
+
+@dataclass
+class Retrieved:
+    """One request's answer: eligible candidates best first, eliminations per rule, rows examined."""
+
+    ranked: list[Candidate]
+    eliminated: Counter[Rule]
+    examined: int
+    eligible: int
+    outside: int = 0
+    """Eligible candidates left out because they are not among the ``within`` schools."""
+
+
+def retrieve(
+    matcher: Matcher,
+    requests: Sequence[Request],
+    *,
+    scorer: PairScorer | None = None,
+    within: Collection[str] | None = None,
+) -> list[Retrieved]:
+    """Each request's candidates (see the module docstring), on one table snapshot for all.
+    ``within`` restricts every request to those schools (a matching round's cohort)."""
+    table = matcher.table
+    inside = None
+    if within is not None:
+        inside = np.zeros(len(table), dtype=bool)
+        inside[[table.row_of[i] for i in within if i in table.row_of]] = True
+    scorer = scorer or matcher.scorer or reciprocal_base
+    return [_one(matcher, table, request, scorer, inside) for request in requests]
+
+
+def _one(
+    matcher: Matcher, table: ProfileTable, request: Request, scorer: PairScorer, inside: np.ndarray | None
+) -> Retrieved:
+    source, settings = request.source, request.settings
+    day = settings.reference_date or date.today()
+    row = table.encode(source)
+    partner_rows = [table.row_of[p] for p in matcher.partners(source.id) if p in table.row_of]
+    masks = rule_masks(table, row, settings, day, request.filters, partner_rows)
+    sides = matcher.candidate_sides(source, settings)
+    on_sides = (
+        table.indexed() if len(sides) == 2 else table.indexed_on(HOME_SIDE if sides == ["home"] else FOREIGN_SIDE)
+    )
+    examined = on_sides & ~masks.violations[Rule.SAME_SCHOOL]
+    passing = examined & masks.passing()
+    outside = 0
+    if inside is not None:
+        outside = int(np.count_nonzero(passing & ~inside))
+        passing &= inside
+    eligible = np.flatnonzero(passing)
+    rows, similarity = _nearest(matcher, table, source, eligible, request.ranked_depth())
+    scores = reciprocal_scores(table, row, rows, similarity, masks, settings)
+    rank = np.asarray(scorer(table, row, rows, similarity, scores), dtype=float)
+    rebalancer = _rebalancer(matcher, source, settings) if request.rebalanced and len(rows) else None
+    if rebalancer is not None:
+        exposure = rebalancer.exposure if len(matcher.exposure) else None  # nothing shown yet: all factors 1
+        rank = rank * factor_arrays(
+            table,
+            rows,
+            settings.rebalance,
+            bridges=rebalancer.bridges,
+            partners_in=rebalancer.partners_in,
+            exposure=exposure,
+        )
+    order = sorted(range(len(rows)), key=lambda n: (-rank[n], table.ids[rows[n]]))[: request.limit]
+    checker = PairChecker(source, matcher.context(request.filters, settings, day))
+    ranked = [_candidate(table, rows[n], similarity[n], scores, n, rank[n], checker, rebalancer) for n in order]
+    return Retrieved(ranked, masks.eliminated(examined), int(np.count_nonzero(examined)), len(eligible), outside)
+
+
+def _nearest(
+    matcher: Matcher, table: ProfileTable, source: School, eligible: np.ndarray, depth: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``depth`` eligible rows most similar to the source, with their cosines (unordered)."""
+    if len(eligible) == 0:
+        return eligible, np.zeros(0, dtype=np.float32)
+    query = matcher.vector(source)
+    few = len(eligible) <= max(depth, EXACT_BELOW)
+    rows_found, sims_found = [], []
+    for side in (HOME_SIDE, FOREIGN_SIDE):
+        mine = eligible[table["side"][eligible] == side]
+        if len(mine) == 0:
+            continue
+        index = matcher.indexes[SIDE_NAMES[side]]
+        labels = table["label"][mine]
+        if few and index.kind != "exact":  # an exact index scans only the allowed rows itself, without copies
+            rows_found.append(mine)
+            sims_found.append(index.vectors_at(labels) @ query)
+        else:
+            sims, hit_labels = index.search_labels(query, depth, labels)
+            rows_found.append(table.rows_by_label[side][hit_labels])
+            sims_found.append(sims)
+    rows, sims = np.concatenate(rows_found), np.concatenate(sims_found)
+    if len(rows) > depth:
+        keep = np.argpartition(-sims, depth - 1)[:depth]
+        rows, sims = rows[keep], sims[keep]
+    return rows, sims
+
+
+def _rebalancer(matcher: Matcher, source: School, settings: MatchSettings) -> Rebalancer:
+    """The request's graph signals (the source's bridges and partner countries, worked out once),
+    shared by the factor arrays and the explanations of the candidates shown."""
+    return Rebalancer(
+        matcher.partnerships,
+        source,
+        weights=settings.rebalance,
+        home_country=settings.home_country,
+        names=matcher.name_of,
+        pending=matcher.pending,
+        history=matcher.history,
+        exposure=matcher.exposure_lookup(),
+    )
+
+
+def _candidate(
+    table: ProfileTable,
+    row: int,
+    similarity: float,
+    scores: ArrayScores,
+    n: int,
+    rank: float,
+    checker: PairChecker,
+    rebalancer: Rebalancer | None,
+) -> Candidate:
+    school = table.schools[row]
+    similarity = float(similarity)
+
+    def details() -> tuple[PairCheck, PairScore, list[Adjustment]]:
+        check = checker(school)
+        ctx: PairContext = checker.ctx
+        return (
+            check,
+            reciprocal_score(checker.source, school, check, similarity, ctx.settings),
+            rebalancer(school) if rebalancer else [],
+        )
+
+    fits = (float(scores.forward[n]), float(scores.backward[n]), float(scores.reciprocal[n]))
+    return Candidate(school, similarity, fits, float(rank), details)

@@ -1,0 +1,81 @@
+"""A suggestion list: the retrieved candidates diversified, the k chosen explained.
+
+Only the k returned are explained (their checks, fit components and graph factors come from the
+readable reference functions), so a request pays for reasons it shows and no others.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from data.schema import School
+from embeddings import profile_hints
+from matching.constraints import SuggestionFilters
+from matching.diversify import mmr, pairwise_similarity
+from matching.explain import explain
+from matching.results import Suggestion, SuggestionResult, eliminations
+from matching.retrieve import Candidate, Request, retrieve
+from matching.settings import MatchSettings
+
+if TYPE_CHECKING:
+    from matching.engine import Matcher
+
+
+def suggest(
+    matcher: Matcher,
+    source: School,
+    k: int,
+    settings: MatchSettings,
+    filters: SuggestionFilters | None = None,
+    depth: int | None = None,
+) -> SuggestionResult:
+    """The k best partners for ``source`` with reasons; an empty list with the rules that removed
+    every candidate when there is none."""
+    [found] = retrieve(matcher, [Request(source, k, settings, filters or SuggestionFilters(), depth)])
+    chosen = diversify(matcher, found.ranked, k, settings)
+    return SuggestionResult(
+        school_id=source.id if source.id in matcher.schools else None,
+        suggestions=[suggestion(source, c, settings) for c in chosen],
+        candidates_examined=found.examined,
+        eliminated=eliminations(found.eliminated),
+        hints=profile_hints(source) + capacity_hints(matcher, source),
+    )
+
+
+def capacity_hints(matcher: Matcher, source: School) -> list[str]:
+    """A full school still sees suggestions (to plan ahead), but should know it cannot invite yet."""
+    if source.id not in matcher.partnerships or matcher.free_places(source) > 0:
+        return []
+    partners, pending = len(matcher.partners(source.id)), matcher.pending.get(source.id, 0)
+    return [
+        f"school is at capacity ({partners} partner(s) and {pending} open invitation(s) for "
+        f"{source.capacity} place(s)): invitations can be sent once a place frees up or capacity is raised"
+    ]
+
+
+def diversify(matcher: Matcher, ranked: list[Candidate], k: int, settings: MatchSettings) -> list[Candidate]:
+    """MMR over the best ``max(3k, 30)``: near-equals from one country or profile do not fill the list."""
+    if not settings.diversity or len(ranked) <= 1:
+        return ranked[:k]
+    pool = ranked[: max(3 * k, 30)]
+    vectors = matcher.vectors([c.school for c in pool])
+    similarity = pairwise_similarity([c.school.country for c in pool], vectors)
+    order = mmr([c.rank_score for c in pool], similarity, k, settings.mmr_lambda)
+    return [pool[i] for i in order]
+
+
+def suggestion(source: School, c: Candidate, settings: MatchSettings) -> Suggestion:
+    """One candidate as the API shows it, with its reasons."""
+    return Suggestion(
+        school_id=c.school.id,
+        score=round(c.rank_score, 6),
+        reciprocal=round(c.reciprocal, 6),
+        fit_forward=round(c.fit_forward, 6),
+        fit_backward=round(c.fit_backward, 6),
+        components={
+            "forward": {k: round(v, 4) for k, v in c.score.forward.components.items()},
+            "backward": {k: round(v, 4) for k, v in c.score.backward.components.items()},
+        },
+        adjustments={a.code: round(a.factor, 4) for a in c.adjustments},
+        reasons=explain(source, c.school, c.check, c.score, c.adjustments, settings),
+    )
