@@ -129,20 +129,31 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _add_export(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    parser = verbs.add_parser("export", parents=[common], help="export schools or partnerships to CSV / JSON Lines")
-    parser.add_argument("kind", choices=["schools", "partnerships"])
+    parser = verbs.add_parser(
+        "export", parents=[common], help="export schools, partnerships or a round's pairs to CSV, XLSX or JSON Lines"
+    )
+    parser.add_argument("kind", choices=["schools", "partnerships", "round"])
     parser.add_argument("file", type=Path)
-    parser.add_argument("--format", choices=["csv", "jsonl"], help="file format (default: from the file name)")
+    parser.add_argument("--round", dest="round_id", help="the round to export (kind round)")
+    parser.add_argument(
+        "--format", choices=["csv", "jsonl", "xlsx"], help="file format (default: from the file name); CSV has a BOM"
+    )
     parser.set_defaults(handler=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
-    from data.io import export_partnerships, export_schools
+    from data.io import export_partnerships, export_round, export_schools
 
-    exporter = export_schools if args.kind == "schools" else export_partnerships
+    if args.kind == "round" and not args.round_id:
+        print("error: --round: give the id of the round to export", file=sys.stderr)
+        return 2
     with open_store(args) as store:
-        count = exporter(store, args.file, args.format)
-    print(f"wrote {count} {args.kind} to {args.file}")
+        if args.kind == "round":
+            count = export_round(store, args.round_id, args.file, args.format)
+        else:
+            exporter = export_schools if args.kind == "schools" else export_partnerships
+            count = exporter(store, args.file, args.format)
+    print(f"wrote {count} {'pairs' if args.kind == 'round' else args.kind} to {args.file}")
     return 0
 
 
