@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from pydantic import ValidationError
 
 from data.errors import Conflict, NotFound
+from data.io import MEDIA_TYPES, ROUND_COLUMNS, round_rows, table_bytes
 from data.schema import Invitation, InvitationStatus, RoundStatus
 from data.search import query_key, school_key
 from data.settings import StorageSettings
@@ -51,6 +52,7 @@ from service.i18n import (
     rule_text,
 )
 from service.invitations import PairRefused
+from service.models import PairRef
 from service.state import IndexNotReady, ServiceState
 
 KEY_COOKIE = "pm_staff"
@@ -477,38 +479,120 @@ def start_round(
     return redirect(f"/staff/rounds/{quote(stored.id)}", ("ok", f"round_started:{stored.id}:{pairs}"))
 
 
+ROUND_PAGE = 50
+
+
+def _pair_key(a: str, b: str) -> str:
+    return f"{a}|{b}" if a < b else f"{b}|{a}"
+
+
+def _dropped(values: list[str]) -> set[str]:
+    """Pairs staff dropped while reviewing, kept in the page's address ("a|b", either order)."""
+    return {_pair_key(*v.split("|", 1)) for v in values if v.count("|") == 1}
+
+
 @router.get("/rounds/{round_id}", response_class=HTMLResponse)
-def round_page(request: Request, round_id: str, _: StaffUser, state: State, lang: PageLang) -> HTMLResponse:
+def round_page(
+    request: Request,
+    round_id: str,
+    _: StaffUser,
+    state: State,
+    lang: PageLang,
+    country: str = "",
+    region: str = "",
+    page: int = 1,
+    drop: Annotated[list[str] | None, Query(max_length=5000)] = None,
+) -> HTMLResponse:
+    """A round to review: a plain summary, pairs a page at a time, filtered by a partner's country
+    or region; staff drop single pairs (kept in the address until they accept) and accept the rest."""
     try:
         stored = state.store.get_round(round_id)
     except NotFound:
         return render(request, lang, "missing.html", 404, what=round_id)
     assert stored.result is not None
     result = RoundResult.model_validate(stored.result)
-    shown_pairs, shown_unmatched = result.pairs[:ROWS_SHOWN], result.unmatched[:ROWS_SHOWN]
-    ids = {s for p in shown_pairs for s in (p.school_a, p.school_b)} | {u.school_id for u in shown_unmatched}
+    dropped = _dropped(drop or [])
+    ids = {s for p in result.pairs for s in (p.school_a, p.school_b)} | {u.school_id for u in result.unmatched}
+    names = state.store.get_schools(ids)
+
+    def shown(pair: Any) -> bool:
+        sides = [names.get(pair.school_a), names.get(pair.school_b)]
+        return (not country or any(s is not None and s.country == country for s in sides)) and (
+            not region or any(s is not None and s.region == region for s in sides)
+        )
+
+    matching = [p for p in result.pairs if shown(p)]
+    pages = max(1, -(-len(matching) // ROUND_PAGE))
+    page = min(max(1, page), pages)
+    kept = [p for p in result.pairs if _pair_key(p.school_a, p.school_b) not in dropped]
+    countries = sorted({s.country for s in names.values()})
+    regions = sorted({s.region for s in names.values() if s.region and (not country or s.country == country)})
+
+    def link(**change: Any) -> str:
+        """This review page with some of its filters, page or dropped pairs changed."""
+        values = {"country": country, "region": region, "page": page, "drop": sorted(dropped)} | change
+        return f"/staff/rounds/{quote(round_id)}?" + urlencode(values, doseq=True)
+
     return render(
         request,
         lang,
         "round.html",
         stored=stored,
         result=result,
-        pairs=shown_pairs,
-        unmatched=shown_unmatched,
+        pairs=matching[(page - 1) * ROUND_PAGE : page * ROUND_PAGE],
+        matching_total=len(matching),
+        page=page,
+        pages=pages,
+        unmatched=result.unmatched[:ROWS_SHOWN],
         rows_shown=ROWS_SHOWN,
-        names=state.store.get_schools(ids),
+        names=names,
         proposed=stored.status == RoundStatus.PROPOSED,
+        dropped=dropped,
+        kept=len(kept),
+        kept_schools=len({s for p in kept for s in (p.school_a, p.school_b)}),
+        countries=countries,
+        regions=regions,
+        country_chosen=country,
+        region_chosen=region,
+        pair_key=_pair_key,
+        link=link,
     )
+
+
+@router.get("/rounds/{round_id}/export.{fmt}")
+def export_round_pairs(
+    round_id: str,
+    fmt: str,
+    _: StaffUser,
+    state: State,
+    drop: Annotated[list[str] | None, Query(max_length=5000)] = None,
+) -> Response:
+    """The pairs still kept (dropped ones left out) as CSV (with a BOM, for Excel) or XLSX."""
+    if fmt not in ("csv", "xlsx"):
+        raise HTTPException(404, "format: csv or xlsx")
+    try:
+        rows = round_rows(state.store, round_id, [tuple(k.split("|")) for k in _dropped(drop or [])])
+    except NotFound:
+        raise HTTPException(404, f"round {round_id!r} not found") from None
+    body = table_bytes(fmt, ROUND_COLUMNS, rows)  # type: ignore[arg-type]
+    headers = {"Content-Disposition": f'attachment; filename="{round_id}.{fmt}"'}
+    return Response(body, media_type=MEDIA_TYPES[fmt], headers=headers)  # type: ignore[index]
 
 
 @router.post("/rounds/{round_id}/accept")
 def accept_round(
-    round_id: str, who: StaffUser, state: State, start_date: Annotated[str, Form(max_length=20)] = ""
+    round_id: str,
+    who: StaffUser,
+    state: State,
+    start_date: Annotated[str, Form(max_length=20)] = "",
+    drop: Annotated[list[str] | None, Form(max_length=5000)] = None,
 ) -> RedirectResponse:
+    """Start the round's pairs less those staff dropped while reviewing."""
     page = f"/staff/rounds/{quote(round_id)}"
     try:
         start = date.fromisoformat(start_date) if start_date.strip() else None
-        _, started = rounds.accept_round(state, round_id, start_date=start, accepted_by=who.key_id)
+        exclude = [PairRef(school_a=a, school_b=b) for a, b in (k.split("|") for k in _dropped(drop or []))]
+        _, started = rounds.accept_round(state, round_id, start_date=start, exclude=exclude, accepted_by=who.key_id)
     except ACTION_ERRORS as exc:
         return redirect(page, _problem(exc))
     return redirect(page, ("ok", f"round_accepted:{len(started)}"))
