@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI
 from data.settings import StorageSettings
 from embeddings import EmbeddingSettings
 from matching.settings import MatchSettings
+from service import docs
 from service.errors import BodyLimit, install_error_handlers
 from service.metrics import Metrics, RequestMetrics
 from service.routes import health, invitations, partnerships, rounds, schools, staff, stats
@@ -86,7 +87,11 @@ def create_app(
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by service.docs from local files, so they work offline
+        redoc_url=None,
+        generate_unique_id_function=docs.operation_id,
     )
+    docs.install(app)
     metrics = Metrics(lambda: app.state.service.index_size() if hasattr(app.state, "service") else {})
     app.state.metrics = metrics
     install_error_handlers(app)
