@@ -303,7 +303,8 @@ def test_evaluation_page_shows_the_latest_report_and_serves_only_its_plots(staff
     folder = staff.data_dir / REPORTS_FOLDER / "20260101T000000Z"
     folder.mkdir(parents=True)
     (folder / REPORT_FILE).write_text(
-        "# Evaluation\n\n| method | recall@10 |\n| --- | --- |\n| full | 0.4210 |\n\n"
+        "# Evaluation\n\nGenerated today, on the store `sqlite:////secret/place.db`: 300 schools.\n\n"
+        "| method | recall@10 |\n| --- | --- |\n| full | 0.4210 |\n\n"
         "![Recall](recall_at_k.png)\n\n<script>alert(1)</script>\n",
         encoding="utf-8",
     )
@@ -318,6 +319,7 @@ def test_evaluation_page_shows_the_latest_report_and_serves_only_its_plots(staff
     assert 'src="/staff/evaluation/files/recall_at_k.png"' in shown.text
     assert 'src="/staff/evaluation/files/extra.png"' in shown.text, "plots the report does not show are listed"
     assert "<script>" not in shown.text and "&lt;script&gt;" in shown.text
+    assert "secret/place.db" not in shown.text and "300 schools" in shown.text, "the store's address is not shown"
 
     plot = staff.client.get("/staff/evaluation/files/recall_at_k.png")
     assert plot.status_code == 200 and plot.headers["content-type"] == "image/png" and plot.content == PNG

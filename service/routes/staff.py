@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -661,24 +663,61 @@ def evaluation_summary(lang: Lang, payload: dict[str, Any]) -> str | None:
     )
 
 
+EVALUATION_LOG = "evaluation-run.log"
+
+
 @router.get("/evaluation", response_class=HTMLResponse)
 def evaluation_page(request: Request, _: StaffUser, state: State, lang: PageLang) -> HTMLResponse:
+    """The latest evaluation in the staff's words first; the full report (tables, plots) folded."""
     from evaluation.report import REPORT_FILE
 
+    running = _evaluation_running(state)
     folder = _report_folder(state)
     if folder is None:
-        return render(request, lang, "evaluation.html", folder=None, report=None, plots=[])
+        return render(request, lang, "evaluation.html", folder=None, report=None, plots=[], running=running)
     plots = sorted(p.name for p in folder.glob("*.png"))
-    source = (folder / REPORT_FILE).read_text(encoding="utf-8")
+    source = _STORE_MENTION.sub("", (folder / REPORT_FILE).read_text(encoding="utf-8"))
     report, shown = _markdown(source, plots)
+    latest = _latest_metrics(state)
     return render(
         request,
         lang,
         "evaluation.html",
         folder=folder.name,
         report=report,
+        summary=evaluation_summary(lang, latest[1]) if latest else None,
         plots=[name for name in plots if name not in shown],
+        running=running,
     )
+
+
+# "on the store `sqlite:////home/.../partnermatch.db`": where the data lives is no business of the page.
+_STORE_MENTION = re.compile(r",? on the store `[^`]*`")
+
+
+def _evaluation_running(state: ServiceState) -> bool:
+    process = _RUNS.get(str(data_dir(state)))
+    return process is not None and process.poll() is None
+
+
+_RUNS: dict[str, subprocess.Popen[bytes]] = {}
+
+
+@router.post("/evaluation/run")
+def start_evaluation(_: StaffUser, state: State) -> RedirectResponse:
+    """`partnermatch evaluate` in a background process on this data dir; the page shows it running
+    and the new report once it is written (its output goes to evaluation-run.log there)."""
+    if _evaluation_running(state):
+        return redirect("/staff/evaluation", ("ok", "evaluation_running"))
+    folder = data_dir(state)
+    with (folder / EVALUATION_LOG).open("ab") as log:
+        _RUNS[str(folder)] = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "evaluate", "--data-dir", str(folder)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    return redirect("/staff/evaluation", ("ok", "evaluation_started"))
 
 
 @router.get("/evaluation/files/{name}")
@@ -727,6 +766,10 @@ def flash_text(lang: Lang, flash: dict[str, str] | None) -> str | None:
             return gettext(lang, "Round %(id)s proposed %(n)s pair(s).", id=round_id, n=pairs)
         if code == "round_accepted":
             return gettext(lang, "Round accepted: %(n)s partnership(s) started.", n=rest)
+        if code == "evaluation_started":
+            return gettext(lang, "The evaluation started; its report appears here when it is done (a few minutes).")
+        if code == "evaluation_running":
+            return gettext(lang, "An evaluation is already running.")
     if code == "refused":
         return gettext(lang, "These two schools cannot be paired: %(why)s", why=rule_text(lang, rest.split(",")))
     return gettext(lang, "Could not do that") + ": " + flash["text"]
