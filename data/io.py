@@ -430,7 +430,9 @@ def export_format(path: Path, fmt: str | None = None) -> ExportFormat:
     """The export format asked for, else the one the file name says (.csv, .jsonl, .ndjson, .xlsx)."""
     chosen = fmt or ("xlsx" if path.suffix.lower() == ".xlsx" else _SUFFIX_FORMATS.get(path.suffix.lower()))
     if chosen not in EXPORT_FORMATS:
-        raise ValueError(f"format: {chosen or path.suffix!r} is not one of {', '.join(EXPORT_FORMATS)}")
+        raise ValueError(
+            f"format: cannot tell the format of {path.name!r}; name it .csv, .jsonl or .xlsx or give the format"
+        )
     return chosen  # type: ignore[return-value]
 
 
