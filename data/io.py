@@ -504,18 +504,30 @@ def _records(records: Iterable[BaseModel]) -> Iterator[dict[str, Any]]:
         yield record.model_dump(mode="json")
 
 
+def export_rows(
+    store: Store, kind: str, *, round_id: str | None = None, active: bool | None = None
+) -> tuple[list[str], Iterable[dict[str, Any]]]:
+    """The header and rows of an export: schools (all, or active/inactive), partnerships, or a round's pairs."""
+    if kind == "schools":
+        return list(School.model_fields), _records(store.iter_schools(active=active))
+    if kind == "partnerships":
+        return list(Partnership.model_fields), _records(store.list_partnerships())
+    if kind == "round":
+        if not round_id:
+            raise ValueError("round_id: give the round to export")
+        return ROUND_COLUMNS, round_rows(store, round_id)
+    raise ValueError(f"kind: {kind!r} is not one of schools, partnerships, round")
+
+
 def export_schools(store: Store, path: str | Path, fmt: str | None = None, *, active: bool | None = None) -> int:
     """Every school (or only active/inactive ones), private fields included: this is for staff."""
     path = Path(path)
-    return _write(
-        path, export_format(path, fmt), list(School.model_fields), _records(store.iter_schools(active=active))
-    )
+    return _write(path, export_format(path, fmt), *export_rows(store, "schools", active=active))
 
 
 def export_partnerships(store: Store, path: str | Path, fmt: str | None = None) -> int:
     path = Path(path)
-    header = list(Partnership.model_fields)
-    return _write(path, export_format(path, fmt), header, _records(store.list_partnerships()))
+    return _write(path, export_format(path, fmt), *export_rows(store, "partnerships"))
 
 
 ROUND_COLUMNS = [
@@ -570,4 +582,4 @@ def round_rows(store: Store, round_id: str, exclude: Collection[tuple[str, str]]
 def export_round(store: Store, round_id: str, path: str | Path, fmt: str | None = None) -> int:
     """A round's proposed pairs, for staff to review or share before accepting."""
     path = Path(path)
-    return _write(path, export_format(path, fmt), ROUND_COLUMNS, round_rows(store, round_id))
+    return _write(path, export_format(path, fmt), *export_rows(store, "round", round_id=round_id))

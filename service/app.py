@@ -23,7 +23,7 @@ from matching.settings import MatchSettings
 from service import docs
 from service.errors import BodyLimit, install_error_handlers
 from service.metrics import Metrics, RequestMetrics
-from service.routes import health, invitations, partnerships, rounds, schools, staff, stats
+from service.routes import exports, health, invitations, partnerships, rounds, schools, staff, stats
 from service.routes.suggestions import suggestions_router
 from service.settings import ServiceSettings
 from service.state import ServiceState
@@ -48,6 +48,7 @@ def routers(settings: ServiceSettings) -> list[APIRouter]:
         partnerships.router,
         stats.router,
         rounds.router,
+        exports.router,
         staff.router,
     ]
 

@@ -148,6 +148,15 @@ class PartnermatchClient:
     def get_round(self, round_id: str) -> RoundOut:
         return self._call(RoundOut, "GET", f"/v1/rounds/{_segment(round_id)}")
 
+    def export_table(self, kind: str, *, format: str = "csv", round_id: str | None = None) -> bytes:
+        """Schools, partnerships or a round's pairs as a file's bytes: CSV (with a BOM) or XLSX."""
+        params = _present({"format": format, "round_id": round_id})
+        response = self._http.get(f"/v1/exports/{_segment(kind)}", params=params)
+        if response.is_error:
+            body = response.json()
+            raise ApiProblem(response.status_code, str(body.get("detail")), body.get("field"))
+        return response.content
+
 
 def _present(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}

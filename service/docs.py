@@ -60,6 +60,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/v1/rounds/{round_id}"): ("getRound", "Read a round: its pairs, unmatched schools and comparison"),
     ("POST", "/v1/rounds/{round_id}/accept"): ("acceptRound", "Accept a round's pairs: the partnerships start"),
     ("GET", "/v1/schools/{school_id}/groups"): ("getSchoolGroups", "Cross-border groups of 3-5 schools on a theme"),
+    ("GET", "/v1/exports/{kind}"): ("exportTable", "Schools, partnerships or a round's pairs as CSV or XLSX"),
 }
 
 # Request bodies whose schema is optional (Model | None) or a form, where FastAPI shows no example.

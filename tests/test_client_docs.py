@@ -94,6 +94,13 @@ def test_the_client_against_a_live_server(live: Any) -> None:
     with PartnermatchClient(base, keys[Role.STAFF]) as staff:
         assert staff.get_stats().schools > 0
         assert staff.list_rounds().items == []
+        schools_csv = staff.export_table("schools")
+        assert schools_csv.startswith("\ufeff".encode())
+        assert len(schools_csv.decode("utf-8-sig").strip().splitlines()) == state.store.count_schools(active=None) + 1
+        assert staff.export_table("partnerships", format="xlsx")[:2] == b"PK"
+        with pytest.raises(ApiProblem) as no_round:
+            staff.export_table("round")
+        assert no_round.value.status in (400, 422) and no_round.value.field == "round_id"
     with PartnermatchClient(base) as nobody, pytest.raises(ApiProblem) as refused:
         nobody.list_schools()
     assert refused.value.status == 401 and refused.value.field
