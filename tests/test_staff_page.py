@@ -8,8 +8,9 @@ import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -298,7 +299,7 @@ def test_a_round_is_started_reviewed_and_accepted_from_the_page(staff: Page) -> 
 
 def test_evaluation_page_shows_the_latest_report_and_serves_only_its_plots(staff: Page) -> None:
     missing = staff.client.get("/staff/evaluation")
-    assert missing.status_code == 200 and "run `partnermatch evaluate`" in missing.text
+    assert missing.status_code == 200 and "<code>partnermatch evaluate</code>" in missing.text
 
     folder = staff.data_dir / REPORTS_FOLDER / "20260101T000000Z"
     folder.mkdir(parents=True)
@@ -325,3 +326,54 @@ def test_evaluation_page_shows_the_latest_report_and_serves_only_its_plots(staff
     assert plot.status_code == 200 and plot.headers["content-type"] == "image/png" and plot.content == PNG
     for name in ("..%2Fsecret.png", "..%2F..%2Fsecret.png", REPORT_FILE, "nope.png", ".hidden.png"):
         assert staff.client.get(f"/staff/evaluation/files/{name}").status_code == 404, name
+
+
+class _PageWords(HTMLParser):
+    """The words a reader sees on a page, less names and ids: links, .muted notes, form fields,
+    [data-names] cells and the full (English) evaluation report are set aside."""
+
+    SKIPPED: ClassVar[set[str]] = {"a", "code", "script", "style", "title", "textarea", "select", "option", "input"}
+    VOID: ClassVar[set[str]] = {"input", "br", "meta", "link", "img"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[bool] = []
+        self.words: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.VOID:
+            return
+        found = dict(attrs)
+        skip = (
+            tag in self.SKIPPED
+            or "muted" in (found.get("class") or "").split()
+            or "data-names" in found
+            or found.get("id") == "full-report"
+        )
+        self.stack.append(skip or (bool(self.stack) and self.stack[-1]))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in self.VOID and self.stack:
+            self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        if not (self.stack and self.stack[-1]):
+            self.words += re.findall(r"[A-Za-z][A-Za-z'’]+", data)
+
+
+def test_chinese_pages_show_no_english_beyond_names(staff: Page) -> None:
+    allowed = {"partnermatch", "UTC", "SDG", "SDGs", "CSV", "XLSX", "API", "English"}
+    for school in staff.state.store.iter_schools(active=None):  # names may appear inside a reason
+        allowed |= set(re.findall(r"[A-Za-z][A-Za-z'’]+", f"{school.name_en or ''} {school.name_local or ''}"))
+    for path in (
+        "/staff",
+        "/staff/search?q=台東",
+        f"/staff/schools/{staff.school}",
+        "/staff/rounds",
+        "/staff/evaluation",
+    ):
+        body = staff.client.get(path, params={"lang": "zh-TW"}).text
+        reader = _PageWords()
+        reader.feed(body.split("<body>", 1)[1])
+        assert not set(reader.words) - allowed, f"{path}: {sorted(set(reader.words) - allowed)}"
+    staff.client.get("/staff", params={"lang": "en"})
