@@ -53,3 +53,25 @@ def test_cldr_names_and_lists() -> None:
     assert timezone_name("en", "Asia/Taipei") == "Taiwan Time"
     assert join("zh-TW", ["英文", "中文", "馬來文"]) == "英文、中文和馬來文"
     assert join("en", ["English", "Malay"]) == "English and Malay"
+
+
+def test_the_evaluation_in_one_sentence_in_both_languages() -> None:
+    from service.routes.staff import evaluation_summary
+
+    payload = {
+        "generated_at": "2026-11-20T10:00:00+00:00",
+        "settings": {"exposure_k": 10},
+        "splits": {
+            "time": {
+                "metrics": {
+                    "full": {"recall@10": 0.34, "gini@10": 0.31, "coverage@10": 0.82},
+                    "random": {"recall@10": 0.08},
+                }
+            }
+        },
+    }
+    english = evaluation_summary("en", payload)
+    chinese = evaluation_summary("zh-TW", payload)
+    assert english is not None and "34%" in english and "8%" in english and "82%" in english and "0.31" in english
+    assert chinese is not None and "34%" in chinese and "前 10 個建議" in chinese and "the" not in chinese
+    assert evaluation_summary("en", {"splits": {}}) is None
