@@ -16,9 +16,11 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 # torch first and pinned: this machine has the CPU wheel on disk; an unpinned torch pulls CUDA.
+# Without --quiet: the two big installs take minutes, and pip's progress shows they are moving.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	@echo "== installing torch (CPU) and the project with its test tools: several minutes on a first run =="
+	$(BIN)/pip install --progress-bar on torch==2.13.0
+	$(BIN)/pip install --progress-bar on -e '.[test]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from io import TextIOWrapper
@@ -468,6 +469,30 @@ def import_partnerships(
 
 
 # --------------------------------------------------------------------------- export
+#
+# Exports are for people as much as programs: CSV starts with a UTF-8 byte order mark, so Excel
+# in Taiwan opens Chinese names as Chinese (not as Big5 mojibake), and XLSX (openpyxl) keeps
+# numbers as numbers. JSON Lines stays for programs. A file is written beside its target and
+# renamed, so a failed export leaves no half file.
+
+ExportFormat = Literal["csv", "jsonl", "xlsx"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "jsonl", "xlsx")
+CSV_ENCODING = "utf-8-sig"
+MEDIA_TYPES: dict[ExportFormat, str] = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def export_format(path: Path, fmt: str | None = None) -> ExportFormat:
+    """The export format asked for, else the one the file name says (.csv, .jsonl, .ndjson, .xlsx)."""
+    chosen = fmt or ("xlsx" if path.suffix.lower() == ".xlsx" else _SUFFIX_FORMATS.get(path.suffix.lower()))
+    if chosen not in EXPORT_FORMATS:
+        raise ValueError(
+            f"format: cannot tell the format of {path.name!r}; name it .csv, .jsonl or .xlsx or give the format"
+        )
+    return chosen  # type: ignore[return-value]
 
 
 def _csv_cell(value: Any) -> str:
@@ -480,35 +505,140 @@ def _csv_cell(value: Any) -> str:
     return str(value)
 
 
-def _write(path: Path, fmt: Format, model: type[BaseModel], records: Iterator[BaseModel]) -> int:
-    """Write to a temporary file beside path and rename, so a failed export leaves no half file."""
+def _sheet_cell(value: Any) -> Any:
+    """Numbers stay numbers in a spreadsheet; everything else is the CSV text."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else _csv_cell(value)
+
+
+def write_table(handle: BinaryIO, fmt: ExportFormat, header: list[str], rows: Iterable[dict[str, Any]]) -> int:
+    """Rows (dicts keyed by header) to a binary stream as CSV with a BOM, JSON Lines or XLSX."""
+    count = 0
+    if fmt == "xlsx":
+        from openpyxl import Workbook  # loaded only when a spreadsheet is asked for
+
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet("export")
+        sheet.append(header)
+        for row in rows:
+            sheet.append([_sheet_cell(row.get(column)) for column in header])
+            count += 1
+        book.save(handle)
+        return count
+    text = io.TextIOWrapper(handle, encoding=CSV_ENCODING if fmt == "csv" else "utf-8", newline="")
+    writer = csv.DictWriter(text, fieldnames=header) if fmt == "csv" else None
+    if writer is not None:
+        writer.writeheader()
+    for row in rows:
+        if writer is not None:
+            writer.writerow({k: _csv_cell(row.get(k)) for k in header})
+        else:
+            text.write(json.dumps(row, ensure_ascii=False) + "\n")
+        count += 1
+    text.flush()
+    text.detach()
+    return count
+
+
+def table_bytes(fmt: ExportFormat, header: list[str], rows: Iterable[dict[str, Any]]) -> bytes:
+    """The same table in memory, for a download."""
+    buffer = io.BytesIO()
+    write_table(buffer, fmt, header, rows)
+    return buffer.getvalue()
+
+
+def _write(path: Path, fmt: ExportFormat, header: list[str], rows: Iterable[dict[str, Any]]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    count = 0
     try:
-        with partial.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(model.model_fields)) if fmt == "csv" else None
-            if writer is not None:
-                writer.writeheader()
-            for record in records:
-                data = record.model_dump(mode="json")
-                if writer is not None:
-                    writer.writerow({k: _csv_cell(v) for k, v in data.items()})
-                else:
-                    handle.write(json.dumps(data, ensure_ascii=False) + "\n")
-                count += 1
+        with partial.open("wb") as handle:
+            count = write_table(handle, fmt, header, rows)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
     return count
 
 
+def _records(records: Iterable[BaseModel]) -> Iterator[dict[str, Any]]:
+    for record in records:
+        yield record.model_dump(mode="json")
+
+
+def export_rows(
+    store: Store, kind: str, *, round_id: str | None = None, active: bool | None = None
+) -> tuple[list[str], Iterable[dict[str, Any]]]:
+    """The header and rows of an export: schools (all, or active/inactive), partnerships, or a round's pairs."""
+    if kind == "schools":
+        return list(School.model_fields), _records(store.iter_schools(active=active))
+    if kind == "partnerships":
+        return list(Partnership.model_fields), _records(store.list_partnerships())
+    if kind == "round":
+        if not round_id:
+            raise ValueError("round_id: give the round to export")
+        return ROUND_COLUMNS, round_rows(store, round_id)
+    raise ValueError(f"kind: {kind!r} is not one of schools, partnerships, round")
+
+
 def export_schools(store: Store, path: str | Path, fmt: str | None = None, *, active: bool | None = None) -> int:
     """Every school (or only active/inactive ones), private fields included: this is for staff."""
     path = Path(path)
-    return _write(path, detect_format(path, fmt), School, store.iter_schools(active=active))
+    return _write(path, export_format(path, fmt), *export_rows(store, "schools", active=active))
 
 
 def export_partnerships(store: Store, path: str | Path, fmt: str | None = None) -> int:
     path = Path(path)
-    return _write(path, detect_format(path, fmt), Partnership, iter(store.list_partnerships()))
+    return _write(path, export_format(path, fmt), *export_rows(store, "partnerships"))
+
+
+ROUND_COLUMNS = [
+    "school_a",
+    "name_a",
+    "country_a",
+    "school_b",
+    "name_b",
+    "country_b",
+    "score",
+    "fit_a",
+    "fit_b",
+    "modes",
+    "sdgs",
+    "reasons",
+]
+
+
+def round_rows(store: Store, round_id: str, exclude: Collection[tuple[str, str]] = ()) -> list[dict[str, Any]]:
+    """A stored round's proposed pairs (less the excluded ones, either order), one row each, with
+    both schools' names and the reasons in English."""
+    stored = store.get_round(round_id)
+    dropped = {tuple(sorted(pair)) for pair in exclude}
+    pairs = [
+        p
+        for p in (stored.result or {}).get("pairs", [])
+        if tuple(sorted((p["school_a"], p["school_b"]))) not in dropped
+    ]
+    names = store.get_schools({s for p in pairs for s in (p["school_a"], p["school_b"])})
+    rows = []
+    for pair in pairs:
+        a, b = names.get(pair["school_a"]), names.get(pair["school_b"])
+        rows.append(
+            {
+                "school_a": pair["school_a"],
+                "name_a": a.display_name if a else None,
+                "country_a": a.country if a else None,
+                "school_b": pair["school_b"],
+                "name_b": b.display_name if b else None,
+                "country_b": b.country if b else None,
+                "score": pair["score"],
+                "fit_a": pair["fit_a"],
+                "fit_b": pair["fit_b"],
+                "modes": pair.get("modes", []),
+                "sdgs": pair.get("sdgs", []),
+                "reasons": [r["text_en"] for r in pair.get("reasons", [])],
+            }
+        )
+    return rows
+
+
+def export_round(store: Store, round_id: str, path: str | Path, fmt: str | None = None) -> int:
+    """A round's proposed pairs, for staff to review or share before accepting."""
+    path = Path(path)
+    return _write(path, export_format(path, fmt), *export_rows(store, "round", round_id=round_id))

@@ -54,6 +54,7 @@ from data.schema import (
     StoredRound,
     utcnow,
 )
+from data.search import query_key, school_key
 from data.settings import StorageSettings
 from data.tables import (
     api_keys,
@@ -189,6 +190,7 @@ def _school_row(school: School) -> dict[str, Any]:
         "remoteness": school.remoteness.value,
         "name_local": school.name_local,
         "name_en": school.name_en,
+        "search_key": school_key(school),
         "levels": _delimited(school.levels),
         "sdgs": _delimited(school.sdgs),
         "exchange_modes": _delimited(school.exchange_modes),
@@ -1200,13 +1202,8 @@ def _school_filters(filters: SchoolFilters) -> list[ColumnElement[bool]]:
     ):
         if values is not None:
             where.append(or_(false(), *(_contains(column, v) for v in values)))
-    if q is not None and q.strip():
-        where.append(
-            or_(
-                schools.c.name_local.icontains(q.strip(), autoescape=True),
-                schools.c.name_en.icontains(q.strip(), autoescape=True),
-            )
-        )
+    if q is not None and query_key(q):
+        where.append(schools.c.search_key.contains(query_key(q), autoescape=True))
     return where
 
 

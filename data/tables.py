@@ -64,6 +64,8 @@ schools = Table(
     Column("remoteness", String(20), nullable=False),
     Column("name_local", String(200), nullable=True),
     Column("name_en", String(200), nullable=True),
+    # Folded names, pinyin and region names (data.search): what a name search matches.
+    Column("search_key", Text, nullable=True),
     Column("levels", Text, nullable=False),
     Column("sdgs", Text, nullable=False),
     Column("exchange_modes", Text, nullable=False),

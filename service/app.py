@@ -24,11 +24,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from data.settings import StorageSettings
 from embeddings import EmbeddingSettings
 from matching.settings import MatchSettings
+from service import docs
 from service.auth import Guard
 from service.deps import storable_text
 from service.errors import BodyLimit, install_error_handlers
 from service.metrics import REQUEST_ID_HEADER, Metrics, RequestMetrics, request_log
-from service.routes import health, invitations, partnerships, rounds, schools, staff, stats
+from service.routes import exports, health, invitations, partnerships, rounds, schools, staff, stats
 from service.routes.suggestions import suggestions_router
 from service.settings import ServiceSettings
 from service.state import ServiceState
@@ -54,6 +55,7 @@ def routers(settings: ServiceSettings) -> list[APIRouter]:
         partnerships.router,
         stats.router,
         rounds.router,
+        exports.router,
         staff.router,
     ]
 
@@ -95,7 +97,11 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(storable_text)],
+        docs_url=None,  # served by service.docs from local files, so they work offline
+        redoc_url=None,
+        generate_unique_id_function=docs.operation_id,
     )
+    docs.install(app)
     metrics = Metrics(lambda: app.state.service.index_size() if hasattr(app.state, "service") else {})
     app.state.metrics = metrics
     app.state.guard = Guard(settings.failed_auth_limit, settings.expensive_limit, settings.key_cache_seconds)

@@ -15,30 +15,30 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import ArgumentError, OperationalError
-from tqdm import tqdm
-
 from data.errors import NotFound
-from data.settings import StorageSettings
-from data.store import Store
-from data.taxonomies import country_name
-from evaluation.cli import add_evaluate_verb, add_sensitivity_verb
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used, so `partnermatch --help` answers in well under a second
+    from tqdm import tqdm
+
+    from data.settings import StorageSettings
+    from data.store import Store
     from service.state import ServiceState
 
 EXIT_USER_ERROR = 2
 DEMO_SCHOOLS = 5000
 # The real school directories, beside the repository (shared/data/real), used by `demo` when present.
 REAL_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-# Errors a user can fix (input, ids, files, database address); anything else is a bug.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, NotFound, OSError, ArgumentError)
+# Errors a user can fix (input, ids, files, database address; sqlalchemy's ArgumentError is added
+# in main, which imports it only when a verb runs); anything else is a bug.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, NotFound, OSError)
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def storage_settings(args: argparse.Namespace) -> StorageSettings:
     """Settings from the environment, overridden by --data-dir / --database-url."""
+    from data.settings import StorageSettings
+
     overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = args.data_dir
@@ -48,12 +48,39 @@ def storage_settings(args: argparse.Namespace) -> StorageSettings:
 
 
 def open_store(args: argparse.Namespace) -> Store:
-    return Store.from_settings(storage_settings(args))
+    from data.store import Store
+
+    settings = storage_settings(args)
+    warn_if_new_store(settings)
+    return Store.from_settings(settings)
+
+
+def warn_if_new_store(settings: StorageSettings) -> None:
+    """Say so before a new, empty store is made in the default place (./var under whatever folder
+    the command runs from), which is rarely meant outside the repository: a silently created empty
+    store looks like lost data. A folder given with --data-dir or the environment is meant."""
+    if settings.database_url is not None or "data_dir" in settings.model_fields_set:
+        return
+    database = settings.data_dir / "partnermatch.db"
+    if not database.exists():
+        print(
+            f"partnermatch: no store at {database.resolve()}: creating a new, empty one "
+            "(give --data-dir or PARTNERMATCH_DATA_DIR to use another)",
+            file=sys.stderr,
+        )
 
 
 def _progress(total: int, what: str) -> tqdm:
     """A progress bar on stderr, shown only when stderr is a terminal."""
+    from tqdm import tqdm
+
     return tqdm(total=total, desc=what, unit=what.split()[-1], disable=None, file=sys.stderr)
+
+
+def country_name(code: str) -> str:
+    from data.taxonomies import country_name as name
+
+    return name(code)
 
 
 # --------------------------------------------------------------------------- generate
@@ -129,20 +156,31 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _add_export(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    parser = verbs.add_parser("export", parents=[common], help="export schools or partnerships to CSV / JSON Lines")
-    parser.add_argument("kind", choices=["schools", "partnerships"])
+    parser = verbs.add_parser(
+        "export", parents=[common], help="export schools, partnerships or a round's pairs to CSV, XLSX or JSON Lines"
+    )
+    parser.add_argument("kind", choices=["schools", "partnerships", "round"])
     parser.add_argument("file", type=Path)
-    parser.add_argument("--format", choices=["csv", "jsonl"], help="file format (default: from the file name)")
+    parser.add_argument("--round", dest="round_id", help="the round to export (kind round)")
+    parser.add_argument(
+        "--format", choices=["csv", "jsonl", "xlsx"], help="file format (default: from the file name); CSV has a BOM"
+    )
     parser.set_defaults(handler=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
-    from data.io import export_partnerships, export_schools
+    from data.io import export_partnerships, export_round, export_schools
 
-    exporter = export_schools if args.kind == "schools" else export_partnerships
+    if args.kind == "round" and not args.round_id:
+        print("error: --round: give the id of the round to export", file=sys.stderr)
+        return 2
     with open_store(args) as store:
-        count = exporter(store, args.file, args.format)
-    print(f"wrote {count} {args.kind} to {args.file}")
+        if args.kind == "round":
+            count = export_round(store, args.round_id, args.file, args.format)
+        else:
+            exporter = export_schools if args.kind == "schools" else export_partnerships
+            count = exporter(store, args.file, args.format)
+    print(f"wrote {count} {'pairs' if args.kind == 'round' else args.kind} to {args.file}")
     return 0
 
 
@@ -487,9 +525,26 @@ VERBS: list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None
     _add_keys,
     _add_suggest,
     _add_index,
-    add_evaluate_verb,
-    add_sensitivity_verb,
+    lambda verbs, common: _add_external(verbs, common, "evaluate", "add_evaluate_verb"),
+    lambda verbs, common: _add_external(verbs, common, "sensitivity", "add_sensitivity_verb"),
 ]
+
+# Verbs defined in evaluation/ (which loads the model, sklearn and matplotlib): their one-line help,
+# so the verb list needs no import; the verb's own parser is built only when it is the one asked for.
+EXTERNAL_HELP = {
+    "evaluate": "measure match quality against baselines on held-out partnerships and write a report",
+    "sensitivity": "sweep the rebalancing weights and plot recall@10 against exposure Gini@10",
+}
+_ASKED: list[str] = []
+
+
+def _add_external(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser, verb: str, adder: str) -> None:
+    if verb in _ASKED:
+        import evaluation.cli
+
+        getattr(evaluation.cli, adder)(verbs, common)
+    else:
+        verbs.add_parser(verb, parents=[common], help=EXTERNAL_HELP[verb], add_help=False)
 
 
 def _add_storage_options(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -497,9 +552,18 @@ def _add_storage_options(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument("--database-url", default=default, help="SQLAlchemy URL, e.g. postgresql://user@host/db")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser; storage options are accepted before or after the verb."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; storage options are accepted before or after the verb. argv tells which verb is
+    asked for, so only that one's heavy module is imported (all are, when argv is None)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    _ASKED[:] = list(EXTERNAL_HELP) if argv is None else [a for a in argv if a in EXTERNAL_HELP][:1]
     parser = argparse.ArgumentParser(prog="partnermatch", description=__doc__.split("\n")[0])
+    try:
+        installed = version("partnermatch")
+    except PackageNotFoundError:
+        installed = "unknown"
+    parser.add_argument("--version", action="version", version=f"partnermatch {installed}")
     _add_storage_options(parser, None)
     # On the verbs the options default to "absent", so they don't undo one given before the verb.
     common = argparse.ArgumentParser(add_help=False)
@@ -511,7 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse has printed the usage error (or the help)
@@ -520,11 +585,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return EXIT_USER_ERROR
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
     try:
         return handler(args)
     except OperationalError as exc:
         print(f"partnermatch: database error: {exc.orig or exc}".rstrip(), file=sys.stderr)
-    except USER_ERRORS as exc:
+    except (*USER_ERRORS, ArgumentError) as exc:
         print(f"partnermatch: {_message(exc)}", file=sys.stderr)
     return EXIT_USER_ERROR
 

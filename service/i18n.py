@@ -1,15 +1,32 @@
-"""The staff page's labels in English and Traditional Chinese.
+"""The staff page in English or Traditional Chinese (Taiwan): gettext catalogs, CLDR names.
 
-Names of countries, SDGs, languages, levels and modes come from data.taxonomies, and reasons carry
-their own text_en/text_zh; this module holds only the page's own words. Every key has both
-languages (tests/test_staff_page.py checks), so a page never shows half a translation.
+Every word the page says is an English msgid, wrapped in `_()` in templates and Python; the
+Chinese is in service/locale/zh_Hant_TW/LC_MESSAGES/messages.po (a gettext catalog kept with
+Babel: `pybabel extract -F service/locale/babel.cfg -o /tmp/messages.pot service` then
+`pybabel update -i /tmp/messages.pot -d service/locale`). The catalog is compiled in memory when
+first used, so a clean clone needs no build step; tests/test_i18n.py fails when a message has no
+translation. Names come from the data's own taxonomies (countries, SDGs, Taiwan's counties) and
+from CLDR through Babel (time zones, languages, list punctuation: 、 in Chinese).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from functools import cache
+from gettext import NullTranslations
+from io import BytesIO
+from pathlib import Path
 from typing import Any, Literal
 
+from babel.core import negotiate_locale
+from babel.dates import get_timezone_location
+from babel.lists import format_list
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+from data.search import to_traditional
 from data.taxonomies import (
     LEVEL_LABELS,
     MODE_LABELS,
@@ -21,201 +38,160 @@ from data.taxonomies import (
     country_name_zh,
     language_name,
     language_name_zh,
+    region_name,
+    region_name_zh,
     sdg_name,
     sdg_name_zh,
 )
+from matching.constraints import RULE_TEXT, Rule
 
 Lang = Literal["en", "zh-TW"]
 LANGS: tuple[Lang, ...] = ("en", "zh-TW")
 DEFAULT_LANG: Lang = "en"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+CATALOGS: dict[Lang, str] = {"zh-TW": "zh_Hant_TW"}
+CLDR: dict[Lang, str] = {"en": "en", "zh-TW": "zh_Hant_TW"}
 
-TEXT: dict[str, tuple[str, str]] = {
-    # frame
-    "title": ("partnermatch staff", "partnermatch 管理頁"),
-    "nav_search": ("Schools", "學校"),
-    "nav_rounds": ("Matching rounds", "配對輪次"),
-    "nav_evaluation": ("Evaluation", "成效評估"),
-    "logout": ("Sign out", "登出"),
-    "switch_lang": ("中文", "English"),
-    # login
-    "login_title": ("Staff sign-in", "管理人員登入"),
-    "login_key": ("Staff API key", "管理人員 API 金鑰"),
-    "login_submit": ("Sign in", "登入"),
-    "login_help": (
-        "Keys are made with `partnermatch keys create --role staff`.",
-        "金鑰以 `partnermatch keys create --role staff` 建立。",
-    ),
-    "login_unknown": ("Unknown or revoked key.", "金鑰無效或已撤銷。"),
-    "login_not_staff": (
-        "This is a {role} key; the staff page needs a staff key.",
-        "此為 {role} 金鑰；管理頁需要管理人員（staff）金鑰。",
-    ),
-    # search
-    "search_title": ("Find a school", "搜尋學校"),
-    "search_q": ("Name or id", "校名或代碼"),
-    "search_country": ("Country (code or name)", "國家（代碼或名稱）"),
-    "search_submit": ("Search", "搜尋"),
-    "search_none": ("No school matches.", "沒有符合的學校。"),
-    "search_more": ("Showing the first {n}; narrow the search to see others.", "僅顯示前 {n} 筆；請縮小搜尋範圍。"),
-    "search_found": ("{n} school(s) found", "找到 {n} 所學校"),
-    # school fields
-    "id": ("Id", "代碼"),
-    "name": ("Name", "校名"),
-    "country": ("Country", "國家"),
-    "region": ("Region", "地區"),
-    "levels": ("Levels", "學制"),
-    "languages": ("Exchange languages", "交流語言"),
-    "sdgs": ("SDG themes", "永續發展目標"),
-    "targets": ("Wants partners in", "希望合作國家"),
-    "modes": ("Exchange modes", "交流方式"),
-    "capacity": ("Capacity", "合作名額"),
-    "remoteness": ("Remoteness", "偏遠程度"),
-    "students": ("Students", "學生數"),
-    "contact": ("Contact", "聯絡方式"),
-    "description": ("Description", "學校簡介"),
-    "status": ("Status", "狀態"),
-    "active": ("active", "啟用中"),
-    "inactive": ("inactive", "未啟用"),
-    # school page
-    "profile": ("Profile", "學校資料"),
-    "partners": ("Current partners", "目前的合作夥伴"),
-    "no_partners": ("No partner yet.", "尚無合作夥伴。"),
-    "since": ("since", "起始日"),
-    "origin": ("Origin", "來源"),
-    "origin_existing": ("recorded", "既有"),
-    "origin_suggested": ("suggested", "系統建議"),
-    "invitations": ("Pending invitations", "待回覆的邀請"),
-    "no_invitations": ("No pending invitation.", "沒有待回覆的邀請。"),
-    "sent_to": ("sent to", "已邀請"),
-    "received_from": ("received from", "收到邀請，來自"),
-    "expires": ("expires", "到期"),
-    "accept": ("Accept", "接受"),
-    "decline": ("Decline", "婉拒"),
-    "decline_reason": ("Reason (optional)", "原因（選填）"),
-    "suggestions": ("Suggested partners", "建議的合作學校"),
-    "no_suggestions": ("No possible partner right now.", "目前沒有可配對的學校。"),
-    "not_indexed": (
-        "This school is not in the index (inactive?), so it has no suggestions.",
-        "此校不在索引中（可能未啟用），因此沒有建議。",
-    ),
-    "score": ("Score", "分數"),
-    "reciprocal": ("Reciprocal", "雙向分數"),
-    "fit_forward": ("Fit for this school", "對本校的契合度"),
-    "fit_backward": ("Fit for the partner", "對夥伴的契合度"),
-    "breakdown": ("Breakdown", "分數組成"),
-    "component": ("Component", "項目"),
-    "forward": ("this school → partner", "本校 → 夥伴"),
-    "backward": ("partner → this school", "夥伴 → 本校"),
-    "factors": ("Network factors", "網絡調整係數"),
-    "reasons": ("Why", "推薦理由"),
-    "invite": ("Invite on the school's behalf", "代表本校發出邀請"),
-    "invite_message": ("Message (optional)", "訊息（選填）"),
-    "eliminated": ("Candidates removed by rule", "依規則排除的候選學校"),
-    "hints": ("Hints", "建議"),
-    "groups_link": ("Propose groups on theme", "依主題提出學校群組"),
-    "invited": ("Invitation {id} sent.", "已送出邀請 {id}。"),
-    "accepted": ("Invitation accepted: partnership {id} started.", "已接受邀請：合作關係 {id} 已建立。"),
-    "declined": ("Invitation {id} declined.", "已婉拒邀請 {id}。"),
-    # components of fit
-    "c_target_country": ("target country", "目標國家"),
-    "c_sdg": ("shared SDGs", "共同永續目標"),
-    "c_language": ("language", "語言"),
-    "c_mode": ("exchange mode", "交流方式"),
-    "c_level": ("level", "學制"),
-    "c_timezone": ("shared school hours", "上課時間重疊"),
-    "c_embedding": ("profile similarity", "簡介相似度"),
-    # groups
-    "groups_title": ("Cross-border groups", "跨境學校群組"),
-    "groups_sdg": ("SDG theme", "永續目標主題"),
-    "groups_size": ("Group size", "群組人數"),
-    "groups_any_size": ("3 to 5", "3 至 5 校"),
-    "groups_submit": ("Propose", "提出建議"),
-    "groups_none": ("No group satisfies every rule.", "沒有符合所有條件的群組。"),
-    "groups_relaxed": (
-        "No group of schools all interested in this theme exists; these ignore the theme.",
-        "找不到全部對此主題有興趣的群組；以下群組未要求此主題。",
-    ),
-    "group": ("Group {n}", "群組 {n}"),
-    "members": ("Members", "成員"),
-    "interested": ("works on the theme", "關注此主題"),
-    "found_via": ("found via", "來源"),
-    "window": ("Shared school hours", "共同上課時段"),
-    "total_score": ("Total score", "總分"),
-    "mean_pair_score": ("Mean pair score", "平均配對分數"),
-    "considered": (
-        "{n} valid group(s) considered among {pool} candidates.",
-        "在 {pool} 所候選學校中評估了 {n} 個有效群組。",
-    ),
-    # rounds
-    "rounds_title": ("Matching rounds", "配對輪次"),
-    "rounds_none": ("No round yet.", "尚無配對輪次。"),
-    "round_new": ("Start a round", "開始新的配對輪次"),
-    "cohort_all": ("Every active school with a free place", "所有仍有名額的啟用學校"),
-    "cohort_ids": (
-        "Only these school ids (one per line or comma-separated)",
-        "僅限以下學校代碼（每行一個或以逗號分隔）",
-    ),
-    "opt_coverage": ("Give as many schools as possible a first partner", "讓最多學校先有第一個夥伴"),
-    "opt_nsp": ("Favour New Southbound pairs", "優先新南向國家配對"),
-    "opt_per_school": ("Candidates per school", "每校候選數"),
-    "round_submit": ("Run the round", "執行配對"),
-    "created": ("Created", "建立時間"),
-    "cohort": ("Cohort", "參與學校"),
-    "pairs": ("Pairs", "配對"),
-    "unmatched": ("Unmatched", "未配對"),
-    "blocking": ("Blocking pairs", "不穩定配對"),
-    "proposed": ("proposed", "待確認"),
-    "accepted_status": ("accepted", "已接受"),
-    "round_title": ("Round {id}", "配對輪次 {id}"),
-    "comparison": ("Compared with greedy (best pair first)", "與貪婪法（高分先配）比較"),
-    "optimal": ("This round", "本輪"),
-    "greedy": ("Greedy", "貪婪法"),
-    "matched_schools": ("Schools matched", "配對成功學校數"),
-    "worst_off": ("Worst-off score", "最低分數"),
-    "bottom_decile": ("Bottom decile score", "最低十分位平均"),
-    "uplift": ("Score uplift over greedy: {value} ({percent}%)", "相較貪婪法提升：{value}（{percent}%）"),
-    "round_accept": ("Accept every pair: start the partnerships", "接受全部配對並建立合作關係"),
-    "start_date": ("Start date (default today)", "起始日（預設今天）"),
-    "round_accepted": ("Round accepted: {n} partnership(s) started.", "已接受本輪：建立 {n} 個合作關係。"),
-    "round_started": ("Round {id} proposed {n} pair(s).", "配對輪次 {id} 提出 {n} 組配對。"),
-    "why": ("Why", "原因"),
-    "rows_cut": ("Showing the first {n} rows.", "僅顯示前 {n} 列。"),
-    # evaluation
-    "evaluation_title": ("Latest evaluation", "最新成效評估"),
-    "evaluation_none": (
-        "No evaluation report yet: run `partnermatch evaluate`.",
-        "尚無評估報告：請執行 `partnermatch evaluate`。",
-    ),
-    "evaluation_folder": ("Report folder", "報告資料夾"),
-    "plots": ("Plots", "圖表"),
-    # errors
-    "error": ("Could not do that", "無法完成"),
-    "not_found": ("Not found: {what}", "找不到：{what}"),
+
+def N_(message: str) -> str:
+    """Marks a message for the catalog (pybabel extract) where it is defined, translated where shown."""
+    return message
+
+
+# The parts of a fit score, by the code matching.engine gives them.
+COMPONENTS: dict[str, str] = {
+    "target_country": N_("target country"),
+    "sdg": N_("shared SDGs"),
+    "language": N_("language"),
+    "mode": N_("exchange mode"),
+    "level": N_("level"),
+    "timezone": N_("shared school hours"),
+    "embedding": N_("profile similarity"),
 }
 
 
-def text(lang: Lang, key: str, **values: Any) -> str:
-    """The label in `lang`, with {placeholders} filled; an unknown key shows as itself."""
-    pair = TEXT.get(key)
-    if pair is None:
-        return key
-    chosen = pair[1] if lang == "zh-TW" else pair[0]
-    return chosen.format(**values) if values else chosen
+def rule_text(lang: Lang, codes: Iterable[str]) -> str:
+    """Hard rules by code (matching.constraints.Rule) as a sentence: "a school has no room for another partner"."""
+    chinese = lang == "zh-TW"
+    said = []
+    for code in codes:
+        try:
+            english, chinese_text = RULE_TEXT[Rule(code)]
+        except ValueError:
+            said.append(code)
+            continue
+        said.append(chinese_text if chinese else gettext(lang, "a school %(rule)s", rule=english))
+    return join(lang, said)
 
 
-def zh(lang: Lang) -> bool:
-    return lang == "zh-TW"
+# Hints (embeddings.profile_hints) by how they begin; the page says them in its own words.
+HINTS: tuple[tuple[str, str], ...] = (
+    (
+        "description is empty",
+        N_("The description is empty: a few sentences on the school's themes and plans improve matching."),
+    ),
+    ("description is in Chinese", N_("The description is in Chinese only: an English description improves matching.")),
+    ("no SDGs chosen", N_("No SDGs chosen: shared goals are the strongest signal for matching.")),
+    ("no exchange languages", N_("No exchange language given: partners are matched on a language both can use.")),
+)
+
+
+def hint_text(lang: Lang, hint: str) -> str | None:
+    """A profile hint in the page's language; None for hints the page shows elsewhere (capacity)."""
+    for start, message in HINTS:
+        if hint.startswith(start):
+            return gettext(lang, message)
+    return None if hint.startswith("school is at capacity") else hint
+
+
+current_lang: ContextVar[Lang] = ContextVar("current_lang", default=DEFAULT_LANG)
+
+
+def catalog_path(lang: Lang) -> Path:
+    return LOCALE_DIR / CATALOGS[lang] / "LC_MESSAGES" / "messages.po"
+
+
+@cache
+def translations(lang: Lang) -> NullTranslations:
+    """The language's messages, compiled from its .po in memory (English is the msgids themselves)."""
+    if lang not in CATALOGS:
+        return NullTranslations()
+    with catalog_path(lang).open("rb") as po:
+        catalog = read_po(po, locale=CATALOGS[lang])
+    compiled = BytesIO()
+    write_mo(compiled, catalog, use_fuzzy=False)
+    compiled.seek(0)
+    return Translations(compiled)
+
+
+def gettext(lang: Lang, message: str, **values: Any) -> str:
+    """`message` in `lang`, with %(name)s placeholders filled."""
+    said = translations(lang).gettext(message)
+    return said % values if values else said
+
+
+def negotiate(accept_language: str | None) -> Lang | None:
+    """The language an Accept-Language header prefers among ours ("zh-Hant-TW, zh;q=0.8" -> zh-TW)."""
+    if not accept_language:
+        return None
+    weighted: list[tuple[float, str]] = []
+    for position, part in enumerate(accept_language.split(",")):
+        tag, _, params = part.strip().partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                weight = 0.0
+        if tag and weight > 0:
+            weighted.append((-weight + position * 1e-6, tag.strip().replace("_", "-")))
+    preferred = [tag for _, tag in sorted(weighted)]
+    for tag in preferred:  # any Chinese (zh, zh-TW, zh-Hant, zh-HK, zh-CN) reads the Traditional page
+        if tag.lower().startswith("zh"):
+            return "zh-TW"
+        if tag.lower().startswith("en"):
+            return "en"
+    chosen = negotiate_locale(preferred, ["en", "zh-TW"], sep="-")
+    return chosen if chosen in LANGS else None  # type: ignore[return-value]
+
+
+def join(lang: Lang, items: Iterable[str]) -> str:
+    """A list as people write it: "a, b and c" or "a、b和c" (CLDR list patterns)."""
+    listed = [str(i) for i in items]
+    return format_list(listed, style="standard", locale=CLDR[lang]) if listed else ""
+
+
+def timezone_name(lang: Lang, zone: str) -> str:
+    """A time zone's CLDR name: Asia/Taipei -> "台灣時間" / "Taiwan Time"."""
+    try:
+        return get_timezone_location(zone, locale=CLDR[lang])
+    except (LookupError, ValueError):
+        return zone
+
+
+def school_name(lang: Lang, school: Any) -> str:
+    """The name staff of that language read: the local name (Chinese in Traditional script) on the
+    zh page, the English or Malay name on the en page, whichever the school has otherwise."""
+    local, english = school.name_local, school.name_en
+    if lang == "zh-TW":
+        return to_traditional(local) if local else (english or school.id)
+    return english or local or school.id
 
 
 def helpers(lang: Lang) -> dict[str, Callable[..., str]]:
     """Functions the templates call to show codes as names in the page's language."""
-    chinese = zh(lang)
+    chinese = lang == "zh-TW"
 
-    def t(key: str, **values: Any) -> str:
-        return text(lang, key, **values)
+    def t(message: str, **values: Any) -> str:
+        return gettext(lang, message, **values)
 
     def country(code: str) -> str:
-        return f"{country_name_zh(code) if chinese else country_name(code)}"
+        return country_name_zh(code) if chinese else country_name(code)
+
+    def region(code: str | None) -> str:
+        if not code:
+            return ""
+        return region_name_zh(code) if chinese else region_name(code)
 
     def sdg(goal: int) -> str:
         return f"{goal}. {sdg_name_zh(goal) if chinese else sdg_name(goal)}"
@@ -237,17 +213,47 @@ def helpers(lang: Lang) -> dict[str, Callable[..., str]]:
         field = "text_zh" if chinese else "text_en"
         return str(item[field] if isinstance(item, dict) else getattr(item, field))
 
-    def component(name: str) -> str:
-        return text(lang, f"c_{name}") if f"c_{name}" in TEXT else name
+    def component(code: str) -> str:
+        return t(COMPONENTS[code]) if code in COMPONENTS else code
+
+    def reason(item: Any) -> str:
+        """A reason in the page's language; shared school hours name the zone as CLDR does (台灣時間)."""
+        data = item["data"] if isinstance(item, dict) else item.data
+        code = item["code"] if isinstance(item, dict) else item.code
+        if code == "school_hours" and {"hours", "start", "end", "timezone"} <= data.keys():
+            return t(
+                "%(hours)s h of shared school hours: %(start)s–%(end)s %(zone)s",
+                hours=f"{float(data['hours']):g}",
+                start=data["start"],
+                end=data["end"],
+                zone=timezone_name(lang, data["timezone"]),
+            )
+        return said(item)
 
     return {
         "t": t,
+        "reason": reason,
+        "component": component,
         "country": country,
+        "region": region,
         "sdg": sdg,
         "language": language,
         "level": level,
         "mode": mode,
         "remoteness": remoteness,
         "said": said,
-        "component": component,
+        "listed": lambda items, show=str: join(lang, map(show, items)),
+        "zone": lambda name: timezone_name(lang, name),
+        "name": lambda school: school_name(lang, school),
     }
+
+
+def install(env: Any) -> None:
+    """The Jinja2 i18n extension on a template environment, translating into the language of the
+    page being rendered (current_lang, set per render)."""
+    env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(
+        gettext=lambda message: translations(current_lang.get()).gettext(message),
+        ngettext=lambda one, many, n: translations(current_lang.get()).ngettext(one, many, n),
+        newstyle=True,
+    )

@@ -14,28 +14,47 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import date
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from pydantic import ValidationError
 
 from data.errors import Conflict, NotFound
-from data.schema import InvitationStatus, RoundStatus
+from data.io import MEDIA_TYPES, ROUND_COLUMNS, round_rows, table_bytes
+from data.schema import Invitation, InvitationStatus, RoundStatus
+from data.search import query_key, school_key
 from data.settings import StorageSettings
 from data.taxonomies import normalize_country
+from graph.build import active_partners
 from matching.groups import GroupOptions, propose_groups
-from matching.rounds import RoundOptions, RoundResult
+from matching.rounds import RoundOptions, RoundResult, remaining_capacity
 from service import invitations, rounds
 from service.auth import Principal, Role
 from service.deps import State, verified
 from service.errors import ApiError
-from service.i18n import DEFAULT_LANG, LANGS, Lang, helpers
+from service.i18n import (
+    DEFAULT_LANG,
+    LANGS,
+    Lang,
+    current_lang,
+    gettext,
+    helpers,
+    hint_text,
+    install,
+    negotiate,
+    rule_text,
+)
+from service.invitations import PairRefused
+from service.models import PairRef
 from service.state import IndexNotReady, ServiceState
 
 KEY_COOKIE = "pm_staff"
@@ -49,6 +68,7 @@ _IDS = re.compile(r"[\s,;]+")
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")
+install(templates.env)
 
 
 # --------------------------------------------------------------------------- session, language, messages
@@ -59,7 +79,9 @@ def page_lang(request: Request) -> Lang:
     if asked in LANGS:
         return asked  # type: ignore[return-value]
     kept = request.cookies.get(LANG_COOKIE)
-    return kept if kept in LANGS else DEFAULT_LANG  # type: ignore[return-value]
+    if kept in LANGS:
+        return kept  # type: ignore[return-value]
+    return negotiate(request.headers.get("accept-language")) or DEFAULT_LANG
 
 
 def signed_in(request: Request, state: State) -> Principal:
@@ -80,6 +102,7 @@ def render(request: Request, lang: Lang, name: str, status_code: int = 200, **co
     flash = _read_flash(request)
     other: Lang = "en" if lang == "zh-TW" else "zh-TW"
     switch = request.url.path + "?" + urlencode({**request.query_params, "lang": other})
+    current_lang.set(lang)
     response = templates.TemplateResponse(
         request,
         name,
@@ -123,6 +146,8 @@ def _read_flash(request: Request) -> dict[str, str] | None:
 
 
 def _problem(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, PairRefused):
+        return "error", f"refused:{','.join(exc.rules or [])}"
     if isinstance(exc, ApiError):
         return "error", exc.detail
     if isinstance(exc, ValidationError):
@@ -157,13 +182,12 @@ def login(
     next: Annotated[str, Form(max_length=2000)] = "/staff",
 ) -> Response:
     who = verified(request, state.store, key)  # rate limits failed sign-ins
-    t = helpers(lang)["t"]
     if who is None:
-        return render(request, lang, "login.html", 401, next=_safe_next(next), problem=t("login_unknown"))
+        problem = gettext(lang, "Unknown or revoked key.")
+        return render(request, lang, "login.html", 401, next=_safe_next(next), problem=problem)
     if who.role != Role.STAFF:
-        return render(
-            request, lang, "login.html", 403, next=_safe_next(next), problem=t("login_not_staff", role=who.role.value)
-        )
+        problem = gettext(lang, "This is a %(role)s key; the staff page needs a staff key.", role=who.role.value)
+        return render(request, lang, "login.html", 403, next=_safe_next(next), problem=problem)
     response = redirect(_safe_next(next))
     response.set_cookie(
         KEY_COOKIE,
@@ -190,27 +214,103 @@ def _safe_next(target: str) -> str:
     return target if plain else "/staff"
 
 
-# --------------------------------------------------------------------------- search
+# --------------------------------------------------------------------------- dashboard
+
+DASHBOARD_ROWS = 10
+EXPIRING_DAYS = 7
+REMOTE_FIRST = {"extremely_remote": 0, "remote": 1}
 
 
 @router.get("", response_class=HTMLResponse)
+def dashboard(request: Request, _: StaffUser, state: State, lang: PageLang) -> HTMLResponse:
+    """What needs staff first: schools still without a partner (remote first), invitations about
+    to expire, schools that let every invitation lapse, who joined lately, the latest evaluation."""
+    state.store.expire_invitations()
+    now = datetime.now(UTC)
+    invites = _all_invitations(state)
+    expiring = sorted(
+        (i for i in invites if i.status == InvitationStatus.PENDING and i.expires_at - now < timedelta(EXPIRING_DAYS)),
+        key=lambda i: i.expires_at,
+    )
+    answered = {i.to_school for i in invites if i.answered_at is not None}
+    lapsed = Counter(i.to_school for i in invites if i.status == InvitationStatus.EXPIRED)
+    silent = sorted(((n, sid) for sid, n in lapsed.items() if sid not in answered), reverse=True)
+    with state.reading() as matcher:
+        active = [s for s in matcher.schools.values() if s.active]
+        alone = sorted(
+            (s for s in active if s.id not in matcher.graph or not active_partners(matcher.graph, s.id)),
+            key=lambda s: (REMOTE_FIRST.get(s.remoteness.value, 2), s.id),
+        )
+        recent = sorted(active, key=lambda s: s.created_at, reverse=True)[:DASHBOARD_ROWS]
+    named = {i.from_school for i in expiring} | {i.to_school for i in expiring} | {sid for _, sid in silent}
+    return render(
+        request,
+        lang,
+        "dashboard.html",
+        alone=alone[:DASHBOARD_ROWS],
+        alone_total=len(alone),
+        alone_remote=sum(1 for s in alone if s.remoteness.value in REMOTE_FIRST),
+        expiring=expiring[:DASHBOARD_ROWS],
+        expiring_total=len(expiring),
+        silent=silent[:DASHBOARD_ROWS],
+        silent_total=len(silent),
+        recent=recent,
+        others=state.store.get_schools(named),
+        evaluation=evaluation_sentence(lang, state),
+        days=EXPIRING_DAYS,
+    )
+
+
+def _all_invitations(state: ServiceState, page: int = 1000) -> list[Invitation]:
+    found: list[Invitation] = []
+    after: str | None = None
+    while True:
+        batch = state.store.list_invitations(after=after, limit=page)
+        found += batch
+        if len(batch) < page:
+            return found
+        after = batch[-1].id
+
+
+# --------------------------------------------------------------------------- search
+
+
+@router.get("/search", response_class=HTMLResponse)
 def search(
-    request: Request, _: StaffUser, state: State, lang: PageLang, q: str = "", country: str = ""
+    request: Request,
+    _: StaffUser,
+    state: State,
+    lang: PageLang,
+    q: str = "",
+    country: str = "",
+    after: str = "",
+    start: int = 1,
 ) -> HTMLResponse:
-    q, country = q.strip()[:200], country.strip()[:100]
-    problem, found = None, []
+    """Schools by name (any script, 台/臺, pinyin, English: data.search) or id, a page at a time
+    with the true total; the next page starts after the last id shown."""
+    q, country, after = q.strip()[:200], country.strip()[:100], after.strip()[:64]
+    problem, found, total = None, [], 0
     if q or country:
         try:
             code = normalize_country(country) if country else None
-            by_id = state.store.get_schools([q]) if q and _SCHOOL_ID.match(q) else {}
-            found = [s for s in by_id.values() if code is None or s.country == code]
-            found += [
+            exact = state.store.get_schools([q]) if q and _SCHOOL_ID.match(q) and not after else {}
+            exact = {i: s for i, s in exact.items() if code is None or s.country == code}
+            filters: dict[str, Any] = {"q": q or None, "country": code, "active": None}
+            total = state.store.count_schools(**filters)
+            found = list(exact.values()) + [
                 s
-                for s in state.store.list_schools(q=q or None, country=code, active=None, limit=SEARCH_LIMIT + 1)
-                if s.id not in by_id
+                for s in state.store.list_schools(after=after or None, limit=SEARCH_LIMIT, **filters)
+                if s.id not in exact
             ]
+            total += sum(1 for s in exact.values() if not _matches_name(s, q))
         except ValueError as exc:
             problem = str(exc)
+    start = max(1, start)
+    next_url = None
+    if found and start - 1 + len(found) < total:
+        next_url = "/staff/search?" + urlencode(
+            {"q": q, "country": country, "after": found[-1].id, "start": start + len(found)}
+        )
     return render(
         request,
         lang,
@@ -218,11 +318,18 @@ def search(
         q=q,
         country_q=country,
         problem=problem,
-        schools=found[:SEARCH_LIMIT],
-        more=len(found) > SEARCH_LIMIT,
-        limit=SEARCH_LIMIT,
+        schools=found,
+        total=total,
+        first=start,
+        last=start - 1 + len(found),
+        next_url=next_url,
         searched=bool(q or country),
     )
+
+
+def _matches_name(school: Any, q: str) -> bool:
+    """Whether the name search itself finds the school asked for by id (so it is not counted twice)."""
+    return query_key(q) in school_key(school)
 
 
 # --------------------------------------------------------------------------- one school
@@ -237,10 +344,18 @@ def school_page(request: Request, school_id: str, _: StaffUser, state: State, la
     partnerships = state.store.list_partnerships(school_id=school_id, active=True)
     state.store.expire_invitations()
     pending = state.store.list_invitations(school_id=school_id, status=InvitationStatus.PENDING.value, limit=500)
-    result = None
+    result, free, room = None, 0, {}
     with state.reading() as matcher:  # not recorded as shown: staff looking is not the school seeing them
+        free = remaining_capacity(matcher, school)
         if school_id in matcher.schools and school.active:
             result = matcher.suggest(school_id, SUGGESTIONS)
+            room = {
+                s.school_id: remaining_capacity(matcher, matcher.schools[s.school_id])
+                for s in result.suggestions
+                if s.school_id in matcher.schools
+            }
+    scores = [s.score for s in result.suggestions] if result else []
+    codes = [{r.code for r in s.reasons} for s in result.suggestions] if result else []
     named = {p.school_a for p in partnerships} | {p.school_b for p in partnerships}
     named |= {i.from_school for i in pending} | {i.to_school for i in pending}
     named |= {s.school_id for s in result.suggestions} if result else set()
@@ -254,6 +369,13 @@ def school_page(request: Request, school_id: str, _: StaffUser, state: State, la
         pending=pending,
         result=result,
         others=others,
+        free=free,
+        holding=sum(1 for i in pending if i.from_school == school_id)
+        + sum(1 for i in pending if i.to_school == school_id),
+        room=room,
+        reordered=scores != sorted(scores, reverse=True),
+        hints=[said for said in (hint_text(lang, h) for h in (result.hints if result else [])) if said],
+        common=set.intersection(*codes) if len(codes) > 1 else set(),
     )
 
 
@@ -359,38 +481,120 @@ def start_round(
     return redirect(f"/staff/rounds/{quote(stored.id)}", ("ok", f"round_started:{stored.id}:{pairs}"))
 
 
+ROUND_PAGE = 50
+
+
+def _pair_key(a: str, b: str) -> str:
+    return f"{a}|{b}" if a < b else f"{b}|{a}"
+
+
+def _dropped(values: list[str]) -> set[str]:
+    """Pairs staff dropped while reviewing, kept in the page's address ("a|b", either order)."""
+    return {_pair_key(*v.split("|", 1)) for v in values if v.count("|") == 1}
+
+
 @router.get("/rounds/{round_id}", response_class=HTMLResponse)
-def round_page(request: Request, round_id: str, _: StaffUser, state: State, lang: PageLang) -> HTMLResponse:
+def round_page(
+    request: Request,
+    round_id: str,
+    _: StaffUser,
+    state: State,
+    lang: PageLang,
+    country: str = "",
+    region: str = "",
+    page: int = 1,
+    drop: Annotated[list[str] | None, Query(max_length=5000)] = None,
+) -> HTMLResponse:
+    """A round to review: a plain summary, pairs a page at a time, filtered by a partner's country
+    or region; staff drop single pairs (kept in the address until they accept) and accept the rest."""
     try:
         stored = state.store.get_round(round_id)
     except NotFound:
         return render(request, lang, "missing.html", 404, what=round_id)
     assert stored.result is not None
     result = RoundResult.model_validate(stored.result)
-    shown_pairs, shown_unmatched = result.pairs[:ROWS_SHOWN], result.unmatched[:ROWS_SHOWN]
-    ids = {s for p in shown_pairs for s in (p.school_a, p.school_b)} | {u.school_id for u in shown_unmatched}
+    dropped = _dropped(drop or [])
+    ids = {s for p in result.pairs for s in (p.school_a, p.school_b)} | {u.school_id for u in result.unmatched}
+    names = state.store.get_schools(ids)
+
+    def shown(pair: Any) -> bool:
+        sides = [names.get(pair.school_a), names.get(pair.school_b)]
+        return (not country or any(s is not None and s.country == country for s in sides)) and (
+            not region or any(s is not None and s.region == region for s in sides)
+        )
+
+    matching = [p for p in result.pairs if shown(p)]
+    pages = max(1, -(-len(matching) // ROUND_PAGE))
+    page = min(max(1, page), pages)
+    kept = [p for p in result.pairs if _pair_key(p.school_a, p.school_b) not in dropped]
+    countries = sorted({s.country for s in names.values()})
+    regions = sorted({s.region for s in names.values() if s.region and (not country or s.country == country)})
+
+    def link(**change: Any) -> str:
+        """This review page with some of its filters, page or dropped pairs changed."""
+        values = {"country": country, "region": region, "page": page, "drop": sorted(dropped)} | change
+        return f"/staff/rounds/{quote(round_id)}?" + urlencode(values, doseq=True)
+
     return render(
         request,
         lang,
         "round.html",
         stored=stored,
         result=result,
-        pairs=shown_pairs,
-        unmatched=shown_unmatched,
+        pairs=matching[(page - 1) * ROUND_PAGE : page * ROUND_PAGE],
+        matching_total=len(matching),
+        page=page,
+        pages=pages,
+        unmatched=result.unmatched[:ROWS_SHOWN],
         rows_shown=ROWS_SHOWN,
-        names=state.store.get_schools(ids),
+        names=names,
         proposed=stored.status == RoundStatus.PROPOSED,
+        dropped=dropped,
+        kept=len(kept),
+        kept_schools=len({s for p in kept for s in (p.school_a, p.school_b)}),
+        countries=countries,
+        regions=regions,
+        country_chosen=country,
+        region_chosen=region,
+        pair_key=_pair_key,
+        link=link,
     )
+
+
+@router.get("/rounds/{round_id}/export.{fmt}")
+def export_round_pairs(
+    round_id: str,
+    fmt: str,
+    _: StaffUser,
+    state: State,
+    drop: Annotated[list[str] | None, Query(max_length=5000)] = None,
+) -> Response:
+    """The pairs still kept (dropped ones left out) as CSV (with a BOM, for Excel) or XLSX."""
+    if fmt not in ("csv", "xlsx"):
+        raise HTTPException(404, "format: csv or xlsx")
+    try:
+        rows = round_rows(state.store, round_id, [tuple(k.split("|")) for k in _dropped(drop or [])])
+    except NotFound:
+        raise HTTPException(404, f"round {round_id!r} not found") from None
+    body = table_bytes(fmt, ROUND_COLUMNS, rows)  # type: ignore[arg-type]
+    headers = {"Content-Disposition": f'attachment; filename="{round_id}.{fmt}"'}
+    return Response(body, media_type=MEDIA_TYPES[fmt], headers=headers)  # type: ignore[index]
 
 
 @router.post("/rounds/{round_id}/accept")
 def accept_round(
-    round_id: str, who: StaffUser, state: State, start_date: Annotated[str, Form(max_length=20)] = ""
+    round_id: str,
+    who: StaffUser,
+    state: State,
+    start_date: Annotated[str, Form(max_length=20)] = "",
+    drop: Annotated[list[str] | None, Form(max_length=5000)] = None,
 ) -> RedirectResponse:
+    """Start the round's pairs less those staff dropped while reviewing."""
     page = f"/staff/rounds/{quote(round_id)}"
     try:
         start = date.fromisoformat(start_date) if start_date.strip() else None
-        _, started = rounds.accept_round(state, round_id, start_date=start, accepted_by=who.key_id)
+        exclude = [PairRef(school_a=a, school_b=b) for a, b in (k.split("|") for k in _dropped(drop or []))]
+        _, started = rounds.accept_round(state, round_id, start_date=start, exclude=exclude, accepted_by=who.key_id)
     except ACTION_ERRORS as exc:
         return redirect(page, _problem(exc))
     return redirect(page, ("ok", f"round_accepted:{len(started)}"))
@@ -410,24 +614,110 @@ def _report_folder(state: ServiceState) -> Path | None:
     return latest_report(data_dir(state))
 
 
-@router.get("/evaluation", response_class=HTMLResponse)
-def evaluation_page(request: Request, _: StaffUser, state: State, lang: PageLang) -> HTMLResponse:
-    from evaluation.report import REPORT_FILE
+def _latest_metrics(state: ServiceState) -> tuple[Path, dict[str, Any]] | None:
+    from evaluation.report import METRICS_FILE
 
     folder = _report_folder(state)
+    if folder is None or not (folder / METRICS_FILE).is_file():
+        return None
+    return folder, json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
+
+
+def evaluation_sentence(lang: Lang, state: ServiceState) -> str | None:
+    """The latest evaluation in one sentence staff can repeat: how often a real partner is among
+    the first ten suggestions, against a random order, and how evenly schools are shown."""
+    latest = _latest_metrics(state)
+    if latest is None:
+        return None
+    _, payload = latest
+    return evaluation_summary(lang, payload)
+
+
+def evaluation_summary(lang: Lang, payload: dict[str, Any]) -> str | None:
+    from evaluation.report import TARGET_SPLIT
+
+    splits = payload.get("splits") or {}
+    split = splits.get(TARGET_SPLIT) or next(iter(splits.values()), None)
+    if not split:
+        return None
+    k = int((payload.get("settings") or {}).get("exposure_k", 10))
+    table = split["metrics"]
+    full, plain = table.get("full", {}), table.get("random", {})
+    recall, baseline = full.get(f"recall@{k}"), plain.get(f"recall@{k}")
+    gini, coverage = full.get(f"gini@{k}"), full.get(f"coverage@{k}")
+    if recall is None or baseline is None or gini is None or coverage is None:
+        return None
+    when = str(payload.get("generated_at", ""))[:10]
+    return gettext(
+        lang,
+        "The evaluation of %(when)s hid some real partnerships and asked for suggestions: the product put a "
+        "hidden partner among the first %(k)s suggestions for %(recall)s of schools (a random order of "
+        "allowed partners: %(baseline)s). It showed %(coverage)s of schools in someone's list; the "
+        "unevenness of attention was %(gini)s (0: every school shown equally often, 1: one school shown to all).",
+        when=when,
+        k=k,
+        recall=f"{recall:.0%}",
+        baseline=f"{baseline:.0%}",
+        coverage=f"{coverage:.0%}",
+        gini=f"{gini:.2f}",
+    )
+
+
+EVALUATION_LOG = "evaluation-run.log"
+
+
+@router.get("/evaluation", response_class=HTMLResponse)
+def evaluation_page(request: Request, _: StaffUser, state: State, lang: PageLang) -> HTMLResponse:
+    """The latest evaluation in the staff's words first; the full report (tables, plots) folded."""
+    from evaluation.report import REPORT_FILE
+
+    running = _evaluation_running(state)
+    folder = _report_folder(state)
     if folder is None:
-        return render(request, lang, "evaluation.html", folder=None, report=None, plots=[])
+        return render(request, lang, "evaluation.html", folder=None, report=None, plots=[], running=running)
     plots = sorted(p.name for p in folder.glob("*.png"))
-    source = (folder / REPORT_FILE).read_text(encoding="utf-8")
+    source = _STORE_MENTION.sub("", (folder / REPORT_FILE).read_text(encoding="utf-8"))
     report, shown = _markdown(source, plots)
+    latest = _latest_metrics(state)
     return render(
         request,
         lang,
         "evaluation.html",
         folder=folder.name,
         report=report,
+        summary=evaluation_summary(lang, latest[1]) if latest else None,
         plots=[name for name in plots if name not in shown],
+        running=running,
     )
+
+
+# "on the store `sqlite:////home/.../partnermatch.db`": where the data lives is no business of the page.
+_STORE_MENTION = re.compile(r",? on the store `[^`]*`")
+
+
+def _evaluation_running(state: ServiceState) -> bool:
+    process = _RUNS.get(str(data_dir(state)))
+    return process is not None and process.poll() is None
+
+
+_RUNS: dict[str, subprocess.Popen[bytes]] = {}
+
+
+@router.post("/evaluation/run")
+def start_evaluation(_: StaffUser, state: State) -> RedirectResponse:
+    """`partnermatch evaluate` in a background process on this data dir; the page shows it running
+    and the new report once it is written (its output goes to evaluation-run.log there)."""
+    if _evaluation_running(state):
+        return redirect("/staff/evaluation", ("ok", "evaluation_running"))
+    folder = data_dir(state)
+    with (folder / EVALUATION_LOG).open("ab") as log:
+        _RUNS[str(folder)] = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "evaluate", "--data-dir", str(folder)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    return redirect("/staff/evaluation", ("ok", "evaluation_started"))
 
 
 @router.get("/evaluation/files/{name}")
@@ -463,14 +753,23 @@ def flash_text(lang: Lang, flash: dict[str, str] | None) -> str | None:
     """A message saved by a redirect, in the page's language (codes like "invited:<id>")."""
     if flash is None:
         return None
-    t = helpers(lang)["t"]
     code, _, rest = flash["text"].partition(":")
     if flash["kind"] == "ok":
-        if code in ("invited", "accepted", "declined"):
-            return t(code, id=rest)
+        if code == "invited":
+            return gettext(lang, "Invitation %(id)s sent.", id=rest)
+        if code == "accepted":
+            return gettext(lang, "Invitation accepted: partnership %(id)s started.", id=rest)
+        if code == "declined":
+            return gettext(lang, "Invitation %(id)s declined.", id=rest)
         if code == "round_started":
             round_id, _, pairs = rest.partition(":")
-            return t(code, id=round_id, n=pairs)
+            return gettext(lang, "Round %(id)s proposed %(n)s pair(s).", id=round_id, n=pairs)
         if code == "round_accepted":
-            return t(code, n=rest)
-    return flash["text"]
+            return gettext(lang, "Round accepted: %(n)s partnership(s) started.", n=rest)
+        if code == "evaluation_started":
+            return gettext(lang, "The evaluation started; its report appears here when it is done (a few minutes).")
+        if code == "evaluation_running":
+            return gettext(lang, "An evaluation is already running.")
+    if code == "refused":
+        return gettext(lang, "These two schools cannot be paired: %(why)s", why=rule_text(lang, rest.split(",")))
+    return gettext(lang, "Could not do that") + ": " + flash["text"]
