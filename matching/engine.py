@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Protocol
 
 import networkx as nx
 import numpy as np
@@ -41,6 +42,12 @@ from matching.scoring import PairScore, reciprocal_score
 from matching.settings import MatchSettings, RequestOverrides
 
 HOME, FOREIGN = "home", "foreign"
+
+
+class CandidateScorer(Protocol):
+    """A learned pair score over one source's candidates at once (see matching.ranker)."""
+
+    def score(self, source: School, candidates: Sequence[School], scores: Sequence[PairScore]) -> np.ndarray: ...
 
 
 class Suggestion(BaseModel):
@@ -98,6 +105,8 @@ class Matcher:
     history: dict[str, graph.InvitationCounts] = field(default_factory=dict)
     exposure: graph.ExposureLedger | None = None
     """Recent appearances in suggestion lists; made from the settings' half-life when not given."""
+    ranker: CandidateScorer | None = None
+    """A trained model (matching.ranker) whose score replaces the reciprocal score as the rank base."""
 
     def __post_init__(self) -> None:
         if self.exposure is None:
@@ -436,11 +445,14 @@ class Matcher:
             if rebalanced
             else None
         )
+        scores = [
+            reciprocal_score(source, candidate, check, similarity, settings) for candidate, check, similarity in passed
+        ]
+        bases = self.ranker.score(source, [p[0] for p in passed], scores) if self.ranker else [s.score for s in scores]
         ranked = []
-        for candidate, check, similarity in passed:
-            score = reciprocal_score(source, candidate, check, similarity, settings)
+        for (candidate, check, _), score, base in zip(passed, scores, bases, strict=True):
             adjustments = adjust(candidate) if adjust else []
-            final = score.score * math.prod(a.factor for a in adjustments)
+            final = float(base) * math.prod(a.factor for a in adjustments)
             ranked.append(Candidate(candidate, check, score, adjustments, final))
         ranked.sort(key=lambda c: (-c.final, c.school.id))
         return ranked
