@@ -106,7 +106,7 @@ def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.
     """Great-circle distance; NaN where a coordinate is missing.
 
     >>> round(float(haversine_km(np.array([25.03]), np.array([121.56]), np.array([3.14]), np.array([101.69]))[0]))
-    3229
+    3232
     """
     lat1, lon1, lat2, lon2 = (np.radians(x) for x in (lat1, lon1, lat2, lon2))
     h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
@@ -287,19 +287,18 @@ class PairFeatures:
         return np.where(known, log_lift(counts, expected), 0.0)
 
     def _three_paths(self, u: int) -> tuple[np.ndarray, np.ndarray]:
-        """Paths u – x – y – v (y ≠ u) to every school: their count, and Adamic–Adar over them
-        (each path weighted 1/sqrt(ln deg x · ln deg y), as in Kovács et al.'s L3 predictor)."""
+        """Walks u – x – y – v to every school: their count (A³), and Adamic–Adar over them (each
+        weighted 1/sqrt(ln deg x · ln deg y), as in Kovács et al.'s L3 predictor). Both are
+        symmetric matrices, so (u, v) and (v, u) agree; for a pair not yet partnered every such
+        walk is a path, as in :func:`evaluation.baselines.adamic_adar_l3_scores`."""
         n = self.adjacency_.shape[0]
         if u < 0:
             return np.zeros(n), np.zeros(n)
         A = self.adjacency_
         start = np.asarray(A[u].todense()).ravel()
-        walk2 = A.T @ start
-        walk2[u] = 0.0
-        weighted2 = A.T @ (start * self.l3_weight_)
-        weighted2 = weighted2 * self.l3_weight_
-        weighted2[u] = 0.0
-        return A.T @ walk2, A.T @ weighted2
+        walk2 = A @ start
+        weighted2 = (A @ (start * self.l3_weight_)) * self.l3_weight_
+        return A @ walk2, A @ weighted2
 
 
 def _pair_counts(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:

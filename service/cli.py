@@ -67,15 +67,16 @@ def _add_generate(verbs: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same world")
     parser.add_argument("--real-dir", type=Path, default=None, help="folder of real school directories to draw from")
     parser.add_argument("--replace", action="store_true", help="delete every school and partnership first")
+    parser.add_argument("--process", choices=["affinity", "programmes"], default="affinity", help="partnership process")
     parser.set_defaults(handler=_generate)
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from data.generator import generate_world  # written alongside; imported only when asked for
+    from data.generator import PROCESSES, generate_world  # written alongside; imported only when asked for
 
     if args.real_dir is not None and not args.real_dir.is_dir():
         raise FileNotFoundError(f"--real-dir: no folder {str(args.real_dir)!r}")
-    world = generate_world(n_schools=args.n, seed=args.seed, real_dir=args.real_dir)
+    world = generate_world(n_schools=args.n, seed=args.seed, real_dir=args.real_dir, process=PROCESSES[args.process]())
     with open_store(args) as store:
         if args.replace:
             store.clear()
