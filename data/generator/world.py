@@ -12,8 +12,8 @@ import numpy as np
 from data.generator.foreign import foreign_drafts, foreign_targets
 from data.generator.partnerships import PartnershipProcess, generate_partnerships, growth_weights, period_boundaries
 from data.generator.places import COUNTRIES
-from data.generator.programmes import ProgrammeProcess, generate_programme_partnerships
 from data.generator.profiles import Draft, complete_profile
+from data.generator.programmes import ProgrammeProcess, generate_programme_partnerships
 from data.generator.real import MALAYSIA_FILE, TAIWAN_FILE, read_malaysia, read_taiwan
 from data.generator.taiwan import taiwan_drafts, taiwan_targets
 from data.schema import Partnership, School
