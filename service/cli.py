@@ -22,7 +22,7 @@ from data.errors import NotFound
 from data.settings import StorageSettings
 from data.store import Store
 from data.taxonomies import country_name
-from evaluation.cli import add_evaluate_verb, add_sensitivity_verb
+from evaluation.cli import add_evaluate_verb, add_sensitivity_verb, add_train_verb
 
 if TYPE_CHECKING:
     from service.state import ServiceState
@@ -452,6 +452,7 @@ VERBS: list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None
     _add_index,
     add_evaluate_verb,
     add_sensitivity_verb,
+    add_train_verb,
 ]
 
 

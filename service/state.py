@@ -39,6 +39,7 @@ from data.settings import StorageSettings
 from data.store import Store
 from embeddings import EmbeddingSettings, ProfileEmbedder, RecipeMismatch, make_embedder
 from matching.engine import Matcher
+from matching.ranker import load_ranker
 from matching.settings import MatchSettings
 from service.locks import ReadWriteLock
 from service.settings import ServiceSettings
@@ -265,6 +266,7 @@ class ServiceState:
             return matcher, (changes[-1][0] if changes else seq), len(changes)
 
     def _install(self, matcher: Matcher, seq: int) -> None:
+        matcher.ranker = load_ranker(self.index_dir)  # the trained ranker when saved, else the hand-weighted score
         with self._lock.writing():
             self._matcher = matcher
             self.seq = seq
