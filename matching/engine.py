@@ -49,6 +49,10 @@ class CandidateScorer(Protocol):
 
     def score(self, source: School, candidates: Sequence[School], scores: Sequence[PairScore]) -> np.ndarray: ...
 
+    def explain(
+        self, source: School, candidates: Sequence[School], scores: Sequence[PairScore]
+    ) -> list[list[Reason]]: ...
+
 
 class Suggestion(BaseModel):
     school_id: str
@@ -271,6 +275,10 @@ class Matcher:
         ranked, eliminated, examined = self.candidates(source, k, filters=filters, settings=settings)
         chosen = self._diversify(ranked, k, settings)
         suggestions = [self._suggestion(source, c, settings) for c in chosen]
+        if self.ranker and chosen:  # what lifted each candidate in the model comes first
+            learned = self.ranker.explain(source, [c.school for c in chosen], [c.score for c in chosen])
+            for suggestion, reasons in zip(suggestions, learned, strict=True):
+                suggestion.reasons[:0] = reasons
         return SuggestionResult(
             school_id=source.id if source.id in self.schools else None,
             suggestions=suggestions,

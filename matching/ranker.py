@@ -30,6 +30,7 @@ import json
 import math
 import random
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -282,7 +283,9 @@ class RankerModel:
         if len(X) == 0:
             return []
         base = self.ranker.predict_score(X)
-        reference = np.nanmedian(np.vstack([X, X]), axis=0) if len(X) > 1 else np.zeros(X.shape[1])
+        with warnings.catch_warnings():  # a feature unknown for every candidate has a NaN median: fine
+            warnings.simplefilter("ignore", RuntimeWarning)
+            reference = np.nanmedian(X, axis=0) if len(X) > 1 else np.zeros(X.shape[1])
         n, f = X.shape
         probes = np.repeat(X, f, axis=0)
         cols = np.tile(np.arange(f), n)
