@@ -94,38 +94,41 @@ def generate_programme_partnerships(
             free = [s for s in free if set(s.levels) & set(seeker.levels)] or free
         return rng.choice(free) if free else None
 
+    events = []  # (day, is a referral), drawn per year and then taken in date order
     for year, count in zip(years, per_year, strict=True):
         for _ in range(count):
             referral = rng.random() < process.referral_share
             day = date(year, rng.randint(1, 12), rng.randint(1, 28)) if referral else date(year, 9, rng.randint(1, 28))
-            if not start <= day < end:
-                continue
-            for finished in [r for r in running if r[0] <= day]:
-                running.remove(finished)
-                active[finished[1]] -= 1
-                active[finished[2]] -= 1
-            seekers = [s for s in rng.sample(home, min(len(home), 20)) if has_room(s)]
-            if not seekers:
-                continue
-            seeker = seekers[0]
-            partner = None
-            if referral and partners[seeker.id]:
-                introducer = abroad_by_id[rng.choice(sorted(partners[seeker.id]))]
-                partner = pick(by_region[introducer.country, introducer.region], seeker)
-            if partner is None:
-                country, sister = rng.choice(programmes[seeker.region])
-                pool = by_region[country, sister] if rng.random() < process.sister_region_share else by_country[country]
-                partner = pick(pool, seeker)
-            if partner is None:
-                continue
-            days = max(60, int(rng.lognormvariate(0, 0.6) * process.median_duration_years * 365.25))
-            finish = day + timedelta(days=days)
-            made.append((day, finish if finish < end else None, seeker, partner))
-            partners[seeker.id].add(partner.id)
-            partners[partner.id].add(seeker.id)
-            active[seeker.id] += 1
-            active[partner.id] += 1
-            running.append((finish, seeker.id, partner.id))
+            if start <= day < end:
+                events.append((day, referral))
+    events.sort(key=lambda event: event[0])
+    for day, referral in events:
+        for finished in [r for r in running if r[0] <= day]:
+            running.remove(finished)
+            active[finished[1]] -= 1
+            active[finished[2]] -= 1
+        seekers = [s for s in rng.sample(home, min(len(home), 20)) if has_room(s)]
+        if not seekers:
+            continue
+        seeker = seekers[0]
+        partner = None
+        if referral and partners[seeker.id]:
+            introducer = abroad_by_id[rng.choice(sorted(partners[seeker.id]))]
+            partner = pick(by_region[introducer.country, introducer.region], seeker)
+        if partner is None:
+            country, sister = rng.choice(programmes[seeker.region])
+            pool = by_region[country, sister] if rng.random() < process.sister_region_share else by_country[country]
+            partner = pick(pool, seeker)
+        if partner is None:
+            continue
+        days = max(60, int(rng.lognormvariate(0, 0.6) * process.median_duration_years * 365.25))
+        finish = day + timedelta(days=days)
+        made.append((day, finish if finish < end else None, seeker, partner))
+        partners[seeker.id].add(partner.id)
+        partners[partner.id].add(seeker.id)
+        active[seeker.id] += 1
+        active[partner.id] += 1
+        running.append((finish, seeker.id, partner.id))
     made.sort(key=lambda m: (m[0], m[2].id, m[3].id))
     return [
         Partnership(
