@@ -42,6 +42,7 @@ import joblib
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits
 
 import graph
 from data.schema import Partnership, School
@@ -189,7 +190,10 @@ def training_set(matcher: Matcher, partnerships: Sequence[Partnership], settings
 
 
 class ReciprocalRanker:
-    """P(the pair partners | its features): gradient-boosted trees, scikit-learn style."""
+    """P(the pair partners | its features): gradient-boosted trees, scikit-learn style.
+
+    OpenMP is held to one thread: a process that forks workers after an OpenMP pool has started
+    (the evaluation does) deadlocks in them, and a request's few hundred rows gain nothing from threads."""
 
     def __init__(self, max_iter: int = 120, learning_rate: float = 0.08, max_leaf_nodes: int = 31, seed: int = 7):
         self.max_iter = max_iter
@@ -198,6 +202,10 @@ class ReciprocalRanker:
         self.seed = seed
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> ReciprocalRanker:
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return self._fit(X, y)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> ReciprocalRanker:
         self.model_ = HistGradientBoostingClassifier(
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
@@ -213,7 +221,8 @@ class ReciprocalRanker:
         """The model's probability of partnership, in [0, 1] (class-balanced, so a rank score)."""
         if len(X) == 0:
             return np.zeros(0)
-        return self.model_.predict_proba(X)[:, 1]
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return self.model_.predict_proba(X)[:, 1]
 
 
 def recall_at(scores: np.ndarray, y: np.ndarray, group: np.ndarray, k: int = 10) -> float:
