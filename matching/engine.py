@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 import graph
 from data.schema import Partnership, School
 from embeddings import ProfileEmbedder, profile_hints
+from matching import wishes
 from matching.constraints import (
     RULE_TEXT,
     PairCheck,
@@ -274,7 +275,11 @@ class Matcher:
         settings = overrides.apply(self.settings) if overrides else self.settings
         ranked, eliminated, examined = self.candidates(source, k, filters=filters, settings=settings)
         chosen = self._diversify(ranked, k, settings)
+        if settings.wishes == "hard":
+            chosen = wishes.honour_wishes(source, chosen, ranked, k)
         suggestions = [self._suggestion(source, c, settings) for c in chosen]
+        for suggestion, c in zip(suggestions, chosen, strict=True):
+            suggestion.reasons.extend(filter(None, [wishes.outside_wish_reason(source, c.school)]))
         if self.ranker and chosen:  # what lifted each candidate in the model comes first
             learned = self.ranker.explain(source, [c.school for c in chosen], [c.score for c in chosen])
             for suggestion, reasons in zip(suggestions, learned, strict=True):
@@ -287,8 +292,18 @@ class Matcher:
                 Elimination(rule=rule, candidates=n, text_en=RULE_TEXT[rule][0], text_zh=RULE_TEXT[rule][1])
                 for rule, n in eliminated.most_common()
             ],
-            hints=profile_hints(source) + self._capacity_hints(source),
+            hints=profile_hints(source) + self._capacity_hints(source) + self._wish_hints(source, ranked, settings),
         )
+
+    def _wish_hints(self, source: School, ranked: list[Candidate], settings: MatchSettings) -> list[str]:
+        """Why no candidate from the wished countries, when none came: the rules each one breaks."""
+        if any(c.school.country in source.target_countries for c in ranked):
+            return []
+        ctx = self.context(settings=settings)
+        hint = wishes.no_wished_candidate_hint(
+            source, self.schools.values(), lambda school: [r.value for r in check_pair(source, school, ctx).violations]
+        )
+        return [hint] if hint else []
 
     def _capacity_hints(self, source: School) -> list[str]:
         """A full school still sees suggestions (to plan ahead), but should know it cannot invite yet."""

@@ -91,6 +91,11 @@ class MatchSettings(BaseSettings):
         "profile, so one country cannot fill a list of equals, at little cost in recall (lower costs more)",
     )
     high_fit: float = Field(0.6, ge=0, le=1, description="fit both ways at least this counts as reciprocal")
+    wishes: Literal["hard", "soft"] = Field(
+        "hard",
+        description="hard: at least half of a list from the wished countries when any is eligible (matching.wishes); "
+        "soft: the wished country is one fit component only",
+    )
 
     @field_validator("home_country")
     @classmethod
@@ -104,6 +109,7 @@ class RequestOverrides(BaseModel):
     diversity: bool | None = None
     mmr_lambda: float | None = Field(None, ge=0, le=1)
     min_overlap_hours: float | None = Field(None, ge=0, le=8)
+    wishes: Literal["hard", "soft"] | None = None
 
     def apply(self, settings: MatchSettings) -> MatchSettings:
         changes = self.model_dump(exclude_none=True)
