@@ -108,8 +108,14 @@ def _evaluate(args: argparse.Namespace) -> int:
                 f"{label:<24} {m['recall@10']:>10.4f} {m['ndcg@10']:>10.4f} {m['gini@10']:>10.3f} "
                 f"{m['coverage@10']:>10.1%}"
             )
-    if "time" in evaluation.splits:
-        for check in check_targets(evaluation.splits["time"]):
+    for name, result in evaluation.splits.items():
+        comparison = result.diagnostics["full_ranker_vs_best_baseline"]
+        p_value = comparison["p_value"]
+        print(
+            f"-- {name} split: full product with ranker vs best baseline ({METHODS[comparison['best_baseline']][0]}): "
+            f"{comparison['ratio'] or float('nan'):.2f}x, paired p = {p_value if p_value is None else f'{p_value:.2g}'}"
+        )
+        for check in check_targets(result):
             print(f"[{'met' if check.met else 'NOT met'}] {check.statement}: {check.measured}")
     print(f"report: {report} ({evaluation.seconds:.0f} s)")
     return 0

@@ -318,7 +318,8 @@ def render_markdown(evaluation: Evaluation, figures: dict[str, str]) -> str:
     lines += _reading(main, k)
     for result in evaluation.splits.values():
         lines += _accuracy_section(result, settings.ks)
-    lines += _beyond_section(main, k)
+    for result in evaluation.splits.values():
+        lines += _beyond_section(result, k)
     lines += _diagnostics_section(evaluation)
     lines += [
         "## Figures",

@@ -54,7 +54,7 @@ SWEEPS: dict[str, tuple[float, ...]] = {
     "boost_scale": (0.0, 0.5, 1.0, 2.0, 3.0),
     "saturation_threshold": (0.25, 0.5, 0.75, 1.0),
     "diversity_decay": (0.4, 0.7, 1.0),
-    "mmr_lambda": (0.5, 0.75, 0.9, 1.0),
+    "mmr_lambda": (0.5, 0.75, 0.9, 0.95, 1.0),  # 0.95 is the default
     "exposure_strength": (0.0, 0.1, 0.3, 1.0),
 }
 DEFAULT_QUERIES = 600
