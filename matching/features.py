@@ -236,7 +236,7 @@ class PairFeatures:
         columns["region_partners_min"], columns["region_partners_max"] = _sym(
             np.where(known, to_mine, 0.0), np.where(known, to_theirs, 0.0)
         )
-        paths, l3 = self._three_paths(u)
+        paths, l3 = self.three_paths(u)
         columns["paths3"] = np.where(known, paths[v], 0.0) if u >= 0 else np.zeros(n)
         columns["adamic_adar_l3"] = np.where(known, l3[v], 0.0) if u >= 0 else np.zeros(n)
 
@@ -286,7 +286,7 @@ class PairFeatures:
         expected = self.region_ends_[regions] * self.country_ends_[country] / self.total_
         return np.where(known, log_lift(counts, expected), 0.0)
 
-    def _three_paths(self, u: int) -> tuple[np.ndarray, np.ndarray]:
+    def three_paths(self, u: int) -> tuple[np.ndarray, np.ndarray]:
         """Walks u – x – y – v to every school: their count (A³), and Adamic–Adar over them (each
         weighted 1/sqrt(ln deg x · ln deg y), as in Kovács et al.'s L3 predictor). Both are
         symmetric matrices, so (u, v) and (v, u) agree; for a pair not yet partnered every such
