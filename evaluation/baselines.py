@@ -85,3 +85,22 @@ def adamic_adar_l3_scores(G: nx.Graph, source: str, pool: Sequence[str]) -> dict
                     if v in wanted and v != x:
                         scores[v] += weight
     return {v: scores.get(v, 0.0) for v in pool}
+
+
+def region_partner_scores(G: nx.Graph, source: str, pool: Sequence[str]) -> dict[str, float]:
+    """ "Partners of schools in my region": how many partnerships each candidate has had with
+    schools of the source's region (county, or ISO 3166-2 region abroad) and country.
+
+    >>> G = nx.Graph([("tw-a", "vn-x"), ("tw-b", "vn-x"), ("tw-c", "th-v")])
+    >>> G.add_nodes_from(["tw-a", "tw-b", "tw-u"], country="TW", region="TW-TPE")
+    >>> G.add_nodes_from(["tw-c"], country="TW", region="TW-HUA")
+    >>> region_partner_scores(G, "tw-u", ["vn-x", "th-v"])
+    {'vn-x': 2.0, 'th-v': 0.0}
+    """
+    home = (G.nodes[source].get("country"), G.nodes[source].get("region"))
+    return {
+        v: float(sum((G.nodes[x].get("country"), G.nodes[x].get("region")) == home for x in G.adj[v]))
+        if v in G
+        else 0.0
+        for v in pool
+    }

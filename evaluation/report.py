@@ -27,7 +27,7 @@ REPORT_FILE = "report.md"
 METRICS_FILE = "metrics.json"
 TARGET_SPLIT = "time"
 
-RECALL_RATIO_TARGET = 1.25
+RECALL_RATIO_TARGET = 1.5
 GINI_TARGET = 0.40
 RECALL_KEPT_TARGET = 0.90
 COVERAGE_TARGET = 0.80
@@ -45,32 +45,34 @@ class TargetCheck:
 # --------------------------------------------------------------------------- targets
 
 
-def check_targets(result: SplitResult, k: int = 10) -> list[TargetCheck]:
-    """The product's targets on one split (they are stated for the time split)."""
+def check_targets(result: SplitResult, k: int = 10, product: str = "full_ranker") -> list[TargetCheck]:
+    """The product's targets on one split: ``product`` (by default the full product with the trained
+    ranker) against every baseline, and against its own ranking without rebalancing."""
     m = result.metrics
     recall = f"recall@{k}"
-    full = m["full"][recall]
+    full = m[product][recall]
     best = max(TARGET_BASELINES, key=lambda method: m[method][recall])
     best_value = m[best][recall]
     ratio = full / best_value if best_value else float("inf")
-    hybrid = m["hybrid"][recall]
+    unbalanced = "ranker" if product == "full_ranker" else "hybrid"
+    hybrid = m[unbalanced][recall]
     kept = full / hybrid if hybrid else float("inf")
-    gini = m["full"][f"gini@{k}"]
-    coverage = m["full"][f"coverage@{k}"]
+    gini = m[product][f"gini@{k}"]
+    coverage = m[product][f"coverage@{k}"]
     violations = sum(m[method]["violations"] for method in METHODS)
     return [
         TargetCheck(
             "recall_vs_baselines",
-            f"Full product recall@{k} >= {RECALL_RATIO_TARGET}x the best of random, popularity, content-only "
-            "and Adamic-Adar",
+            f"{METHODS[product][0]} recall@{k} >= {RECALL_RATIO_TARGET}x the best baseline "
+            f"({', '.join(METHODS[b][0] for b in TARGET_BASELINES)})",
             f"{full:.4f} vs {METHODS[best][0]} {best_value:.4f}: {ratio:.2f}x",
             ratio >= RECALL_RATIO_TARGET,
         ),
         TargetCheck(
             "exposure_gini",
-            f"Exposure Gini@{k} <= {GINI_TARGET:.2f} while recall@{k} stays >= {RECALL_KEPT_TARGET:.0%} of the "
-            "hybrid without rebalancing",
-            f"Gini {gini:.3f}; recall {full:.4f} is {kept:.0%} of the hybrid's {hybrid:.4f}",
+            f"Exposure Gini@{k} <= {GINI_TARGET:.2f} while recall@{k} stays >= {RECALL_KEPT_TARGET:.0%} of "
+            f"{METHODS[unbalanced][0]}",
+            f"Gini {gini:.3f}; recall {full:.4f} is {kept:.0%} of {hybrid:.4f}",
             gini <= GINI_TARGET and kept >= RECALL_KEPT_TARGET,
         ),
         TargetCheck(
@@ -82,7 +84,7 @@ def check_targets(result: SplitResult, k: int = 10) -> list[TargetCheck]:
         TargetCheck(
             "constraint_violations",
             "Constraint violations = 0 (every suggested pair re-checked against the hard rules)",
-            f"{violations} over all methods ({m['full']['violations']} for the full product)",
+            f"{violations} over all methods ({m[product]['violations']} for {METHODS[product][0]})",
             violations == 0,
         ),
     ]
@@ -316,7 +318,8 @@ def render_markdown(evaluation: Evaluation, figures: dict[str, str]) -> str:
     lines += _reading(main, k)
     for result in evaluation.splits.values():
         lines += _accuracy_section(result, settings.ks)
-    lines += _beyond_section(main, k)
+    for result in evaluation.splits.values():
+        lines += _beyond_section(result, k)
     lines += _diagnostics_section(evaluation)
     lines += [
         "## Figures",

@@ -37,7 +37,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
@@ -54,9 +54,17 @@ from evaluation.settings import EvaluationSettings
 from evaluation.splits import Split, make_split
 from matching.constraints import PairContext, check_pair
 from matching.engine import Matcher
+from matching.ranker import (
+    InsufficientHistory,
+    RankerModel,
+    TrainingSettings,
+    candidate_scores,
+    train,
+    without_rebalancing,
+)
 from matching.results import SuggestionResult
 from matching.retrieve import Candidate
-from matching.settings import MatchSettings, RebalanceWeights
+from matching.settings import MatchSettings
 
 # Method key -> (label shown to staff, one-line description).
 METHODS: dict[str, tuple[str, str]] = {
@@ -66,22 +74,22 @@ METHODS: dict[str, tuple[str, str]] = {
     "adamic_adar": ("Adamic-Adar", "networkx Adamic-Adar index on the training graph (common partners)"),
     "jaccard": ("Jaccard", "networkx Jaccard coefficient on the training graph (common partners)"),
     "adamic_adar_l3": ("Adamic-Adar, 3-paths", "Adamic-Adar over paths you - partner - peer - candidate"),
+    "region": ("My region's partners", "partners of schools in my region (county) first, by how many"),
     "hybrid": ("Hybrid, no rebalancing", "reciprocal score only: graph rebalancing neutral, no diversity re-rank"),
     "full": ("Full product", "Matcher.suggest as deployed: reciprocal score, graph rebalancing, MMR diversity"),
+    "ranker": ("Trained ranker, no rebalancing", "the ranker trained on the split's training part, pool order"),
+    "full_ranker": ("Full product with ranker", "Matcher.suggest with the trained ranker as the rank base"),
 }
-TARGET_BASELINES: tuple[str, ...] = ("random", "popularity", "content", "adamic_adar")
-"""Baselines the full product must beat by the recall target."""
-
-NEUTRAL_REBALANCING = RebalanceWeights(
-    saturation_threshold=1.0,
-    no_partner_boost=0.0,
-    remote_boost=0.0,
-    cluster_boost=0.0,
-    diversity_decay=1.0,
-    responsiveness_floor=1.0,
-    exposure_strength=0.0,
+TARGET_BASELINES: tuple[str, ...] = (
+    "random",
+    "popularity",
+    "content",
+    "adamic_adar",
+    "jaccard",
+    "adamic_adar_l3",
+    "region",
 )
-"""Every graph factor is 1 for a candidate with room (a full one fails the capacity rule anyway)."""
+"""Baselines the product must beat by the recall target: every one of them."""
 
 POOL_OVERFETCH = 1.3
 """Index hits fetched per pool place: most candidates pass the rules, and the engine refetches if not."""
@@ -90,11 +98,6 @@ CHUNK = 25
 """Queries per task handed to a worker process: small enough for smooth progress, large enough to be cheap."""
 
 Progress = Callable[[str], None]
-
-
-def without_rebalancing(settings: MatchSettings) -> MatchSettings:
-    """The hybrid without graph rebalancing: reciprocal score only, no MMR."""
-    return settings.model_copy(update={"diversity": False, "rebalance": NEUTRAL_REBALANCING})
 
 
 def print_progress(message: str) -> None:
@@ -233,6 +236,8 @@ class QueryContext:
     settings: EvaluationSettings
     pool_settings: MatchSettings
     rules: PairContext
+    ranker: RankerModel | None = None
+    """The ranker trained on this split's training part (None: too little history; it ranks as the hybrid)."""
 
 
 def judge_query(context: QueryContext, query: str) -> QueryOutcome:
@@ -243,6 +248,7 @@ def judge_query(context: QueryContext, query: str) -> QueryOutcome:
     pool = query_pool(matcher, source, settings.pool_size, context.pool_settings)
     scores = baseline_scores(context.history, source, pool)
     ranked = rank_all(source, pool, scores, settings.max_k, settings.seed)
+    ranked["ranker"] = ranker_order(context.ranker, source, pool, settings.max_k)
     listed = set().union(*ranked.values())
     fits = {c.school.id: (c.fit_forward, c.fit_backward) for c in pool if c.school.id in listed}
     in_pool = {c.school.id for c in pool}
@@ -256,6 +262,15 @@ def judge_query(context: QueryContext, query: str) -> QueryOutcome:
     verdicts = {school: check_pair(source, by_id[school], context.rules).ok for school in listed}
     violations = {method: sum(not verdicts[school] for school in ids) for method, ids in ranked.items()}
     return QueryOutcome(query, ranked, fits, violations, counters, in_pool)
+
+
+def ranker_order(model: RankerModel | None, source: School, pool: Sequence[Candidate], k: int) -> list[str]:
+    """The pool ordered by the trained ranker alone (the reciprocal score's order without a model)."""
+    if model is None:
+        return [c.school.id for c in pool[:k]]
+    scores = candidate_scores(model, source, pool)
+    order = sorted(range(len(pool)), key=lambda i: (-scores[i], pool[i].school.id))
+    return [pool[i].school.id for i in order[:k]]
 
 
 def product_lists(
@@ -278,19 +293,29 @@ def product_lists(
 
 
 def add_full_product(
-    context: QueryContext, outcomes: Sequence[QueryOutcome], seed: int, on_done: Callable[[int], None] | None = None
+    context: QueryContext,
+    outcomes: Sequence[QueryOutcome],
+    seed: int,
+    on_done: Callable[[int], None] | None = None,
+    *,
+    method: str = "full",
+    matcher: Matcher | None = None,
 ) -> None:
-    """Each outcome completed with the product's list (see :func:`product_lists`) and its checks."""
-    matcher = context.matcher
+    """Each outcome completed with the product's list (see :func:`product_lists`) and its checks,
+    under ``method``; ``matcher`` defaults to the context's (the product as deployed)."""
+    matcher = matcher or context.matcher
     results = product_lists(matcher, [o.query for o in outcomes], context.settings.max_k, seed, on_done)
     for outcome in outcomes:
         source, full = matcher.schools[outcome.query], results[outcome.query].suggestions
-        outcome.lists["full"] = [s.school_id for s in full]
+        outcome.lists[method] = [s.school_id for s in full]
         outcome.fits.update({s.school_id: (s.fit_forward, s.fit_backward) for s in full})
         outcome.counters.update(
-            full_suggestions=len(full), full_suggestions_in_pool=sum(s.school_id in outcome.pool for s in full)
+            {
+                f"{method}_suggestions": len(full),
+                f"{method}_suggestions_in_pool": sum(s.school_id in outcome.pool for s in full),
+            }
         )
-        outcome.violations["full"] = sum(
+        outcome.violations[method] = sum(
             not check_pair(source, matcher.schools[s.school_id], context.rules).ok for s in full
         )
 
@@ -362,7 +387,8 @@ def evaluate_split(
         f"{settings.workers} worker(s)"
     )
     pool_settings = without_rebalancing(match_settings).model_copy(update={"overfetch": POOL_OVERFETCH})
-    context = QueryContext(matcher, history, relevant, settings, pool_settings, matcher.context())
+    model = train_split_ranker(matcher, split, settings, say)
+    context = QueryContext(matcher, history, relevant, settings, pool_settings, matcher.context(), model)
     bar_off = None if show_bars is None else not show_bars  # None: a bar only on a terminal
     with tqdm(total=len(relevant), desc=f"{split.name} split", unit="query", file=sys.stderr, disable=bar_off) as bar:
         step, next_line = max(1, len(relevant) // 10), [max(1, len(relevant) // 10)]
@@ -377,6 +403,9 @@ def evaluate_split(
     say(f"  {split.name}: baseline lists made in {time.perf_counter() - started:.1f} s; the product's lists next")
     with tqdm(total=len(relevant), desc=f"{split.name} product", unit="query", file=sys.stderr, disable=bar_off) as bar:
         add_full_product(context, outcomes, settings.seed, bar.update)
+    with tqdm(total=len(relevant), desc=f"{split.name} ranker", unit="query", file=sys.stderr, disable=bar_off) as bar:
+        with_ranker = replace(matcher, ranker=model, exposure=None)  # its own exposure ledger, from empty
+        add_full_product(context, outcomes, settings.seed, bar.update, method="full_ranker", matcher=with_ranker)
     say(f"  {split.name}: product lists made in {time.perf_counter() - started:.1f} s")
     say(f"  {split.name}: lists made in {time.perf_counter() - started:.1f} s")
     lists: dict[str, dict[str, list[str]]] = {
@@ -393,6 +422,8 @@ def evaluate_split(
     exposure = {method: measured[method].pop("exposure_counts") for method in METHODS}
     diagnostics = split_diagnostics(split, relevant, counters, eligible, matcher, lists, settings)
     diagnostics["full_vs_best_baseline"] = paired_comparison(lists, relevant, measured, settings)
+    diagnostics["full_ranker_vs_best_baseline"] = paired_comparison(lists, relevant, measured, settings, "full_ranker")
+    diagnostics["ranker"] = context.ranker.metadata if context.ranker else None
     return SplitResult(
         split,
         relevant,
@@ -406,6 +437,24 @@ def evaluate_split(
     )
 
 
+def train_split_ranker(
+    matcher: Matcher, split: Split, settings: EvaluationSettings, say: Progress
+) -> RankerModel | None:
+    """The ranker trained on the split's training partnerships only (None when they are too few)."""
+    started = time.perf_counter()
+    try:
+        model = train(matcher, split.train, TrainingSettings(seed=settings.seed))
+    except InsufficientHistory as exc:
+        say(f"  {split.name}: no ranker ({exc})")
+        return None
+    v = model.metadata["validation"]
+    say(
+        f"  {split.name}: ranker trained in {time.perf_counter() - started:.1f} s on {model.metadata['rows']} rows; "
+        f"validation recall@10 {v['recall@10']:.3f} (reciprocal score {v['recall@10_reciprocal']:.3f})"
+    )
+    return model
+
+
 def query_pool(matcher: Matcher, source: School, size: int, pool_settings: MatchSettings) -> list[Candidate]:
     """The ``size`` nearest candidates that pass every hard rule, ordered by reciprocal score."""
     passed, _, _ = matcher.candidates(source, size, settings=pool_settings)
@@ -413,7 +462,7 @@ def query_pool(matcher: Matcher, source: School, size: int, pool_settings: Match
     return sorted(nearest, key=lambda c: (-c.rank_score, c.school.id))
 
 
-SCORED_BASELINES: tuple[str, ...] = ("popularity", "content", "adamic_adar", "jaccard", "adamic_adar_l3")
+SCORED_BASELINES: tuple[str, ...] = ("popularity", "content", "adamic_adar", "jaccard", "adamic_adar_l3", "region")
 GRAPH_BASELINES: tuple[str, ...] = ("adamic_adar", "jaccard", "adamic_adar_l3")
 
 
@@ -426,6 +475,7 @@ def baseline_scores(history: nx.Graph, source: School, pool: Sequence[Candidate]
         "adamic_adar": baselines.adamic_adar_scores(history, source.id, ids),
         "jaccard": baselines.jaccard_scores(history, source.id, ids),
         "adamic_adar_l3": baselines.adamic_adar_l3_scores(history, source.id, ids),
+        "region": baselines.region_partner_scores(history, source.id, ids),
     }
 
 
@@ -524,16 +574,18 @@ def paired_comparison(
     relevant: dict[str, set[str]],
     measured: dict[str, dict[str, Any]],
     settings: EvaluationSettings,
+    method: str = "full",
 ) -> dict[str, Any]:
-    """Full product against the best target baseline on recall@10: ratio and paired t-test over queries."""
+    """``method`` (the full product) against the best target baseline on recall@10: ratio and paired
+    t-test over queries."""
     metric = f"recall@{10 if 10 in settings.ks else settings.ks[-1]}"
     best = max(TARGET_BASELINES, key=lambda method: measured[method][metric])
-    full = metrics.accuracy(relevant, lists["full"], settings.ks, per_query=True)[metric]
+    full = metrics.accuracy(relevant, lists[method], settings.ks, per_query=True)[metric]
     baseline = metrics.accuracy(relevant, lists[best], settings.ks, per_query=True)[metric]
     same = bool((full == baseline).all())
     return {
         "metric": metric,
         "best_baseline": best,
-        "ratio": measured["full"][metric] / measured[best][metric] if measured[best][metric] else None,
+        "ratio": measured[method][metric] / measured[best][metric] if measured[best][metric] else None,
         "p_value": None if same else float(ttest_rel(full, baseline).pvalue),
     }

@@ -1,7 +1,8 @@
 """How the rebalancing weights trade accuracy for an even spread: recall@10 against exposure Gini@10.
 
 One weight is moved at a time from the current settings (the others stay as they are), the full
-product is asked for every sampled query, and each setting becomes one point on the plot:
+product (ranking by the ranker trained on the split's training part, when the history is large
+enough) is asked for every sampled query, and each setting becomes one point on the plot:
 
 * ``boost_scale`` multiplies no_partner_boost, remote_boost and cluster_boost together (each
   capped at 1, the largest a boost may be);
@@ -42,6 +43,7 @@ from evaluation.run import (
     print_progress,
     product_lists,
     query_targets,
+    train_split_ranker,
     without_rebalancing,
 )
 from evaluation.settings import EvaluationSettings
@@ -54,7 +56,7 @@ SWEEPS: dict[str, tuple[float, ...]] = {
     "boost_scale": (0.0, 0.5, 1.0, 2.0, 3.0),
     "saturation_threshold": (0.25, 0.5, 0.75, 1.0),
     "diversity_decay": (0.4, 0.7, 1.0),
-    "mmr_lambda": (0.5, 0.75, 0.9, 1.0),
+    "mmr_lambda": (0.5, 0.75, 0.9, 0.95, 1.0),  # 0.95 is the default
     "exposure_strength": (0.0, 0.1, 0.3, 1.0),
 }
 DEFAULT_QUERIES = 600
@@ -135,6 +137,9 @@ def run_sensitivity(
     split = time_split(store.list_partnerships(), settings.holdout_share)
     say(split.describe())
     matcher = build_matcher(schools, split.train, embedder, match_settings)
+    matcher.ranker = train_split_ranker(
+        matcher, split, settings, say
+    )  # the sweep tunes rebalancing on the trained score
     relevant = query_targets(split, matcher.schools, settings, match_settings.home_country)
     if not relevant:
         raise ValueError("time split: no active school has a held-out partner; nothing to measure")

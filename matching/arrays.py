@@ -12,13 +12,16 @@ similarities and these reciprocal scores) and return one score per candidate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
+from data.schema import School
 from matching.masks import HOSTING, VIRTUAL, VISIT, RuleMasks, pair_modes_bits
-from matching.scoring import FULL_OVERLAP_HOURS
+from matching.reasons import Reason
+from matching.scoring import FULL_OVERLAP_HOURS, PairScore
 from matching.settings import FitWeights, MatchSettings
 from matching.table import ProfileTable, Row, popcount
 
@@ -34,6 +37,17 @@ class ArrayScores:
 
 PairScorer = Callable[[ProfileTable, Row, np.ndarray, np.ndarray, ArrayScores], np.ndarray]
 """(table, source row, candidate rows, similarities, reciprocal scores) -> one base score per candidate."""
+
+
+class LearnedScorer(Protocol):
+    """A trained pair score (matching.ranker) over one source's candidates at once, and the reasons
+    that lifted each one; it reads the reference fit components, so it takes profiles and scores."""
+
+    def score(self, source: School, candidates: Sequence[School], scores: Sequence[PairScore]) -> np.ndarray: ...
+
+    def explain(
+        self, source: School, candidates: Sequence[School], scores: Sequence[PairScore]
+    ) -> list[list[Reason]]: ...
 
 
 def reciprocal_base(

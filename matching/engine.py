@@ -24,7 +24,7 @@ import graph
 from data.schema import Partnership, School
 from embeddings import ProfileEmbedder
 from matching import suggest as suggesting
-from matching.arrays import PairScorer
+from matching.arrays import LearnedScorer, PairScorer
 from matching.constraints import PairCheck, PairContext, Rule, SuggestionFilters, check_pair
 from matching.index import VectorIndex, create_index, load_index
 from matching.results import SuggestionResult
@@ -56,6 +56,9 @@ class Matcher:
     """Every profile as columns (matching/table.py), made from the rest when not given."""
     scorer: PairScorer | None = None
     """Base score of the ranking step over arrays of candidates; None: the reciprocal score."""
+    ranker: LearnedScorer | None = None
+    """A trained model (matching.ranker) whose score replaces the reciprocal score as the rank base
+    and whose reasons lead each suggestion's; None: the hand-weighted score."""
 
     def __post_init__(self) -> None:
         if self.exposure is None:

@@ -157,7 +157,11 @@ def _one(
     eligible = np.flatnonzero(passing)
     rows, similarity = _nearest(matcher, table, source, eligible, request.ranked_depth())
     scores = reciprocal_scores(table, row, rows, similarity, masks, settings)
-    rank = np.asarray(scorer(table, row, rows, similarity, scores), dtype=float)
+    checker = PairChecker(source, matcher.context(request.filters, settings, day))
+    if matcher.ranker is not None and scorer is reciprocal_base and len(rows):
+        rank = _learned(matcher, table, checker, rows, similarity)
+    else:
+        rank = np.asarray(scorer(table, row, rows, similarity, scores), dtype=float)
     rebalancer = _rebalancer(matcher, source, settings) if request.rebalanced and len(rows) else None
     if rebalancer is not None:
         exposure = rebalancer.exposure if len(matcher.exposure) else None  # nothing shown yet: all factors 1
@@ -170,9 +174,22 @@ def _one(
             exposure=exposure,
         )
     order = sorted(range(len(rows)), key=lambda n: (-rank[n], table.ids[rows[n]]))[: request.limit]
-    checker = PairChecker(source, matcher.context(request.filters, settings, day))
     ranked = [_candidate(table, rows[n], similarity[n], scores, n, rank[n], checker, rebalancer) for n in order]
     return Retrieved(ranked, masks.eliminated(examined), int(np.count_nonzero(examined)), len(eligible), outside)
+
+
+def _learned(
+    matcher: Matcher, table: ProfileTable, checker: PairChecker, rows: np.ndarray, similarity: np.ndarray
+) -> np.ndarray:
+    """The trained ranker's score of each candidate row. Its features read the reference fit
+    components, so each candidate is checked and scored one by one here: correct, not yet fast."""
+    candidates = [matcher.schools[table.ids[r]] for r in rows]
+    settings = checker.ctx.settings
+    scores = [
+        reciprocal_score(checker.source, c, checker(c), float(sim), settings)
+        for c, sim in zip(candidates, similarity, strict=True)
+    ]
+    return np.asarray(matcher.ranker.score(checker.source, candidates, scores), dtype=float)
 
 
 def _nearest(

@@ -96,6 +96,11 @@ class MatchSettings(BaseSettings):
         "profile, so one country cannot fill a list of equals, at little cost in recall (lower costs more)",
     )
     high_fit: float = Field(0.6, ge=0, le=1, description="fit both ways at least this counts as reciprocal")
+    wishes: Literal["hard", "soft"] = Field(
+        "hard",
+        description="hard: at least half of a list from the wished countries when any is eligible (matching.wishes); "
+        "soft: the wished country is one fit component only",
+    )
 
     @field_validator("home_country")
     @classmethod
@@ -110,6 +115,7 @@ class RequestOverrides(BaseModel):
     mmr_lambda: float | None = Field(None, ge=0, le=1)
     min_overlap_hours: float | None = Field(None, ge=0, le=8)
     depth: int | None = Field(None, ge=1, description="eligible candidates to rank; every one if large enough")
+    wishes: Literal["hard", "soft"] | None = None
 
     def apply(self, settings: MatchSettings) -> MatchSettings:
         if self.min_overlap_hours is not None and self.min_overlap_hours < settings.min_overlap_hours:

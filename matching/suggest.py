@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from data.schema import School
 from embeddings import profile_hints
-from matching.constraints import SuggestionFilters
+from matching import wishes
+from matching.constraints import SuggestionFilters, check_pair
 from matching.diversify import mmr, pairwise_similarity
 from matching.explain import explain
 from matching.results import Suggestion, SuggestionResult, eliminations
@@ -33,13 +34,35 @@ def suggest(
     every candidate when there is none."""
     [found] = retrieve(matcher, [Request(source, k, settings, filters or SuggestionFilters(), depth)])
     chosen = diversify(matcher, found.ranked, k, settings)
+    if settings.wishes == "hard":
+        chosen = wishes.honour_wishes(source, chosen, found.ranked, k)
+    suggestions = [suggestion(source, c, settings) for c in chosen]
+    for listed, c in zip(suggestions, chosen, strict=True):
+        listed.reasons.extend(filter(None, [wishes.outside_wish_reason(source, c.school)]))
+    if matcher.ranker is not None and chosen:  # what lifted each candidate in the model comes first
+        learned = matcher.ranker.explain(source, [c.school for c in chosen], [c.score for c in chosen])
+        for listed, reasons in zip(suggestions, learned, strict=True):
+            listed.reasons[:0] = reasons
     return SuggestionResult(
         school_id=source.id if source.id in matcher.schools else None,
-        suggestions=[suggestion(source, c, settings) for c in chosen],
+        suggestions=suggestions,
         candidates_examined=found.examined,
         eliminated=eliminations(found.eliminated),
-        hints=profile_hints(source) + capacity_hints(matcher, source),
+        hints=profile_hints(source)
+        + capacity_hints(matcher, source)
+        + wish_hints(matcher, source, found.ranked, settings),
     )
+
+
+def wish_hints(matcher: Matcher, source: School, ranked: list[Candidate], settings: MatchSettings) -> list[str]:
+    """Why no candidate from the wished countries, when none came: the rules each one breaks."""
+    if not source.target_countries or any(c.school.country in source.target_countries for c in ranked):
+        return []
+    ctx = matcher.context(settings=settings)
+    hint = wishes.no_wished_candidate_hint(
+        source, matcher.schools.values(), lambda school: [r.value for r in check_pair(source, school, ctx).violations]
+    )
+    return [hint] if hint else []
 
 
 def capacity_hints(matcher: Matcher, source: School) -> list[str]:

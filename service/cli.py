@@ -94,15 +94,16 @@ def _add_generate(verbs: argparse._SubParsersAction, common: argparse.ArgumentPa
     parser.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same world")
     parser.add_argument("--real-dir", type=Path, default=None, help="folder of real school directories to draw from")
     parser.add_argument("--replace", action="store_true", help="delete every school and partnership first")
+    parser.add_argument("--process", choices=["affinity", "programmes"], default="affinity", help="partnership process")
     parser.set_defaults(handler=_generate)
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from data.generator import generate_world  # written alongside; imported only when asked for
+    from data.generator import PROCESSES, generate_world  # written alongside; imported only when asked for
 
     if args.real_dir is not None and not args.real_dir.is_dir():
         raise FileNotFoundError(f"--real-dir: no folder {str(args.real_dir)!r}")
-    world = generate_world(n_schools=args.n, seed=args.seed, real_dir=args.real_dir)
+    world = generate_world(n_schools=args.n, seed=args.seed, real_dir=args.real_dir, process=PROCESSES[args.process]())
     with open_store(args) as store:
         if args.replace:
             store.clear()
@@ -527,6 +528,7 @@ VERBS: list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None
     _add_index,
     lambda verbs, common: _add_external(verbs, common, "evaluate", "add_evaluate_verb"),
     lambda verbs, common: _add_external(verbs, common, "sensitivity", "add_sensitivity_verb"),
+    lambda verbs, common: _add_external(verbs, common, "train", "add_train_verb"),
 ]
 
 # Verbs defined in evaluation/ (which loads the model, sklearn and matplotlib): their one-line help,
@@ -534,6 +536,7 @@ VERBS: list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None
 EXTERNAL_HELP = {
     "evaluate": "measure match quality against baselines on held-out partnerships and write a report",
     "sensitivity": "sweep the rebalancing weights and plot recall@10 against exposure Gini@10",
+    "train": "train the reciprocal ranker on the partnership history and save it beside the index",
 }
 _ASKED: list[str] = []
 

@@ -127,7 +127,7 @@ def _task(
     return RoundTask(
         folder,
         list(cohort) if cohort is not None else None,
-        options,
+        RoundOptions.model_validate(options.model_dump()),  # the API's strict copy of the class does not pickle
         created_by,
         round_id,
         state.store.url,

@@ -47,6 +47,7 @@ from data.settings import StorageSettings
 from data.store import Store
 from embeddings import EmbeddingSettings, ProfileEmbedder, RecipeMismatch, make_embedder
 from matching.engine import Matcher
+from matching.ranker import load_ranker
 from matching.settings import MatchSettings
 from service.locks import ReadWriteLock
 from service.settings import ServiceSettings
@@ -348,6 +349,7 @@ class ServiceState:
     def _install(self, matcher: Matcher, seq: int) -> None:
         if self._matcher is not None and self._matcher.exposure is not None:
             matcher.exposure = self._matcher.exposure  # what was shown outlives an index rebuild
+        matcher.ranker = load_ranker(self.index_dir)  # the trained ranker when saved, else the hand-weighted score
         with self._lock.writing():
             self._matcher = matcher
             self.seq = seq

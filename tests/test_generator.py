@@ -19,7 +19,7 @@ import pycountry
 import pytest
 from pydantic import ValidationError
 
-from data.generator import PartnershipProcess, World, generate_world
+from data.generator import PartnershipProcess, ProgrammeProcess, World, generate_world
 from data.generator.places import COUNTRIES
 from data.schema import Partnership, School
 from data.taxonomies import NSP_COUNTRIES, TAIWAN_COUNTIES, Remoteness, sdg_name, sdg_name_zh
@@ -327,3 +327,46 @@ def test_more_schools_than_real_ones_are_topped_up_abroad() -> None:
     assert all(s.generated_fields for s in synthetic)
     real_ids = {s.id for s in real}
     assert any(p.school_a in real_ids and p.school_b in real_ids for p in world.partnerships)
+
+
+# --------------------------------------------------------------------------- the programme process
+
+
+@pytest.fixture(scope="module")
+def programme_world() -> World:
+    return generate_world(800, seed=5, process=ProgrammeProcess())
+
+
+def test_programme_process_is_deterministic_and_keeps_the_schools(programme_world: World) -> None:
+    assert fingerprint(programme_world) == fingerprint(generate_world(800, seed=5, process=ProgrammeProcess()))
+    assert programme_world.schools == generate_world(800, seed=5).schools  # only the history differs
+
+
+def test_programme_partnerships_cross_the_border_and_respect_capacity(programme_world: World) -> None:
+    by_id = {s.id: s for s in programme_world.schools}
+    assert programme_world.partnerships
+    for p in programme_world.partnerships:
+        assert by_id[p.school_a].country == "TW" != by_id[p.school_b].country
+    for day in (date(2019, 10, 1), date(2023, 10, 1), date(2026, 8, 1)):
+        running = Counter(
+            school
+            for p in programme_world.partnerships
+            if p.start_date <= day and (p.end_date is None or p.end_date > day)
+            for school in (p.school_a, p.school_b)
+        )
+        assert all(count <= by_id[school].capacity for school, count in running.items())
+
+
+def test_county_programmes_concentrate_on_few_countries(programme_world: World) -> None:
+    """Most of a county's partnerships go to its programme's countries, unlike the affinity process."""
+    by_id = {s.id: s for s in programme_world.schools}
+
+    def top_two_share(world: World) -> float:
+        counts: dict[str, Counter[str]] = {}
+        for p in world.partnerships:
+            counts.setdefault(by_id[p.school_a].region or "", Counter())[by_id[p.school_b].country] += 1
+        top = sum(sum(n for _, n in c.most_common(2)) for c in counts.values())
+        return top / sum(sum(c.values()) for c in counts.values())
+
+    assert top_two_share(programme_world) > 0.75
+    assert top_two_share(generate_world(800, seed=5)) < top_two_share(programme_world) - 0.15

@@ -63,10 +63,17 @@ school's), its modes those the pair has in common (virtual, and visit or hosting
 school visits and the other hosts), virtual only while borders were closed
 (``in_person_pause``). Origin is ``existing``; ids are p-0000000 upward by start date.
 
-All weights are fields of ``PartnershipProcess`` with documented defaults.
+All weights are fields of ``PartnershipProcess`` with documented defaults. A second process,
+``ProgrammeProcess`` (county programmes, referrals, yearly cohorts; see
+:mod:`data.generator.programmes`), builds the history another way, so that no gain measured on
+generated data is an artefact of one process.
 """
 
 from data.generator.partnerships import PartnershipProcess
+from data.generator.programmes import ProgrammeProcess
 from data.generator.world import TAIWAN_SHARE, World, generate_world
 
-__all__ = ["TAIWAN_SHARE", "PartnershipProcess", "World", "generate_world"]
+PROCESSES = {"affinity": PartnershipProcess, "programmes": ProgrammeProcess}
+"""The partnership processes by name (``--process`` on the command line)."""
+
+__all__ = ["PROCESSES", "TAIWAN_SHARE", "PartnershipProcess", "ProgrammeProcess", "World", "generate_world"]

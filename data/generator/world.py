@@ -13,6 +13,7 @@ from data.generator.foreign import foreign_drafts, foreign_targets
 from data.generator.partnerships import PartnershipProcess, generate_partnerships, growth_weights, period_boundaries
 from data.generator.places import COUNTRIES
 from data.generator.profiles import Draft, complete_profile
+from data.generator.programmes import ProgrammeProcess, generate_programme_partnerships
 from data.generator.real import MALAYSIA_FILE, TAIWAN_FILE, read_malaysia, read_taiwan
 from data.generator.taiwan import taiwan_drafts, taiwan_targets
 from data.schema import Partnership, School
@@ -95,15 +96,18 @@ def generate_world(
     real_dir: Path | None = None,
     start: date = date(2016, 1, 1),
     end: date = date(2026, 9, 1),
-    process: PartnershipProcess | None = None,
+    process: PartnershipProcess | ProgrammeProcess | None = None,
 ) -> World:
     """A deterministic world of ``n_schools`` schools and the partnerships they formed between
-    ``start`` and ``end``: same arguments, same world, down to ids and timestamps."""
+    ``start`` and ``end``: same arguments, same world, down to ids and timestamps. ``process``
+    chooses how partnerships arise: profile affinity (:class:`PartnershipProcess`, the default) or
+    county programmes and referrals (:class:`ProgrammeProcess`)."""
     _check(n_schools, start, end, real_dir)
     process = process or PartnershipProcess()
+    membership = process if isinstance(process, PartnershipProcess) else PartnershipProcess()
     rng = random.Random(f"partnermatch-generator:{seed}")
     drafts = _real_drafts(rng, n_schools, Path(real_dir)) if real_dir is not None else _synthetic_drafts(rng, n_schools)
-    dates = _membership_dates(len(drafts), seed, start, end, process)
+    dates = _membership_dates(len(drafts), seed, start, end, membership)
     schools = []
     for draft, (created, updated) in zip(drafts, dates, strict=True):
         country = draft.fields["country"]
@@ -111,7 +115,10 @@ def generate_world(
         profile = complete_profile(rng, draft, targets)
         profile["generated_fields"] = sorted(set(profile) - draft.real_fields - _NOT_PROFILE)
         schools.append(School(**profile, created_at=created, updated_at=updated))
-    partnerships = generate_partnerships(
-        schools, [d.topic_mask for d in drafts], start=start, end=end, seed=seed, process=process
-    )
+    if isinstance(process, ProgrammeProcess):
+        partnerships = generate_programme_partnerships(schools, start=start, end=end, seed=seed, process=process)
+    else:
+        partnerships = generate_partnerships(
+            schools, [d.topic_mask for d in drafts], start=start, end=end, seed=seed, process=process
+        )
     return World(schools=schools, partnerships=partnerships)

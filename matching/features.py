@@ -1,0 +1,324 @@
+"""Pair features: what the partnership history and two profiles say about one pair, as numbers.
+
+:class:`PairFeatures` learns, from the schools and the partnerships known on a day (``fit``),
+the tables the features read: the partnership graph as a sparse matrix, each school's degree,
+load and last new partnership, and partnership counts between regions and between countries.
+``transform`` then gives one row per candidate of one source at once, with NumPy and sparse
+matrix products rather than a loop over candidates, so a request can score every candidate.
+
+Every feature is symmetric in the two schools: a directed quantity (fit a→b and b→a, each side's
+degree) enters as the min and max of its two directions, so the row for (a, b) equals the row for
+(b, a). A trained ranker then scores a pair, not a direction, as a partnership is a match for both.
+
+Nothing here reads a partnership that ``fit`` was not given: the evaluation fits on each split's
+training part only, and a test checks that a held-out partnership changes no feature.
+
+The fit components come from :mod:`matching.scoring` (a :class:`~matching.scoring.PairScore` per
+candidate, as the engine computes anyway); this module adds what the history says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import scipy.sparse as sp
+
+from data.schema import Partnership, School
+from matching.scoring import PairScore
+
+FIT_COMPONENTS: tuple[str, ...] = ("target_country", "sdg", "language", "mode", "level", "timezone")
+"""Fit components read from both directions (the embedding component is the similarity, below)."""
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    text_en: str
+    text_zh: str
+
+
+def _both(name: str, en: str, zh: str) -> list[Feature]:
+    """A directed quantity as its weaker and its stronger side."""
+    return [
+        Feature(f"{name}_min", f"{en} (weaker side)", f"{zh}（較弱的一方）"),
+        Feature(f"{name}_max", f"{en} (stronger side)", f"{zh}（較強的一方）"),
+    ]
+
+
+FIT_TEXT: dict[str, tuple[str, str]] = {
+    "target_country": ("wished country", "希望的國家"),
+    "sdg": ("shared SDG interests", "共同的永續發展目標"),
+    "language": ("common language", "共同語言"),
+    "mode": ("exchange modes that fit", "合適的交流方式"),
+    "level": ("school levels that fit", "合適的學制"),
+    "timezone": ("shared school hours", "共同的上課時間"),
+}
+
+FEATURES: tuple[Feature, ...] = (
+    *[f for name in FIT_COMPONENTS for f in _both(f"fit_{name}", *FIT_TEXT[name])],
+    *_both("fit", "overall profile fit", "整體條件契合度"),
+    Feature("similarity", "similar profiles", "相似的學校簡介"),
+    Feature("region_pair_rate", "schools of these two regions often partner", "這兩個地區的學校經常結盟"),
+    *_both(
+        "region_country_rate",
+        "schools of one's region often partner with the other's country",
+        "一方地區的學校常與另一方國家的學校結盟",
+    ),
+    Feature("country_pair_rate", "schools of these two countries often partner", "這兩個國家的學校經常結盟"),
+    *_both("region_partners", "partners already in the other's region", "在對方地區已有夥伴學校"),
+    Feature("paths3", "partners of your partners' peers", "夥伴的夥伴所合作的學校"),
+    Feature("adamic_adar_l3", "close in the partnership network", "在結盟網絡中關係緊密"),
+    *_both("degree", "partnerships so far", "過去的結盟數"),
+    *_both("load", "share of places taken", "名額使用比例"),
+    *_both("days_since_new", "time since the last new partnership", "距離上次新結盟的時間"),
+    *_both("responsiveness", "answers invitations", "回覆邀請的比例"),
+    Feature("distance_km", "distance", "距離"),
+    Feature("shared_languages", "number of common exchange languages", "共同交流語言數"),
+    Feature("shared_local_languages", "a common language besides English", "英語以外的共同語言"),
+    Feature("shared_sdgs", "number of shared SDGs", "共同的永續發展目標數"),
+    Feature("sdg_jaccard", "overlap of SDG interests", "永續發展目標的重疊程度"),
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+COLUMN: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+SMOOTHING = 1.0
+"""Pseudo-count added to observed and expected partnership counts: an unseen pair of regions reads 0."""
+
+
+def _sym(forward: np.ndarray, backward: np.ndarray) -> list[np.ndarray]:
+    """The weaker and the stronger of two directions; NaN (unknown) only where both are."""
+    return [np.fmin(forward, backward), np.fmax(forward, backward)]
+
+
+def log_lift(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Smoothed log ratio of observed to expected partnerships: 0 with no evidence either way.
+
+    >>> log_lift(np.array([0.0, 9.0]), np.array([0.0, 1.0])).round(3).tolist()
+    [0.0, 1.609]
+    """
+    return np.log((observed + SMOOTHING) / (expected + SMOOTHING))
+
+
+def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+    """Great-circle distance; NaN where a coordinate is missing.
+
+    >>> round(float(haversine_km(np.array([25.03]), np.array([121.56]), np.array([3.14]), np.array([101.69]))[0]))
+    3232
+    """
+    lat1, lon1, lat2, lon2 = (np.radians(x) for x in (lat1, lon1, lat2, lon2))
+    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6371.0 * np.arcsin(np.sqrt(np.clip(h, 0, 1)))
+
+
+def _codes(values: Sequence[str]) -> tuple[np.ndarray, dict[str, int]]:
+    table: dict[str, int] = {}
+    return np.array([table.setdefault(v, len(table)) for v in values], dtype=np.int64), table
+
+
+class PairFeatures:
+    """Learns the history tables on ``fit``; ``transform`` gives a source's candidates' feature rows."""
+
+    def fit(
+        self,
+        schools: Sequence[School],
+        partnerships: Sequence[Partnership],
+        as_of: date,
+        responsiveness: Mapping[str, float] | None = None,
+    ) -> PairFeatures:
+        """Read the history as it stood on ``as_of``: partnerships that started later are ignored.
+
+        ``responsiveness`` maps a school to its share of invitations answered (0.5 when unknown)."""
+        self.as_of_ = as_of
+        self.row_ = {s.id: i for i, s in enumerate(schools)}
+        n = len(schools)
+        seen = [p for p in partnerships if p.start_date < as_of and p.school_a in self.row_ and p.school_b in self.row_]
+        pairs = {p.pair for p in seen}
+        a = np.array([self.row_[x] for x, _ in pairs], dtype=np.int64)
+        b = np.array([self.row_[y] for _, y in pairs], dtype=np.int64)
+        A = sp.coo_matrix((np.ones(2 * len(a)), (np.r_[a, b], np.r_[b, a])), shape=(n, n)).tocsr()
+        self.adjacency_ = A
+        self.degree_ = np.asarray(A.sum(axis=1)).ravel()
+        log_degree = np.log(np.maximum(self.degree_, 1))
+        self.l3_weight_ = np.where(self.degree_ >= 2, 1 / np.sqrt(np.maximum(log_degree, 1e-12)), 0.0)
+        active = np.zeros(n)
+        last = np.full(n, np.nan)
+        for p in seen:
+            ends_later = p.end_date is None or p.end_date >= as_of
+            for school in (p.school_a, p.school_b):
+                row = self.row_[school]
+                active[row] += ends_later
+                days = float((as_of - p.start_date).days)
+                last[row] = days if np.isnan(last[row]) else min(last[row], days)
+        capacity = np.array([max(s.capacity, 1) for s in schools], dtype=float)
+        self.load_ = active / capacity
+        self.days_since_new_ = last
+        given = responsiveness or {}
+        self.responsiveness_ = np.array([given.get(s.id, 0.5) for s in schools], dtype=float)
+        self.country_, self.countries_ = _codes([s.country for s in schools])
+        self.region_, self.regions_ = _codes([f"{s.country}:{s.region or ''}" for s in schools])
+        self.lat_ = np.array([np.nan if s.latitude is None else s.latitude for s in schools])
+        self.lon_ = np.array([np.nan if s.longitude is None else s.longitude for s in schools])
+        # Partnership counts between regions / countries, and their totals, for observed/expected.
+        total = max(len(pairs), 1)
+        self.region_pairs_ = _pair_counts(self.region_[a], self.region_[b], len(self.regions_))
+        self.country_pairs_ = _pair_counts(self.country_[a], self.country_[b], len(self.countries_))
+        self.region_country_ = _cross_counts(
+            self.region_[a],
+            self.country_[b],
+            self.region_[b],
+            self.country_[a],
+            len(self.regions_),
+            len(self.countries_),
+        )
+        self.region_ends_ = self.region_pairs_.sum(axis=1)
+        self.country_ends_ = self.country_pairs_.sum(axis=1)
+        self.total_ = total
+        onehot = sp.csr_matrix((np.ones(n), (np.arange(n), self.region_)), shape=(n, len(self.regions_)))
+        self.partners_by_region_ = (A @ onehot).tocsr()
+        self.schools_ = {s.id: s for s in schools}
+        return self
+
+    def transform(self, source: School, candidates: Sequence[School], scores: Sequence[PairScore]) -> np.ndarray:
+        """One row per candidate (columns as :data:`FEATURE_NAMES`); ``scores[i]`` is the pair's
+        reciprocal score from ``source``'s side, whose components give the fit both ways."""
+        n = len(candidates)
+        if n == 0:
+            return np.zeros((0, len(FEATURES)))
+        columns: dict[str, np.ndarray] = {}
+        forward = np.array([[s.forward.components[c] for c in FIT_COMPONENTS] for s in scores])
+        backward = np.array([[s.backward.components[c] for c in FIT_COMPONENTS] for s in scores])
+        for j, name in enumerate(FIT_COMPONENTS):
+            columns[f"fit_{name}_min"], columns[f"fit_{name}_max"] = _sym(forward[:, j], backward[:, j])
+        columns["fit_min"], columns["fit_max"] = _sym(
+            np.array([s.forward.value for s in scores]), np.array([s.backward.value for s in scores])
+        )
+        columns["similarity"] = np.array([s.similarity for s in scores])
+
+        u = self.row_.get(source.id, -1)
+        rows = np.array([self.row_.get(c.id, -1) for c in candidates], dtype=np.int64)
+        known = rows >= 0
+        v = np.where(known, rows, 0)
+        src_region = self._code(self.regions_, f"{source.country}:{source.region or ''}")
+        src_country = self._code(self.countries_, source.country)
+        cand_region, cand_country = self.region_[v], self.country_[v]
+
+        def lift(counts: np.ndarray, ends_a: np.ndarray, ends_b: np.ndarray) -> np.ndarray:
+            return np.where(known, log_lift(counts, ends_a * ends_b / self.total_), 0.0)
+
+        if src_region >= 0:
+            columns["region_pair_rate"] = lift(
+                self.region_pairs_[src_region, cand_region],
+                self.region_ends_[src_region],
+                self.region_ends_[cand_region],
+            )
+        else:
+            columns["region_pair_rate"] = np.zeros(n)
+        mine = self._region_country_lift(src_region, cand_country, known)
+        theirs = self._region_country_lift_rev(cand_region, src_country, known)
+        columns["region_country_rate_min"], columns["region_country_rate_max"] = _sym(mine, theirs)
+        columns["country_pair_rate"] = (
+            lift(
+                self.country_pairs_[src_country, cand_country],
+                self.country_ends_[src_country],
+                self.country_ends_[cand_country],
+            )
+            if src_country >= 0
+            else np.zeros(n)
+        )
+        P = self.partners_by_region_
+        to_mine = np.asarray(P[v, src_region].todense()).ravel() if src_region >= 0 else np.zeros(n)
+        to_theirs = (
+            np.asarray(P[u, :].todense()).ravel()[cand_region] if u >= 0 else np.zeros(n)
+        )  # source's partners in each candidate's region
+        columns["region_partners_min"], columns["region_partners_max"] = _sym(
+            np.where(known, to_mine, 0.0), np.where(known, to_theirs, 0.0)
+        )
+        paths, l3 = self.three_paths(u)
+        columns["paths3"] = np.where(known, paths[v], 0.0) if u >= 0 else np.zeros(n)
+        columns["adamic_adar_l3"] = np.where(known, l3[v], 0.0) if u >= 0 else np.zeros(n)
+
+        def side(values: np.ndarray, default: float) -> tuple[np.ndarray, np.ndarray]:
+            own = values[u] if u >= 0 else default
+            return np.full(n, own, dtype=float), np.where(known, values[v], default)
+
+        for name, values, default in (
+            ("degree", np.log1p(self.degree_), 0.0),
+            ("load", self.load_, 0.0),
+            ("days_since_new", self.days_since_new_, np.nan),
+            ("responsiveness", self.responsiveness_, 0.5),
+        ):
+            columns[f"{name}_min"], columns[f"{name}_max"] = _sym(*side(values, default))
+        lat = np.array([np.nan if c.latitude is None else c.latitude for c in candidates])
+        lon = np.array([np.nan if c.longitude is None else c.longitude for c in candidates])
+        src_lat = np.nan if source.latitude is None else source.latitude
+        src_lon = np.nan if source.longitude is None else source.longitude
+        columns["distance_km"] = haversine_km(np.full(n, src_lat), np.full(n, src_lon), lat, lon)
+        languages = set(source.languages_exchange)
+        sdgs = set(source.sdgs)
+        shared_languages = [languages & set(c.languages_exchange) for c in candidates]
+        columns["shared_languages"] = np.array([len(s) for s in shared_languages], dtype=float)
+        columns["shared_local_languages"] = np.array([len(s - {"en"}) for s in shared_languages], dtype=float)
+        shared_sdgs = np.array([len(sdgs & set(c.sdgs)) for c in candidates], dtype=float)
+        union = np.array([len(sdgs | set(c.sdgs)) for c in candidates], dtype=float)
+        columns["shared_sdgs"] = shared_sdgs
+        columns["sdg_jaccard"] = np.divide(shared_sdgs, union, out=np.zeros(n), where=union > 0)
+        return np.column_stack([columns[name] for name in FEATURE_NAMES])
+
+    def _code(self, table: dict[str, int], value: str) -> int:
+        return table.get(value, -1)
+
+    def _region_country_lift(self, region: int, countries: np.ndarray, known: np.ndarray) -> np.ndarray:
+        """Lift of partnerships between the source's region and each candidate's country."""
+        if region < 0:
+            return np.zeros(len(countries))
+        counts = self.region_country_[region, countries]
+        expected = self.region_ends_[region] * self.country_ends_[countries] / self.total_
+        return np.where(known, log_lift(counts, expected), 0.0)
+
+    def _region_country_lift_rev(self, regions: np.ndarray, country: int, known: np.ndarray) -> np.ndarray:
+        """Lift of partnerships between each candidate's region and the source's country."""
+        if country < 0:
+            return np.zeros(len(regions))
+        counts = self.region_country_[regions, country]
+        expected = self.region_ends_[regions] * self.country_ends_[country] / self.total_
+        return np.where(known, log_lift(counts, expected), 0.0)
+
+    def three_paths(self, u: int) -> tuple[np.ndarray, np.ndarray]:
+        """Walks u – x – y – v to every school: their count (A³), and Adamic–Adar over them (each
+        weighted 1/sqrt(ln deg x · ln deg y), as in Kovács et al.'s L3 predictor). Both are
+        symmetric matrices, so (u, v) and (v, u) agree; for a pair not yet partnered every such
+        walk is a path, as in :func:`evaluation.baselines.adamic_adar_l3_scores`."""
+        n = self.adjacency_.shape[0]
+        if u < 0:
+            return np.zeros(n), np.zeros(n)
+        A = self.adjacency_
+        start = np.asarray(A[u].todense()).ravel()
+        walk2 = A @ start
+        weighted2 = (A @ (start * self.l3_weight_)) * self.l3_weight_
+        return A @ walk2, A @ weighted2
+
+
+def _pair_counts(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:
+    """Symmetric count matrix of partnerships between codes."""
+    counts = np.zeros((size, size))
+    np.add.at(counts, (a, b), 1.0)
+    np.add.at(counts, (b, a), 1.0)
+    return counts
+
+
+def _cross_counts(
+    region_a: np.ndarray,
+    country_b: np.ndarray,
+    region_b: np.ndarray,
+    country_a: np.ndarray,
+    regions: int,
+    countries: int,
+) -> np.ndarray:
+    """Count matrix region × country: partnerships from a school of the region to one of the country."""
+    counts = np.zeros((regions, countries))
+    np.add.at(counts, (region_a, country_b), 1.0)
+    np.add.at(counts, (region_b, country_a), 1.0)
+    return counts

@@ -1,0 +1,390 @@
+"""A trained reciprocal ranker: learn from the partnership history which pairs go on to partner.
+
+Hand-set fit weights cannot know how a given alliance forms partnerships (county programmes,
+referrals through partners, favourite countries, shared themes); its history can. The ranker is
+trained the way it will be used:
+
+1. pick a cut-off inside the history (by default the last ``positive_share`` of partnerships by
+   start date lie after it) and rebuild the network as it stood that day;
+2. every school that started a partnership after the cut-off asks, as a query, for candidates in
+   that old network: the nearest eligible schools by profile vector (the engine's own retrieval
+   and hard rules) and some other eligible schools at random;
+3. candidates it went on to partner with are positives, the other eligible ones negatives;
+4. :class:`~matching.features.PairFeatures` (fitted on the history before the cut-off only)
+   describes each pair, symmetric in the two schools, and a scikit-learn
+   ``HistGradientBoostingClassifier`` learns P(partnership | pair).
+
+For serving, the features are refitted on the whole history, so the model scores today's
+network. Below :data:`MIN_PARTNERSHIPS` partnerships, or :data:`MIN_POSITIVES` positive
+examples, there is too little to learn from and training refuses: the service keeps the
+hand-weighted reciprocal score (see :func:`load_ranker`).
+
+Explanations: the features that lifted a candidate most are those whose replacement by the
+typical value among the candidates lowers the model's score most, so two candidates seldom
+share the same first reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits
+
+import graph
+from data.schema import Partnership, School
+from matching.constraints import check_pair
+from matching.engine import Matcher
+from matching.features import FEATURE_NAMES, FEATURES, PairFeatures
+from matching.reasons import Reason
+from matching.retrieve import Candidate
+from matching.scoring import PairScore
+from matching.settings import MatchSettings, RebalanceWeights
+
+FORMAT_VERSION = 1
+"""Bumped when the saved model's features or layout change: an older file is then ignored."""
+RANKER_DIR = "ranker"
+MIN_PARTNERSHIPS = 150
+"""Fewer partnerships than this in the history: too little to learn from; the hand-weighted score stays."""
+MIN_POSITIVES = 40
+"""Fewer partnerships than this after the training cut-off: too few positive examples."""
+
+NEUTRAL_REBALANCING = RebalanceWeights(
+    saturation_threshold=1.0,
+    no_partner_boost=0.0,
+    remote_boost=0.0,
+    cluster_boost=0.0,
+    diversity_decay=1.0,
+    responsiveness_floor=1.0,
+    exposure_strength=0.0,
+)
+"""Every graph factor is 1 for a candidate with room (a full one fails the capacity rule anyway)."""
+
+
+class InsufficientHistory(ValueError):
+    """The partnership history is too small to train on."""
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    positive_share: float = 0.25
+    """Share of the history, newest by start date, whose partnerships are the positives."""
+    nearest: int = 40
+    """Nearest eligible candidates per query (hard negatives, like the ones ranked in service)."""
+    random_negatives: int = 15
+    """Other eligible schools per query, at random."""
+    max_queries: int = 600
+    """Queries sampled (seeded) when more started a partnership after the cut-off: bounds training time."""
+    validation_share: float = 0.2
+    seed: int = 7
+
+
+@dataclass
+class TrainingSet:
+    X: np.ndarray
+    y: np.ndarray
+    group: np.ndarray
+    """Query number of each row, for grouped validation and per-query recall."""
+    reciprocal: np.ndarray
+    """The hand-weighted reciprocal score of each row, to compare with."""
+    cutoff: date
+    queries: int
+
+
+def as_of(partnerships: Sequence[Partnership], day: date) -> list[Partnership]:
+    """The partnerships that had started before ``day``, as they stood then (running if they ended later)."""
+    return [
+        p.model_copy(update={"end_date": None}) if p.end_date is not None and p.end_date >= day else p
+        for p in partnerships
+        if p.start_date < day
+    ]
+
+
+def training_cutoff(partnerships: Sequence[Partnership], positive_share: float) -> date:
+    """The start date after which ``positive_share`` of the partnerships began."""
+    days = sorted(p.start_date for p in partnerships)
+    return days[min(len(days) - 1, max(1, int(len(days) * (1 - positive_share))))]
+
+
+def _check_history(partnerships: Sequence[Partnership]) -> None:
+    if len(partnerships) < MIN_PARTNERSHIPS:
+        raise InsufficientHistory(
+            f"partnerships: {len(partnerships)} in the history, the ranker needs at least {MIN_PARTNERSHIPS}; "
+            "the hand-weighted score is used"
+        )
+
+
+def training_set(matcher: Matcher, partnerships: Sequence[Partnership], settings: TrainingSettings) -> TrainingSet:
+    """Queries, candidates and labels from the network as it stood on an inner cut-off (see module doc).
+
+    ``matcher`` holds the profiles and their vectors; its partnership graph is replaced by the one
+    of the cut-off day, so the rules and features see nothing that happened later."""
+    _check_history(partnerships)
+    cutoff = training_cutoff(partnerships, settings.positive_share)
+    before = as_of(partnerships, cutoff)
+    schools = list(matcher.schools.values())
+    then = replace(
+        matcher,
+        graph=graph.build_partnership_graph(schools, before),
+        pending={},
+        history={},
+        exposure=None,
+        ranker=None,
+    )
+    future: dict[str, set[str]] = defaultdict(set)
+    for p in partnerships:
+        if p.start_date >= cutoff:
+            future[p.school_a].add(p.school_b)
+            future[p.school_b].add(p.school_a)
+    queries = sorted(q for q in future if q in then.schools and then.schools[q].active)
+    if sum(len(v) for v in future.values()) // 2 < MIN_POSITIVES:
+        raise InsufficientHistory(
+            f"partnerships: fewer than {MIN_POSITIVES} began after the training cut-off {cutoff}; "
+            "the hand-weighted score is used"
+        )
+    rng = random.Random(settings.seed)
+    if len(queries) > settings.max_queries:
+        queries = sorted(rng.sample(queries, settings.max_queries))
+    features = PairFeatures().fit(schools, before, cutoff)
+    pool_settings = without_rebalancing(then.settings)
+    ctx = then.context(settings=pool_settings)
+    sides = {side: then.indexes[side].ids() for side in ("home", "foreign")}
+    blocks, labels, groups, reciprocal = [], [], [], []
+    for number, query in enumerate(queries):
+        source = then.schools[query]
+        passed, _, _ = then.candidates(source, settings.nearest, settings=pool_settings)
+        nearest = sorted(passed, key=lambda c: -c.score.similarity)[: settings.nearest]
+        chosen = {c.school.id: (c.school, c.score) for c in nearest}
+        others = [i for side in then.candidate_sides(source, pool_settings) for i in sides[side]]
+        for school_id in rng.sample(others, min(len(others), 3 * settings.random_negatives)):
+            if len(chosen) >= settings.nearest + settings.random_negatives:
+                break
+            if school_id in chosen or school_id == query:
+                continue
+            candidate = then.schools[school_id]
+            if check_pair(source, candidate, ctx).ok:
+                chosen[school_id] = (candidate, then.score_pair(source, candidate, settings=pool_settings)[1])
+        for partner in future[query]:
+            if partner not in chosen and partner in then.schools:
+                chosen[partner] = (then.schools[partner], then.score_pair(source, then.schools[partner])[1])
+        ids = sorted(chosen)
+        blocks.append(features.transform(source, [chosen[i][0] for i in ids], [chosen[i][1] for i in ids]))
+        labels.extend(i in future[query] for i in ids)
+        groups.extend([number] * len(ids))
+        reciprocal.extend(chosen[i][1].score for i in ids)
+    return TrainingSet(
+        np.vstack(blocks), np.array(labels, dtype=int), np.array(groups), np.array(reciprocal), cutoff, len(queries)
+    )
+
+
+class ReciprocalRanker:
+    """P(the pair partners | its features): gradient-boosted trees, scikit-learn style.
+
+    OpenMP is held to one thread: a process that forks workers after an OpenMP pool has started
+    (the evaluation does) deadlocks in them, and a request's few hundred rows gain nothing from threads."""
+
+    def __init__(self, max_iter: int = 120, learning_rate: float = 0.08, max_leaf_nodes: int = 31, seed: int = 7):
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.seed = seed
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> ReciprocalRanker:
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return self._fit(X, y)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> ReciprocalRanker:
+        self.model_ = HistGradientBoostingClassifier(
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            l2_regularization=1.0,
+            class_weight="balanced",
+            random_state=self.seed,
+        ).fit(X, y)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict_score(self, X: np.ndarray) -> np.ndarray:
+        """The model's probability of partnership, in [0, 1] (class-balanced, so a rank score)."""
+        if len(X) == 0:
+            return np.zeros(0)
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return self.model_.predict_proba(X)[:, 1]
+
+
+def recall_at(scores: np.ndarray, y: np.ndarray, group: np.ndarray, k: int = 10) -> float:
+    """Mean over queries with a positive of the share of its positives in its top ``k`` by score."""
+    recalls = []
+    for g in np.unique(group):
+        rows = np.flatnonzero(group == g)
+        if not y[rows].any():
+            continue
+        top = rows[np.argsort(-scores[rows], kind="stable")[:k]]
+        recalls.append(y[top].sum() / y[rows].sum())
+    return float(np.mean(recalls)) if recalls else 0.0
+
+
+def fit_validated(
+    data: TrainingSet, settings: TrainingSettings, model: ReciprocalRanker
+) -> tuple[ReciprocalRanker, dict[str, Any]]:
+    """Fit on most queries and measure on the rest (whole queries held out): AUC and recall@10
+    against the reciprocal score, and each feature's permutation importance (drop in AUC) on the
+    held-out rows. The model fitted once is the one served: a second fit would double the time."""
+    rng = np.random.default_rng(settings.seed)
+    held = rng.random(data.queries) < settings.validation_share
+    test = held[data.group]
+    model.fit(data.X[~test], data.y[~test])
+    scores = model.predict_score(data.X[test])
+    y, group = data.y[test], data.group[test]
+    figures = {
+        "validation_rows": int(test.sum()),
+        "validation_queries": int(held.sum()),
+        "auc": float(roc_auc_score(y, scores)) if 0 < y.sum() < len(y) else None,
+        "auc_reciprocal": float(roc_auc_score(y, data.reciprocal[test])) if 0 < y.sum() < len(y) else None,
+        "recall@10": recall_at(scores, y, group),
+        "recall@10_reciprocal": recall_at(data.reciprocal[test], y, group),
+    }
+    base = figures["auc"] or 0.0
+    shuffle = np.random.default_rng(settings.seed + 1)
+    importance = {}
+    X = data.X[test]
+    for j, name in enumerate(FEATURE_NAMES):
+        permuted = X.copy()
+        permuted[:, j] = shuffle.permutation(permuted[:, j])
+        drop = base - (roc_auc_score(y, model.predict_score(permuted)) if 0 < y.sum() < len(y) else 0.0)
+        importance[name] = float(drop)
+    figures["importance"] = dict(sorted(importance.items(), key=lambda kv: -kv[1]))
+    return model, figures
+
+
+@dataclass
+class RankerModel:
+    """What the engine loads: the trained ranker and the features fitted on the whole history.
+
+    ``score`` and ``explain`` are the two verbs the engine calls over the candidates it passes."""
+
+    ranker: ReciprocalRanker
+    features: PairFeatures
+    metadata: dict[str, Any]
+
+    def score(self, source: School, candidates: Sequence[School], scores: Sequence[PairScore]) -> np.ndarray:
+        return self.ranker.predict_score(self.features.transform(source, candidates, scores))
+
+    def explain(
+        self, source: School, candidates: Sequence[School], scores: Sequence[PairScore], top: int = 3
+    ) -> list[list[Reason]]:
+        """For each candidate, the features that lifted its score most: the drop in score when the
+        feature is set to its median over these candidates (so reasons say what sets it apart)."""
+        X = self.features.transform(source, candidates, scores)
+        if len(X) == 0:
+            return []
+        base = self.ranker.predict_score(X)
+        with warnings.catch_warnings():  # a feature unknown for every candidate has a NaN median: fine
+            warnings.simplefilter("ignore", RuntimeWarning)
+            reference = np.nanmedian(X, axis=0) if len(X) > 1 else np.zeros(X.shape[1])
+        n, f = X.shape
+        probes = np.repeat(X, f, axis=0)
+        cols = np.tile(np.arange(f), n)
+        probes[np.arange(n * f), cols] = reference[cols]
+        lift = base[:, None] - self.ranker.predict_score(probes).reshape(n, f)
+        reasons = []
+        for i in range(n):
+            order = [j for j in np.argsort(-lift[i], kind="stable")[:top] if lift[i, j] > 0.005]
+            reasons.append(
+                [
+                    Reason(
+                        code=f"model_{FEATURES[j].name}",
+                        weight=round(float(lift[i, j]), 4),
+                        data={"value": None if math.isnan(X[i, j]) else round(float(X[i, j]), 4)},
+                        text_en=f"Learned from past partnerships: {FEATURES[j].text_en}",
+                        text_zh=f"從過去的結盟學到：{FEATURES[j].text_zh}",
+                    )
+                    for j in order
+                ]
+            )
+        return reasons
+
+
+def train(
+    matcher: Matcher,
+    partnerships: Sequence[Partnership],
+    settings: TrainingSettings | None = None,
+    ranker: ReciprocalRanker | None = None,
+) -> RankerModel:
+    """Build the training set, validate, fit on every query, and refit the features on the whole
+    history for serving (see the module docstring)."""
+    settings = settings or TrainingSettings()
+    ranker = ranker or ReciprocalRanker(seed=settings.seed)
+    started = time.perf_counter()
+    data = training_set(matcher, partnerships, settings)
+    built = time.perf_counter() - started
+    ranker, figures = fit_validated(data, settings, ranker)
+    today = max(p.start_date for p in partnerships) + timedelta(days=1)
+    features = PairFeatures().fit(list(matcher.schools.values()), partnerships, today)
+    return RankerModel(
+        ranker,
+        features,
+        {
+            "format": FORMAT_VERSION,
+            "features": list(FEATURE_NAMES),
+            "partnerships": len(partnerships),
+            "cutoff": data.cutoff.isoformat(),
+            "queries": data.queries,
+            "rows": len(data.y),
+            "positives": int(data.y.sum()),
+            "seconds_building": round(built, 2),
+            "seconds": round(time.perf_counter() - started, 2),
+            "validation": figures,
+        },
+    )
+
+
+def save_ranker(model: RankerModel, index_dir: Path) -> Path:
+    """Save beside the index as ranker/ranker-v<N>.joblib (N one more than the newest) with its
+    metadata, and point ranker/current.json at it; earlier versions stay for roll-back."""
+    folder = index_dir / RANKER_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    versions = [int(p.stem.split("-v")[-1]) for p in folder.glob("ranker-v*.joblib")]
+    version = max(versions, default=0) + 1
+    file = folder / f"ranker-v{version}.joblib"
+    joblib.dump(model, file)
+    meta = {**model.metadata, "version": version, "file": file.name}
+    (folder / f"ranker-v{version}.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+    (folder / "current.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+    return file
+
+
+def load_ranker(index_dir: Path) -> RankerModel | None:
+    """The current saved model, or None (never trained, or saved in an older format): the engine
+    then ranks by the hand-weighted reciprocal score."""
+    current = index_dir / RANKER_DIR / "current.json"
+    if not current.exists():
+        return None
+    meta = json.loads(current.read_text(encoding="utf-8"))
+    if meta.get("format") != FORMAT_VERSION:
+        return None
+    return joblib.load(index_dir / RANKER_DIR / meta["file"])
+
+
+def without_rebalancing(settings: MatchSettings) -> MatchSettings:
+    """Settings for ranking by the pair score alone: graph factors neutral, no diversity re-rank."""
+    return settings.model_copy(update={"diversity": False, "rebalance": NEUTRAL_REBALANCING})
+
+
+def candidate_scores(model: RankerModel, source: School, candidates: Sequence[Candidate]) -> np.ndarray:
+    """The model's score of candidates the engine has already checked and scored."""
+    return model.score(source, [c.school for c in candidates], [c.score for c in candidates])
