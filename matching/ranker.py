@@ -138,11 +138,12 @@ def training_set(matcher: Matcher, partnerships: Sequence[Partnership], settings
     schools = list(matcher.schools.values())
     then = replace(
         matcher,
-        graph=graph.build_partnership_graph(schools, before),
+        partnerships=graph.build_partnership_graph(schools, before),
         pending={},
         history={},
         exposure=None,
         ranker=None,
+        table=None,  # made anew from that day's partnerships: the loads and free places of then
     )
     future: dict[str, set[str]] = defaultdict(set)
     for p in partnerships:
@@ -184,7 +185,7 @@ def training_set(matcher: Matcher, partnerships: Sequence[Partnership], settings
         blocks.append(features.transform(source, [chosen[i][0] for i in ids], [chosen[i][1] for i in ids]))
         labels.extend(i in future[query] for i in ids)
         groups.extend([number] * len(ids))
-        reciprocal.extend(chosen[i][1].score for i in ids)
+        reciprocal.extend(chosen[i][1].reciprocal for i in ids)
     return TrainingSet(
         np.vstack(blocks), np.array(labels, dtype=int), np.array(groups), np.array(reciprocal), cutoff, len(queries)
     )

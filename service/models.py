@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from functools import cache
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
 
@@ -377,6 +377,10 @@ class Readiness(BaseModel):
     indexed: dict[str, int] = Field(description="active schools in each index partition")
     change_seq: int
     index_origin: str | None = Field(description="loaded (from a saved snapshot) or built")
+    ranking: Literal["trained", "hand-weighted"] = Field(
+        description="trained: a ranker saved by `partnermatch train` ranks candidates; hand-weighted: the "
+        "reciprocal score (no ranker saved, or too little partnership history to train one)"
+    )
 
 
 # --------------------------------------------------------------------------- rounds

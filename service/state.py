@@ -174,6 +174,12 @@ class ServiceState:
                 raise IndexNotReady("index: still loading; try again in a moment")
             self._matcher.save(folder)
 
+    @property
+    def ranking(self) -> str:
+        """Which score ranks candidates: the trained ranker when one is loaded, else the hand-weighted one."""
+        matcher = self._matcher
+        return "trained" if matcher is not None and matcher.ranker is not None else "hand-weighted"
+
     def index_size(self) -> dict[str, int]:
         matcher = self._matcher
         return {side: len(index) for side, index in matcher.indexes.items()} if matcher else {}

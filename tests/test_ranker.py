@@ -86,3 +86,49 @@ def test_engine_ranks_by_the_model_and_explains_each_candidate(model: RankerMode
                 assert learned[0].text_en.startswith("Learned") and learned[0].text_zh.startswith("從過去")
                 first_reasons.add(learned[0].code)
     assert len(first_reasons) >= 2  # not the same first line on every row
+
+
+def test_the_service_says_which_score_ranks_and_uses_a_saved_ranker(
+    model: RankerModel, small_world: Any, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from data.settings import StorageSettings
+    from service.app import create_app
+    from service.auth import Role, create_key
+    from service.settings import ServiceSettings
+    from service.state import ServiceState
+
+    def open_state() -> ServiceState:
+        return ServiceState.open(
+            StorageSettings(data_dir=tmp_path),
+            ServiceSettings(change_poll_seconds=0),
+            embedding=EmbeddingSettings(text_encoder="hashed", show_progress=False),
+            embedding_cache_dir=tmp_path / "cache",
+        )
+
+    def ready_and_first_reasons(state: ServiceState, school: str) -> tuple[str, list[str]]:
+        key = create_key(state.store, Role.STAFF).key
+        with TestClient(create_app(state)) as client:
+            while (ready := client.get("/readyz")).status_code == 503:
+                pass
+            listed = client.get(f"/v1/schools/{school}/suggestions", headers={"X-API-Key": key}).json()
+        return ready.json()["ranking"], [s["reasons"][0]["code"] for s in listed["suggestions"]]
+
+    state = open_state()
+    state.store.upsert_schools(small_world.schools)
+    state.store.add_partnerships(small_world.partnerships)
+    school = next(s.id for s in small_world.schools if s.country == "TW" and s.active)
+    try:
+        ranking, codes = ready_and_first_reasons(state, school)
+        assert ranking == "hand-weighted" and not any(code.startswith("model_") for code in codes)
+        save_ranker(model, state.index_dir)
+    finally:
+        state.close()
+    state = open_state()
+    try:
+        ranking, codes = ready_and_first_reasons(state, school)
+        assert ranking == "trained"
+        assert codes and any(code.startswith("model_") for code in codes)
+    finally:
+        state.close()

@@ -23,7 +23,13 @@ def readyz(state: State) -> Readiness:
     """503 until the index is loaded or built; then what it holds."""
     if not state.ready:
         raise IndexNotReady(state.start_error or "index: still loading; try again in a moment")
-    return Readiness(status="ready", indexed=state.index_size(), change_seq=state.seq, index_origin=state.index_origin)
+    return Readiness(
+        status="ready",
+        indexed=state.index_size(),
+        change_seq=state.seq,
+        index_origin=state.index_origin,
+        ranking=state.ranking,
+    )
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
