@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Literal, Protocol, TypeVar
 
 from data.schema import School
+from data.taxonomies import country_name, country_name_zh
 from matching.reasons import Reason
 
 WishMode = Literal["hard", "soft"]
@@ -62,13 +63,12 @@ def outside_wish_reason(source: School, candidate: School) -> Reason | None:
     """A plain note on a suggestion outside the countries the school asked for."""
     if not source.target_countries or candidate.country in source.target_countries:
         return None
-    wanted = ", ".join(source.target_countries)
     return Reason(
         code="outside_wished_countries",
         weight=0.0,
         data={"country": candidate.country, "wished": list(source.target_countries)},
-        text_en=f"Outside your wished countries ({wanted})",
-        text_zh=f"不在您希望的國家內（{wanted}）",
+        text_en=f"Outside your wished countries ({', '.join(map(country_name, source.target_countries))})",
+        text_zh=f"不在您希望的國家內（{'、'.join(map(country_name_zh, source.target_countries))}）",
     )
 
 

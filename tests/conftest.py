@@ -43,7 +43,12 @@ def _pg_connect() -> tuple[str, psycopg.Connection]:
 def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A database URL for an empty database: a SQLite file, or a fresh PostgreSQL schema that is
     dropped afterwards (search_path set through the URL, so any Store opened on it stays there)."""
-    if request.param == "sqlite":
+    yield from database_url(request.param, tmp_path_factory)
+
+
+def database_url(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty database of this kind, dropped afterwards (also for module-wide fixtures)."""
+    if kind == "sqlite":
         yield f"sqlite:///{(tmp_path_factory.mktemp('db') / 'partnermatch.db').as_posix()}"
         return
     user, admin = _pg_connect()

@@ -20,7 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.app import create_app
 from service.auth import Role, create_key
 from service.settings import ServiceSettings
-from tests.test_security import database_url, served_state
+from tests.conftest import database_url
+from tests.test_security import served_state
 
 MAX_EXAMPLES = 15  # per operation and database
 SETTINGS = ServiceSettings(change_poll_seconds=0, max_upload_bytes=256 * 1024, expensive_limit="100000/minute")

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -29,7 +28,7 @@ from service.app import STALE_UPLOAD_PREFIX, create_app, remove_stale_uploads
 from service.auth import Guard, Role, create_key, hash_key
 from service.settings import ServiceSettings
 from service.state import ServiceState
-from tests.conftest import PG_DATABASE, PG_HOST, PG_PORT, _pg_connect
+from tests.conftest import database_url
 
 WORLD_SIZE = 120
 SETTINGS = ServiceSettings(change_poll_seconds=0, max_upload_bytes=256 * 1024, expensive_limit="100000/minute")
@@ -39,22 +38,6 @@ SETTINGS = ServiceSettings(change_poll_seconds=0, max_upload_bytes=256 * 1024, e
 def module_store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A database URL for the whole module: a SQLite file, or a fresh PostgreSQL schema."""
     yield from database_url(request.param, tmp_path_factory)
-
-
-def database_url(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """An empty database of this kind, dropped afterwards (shared with the schemathesis test)."""
-    if kind == "sqlite":
-        yield f"sqlite:///{(tmp_path_factory.mktemp('db') / 'partnermatch.db').as_posix()}"
-        return
-    user, admin = _pg_connect()
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        options = quote(f"-csearch_path={schema}")
-        yield f"postgresql+psycopg://{user}@{PG_HOST}:{PG_PORT}/{PG_DATABASE}?options={options}"
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
 
 
 def served_state(url: str, data_dir: Path, cache_dir: Path, world: Any, settings: ServiceSettings) -> ServiceState:

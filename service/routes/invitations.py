@@ -21,9 +21,9 @@ InvitationIdPath = Annotated[str, Field(max_length=64)]
 
 _INVITATION_LINKS = links(
     201,
-    ReadInvitation=("read_v1_invitations__invitation_id__get", "invitation_id"),
-    AcceptInvitation=("accept_v1_invitations__invitation_id__accept_post", "invitation_id"),
-    DeclineInvitation=("decline_v1_invitations__invitation_id__decline_post", "invitation_id"),
+    ReadInvitation=("getInvitation", "invitation_id"),
+    AcceptInvitation=("acceptInvitation", "invitation_id"),
+    DeclineInvitation=("declineInvitation", "invitation_id"),
 )
 
 

@@ -24,8 +24,7 @@ router = APIRouter(prefix="/v1/partnerships", tags=["partnerships"], responses=e
     "",
     status_code=201,
     response_model=Partnership,
-    responses=errors(400, 409)
-    | links(201, EndPartnership=("end_v1_partnerships__partnership_id__end_post", "partnership_id")),
+    responses=errors(400, 409) | links(201, EndPartnership=("endPartnership", "partnership_id")),
 )
 def create(body: PartnershipCreate, who: Staff, state: State) -> Partnership:  # type: ignore[valid-type]
     """Record a partnership (origin "existing" unless said otherwise). The same pair and start

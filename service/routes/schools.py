@@ -28,10 +28,10 @@ Goal = Annotated[int, Field(ge=1, le=17)]
 
 _SCHOOL_LINKS = links(
     201,
-    GetSchool=("read_school_v1_schools__school_id__get", "school_id"),
-    PatchSchool=("update_school_v1_schools__school_id__patch", "school_id"),
-    SchoolSuggestions=("school_suggestions_v1_schools__school_id__suggestions_get", "school_id"),
-    DeactivateSchool=("deactivate_school_v1_schools__school_id__deactivate_post", "school_id"),
+    GetSchool=("getSchool", "school_id"),
+    PatchSchool=("updateSchool", "school_id"),
+    SchoolSuggestions=("getSchoolSuggestions", "school_id"),
+    DeactivateSchool=("deactivateSchool", "school_id"),
 )
 
 

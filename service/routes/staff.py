@@ -34,7 +34,6 @@ from data.schema import Invitation, InvitationStatus, RoundStatus
 from data.search import query_key, school_key
 from data.settings import StorageSettings
 from data.taxonomies import normalize_country
-from graph.build import active_partners
 from matching.groups import GroupOptions, propose_groups
 from matching.rounds import RoundOptions, RoundResult, remaining_capacity
 from service import invitations, rounds
@@ -238,7 +237,7 @@ def dashboard(request: Request, _: StaffUser, state: State, lang: PageLang) -> H
     with state.reading() as matcher:
         active = [s for s in matcher.schools.values() if s.active]
         alone = sorted(
-            (s for s in active if s.id not in matcher.graph or not active_partners(matcher.graph, s.id)),
+            (s for s in active if not matcher.partners(s.id)),
             key=lambda s: (REMOTE_FIRST.get(s.remoteness.value, 2), s.id),
         )
         recent = sorted(active, key=lambda s: s.created_at, reverse=True)[:DASHBOARD_ROWS]
