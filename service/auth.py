@@ -121,8 +121,13 @@ def authenticate(store: Store, key: str) -> Principal | None:
 
 class Guard:
     """Who a key names, from a short-lived cache in front of the store, with rate limits on
-    failed sign-ins and on expensive work (the `limits` library's moving windows, in memory: each
-    worker process counts for itself)."""
+    failed sign-ins and on expensive work (the `limits` library's moving windows, in memory).
+
+    Both are per process. A revoked key stays trusted at most ``key_cache_seconds`` on any
+    worker, since each entry expires on its own. The counts are not shared: with N worker
+    processes (or replicas) a client spreading its connections gets up to N x each limit. `limits`
+    shares counts only through a Redis, Memcached or MongoDB server, which the service does not
+    need; counting failures in the database would turn every wrong key into a queued write."""
 
     def __init__(self, failed_auth_limit: str, expensive_limit: str, key_cache_seconds: float) -> None:
         self.limiter = MovingWindowRateLimiter(MemoryStorage())

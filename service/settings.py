@@ -31,13 +31,20 @@ class ServiceSettings(BaseSettings):
     index_dir: Path | None = Field(None, description="Where the index is saved; default <data_dir>/index")
     failed_auth_limit: str = Field(
         "20/minute",
-        description="Failed sign-ins (unknown or revoked key) allowed per client address and per key before 429",
+        description="Failed sign-ins (unknown or revoked key) allowed per client address and per key before 429; "
+        "each worker process counts for itself, so `serve --workers N` allows up to N times this",
     )
     expensive_limit: str = Field(
-        "60/minute", description="Rounds, imports and ad-hoc suggestions allowed per key and per client address"
+        "60/minute",
+        description="Rounds, imports and ad-hoc suggestions allowed per key and per client address; each worker "
+        "process counts for itself, so `serve --workers N` allows up to N times this",
     )
     key_cache_seconds: float = Field(
-        5.0, ge=0, le=300, description="A verified API key is trusted this long before the store is asked again"
+        5.0,
+        ge=0,
+        le=300,
+        description="A verified API key is trusted this long before the store is asked again: the longest a revoked "
+        "key keeps working, on any worker process (each caches for itself)",
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="Browser origins allowed to call the API (CORS); none by default"
