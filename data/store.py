@@ -929,8 +929,11 @@ class Store:
             summary=summary,
             result=result,
         )
+        row = _round_row(stored)
+        for column in ("options", "summary", "result"):  # megabytes for a big round: dumped before the lock
+            row[column] = JsonText(_dumps(row[column]))
         with self.write() as conn:
-            conn.execute(insert(rounds), [_round_row(stored)])
+            conn.execute(insert(rounds), [row])
         return stored
 
     def get_round(self, round_id: str) -> StoredRound:
@@ -1304,9 +1307,19 @@ def _upsert(dialect: str, table: Any) -> Any:
     return sqlite.insert(table)
 
 
+class JsonText(str):
+    """A JSON column's value serialised already, so a big one is not dumped inside a transaction
+    that holds the database's write lock (every other writer would wait for it)."""
+
+
+def _dumps(value: Any) -> str:
+    """How JSON columns are written: readable (non-ASCII kept), as-is when already JsonText."""
+    return value if isinstance(value, JsonText) else json.dumps(value, ensure_ascii=False)
+
+
 def _create_engine(url: str) -> Engine:
     parsed = make_url(url)
-    serializer = lambda value: json.dumps(value, ensure_ascii=False)  # noqa: E731 - readable JSON in the DB
+    serializer = _dumps
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, json_serializer=serializer)
     if parsed.database and parsed.database != ":memory:":

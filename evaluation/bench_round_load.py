@@ -49,6 +49,7 @@ class Phase:
 
     suggestions: list[float] = field(default_factory=list)
     patches: list[float] = field(default_factory=list)
+    patch_starts: list[float] = field(default_factory=list)  # time.monotonic() when each PATCH was sent
     errors: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -78,13 +79,14 @@ def edit(base_url: str, key: str, school_id: str, phase: Phase, stop: threading.
         capacity = client.get(f"/v1/schools/{school_id}").json()["capacity"]
         step = 1
         while not stop.wait(every):
-            started = time.perf_counter()
+            sent, started = time.monotonic(), time.perf_counter()
             try:
                 response = client.patch(f"/v1/schools/{school_id}", json={"capacity": capacity + step})
             except httpx.TransportError:
                 phase.errors += 1
                 continue
             phase.patches.append(time.perf_counter() - started)
+            phase.patch_starts.append(sent)
             if response.status_code != 200:
                 phase.errors += 1
             step = 1 - step
@@ -112,22 +114,25 @@ def finish(phase: Phase) -> None:
         thread.join(600)
 
 
-def round_job(base_url: str, key: str, poll: float = 0.5) -> tuple[float, list[str]]:
+Stage = tuple[float, str]  # time.monotonic() when the job was first seen in it, and the stage
+
+
+def round_job(base_url: str, key: str, poll: float = 0.5) -> tuple[float, list[Stage]]:
     """Start a round over every school with a free place; wait for the job. Returns its length and
-    the stages it reported."""
+    the stages it reported, each with when it was first seen."""
     with httpx.Client(base_url=base_url, headers={"X-API-Key": key}, timeout=300) as client:
         started = time.perf_counter()
         accepted = client.post("/v1/rounds", json={})
         accepted.raise_for_status()
         job_id = accepted.json()["id"]
-        stages: list[str] = []
+        stages: list[Stage] = [(time.monotonic(), "submitted")]
         while True:
             try:
                 job = client.get(f"/v1/rounds/{job_id}").json()
             except httpx.TransportError:
                 continue
-            if not stages or stages[-1] != job["stage"]:
-                stages.append(job["stage"])
+            if stages[-1][1] != job["stage"]:
+                stages.append((time.monotonic(), job["stage"]))
             if job["status"] in ("done", "failed"):
                 if job["status"] == "failed":
                     raise RuntimeError(f"the round failed: {job['error']}")
@@ -135,18 +140,29 @@ def round_job(base_url: str, key: str, poll: float = 0.5) -> tuple[float, list[s
             time.sleep(poll)
 
 
+def stage_at(stages: Sequence[Stage], moment: float) -> str:
+    """The stage the job was last seen in at `moment` (polled, so it may lag by one poll)."""
+    current = "before the round"
+    for seen, stage in stages:
+        if seen > moment:
+            break
+        current = stage
+    return current
+
+
 def _ms(values: Sequence[float], q: float) -> float:
     return float(np.percentile(values, q)) * 1000 if values else float("nan")
 
 
-def report(world: int, clients: int, idle: Phase, during: Phase, round_seconds: float, stages: list[str]) -> str:
+def report(world: int, clients: int, idle: Phase, during: Phase, round_seconds: float, stages: list[Stage]) -> str:
     idle_p99, round_p99 = _ms(idle.suggestions, 99), _ms(during.suggestions, 99)
     ratio = round_p99 / idle_p99 if idle_p99 else float("nan")
     worst_patch = max(during.patches, default=float("nan"))
+    slowest = sorted(zip(during.patches, during.patch_starts, strict=True), reverse=True)[:3]
     lines = [
         f"round under load: {world:,} schools, {clients} suggestion clients + 1 editing client, one worker, "
         "clients and server on the same cores",
-        f"  round job:               {round_seconds:.1f} s  (stages: {' -> '.join(stages)})",
+        f"  round job:               {round_seconds:.1f} s  (stages: {' -> '.join(s for _, s in stages[1:])})",
         f"  suggestions idle:        n={len(idle.suggestions)}  p50 {_ms(idle.suggestions, 50):.1f} ms  "
         f"p99 {idle_p99:.1f} ms",
         f"  suggestions in a round:  n={len(during.suggestions)}  p50 {_ms(during.suggestions, 50):.1f} ms  "
@@ -158,6 +174,8 @@ def report(world: int, clients: int, idle: Phase, during: Phase, round_seconds: 
         f"  PATCH in a round:        n={len(during.patches)}  p50 {_ms(during.patches, 50):.0f} ms  "
         f"max {worst_patch * 1000:.0f} ms  (target < {PATCH_TARGET_SECONDS:.0f} s: "
         f"{'met' if worst_patch < PATCH_TARGET_SECONDS else 'NOT met'})",
+        "  slowest PATCHes:         "
+        + ", ".join(f"{took * 1000:.0f} ms ({stage_at(stages, sent)})" for took, sent in slowest),
         f"  errors:                  idle {idle.errors}, in the round {during.errors}",
     ]
     return "\n".join(lines)
