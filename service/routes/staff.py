@@ -473,9 +473,32 @@ def start_round(
         if chosen is not None and not chosen:
             raise ApiError(422, "cohort: no school id given", field="cohort")
         options = RoundOptions(coverage_first=coverage_first, nsp_priority=nsp_priority, per_school=per_school)
-        stored = rounds.start(state, chosen, options, created_by=who.key_id)
+        job = rounds.submit(state, chosen, options, created_by=who.key_id)
     except (*ACTION_ERRORS, ValidationError) as exc:
         return redirect("/staff/rounds", _problem(exc))
+    return redirect(f"/staff/rounds/{quote(job.id)}/progress")
+
+
+# How often the progress page reloads itself while a round runs.
+PROGRESS_REFRESH_SECONDS = 1
+
+
+@router.get("/rounds/{round_id}/progress", response_class=HTMLResponse, response_model=None)
+def round_progress(
+    request: Request, round_id: str, _: StaffUser, state: State, lang: PageLang
+) -> HTMLResponse | RedirectResponse:
+    """A running round's stage and progress, reloading itself (a meta refresh, no script) until the
+    round is stored; then the review page, with how many pairs it proposes."""
+    try:
+        stored = state.store.get_round(round_id)
+    except NotFound:
+        try:
+            job = state.store.get_round_job(round_id)
+        except NotFound:
+            return render(request, lang, "missing.html", 404, what=round_id)
+        return render(
+            request, lang, "round_progress.html", job=job, job_error=job.error, refresh=PROGRESS_REFRESH_SECONDS
+        )
     pairs = stored.summary.get("pairs", 0)
     return redirect(f"/staff/rounds/{quote(stored.id)}", ("ok", f"round_started:{stored.id}:{pairs}"))
 
@@ -492,7 +515,7 @@ def _dropped(values: list[str]) -> set[str]:
     return {_pair_key(*v.split("|", 1)) for v in values if v.count("|") == 1}
 
 
-@router.get("/rounds/{round_id}", response_class=HTMLResponse)
+@router.get("/rounds/{round_id}", response_class=HTMLResponse, response_model=None)
 def round_page(
     request: Request,
     round_id: str,
@@ -503,13 +526,17 @@ def round_page(
     region: str = "",
     page: int = 1,
     drop: Annotated[list[str] | None, Query(max_length=5000)] = None,
-) -> HTMLResponse:
+) -> HTMLResponse | RedirectResponse:
     """A round to review: a plain summary, pairs a page at a time, filtered by a partner's country
     or region; staff drop single pairs (kept in the address until they accept) and accept the rest."""
     try:
         stored = state.store.get_round(round_id)
     except NotFound:
-        return render(request, lang, "missing.html", 404, what=round_id)
+        try:
+            state.store.get_round_job(round_id)
+        except NotFound:
+            return render(request, lang, "missing.html", 404, what=round_id)
+        return redirect(f"/staff/rounds/{quote(round_id)}/progress")  # still running, or failed
     assert stored.result is not None
     result = RoundResult.model_validate(stored.result)
     dropped = _dropped(drop or [])
