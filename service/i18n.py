@@ -24,6 +24,7 @@ from babel.dates import get_timezone_location
 from babel.lists import format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 from babel.support import Translations
 
 from data.search import to_traditional
@@ -243,6 +244,7 @@ def helpers(lang: Lang) -> dict[str, Callable[..., str]]:
         "remoteness": remoteness,
         "said": said,
         "listed": lambda items, show=str: join(lang, map(show, items)),
+        "number": lambda value: format_decimal(value, locale=CLDR[lang]),
         "zone": lambda name: timezone_name(lang, name),
         "name": lambda school: school_name(lang, school),
     }

@@ -62,6 +62,9 @@ FLASH_COOKIE = "pm_flash"
 SEARCH_LIMIT = 50
 SUGGESTIONS = 10
 ROWS_SHOWN = 500
+INDEXING_PAGE = "/staff/indexing"
+# How often a progress page (a running round, a first start's indexing) reloads itself.
+PROGRESS_REFRESH_SECONDS = 1
 _SCHOOL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _IDS = re.compile(r"[\s,;]+")
 
@@ -87,9 +90,11 @@ def signed_in(request: Request, state: State) -> Principal:
     """The staff member behind the session cookie; anyone else is sent to the sign-in form."""
     key = request.cookies.get(KEY_COOKIE)
     who = verified(request, state.store, key) if key else None
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if who is None or who.role != Role.STAFF:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise HTTPException(303, "staff: sign in first", headers={"Location": f"/staff/login?next={quote(target)}"})
+    if not state.ready and request.url.path != INDEXING_PAGE:  # a first start: say how far it is
+        raise HTTPException(303, "index: not ready", headers={"Location": f"{INDEXING_PAGE}?next={quote(target)}"})
     return who
 
 
@@ -102,6 +107,7 @@ def render(request: Request, lang: Lang, name: str, status_code: int = 200, **co
     other: Lang = "en" if lang == "zh-TW" else "zh-TW"
     switch = request.url.path + "?" + urlencode({**request.query_params, "lang": other})
     current_lang.set(lang)
+    service: ServiceState = request.app.state.service
     response = templates.TemplateResponse(
         request,
         name,
@@ -111,6 +117,7 @@ def render(request: Request, lang: Lang, name: str, status_code: int = 200, **co
             "flash_kind": flash["kind"] if flash else None,
             "switch_url": switch,
             "signed_in": KEY_COOKIE in request.cookies,
+            "starting": None if service.ready else service.progress(),
             **helpers(lang),
             **context,
         },
@@ -211,6 +218,17 @@ def _safe_next(target: str) -> str:
     """Only a path of this page: never another site (//evil.example) or another part of the app."""
     plain = target.startswith("/staff") and "\\" not in target and ".." not in target
     return target if plain else "/staff"
+
+
+@router.get("/indexing", response_class=HTMLResponse, response_model=None)
+def indexing(
+    request: Request, _: StaffUser, state: State, lang: PageLang, next: str = "/staff"
+) -> HTMLResponse | RedirectResponse:
+    """Where pages that need the index wait on a first start: how many profiles are encoded,
+    reloading itself until the index is ready, then the page staff asked for."""
+    if state.ready:
+        return redirect(_safe_next(next))
+    return render(request, lang, "indexing.html", refresh=PROGRESS_REFRESH_SECONDS * 2)
 
 
 # --------------------------------------------------------------------------- dashboard
@@ -477,10 +495,6 @@ def start_round(
     except (*ACTION_ERRORS, ValidationError) as exc:
         return redirect("/staff/rounds", _problem(exc))
     return redirect(f"/staff/rounds/{quote(job.id)}/progress")
-
-
-# How often the progress page reloads itself while a round runs.
-PROGRESS_REFRESH_SECONDS = 1
 
 
 @router.get("/rounds/{round_id}/progress", response_class=HTMLResponse, response_model=None)
