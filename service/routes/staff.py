@@ -39,7 +39,7 @@ from matching.rounds import RoundOptions, RoundResult, remaining_capacity
 from service import invitations, rounds
 from service.auth import Principal, Role
 from service.deps import State, verified
-from service.errors import ApiError
+from service.errors import ApiError, error_text
 from service.i18n import (
     DEFAULT_LANG,
     LANGS,
@@ -511,7 +511,12 @@ def round_progress(
         except NotFound:
             return render(request, lang, "missing.html", 404, what=round_id)
         return render(
-            request, lang, "round_progress.html", job=job, job_error=job.error, refresh=PROGRESS_REFRESH_SECONDS
+            request,
+            lang,
+            "round_progress.html",
+            job=job,
+            job_error=error_text(lang, job.error or ""),
+            refresh=PROGRESS_REFRESH_SECONDS,
         )
     pairs = stored.summary.get("pairs", 0)
     return redirect(f"/staff/rounds/{quote(stored.id)}", ("ok", f"round_started:{stored.id}:{pairs}"))
@@ -812,4 +817,4 @@ def flash_text(lang: Lang, flash: dict[str, str] | None) -> str | None:
             return gettext(lang, "An evaluation is already running.")
     if code == "refused":
         return gettext(lang, "These two schools cannot be paired: %(why)s", why=rule_text(lang, rest.split(",")))
-    return gettext(lang, "Could not do that") + ": " + flash["text"]
+    return gettext(lang, "Could not do that") + ("：" if lang == "zh-TW" else ": ") + error_text(lang, flash["text"])
