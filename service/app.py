@@ -1,10 +1,11 @@
 """The FastAPI app: versioned routes under /v1, API-key auth, JSON errors, metrics.
 
-``create_app(state)`` serves a ServiceState the caller prepared (the CLI loads or builds the
-index first, with progress output); ``create_app()`` opens one from the environment and loads
-the index in a background thread, so /healthz answers at once and /readyz says 503 until the
-index is ready. ``uvicorn service.app:app`` runs the latter. The app closes (and so saves) only
-a state it opened itself; a state passed in stays the caller's to close.
+``create_app(state)`` serves a ServiceState the caller opened; ``create_app()`` opens one from the
+environment. Either way an index not loaded yet is loaded or built in a background thread, so the
+server answers at once: /healthz says ok, /readyz says 503 with the encoding progress, the other
+API routes 503 with the same words, until the index is ready. ``uvicorn service.app:app`` runs
+the latter. The app closes (and so saves) only a state it opened itself; a state passed in stays
+the caller's to close.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 import shutil
 import sys
 import tempfile
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -79,10 +79,7 @@ def create_app(
             storage, settings, embedding=embedding, match=match, embedding_cache_dir=embedding_cache_dir
         )
         app.state.service = service
-        loader = None
-        if not service.ready:
-            loader = threading.Thread(target=_start, args=(service,), name="partnermatch-index", daemon=True)
-            loader.start()
+        loader = None if service.ready else service.start_in_background()
         try:
             yield
         finally:
@@ -141,14 +138,6 @@ def remove_stale_uploads(folder: Path | None = None) -> list[Path]:
     if found:
         log.warning("removed %d import upload folder(s) left by a crash", len(found))
     return found
-
-
-def _start(service: ServiceState) -> None:
-    try:
-        service.start()
-    except Exception as exc:  # the process stays up and /readyz says why
-        log.exception("could not load or build the index")
-        service.start_error = f"index: could not be loaded or built: {exc}"
 
 
 app = create_app()

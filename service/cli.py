@@ -264,7 +264,9 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_serve(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = verbs.add_parser(
-        "serve", parents=[common], help="serve the API (loads the saved index, or builds it, first)"
+        "serve",
+        parents=[common],
+        help="serve the API; one process answers at once while it loads or builds the index (/readyz shows how far)",
     )
     _add_server_options(parser)
     parser.add_argument(
@@ -280,9 +282,10 @@ WORKER_STARTUP_SECONDS = 120
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """Serve in this process, or in `--workers` processes on one port. The index is loaded or
-    built (and saved) here first, so each worker only loads it; round jobs a stopped server left
-    unfinished are marked failed, since nothing runs them any more."""
+    """Serve in this process, answering at once while the index is loaded or built in the
+    background, or in `--workers` processes on one port: then the index is loaded or built (and
+    saved) here first, so each worker only loads it. Round jobs a stopped server left unfinished
+    are marked failed, since nothing runs them any more."""
     import os
 
     import uvicorn
@@ -293,10 +296,10 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         if interrupted := state.store.fail_unfinished_round_jobs(INTERRUPTED):
             _say(f"{interrupted} round job(s) left unfinished by the last run marked failed")
-        state.start(report=_say)
         if args.workers == 1:
             _run(state)
             return 0
+        state.start(report=_say)
     finally:
         state.close()
     storage = storage_settings(args)
@@ -319,11 +322,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _run(state: ServiceState) -> None:
-    """Serve until interrupted (the caller then closes the state, which saves the index)."""
+    """Serve until interrupted (the caller then closes the state, which saves the index). An index
+    not loaded yet is loaded or built meanwhile, its progress printed here and shown by /readyz."""
     import uvicorn
 
     from service.app import create_app
 
+    if not state.ready:
+        state.start_in_background(report=_say)
     uvicorn.run(create_app(state), host=state.settings.host, port=state.settings.port, log_level="info")
 
 
@@ -331,11 +337,12 @@ def _add_demo(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser
     parser = verbs.add_parser(
         "demo",
         parents=[common],
-        help="load a demo world if the store is empty, build the index, print a staff key, serve",
+        help="load a demo world if the store is empty, print a staff key, serve (at once, while the index builds)",
         description=(
             f"An empty store gets a generated world of {DEMO_SCHOOLS} schools, built on the real school "
             f"directories when {REAL_DATA_DIR} exists. Encoding the profiles takes a few minutes on two cores "
-            "the first time; they are cached after that."
+            "the first time (the server answers meanwhile; /readyz and the staff page show how far); they are "
+            "cached after that."
         ),
     )
     _add_server_options(parser)
@@ -363,7 +370,6 @@ def _demo(args: argparse.Namespace) -> int:
                 store.upsert_schools(world.schools, progress=bar.update)
             store.upsert_partnerships(world.partnerships)
             _say(f"stored {len(world.schools)} schools and {len(world.partnerships)} partnerships")
-        state.start(report=_say)
         staff_keys = [k for k in store.list_api_keys() if k.role == Role.STAFF and k.active]
         if staff_keys:
             shown = ", ".join(f"{k.prefix}... ({k.id})" for k in staff_keys)
@@ -376,6 +382,8 @@ def _demo(args: argparse.Namespace) -> int:
             f"Serving on {base}  (API docs: {base}/docs; send the key as X-API-Key; staff page: {base}/staff)",
             flush=True,
         )
+        if not state.ready:
+            print(f"The index is loaded or built meanwhile: {base}/readyz says how far (503 until ready).", flush=True)
         _run(state)
     finally:
         state.close()

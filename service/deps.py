@@ -33,14 +33,15 @@ _ERROR_TEXT = {
     413: "Request body too large",
     429: "Too many requests (failed sign-ins, or expensive calls): see Retry-After",
     422: "Invalid input: every problem, each naming its field",
-    503: "The index is still loading",
+    503: "The index is still loading or being built (the detail says how far)",
 }
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error responses a route can give, all shaped as ErrorBody. A route
-    that checks keys (401) may also refuse with 429, after too many failed sign-ins."""
-    codes = (*codes, 429) if 401 in codes else codes
+    that checks keys (401) may also refuse with 429, after too many failed sign-ins, and with 503
+    while the first start builds the index."""
+    codes = tuple(dict.fromkeys((*codes, 429, 503) if 401 in codes else codes))
     return {code: {"model": ErrorBody, "description": _ERROR_TEXT[code]} for code in codes}
 
 
@@ -115,6 +116,9 @@ def caller(
     api_key: Annotated[str | None, Security(_api_key)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
 ) -> Principal:
+    """The caller behind the key, once the index is ready (every API route needs both)."""
+    if not state.ready:  # until the first start has built the index, every API route says how far it is
+        raise state.not_ready()
     key = api_key or (bearer.credentials if bearer else None)
     if not key:
         raise ApiError(

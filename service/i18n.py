@@ -24,6 +24,7 @@ from babel.dates import get_timezone_location
 from babel.lists import format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 from babel.support import Translations
 
 from data.search import to_traditional
@@ -103,6 +104,22 @@ def hint_text(lang: Lang, hint: str) -> str | None:
             return gettext(lang, message)
     return None if hint.startswith("school is at capacity") else hint
 
+
+# Reasons about shared school hours, by code: said here so the zone has its CLDR name (台灣時間).
+HOURS_REASONS: dict[str, str] = {
+    "school_hours": N_("%(hours)s h of shared school hours: %(start)s–%(end)s %(zone)s"),
+    "group_hours": N_("%(hours)s h of school time shared by all: %(start)s–%(end)s %(zone)s"),
+}
+
+# Where a cross-border group's member was found (matching.groups found_via codes).
+FOUND_VIA: dict[str, str] = {
+    "requester": N_("the school itself"),
+    "index": N_("similar profile"),
+    "index_any": N_("similar profile, any country"),
+    "partner": N_("a partner of the school"),
+    "partners_partner": N_("a partner's partner"),
+    "bridge": N_("links two clusters of schools"),
+}
 
 current_lang: ContextVar[Lang] = ContextVar("current_lang", default=DEFAULT_LANG)
 
@@ -220,9 +237,9 @@ def helpers(lang: Lang) -> dict[str, Callable[..., str]]:
         """A reason in the page's language; shared school hours name the zone as CLDR does (台灣時間)."""
         data = item["data"] if isinstance(item, dict) else item.data
         code = item["code"] if isinstance(item, dict) else item.code
-        if code == "school_hours" and {"hours", "start", "end", "timezone"} <= data.keys():
+        if code in HOURS_REASONS and {"hours", "start", "end", "timezone"} <= data.keys():
             return t(
-                "%(hours)s h of shared school hours: %(start)s–%(end)s %(zone)s",
+                HOURS_REASONS[code],
                 hours=f"{float(data['hours']):g}",
                 start=data["start"],
                 end=data["end"],
@@ -243,8 +260,15 @@ def helpers(lang: Lang) -> dict[str, Callable[..., str]]:
         "remoteness": remoteness,
         "said": said,
         "listed": lambda items, show=str: join(lang, map(show, items)),
+        "number": lambda value: format_decimal(value, locale=CLDR[lang]),
+        # punctuation between words and sentences: full-width in Chinese, with no space between sentences
+        "colon": "：" if chinese else ": ",
+        "comma": "，" if chinese else ", ",
+        "gap": "" if chinese else " ",
+        "brackets": (lambda text: f"（{text}）") if chinese else (lambda text: f"({text})"),
         "zone": lambda name: timezone_name(lang, name),
         "name": lambda school: school_name(lang, school),
+        "found_via": lambda codes: join(lang, (t(FOUND_VIA[c]) if c in FOUND_VIA else c for c in codes)),
     }
 
 

@@ -383,6 +383,19 @@ class Readiness(BaseModel):
     )
 
 
+class NotReady(BaseModel):
+    """/readyz while the index is loaded or built: how far it is."""
+
+    status: Literal["loading", "indexing", "failed"] = Field(
+        examples=["indexing"],
+        description="loading: a saved index is read; indexing: profiles are encoded (first start); failed: see detail",
+    )
+    encoded: int = Field(0, description="profiles encoded so far (indexing)", examples=[1234])
+    total: int = Field(0, description="active profiles the index will hold (indexing)", examples=[5000])
+    detail: str = Field(examples=["index: still being built, 1,234 of 5,000 profiles encoded; try again in a moment"])
+    field: str = "index"
+
+
 # --------------------------------------------------------------------------- rounds
 
 

@@ -1,5 +1,8 @@
 """Matching rounds in the service: run one as a background job over a snapshot, keep it, accept it.
 
+The API (POST /v1/rounds) and the staff page both submit a job and answer at once; the staff page
+shows the job's stage and progress until the round is stored.
+
 A round over thousands of schools takes seconds to minutes of CPU. It never holds a lock another
 request needs and never competes for this process's interpreter: the Matcher is written to a
 temporary folder (ServiceState.save_snapshot, under the writer mutex only for that moment) and a
@@ -36,6 +39,7 @@ from matching.engine import Matcher
 from matching.rounds import RoundOptions, RoundPair, RoundResult, accept, remaining_capacity, run_round
 from matching.settings import MatchSettings
 from service.errors import ApiError
+from service.i18n import N_
 from service.invitations import pair_check
 from service.models import PairRef, RoundSummary
 from service.state import ServiceState, load_snapshot
@@ -70,19 +74,6 @@ class RoundTask:
     match: MatchSettings
 
 
-def start(
-    state: ServiceState, cohort: Sequence[str] | None, options: RoundOptions, *, created_by: str | None
-) -> StoredRound:
-    """Run a round on a snapshot here and now (the staff page waits for it) and store it. A cohort
-    naming unknown or inactive schools is refused (422) with their ids."""
-    if cohort is not None:
-        with state.reading() as matcher:
-            _check_cohort(matcher, cohort)
-    with tempfile.TemporaryDirectory(prefix="partnermatch-round-") as folder:
-        state.save_snapshot(Path(folder))
-        return solve(_task(state, Path(folder), cohort, options, created_by, None), state.store)
-
-
 def submit(
     state: ServiceState, cohort: Sequence[str] | None, options: RoundOptions, *, created_by: str | None
 ) -> RoundJob:
@@ -102,11 +93,11 @@ def submit(
 def solve(task: RoundTask, store: Store, progress: Progress | None = None) -> StoredRound:
     """Load the snapshot, run the round, store it."""
     report = progress or (lambda stage, fraction: None)
-    report("loading the snapshot", 0.1)
+    report(N_("loading the snapshot"), 0.1)
     matcher = load_snapshot(task.snapshot, store, task.embedding, task.embedding_cache_dir, task.match)
-    report("finding candidates and solving", 0.2)
+    report(N_("finding candidates and solving"), 0.2)
     result = run_round(matcher, task.cohort, task.options)
-    report("storing the proposal", 0.95)
+    report(N_("storing the proposal"), 0.95)
     return store.create_round(
         options=task.options.model_dump(mode="json"),
         summary=RoundSummary.of(result).model_dump(mode="json"),
@@ -145,7 +136,7 @@ def _run_job(
         with _one_round_at_a_time, tempfile.TemporaryDirectory(prefix="partnermatch-round-") as folder:
             if state.stopping:
                 raise RuntimeError(INTERRUPTED)
-            state.store.update_round_job(job_id, status="running", stage="copying the index", progress=0.05)
+            state.store.update_round_job(job_id, status="running", stage=N_("copying the index"), progress=0.05)
             state.save_snapshot(Path(folder))
             child = multiprocessing.get_context("spawn").Process(
                 target=_solve_in_child,

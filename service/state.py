@@ -37,8 +37,9 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import graph
 from data.errors import Conflict, NotFound
@@ -46,6 +47,7 @@ from data.schema import Partnership, School
 from data.settings import StorageSettings
 from data.store import Store
 from embeddings import EmbeddingSettings, ProfileEmbedder, RecipeMismatch, make_embedder
+from embeddings.embedder import EmbeddingStats
 from matching.engine import Matcher
 from matching.ranker import load_ranker
 from matching.settings import MatchSettings
@@ -70,6 +72,28 @@ Change = tuple[int, str, str, str]
 
 class IndexNotReady(RuntimeError):
     """The Matcher is still being loaded or built."""
+
+
+@dataclass(frozen=True)
+class StartProgress:
+    """How far a start is: loading a saved index, encoding profiles (`encoded` of `total`, the
+    long part of a first start), or failed (`error` says why)."""
+
+    status: Literal["loading", "indexing", "failed"]
+    encoded: int = 0
+    total: int = 0
+    error: str | None = None
+
+    @property
+    def detail(self) -> str:
+        """The sentence a client shows: what is happening and what to do."""
+        if self.status == "failed":
+            return self.error or "index: could not be loaded or built"
+        if self.status == "indexing":
+            return (
+                f"index: still being built, {self.encoded:,} of {self.total:,} profiles encoded; try again in a moment"
+            )
+        return "index: still loading; try again in a moment"
 
 
 class ServiceState:
@@ -101,6 +125,10 @@ class ServiceState:
         self._saved_seq: int | None = None
         self._instance_id = _instance_id(store)
         self._graph_report: tuple[int, int, dict[str, Any], list[graph.Cluster]] | None = None
+        # While a build encodes: its embedder's counters and how many active profiles it embeds.
+        self._encoding: tuple[EmbeddingStats, int] | None = None
+        self._starter: threading.Thread | None = None
+        self._starter_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -132,6 +160,20 @@ class ServiceState:
     def ready(self) -> bool:
         return self._matcher is not None
 
+    def progress(self) -> StartProgress:
+        """Where a start that is not ready yet is (what /readyz and the staff page show meanwhile)."""
+        if self.start_error is not None:
+            return StartProgress("failed", error=self.start_error)
+        encoding = self._encoding
+        if encoding is None:
+            return StartProgress("loading")
+        stats, total = encoding
+        return StartProgress("indexing", encoded=min(total, stats.encoded + stats.cache_hits), total=total)
+
+    def not_ready(self) -> IndexNotReady:
+        """The error a request that needs the index meets before it is ready, saying how far it is."""
+        return IndexNotReady(self.progress().detail)
+
     @property
     def stopping(self) -> bool:
         """close() was called: background work (round jobs) should end."""
@@ -143,7 +185,7 @@ class ServiceState:
         lookup, one suggestion). Long work takes a :meth:`snapshot` instead."""
         with self._lock.reading():
             if self._matcher is None:
-                raise IndexNotReady("index: still loading; try again in a moment")
+                raise self.not_ready()
             yield self._matcher
 
     @contextmanager
@@ -171,7 +213,7 @@ class ServiceState:
         :func:`load_snapshot` reads it back."""
         with self._writers:
             if self._matcher is None:
-                raise IndexNotReady("index: still loading; try again in a moment")
+                raise self.not_ready()
             self._matcher.save(folder)
 
     @property
@@ -221,6 +263,25 @@ class ServiceState:
         report(f"index {origin}: {sum(self.index_size().values())} active schools, change seq {self.seq}")
         self.follow()
         return origin
+
+    def start_in_background(self, report: Report = log.info) -> threading.Thread:
+        """:meth:`start` in a thread (once, however often called), so a server answers at once:
+        /readyz and the staff page say how far it is, other routes answer 503 until it is ready.
+        A failure keeps the process up and :meth:`progress` says why."""
+        with self._starter_lock:
+            if self._starter is None:
+                self._starter = threading.Thread(
+                    target=self._start_reporting_failure, args=(report,), name="partnermatch-index", daemon=True
+                )
+                self._starter.start()
+            return self._starter
+
+    def _start_reporting_failure(self, report: Report) -> None:
+        try:
+            self.start(report)
+        except Exception as exc:
+            log.exception("could not load or build the index")
+            self.start_error = f"index: could not be loaded or built: {exc}"
 
     def rebuild(self, report: Report = log.info) -> None:
         """Build a new Matcher aside (readers keep the current one), catch it up, save, swap it in."""
@@ -333,9 +394,13 @@ class ServiceState:
 
     def _build(self) -> tuple[Matcher, int]:
         seq = self.store.latest_change_seq()  # read first: whatever commits later is caught up on
-        matcher = Matcher.build(
-            list(self.store.iter_schools()), self.store.list_partnerships(), self._new_embedder(), self.match
-        )
+        schools = list(self.store.iter_schools())
+        embedder = self._new_embedder()
+        self._encoding = (embedder.stats, sum(1 for s in schools if s.active))
+        try:
+            matcher = Matcher.build(schools, self.store.list_partnerships(), embedder, self.match)
+        finally:
+            self._encoding = None
         return matcher, seq
 
     def _caught_up(self, matcher: Matcher, seq: int, report: Report) -> tuple[Matcher, int, int, bool]:

@@ -629,7 +629,8 @@ def test_readyz_is_503_until_the_index_is_loaded(tmp_path: Path, embedding_cache
             assert waiting.status_code == 503 and waiting.json()["field"] == "index"
             early = client.get(f"/v1/schools/{school}/suggestions", headers={"X-API-Key": key})
             assert early.status_code == 503 and early.headers["Retry-After"] == "5"
-            assert client.get(f"/v1/schools/{school}", headers={"X-API-Key": key}).status_code == 200
+            read = client.get(f"/v1/schools/{school}", headers={"X-API-Key": key})  # every API route waits
+            assert read.status_code == 503 and read.json()["detail"] == "index: still loading; try again in a moment"
 
             stall.close()
             deadline = time.monotonic() + 120

@@ -205,7 +205,10 @@ def test_a_round_reviewed_one_pair_dropped_the_rest_accepted_and_exported(served
     page.check("input[name=cohort][value=ids]")
     page.fill("textarea[name=ids]", "\n".join(cohort))
     page.click("#new-round button[type=submit]")
-    page.wait_for_selector("#plain-summary")
+    page.wait_for_selector("#round-progress")  # at once: the round runs in the background
+    assert "The round is running" in page.inner_text("#round-progress")
+    shot(served, page, "round-progress-en")
+    page.wait_for_selector("#plain-summary", timeout=180_000)  # the page reloads itself until it is done
     assert "Compared with first come" in page.inner_text("#plain-summary") or "First come" in page.inner_text(
         "#plain-summary"
     )

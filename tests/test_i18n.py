@@ -3,12 +3,16 @@ Accept-Language is honoured, and CLDR supplies names and list punctuation."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from service.i18n import LANGS, catalog_path, gettext, join, negotiate, timezone_name
+from tests.test_api import Api, api  # noqa: F401 (the served app, as a fixture)
 
 SERVICE = Path(__file__).resolve().parents[1] / "service"
 KEYWORDS = {"_": None, "t": None, "N_": None, "gettext": (2,)}
@@ -75,3 +79,90 @@ def test_the_evaluation_in_one_sentence_in_both_languages() -> None:
     assert english is not None and "34%" in english and "8%" in english and "82%" in english and "0.31" in english
     assert chinese is not None and "34%" in chinese and "前 10 個建議" in chinese and "the" not in chinese
     assert evaluation_summary("en", {"splits": {}}) is None
+
+
+# --------------------------------------------------------------------------- API errors in the caller's language
+
+ZH = {"Accept-Language": "zh-TW,zh;q=0.9,en;q=0.5"}
+# Latin words an error may keep in Chinese: protocol and standard names, and the API's own words a
+# caller sends back as they are (header names, JSON literals, field names and codes are set aside
+# by the check itself).
+KEPT_WORDS = {"API", "JSON", "UTF", "UUID", "ISO", "IANA", "Bearer", "Authorization", "http", "https", "true", "false"}
+KEPT_WORDS |= {"TW", "MY", "en", "zh", "ms"}  # codes given as examples
+
+
+def english_beyond_names(error: dict[str, Any], sent: str = "") -> list[str]:
+    """Latin words in an error's detail and reasons once field names, quoted values, ids and codes
+    (anything with a digit, _, - or .), the values sent and KEPT_WORDS are set aside."""
+    fields = {e["field"] for e in error.get("errors") or []} | {error.get("field") or ""}
+    texts = [error["detail"]] + [e["reason"] for e in error.get("errors") or []]
+    found = set()
+    for text in texts:
+        text = re.sub(r"'[^']*'|\"[^\"]*\"|<[^>]*>", " ", text)
+        for word in re.findall(r"[A-Za-z0-9_.\-:/]+", text):
+            word = word.strip(".:-/")
+            if not re.search(r"[A-Za-z]", word) or re.search(r"[\d_.\-/]", word) or word in KEPT_WORDS:
+                continue
+            if word in fields or word in sent or any(word in f.split(".") for f in fields):
+                continue
+            found.add(word)
+    return sorted(found)
+
+
+def test_every_api_error_reads_in_chinese(api: Api) -> None:  # noqa: F811
+    foreign = next(s.id for s in api.state.store.iter_schools(active=True) if s.country != "TW")
+    school = api.school(api.home)
+    self_pair = {"school_a": api.home, "school_b": api.home, "start_date": "2026-03-02"}
+    bad_school = {
+        "id": "zh-errors-new",
+        "name_en": "Errors School",
+        "country": "Atlantis",
+        "levels": ["kindergarten"],
+        "languages_exchange": ["xx"],
+        "sdgs": [18],
+        "exchange_modes": ["virtual"],
+        "timezone": "Mars/Base",
+        "contact_email": "nobody",
+        "latitude": 3.1,
+    }
+    cases: list[tuple[str | None, str, str, dict[str, Any]]] = [
+        (None, "GET", f"/v1/schools/{api.home}", {}),
+        ("bogus", "GET", f"/v1/schools/{api.home}", {}),
+        ("portal", "GET", "/v1/stats", {}),
+        ("school", "GET", f"/v1/schools/{api.other}", {}),
+        ("staff", "GET", "/v1/schools/no-such-school", {}),
+        ("staff", "GET", "/v1/invitations/inv-nope", {}),
+        ("staff", "GET", f"/v1/schools/{api.home}/suggestions", {"params": {"k": 0}}),
+        ("staff", "GET", f"/v1/schools/{api.home}/suggestions", {"params": {"k": "many", "mode": "teleport"}}),
+        ("staff", "GET", "/v1/schools", {"params": {"cursor": "not-a-cursor"}}),
+        ("staff", "POST", "/v1/schools", {"json": {}}),
+        ("staff", "POST", "/v1/schools", {"json": bad_school}),
+        ("staff", "POST", "/v1/schools", {"json": {**bad_school, "country": "MY", "languages_exchange": ["en"]}}),
+        ("staff", "POST", "/v1/schools", {"content": b"{not json", "headers": {"Content-Type": "application/json"}}),
+        ("staff", "POST", "/v1/schools", {"content": b"x" * (70 * 1024)}),
+        ("staff", "POST", "/v1/invitations", {"json": {"from_school": api.home, "to_school": api.home}}),
+        ("staff", "POST", "/v1/invitations", {"json": {"from_school": api.home, "to_school": api.other}}),
+        ("staff", "POST", "/v1/partnerships", {"json": self_pair}),
+        ("staff", "PATCH", f"/v1/schools/{api.home}", {"json": {"capacity": 5}, "headers": {"If-Match": '"v0"'}}),
+        ("staff", "PATCH", f"/v1/schools/{api.home}", {"json": {"id": "renamed", "sdgs": [0]}}),
+        ("staff", "POST", "/v1/rounds", {"json": {"cohort": ["tw-ghost", foreign]}}),
+        ("staff", "DELETE", "/v1/schools", {}),
+        ("staff", "GET", "/nowhere", {}),
+    ]
+    english_left = []
+    for who, method, path, options in cases:
+        options = dict(options)
+        headers = ZH | options.pop("headers", {})
+        english = api.call(who, method, path, headers=headers | {"Accept-Language": "en"}, **options)
+        chinese = api.call(who, method, path, headers=headers, **options)
+        case = f"{who} {method} {path}"
+        assert english.status_code == chinese.status_code >= 400, (case, chinese.text)
+        assert chinese.headers["Content-Language"] == "zh-Hant-TW", case
+        body = chinese.json()
+        assert re.search(r"[\u4e00-\u9fff]", body["detail"]), (case, body)
+        assert body["field"] == english.json()["field"], case
+        sent = json.dumps(options.get("json") or {}) + json.dumps(options.get("params") or {}) + path + school.id
+        if words := english_beyond_names(body, sent):
+            english_left.append((case, words, body["detail"]))
+        assert english.json()["detail"] != body["detail"], case
+    assert not english_left, "\n".join(map(str, english_left))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -241,6 +242,16 @@ def test_groups_page_shows_groups_with_reasons(staff: Page) -> None:
     staff.client.get("/staff", params={"lang": "en"})
 
 
+def _finished(staff: Page, progress: Any, seconds: float = 180) -> Any:
+    """Follow a round's progress page as the browser's refresh would, until it leads elsewhere."""
+    deadline = time.monotonic() + seconds
+    while progress.url.path.endswith("/progress") and "round-failed" not in progress.text:
+        assert time.monotonic() < deadline, "the round did not finish"
+        time.sleep(0.2)
+        progress = staff.client.get(progress.url.path)
+    return progress
+
+
 def test_a_round_is_started_reviewed_and_accepted_from_the_page(staff: Page) -> None:
     with staff.state.reading() as matcher:
         free = [
@@ -252,11 +263,19 @@ def test_a_round_is_started_reviewed_and_accepted_from_the_page(staff: Page) -> 
     refused = staff.client.post("/staff/rounds", data={"cohort": "ids", "ids": "tw-ghost, " + cohort[0]})
     assert refused.url.path == "/staff/rounds" and "unknown school(s) tw-ghost" in refused.text
 
-    started = staff.client.post(
+    running = staff.client.post(
         "/staff/rounds", data={"cohort": "ids", "ids": "\n".join(cohort), "coverage_first": "true", "per_school": "10"}
     )
-    assert started.status_code == 200 and started.url.path.startswith("/staff/rounds/round-")
-    round_id = started.url.path.rsplit("/", 1)[1]
+    # the page answers at once with the job's progress, reloading itself until the round is stored
+    assert running.status_code == 200 and running.url.path.endswith("/progress"), running.url
+    assert '<meta http-equiv="refresh"' in running.text and 'id="progress-stage"' in running.text
+    job_id = running.url.path.split("/")[-2]
+    chinese = _text(staff.client.get(running.url.path, params={"lang": "zh-TW"}).text)
+    staff.client.get("/staff", params={"lang": "en"})
+    assert "配對輪次" in chinese and "正在執行" in chinese
+    started = _finished(staff, running)
+    assert started.status_code == 200 and started.url.path == f"/staff/rounds/{job_id}"
+    round_id = job_id
     stored = staff.state.store.get_round(round_id)
     assert stored.options["coverage_first"] is True and stored.options["per_school"] == 10
     assert stored.result is not None

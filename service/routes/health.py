@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
 
-from service.deps import MetricsDep, State, errors
+from service.deps import MetricsDep, State
 from service.metrics import CONTENT_TYPE
-from service.models import Health, Readiness
-from service.state import IndexNotReady
+from service.models import Health, NotReady, Readiness
 
 router = APIRouter(tags=["health"])
 
@@ -18,11 +18,18 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Readiness, responses=errors(503))
-def readyz(state: State) -> Readiness:
-    """503 until the index is loaded or built; then what it holds."""
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": NotReady, "description": "The index is still loading or being built"}},
+)
+def readyz(state: State) -> Readiness | JSONResponse:
+    """503 until the index is loaded or built, with how far it is (profiles encoded of all, on a
+    first start); then what it holds."""
     if not state.ready:
-        raise IndexNotReady(state.start_error or "index: still loading; try again in a moment")
+        progress = state.progress()
+        body = NotReady(status=progress.status, encoded=progress.encoded, total=progress.total, detail=progress.detail)
+        return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "5"})
     return Readiness(
         status="ready",
         indexed=state.index_size(),

@@ -39,7 +39,7 @@ from matching.rounds import RoundOptions, RoundResult, remaining_capacity
 from service import invitations, rounds
 from service.auth import Principal, Role
 from service.deps import State, verified
-from service.errors import ApiError
+from service.errors import ApiError, error_text
 from service.i18n import (
     DEFAULT_LANG,
     LANGS,
@@ -62,6 +62,9 @@ FLASH_COOKIE = "pm_flash"
 SEARCH_LIMIT = 50
 SUGGESTIONS = 10
 ROWS_SHOWN = 500
+INDEXING_PAGE = "/staff/indexing"
+# How often a progress page (a running round, a first start's indexing) reloads itself.
+PROGRESS_REFRESH_SECONDS = 1
 _SCHOOL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _IDS = re.compile(r"[\s,;]+")
 
@@ -87,9 +90,11 @@ def signed_in(request: Request, state: State) -> Principal:
     """The staff member behind the session cookie; anyone else is sent to the sign-in form."""
     key = request.cookies.get(KEY_COOKIE)
     who = verified(request, state.store, key) if key else None
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if who is None or who.role != Role.STAFF:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise HTTPException(303, "staff: sign in first", headers={"Location": f"/staff/login?next={quote(target)}"})
+    if not state.ready and request.url.path != INDEXING_PAGE:  # a first start: say how far it is
+        raise HTTPException(303, "index: not ready", headers={"Location": f"{INDEXING_PAGE}?next={quote(target)}"})
     return who
 
 
@@ -102,6 +107,7 @@ def render(request: Request, lang: Lang, name: str, status_code: int = 200, **co
     other: Lang = "en" if lang == "zh-TW" else "zh-TW"
     switch = request.url.path + "?" + urlencode({**request.query_params, "lang": other})
     current_lang.set(lang)
+    service: ServiceState = request.app.state.service
     response = templates.TemplateResponse(
         request,
         name,
@@ -111,6 +117,7 @@ def render(request: Request, lang: Lang, name: str, status_code: int = 200, **co
             "flash_kind": flash["kind"] if flash else None,
             "switch_url": switch,
             "signed_in": KEY_COOKIE in request.cookies,
+            "starting": None if service.ready else service.progress(),
             **helpers(lang),
             **context,
         },
@@ -211,6 +218,17 @@ def _safe_next(target: str) -> str:
     """Only a path of this page: never another site (//evil.example) or another part of the app."""
     plain = target.startswith("/staff") and "\\" not in target and ".." not in target
     return target if plain else "/staff"
+
+
+@router.get("/indexing", response_class=HTMLResponse, response_model=None)
+def indexing(
+    request: Request, _: StaffUser, state: State, lang: PageLang, next: str = "/staff"
+) -> HTMLResponse | RedirectResponse:
+    """Where pages that need the index wait on a first start: how many profiles are encoded,
+    reloading itself until the index is ready, then the page staff asked for."""
+    if state.ready:
+        return redirect(_safe_next(next))
+    return render(request, lang, "indexing.html", refresh=PROGRESS_REFRESH_SECONDS * 2)
 
 
 # --------------------------------------------------------------------------- dashboard
@@ -473,9 +491,33 @@ def start_round(
         if chosen is not None and not chosen:
             raise ApiError(422, "cohort: no school id given", field="cohort")
         options = RoundOptions(coverage_first=coverage_first, nsp_priority=nsp_priority, per_school=per_school)
-        stored = rounds.start(state, chosen, options, created_by=who.key_id)
+        job = rounds.submit(state, chosen, options, created_by=who.key_id)
     except (*ACTION_ERRORS, ValidationError) as exc:
         return redirect("/staff/rounds", _problem(exc))
+    return redirect(f"/staff/rounds/{quote(job.id)}/progress")
+
+
+@router.get("/rounds/{round_id}/progress", response_class=HTMLResponse, response_model=None)
+def round_progress(
+    request: Request, round_id: str, _: StaffUser, state: State, lang: PageLang
+) -> HTMLResponse | RedirectResponse:
+    """A running round's stage and progress, reloading itself (a meta refresh, no script) until the
+    round is stored; then the review page, with how many pairs it proposes."""
+    try:
+        stored = state.store.get_round(round_id)
+    except NotFound:
+        try:
+            job = state.store.get_round_job(round_id)
+        except NotFound:
+            return render(request, lang, "missing.html", 404, what=round_id)
+        return render(
+            request,
+            lang,
+            "round_progress.html",
+            job=job,
+            job_error=error_text(lang, job.error or ""),
+            refresh=PROGRESS_REFRESH_SECONDS,
+        )
     pairs = stored.summary.get("pairs", 0)
     return redirect(f"/staff/rounds/{quote(stored.id)}", ("ok", f"round_started:{stored.id}:{pairs}"))
 
@@ -492,7 +534,7 @@ def _dropped(values: list[str]) -> set[str]:
     return {_pair_key(*v.split("|", 1)) for v in values if v.count("|") == 1}
 
 
-@router.get("/rounds/{round_id}", response_class=HTMLResponse)
+@router.get("/rounds/{round_id}", response_class=HTMLResponse, response_model=None)
 def round_page(
     request: Request,
     round_id: str,
@@ -503,13 +545,17 @@ def round_page(
     region: str = "",
     page: int = 1,
     drop: Annotated[list[str] | None, Query(max_length=5000)] = None,
-) -> HTMLResponse:
+) -> HTMLResponse | RedirectResponse:
     """A round to review: a plain summary, pairs a page at a time, filtered by a partner's country
     or region; staff drop single pairs (kept in the address until they accept) and accept the rest."""
     try:
         stored = state.store.get_round(round_id)
     except NotFound:
-        return render(request, lang, "missing.html", 404, what=round_id)
+        try:
+            state.store.get_round_job(round_id)
+        except NotFound:
+            return render(request, lang, "missing.html", 404, what=round_id)
+        return redirect(f"/staff/rounds/{quote(round_id)}/progress")  # still running, or failed
     assert stored.result is not None
     result = RoundResult.model_validate(stored.result)
     dropped = _dropped(drop or [])
@@ -771,4 +817,4 @@ def flash_text(lang: Lang, flash: dict[str, str] | None) -> str | None:
             return gettext(lang, "An evaluation is already running.")
     if code == "refused":
         return gettext(lang, "These two schools cannot be paired: %(why)s", why=rule_text(lang, rest.split(",")))
-    return gettext(lang, "Could not do that") + ": " + flash["text"]
+    return gettext(lang, "Could not do that") + ("：" if lang == "zh-TW" else ": ") + error_text(lang, flash["text"])
