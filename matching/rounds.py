@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
@@ -46,15 +46,18 @@ from scipy.sparse import hstack as sparse_hstack
 
 from data.schema import Partnership, PartnershipOrigin, School
 from data.taxonomies import NSP_COUNTRIES, ExchangeMode
-from matching.constraints import RULE_TEXT, Rule
+from matching.arrays import reciprocal_scores
+from matching.constraints import RULE_TEXT, PairContext, Rule, SuggestionFilters, check_pair
 from matching.explain import explain
+from matching.masks import RuleMasks, rule_masks
 from matching.reasons import Reason
-from matching.retrieve import Request, retrieve
+from matching.retrieve import SIDE_NAMES, Request, retrieve
+from matching.scoring import reciprocal_score
 from matching.settings import MatchSettings
+from matching.table import FOREIGN_SIDE, HOME_SIDE, ProfileTable, Row
 
 if TYPE_CHECKING:  # the plain core below runs without the index and model the engine brings
     from matching.engine import Matcher
-    from matching.retrieve import Candidate
 
 WEIGHT_SCALE = 1_000_000
 """Weights are solved as integers ``round(weight * WEIGHT_SCALE)``: min-cost flow is only exact on
@@ -63,6 +66,10 @@ integers, and both solvers then optimise the very same numbers (scores to 1e-6).
 SEARCH_BATCH = 512
 """Cohort schools searched per batched index query: large enough for FAISS to batch well, small
 enough that the scored candidate records of one batch stay a few tens of megabytes."""
+
+SIMILARITY_CELLS = 1 << 23
+"""At most this many cosines (32 MiB of float32) are held at once when a round searches its cohort:
+the block of schools searched together shrinks as the eligible set grows."""
 
 SolverMethod = Literal["min_cost_flow", "milp"]
 
@@ -260,15 +267,17 @@ def greedy_assignment(edges: Sequence[RoundEdge], capacity: Mapping[str, int]) -
     schools have room: what handing out suggestions in score order would give, and the baseline a
     round must beat."""
     _check_inputs(edges, capacity)
-    weights = integer_weights(edges)
+    weights = np.array(integer_weights(edges), dtype=np.int64)
     room = dict(capacity)
     chosen = []
-    for i in sorted(range(len(edges)), key=lambda j: (-weights[j], edges[j].a, edges[j].b)):
-        edge = edges[i]
-        if weights[i] > 0 and room[edge.a] > 0 and room[edge.b] > 0:
-            room[edge.a] -= 1
-            room[edge.b] -= 1
-            chosen.append(i)
+    if edges:  # one sort in NumPy: a Python sort on (weight, a, b) tuples costs seconds at 20k schools
+        order = np.lexsort((np.array([e.b for e in edges]), np.array([e.a for e in edges]), -weights))
+        for i in order[weights[order] > 0].tolist():
+            edge = edges[i]
+            if room[edge.a] > 0 and room[edge.b] > 0:
+                room[edge.a] -= 1
+                room[edge.b] -= 1
+                chosen.append(i)
     return Assignment(tuple(sorted(chosen)), "greedy")
 
 
@@ -468,14 +477,6 @@ class RoundResult(BaseModel):
     )
 
 
-@dataclass
-class _Found:
-    """Who found an edge and the candidate record it came with (reused for the reasons)."""
-
-    source: str
-    candidate: Candidate
-
-
 def remaining_capacity(matcher: Matcher, school: School) -> int:
     """The school's free places (:meth:`Matcher.free_places`), never below 0."""
     return max(matcher.free_places(school), 0)
@@ -488,10 +489,33 @@ def orient(first: School, second: School, home_country: str) -> tuple[School, Sc
     return (first, second) if first.id < second.id else (second, first)
 
 
+@dataclass(frozen=True)
+class CandidateRecords:
+    """Each cohort school's candidates as parallel arrays, one entry per (source, candidate) found:
+    table rows, both fits from the source's side, the reciprocal score and the profile cosine."""
+
+    source: np.ndarray
+    candidate: np.ndarray
+    forward: np.ndarray
+    backward: np.ndarray
+    reciprocal: np.ndarray
+    similarity: np.ndarray
+
+    @classmethod
+    def join(cls, parts: Sequence[CandidateRecords]) -> CandidateRecords:
+        if not parts:
+            empty_rows, empty = np.zeros(0, dtype=np.int64), np.zeros(0)
+            return cls(empty_rows, empty_rows, empty, empty, empty, empty)
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _RECORD_FIELDS))
+
+
+_RECORD_FIELDS = ("source", "candidate", "forward", "backward", "reciprocal", "similarity")
+
+
 @dataclass
 class RoundCandidates:
-    """What a round gathers before solving: the candidate graph, and what each school's search saw
-    (kept so unmatched schools can be told why)."""
+    """What a round gathers before solving: the candidate graph (edges, and the profile cosine of
+    each, for its reasons) and the cohort schools that cannot take part."""
 
     settings: MatchSettings
     options: RoundOptions
@@ -500,9 +524,8 @@ class RoundCandidates:
     """Remaining capacity of each cohort school that can take a partner."""
     edges: list[RoundEdge]
     """Sorted by (a, b)."""
-    found: dict[tuple[str, str], _Found]
-    eliminated: dict[str, Counter[Rule]]
-    outside: dict[str, int]
+    similarity: list[float]
+    """Profile cosine of each edge's two schools."""
     excluded: dict[str, UnmatchedSchool]
     """Cohort schools that cannot take part: unknown, inactive or without a free place."""
 
@@ -517,12 +540,12 @@ def gather_candidates(
     """Candidate edges for a cohort (school ids; default every active school with spare capacity).
 
     Each cohort school contributes its ``per_school`` best candidates by reciprocal score that pass
-    every hard rule and are in the cohort with spare capacity. A pair found from both sides is one
-    edge. Everything is sorted by id, so the same input gives the same edges.
+    every hard rule and are in the cohort with spare capacity (:func:`cohort_candidates`). A pair
+    found from both sides is one edge, with the values found first in id order. Everything is
+    sorted by id, so the same input gives the same edges.
     """
     options = options or RoundOptions()
     settings = (settings or matcher.settings).model_copy(update={"diversity": False, "overfetch": options.overfetch})
-    home = settings.home_country
     if cohort is None:
         cohort_ids = sorted(s.id for s in matcher.schools.values() if s.active and remaining_capacity(matcher, s) > 0)
     else:
@@ -539,42 +562,220 @@ def gather_candidates(
             excluded[school_id] = _unmatched(school_id, UnmatchedReason.NO_SPARE_CAPACITY)
         else:
             room[school_id] = places
+    found = cohort_candidates(matcher, room, options.per_school, settings)
+    edges, similarity = _edges(matcher, found, options, settings)
+    return RoundCandidates(settings, options, cohort_ids, room, edges, similarity, excluded)
 
-    found: dict[tuple[str, str], _Found] = {}
-    edges_by_key: dict[tuple[str, str], RoundEdge] = {}
-    eliminated: dict[str, Counter[Rule]] = {}
-    outside: dict[str, int] = {}
-    for source, inside, rules, beyond in _cohort_candidates(matcher, sorted(room), options.per_school, room, settings):
-        school_id = source.id
-        eliminated[school_id], outside[school_id] = rules, beyond
-        for candidate in inside:
-            a, b = orient(source, candidate.school, home)
-            if (a.id, b.id) in edges_by_key:
-                if a.id == school_id:  # keep the record from a's side: its reasons need no recomputing
-                    found[(a.id, b.id)] = _Found(school_id, candidate)
-                continue
-            forward, backward = candidate.fit_forward, candidate.fit_backward
-            fit_a, fit_b = (forward, backward) if a.id == source.id else (backward, forward)
-            bonus = (
-                options.nsp_bonus
-                if options.nsp_priority and (a.country in NSP_COUNTRIES or b.country in NSP_COUNTRIES)
-                else 0.0
+
+def cohort_candidates(
+    matcher: Matcher, room: Mapping[str, int], per_school: int, settings: MatchSettings
+) -> CandidateRecords:
+    """Each ``room`` school's best ``per_school`` candidates inside ``room``, by reciprocal score,
+    among its ``depth`` (``per_school × overfetch``) nearest cohort schools that pass every rule.
+
+    Batched, on the cohort's rows only: the hard rules depend on the source only through its
+    country, time zone, exchange languages, modes, levels and active flag (besides itself and its
+    partners), so :func:`~matching.masks.rule_masks` runs once per distinct such profile (hundreds
+    in a cohort of thousands) over the cohort rows of the sides it may pair with, and each school
+    then drops only itself and its partners; the nearest are found by exact cosine, one matrix
+    product per block of schools against those rows' stored vectors; and
+    :func:`~matching.arrays.reciprocal_scores` scores them. These are the very masks and scores of
+    :func:`matching.retrieve.retrieve` (a test holds the two equal) without a ``Candidate`` per
+    hit, and exact where a large index would be approximate.
+
+    A trained ranker or a custom scorer orders candidates by its own score, which only
+    :func:`~matching.retrieve.retrieve` computes: then each school goes through it."""
+    if matcher.ranker is not None or matcher.scorer is not None:
+        return _retrieved_candidates(matcher, room, per_school, settings)
+    table = matcher.table
+    rows = np.array([table.row_of[school_id] for school_id in sorted(room)], dtype=np.int64)
+    inside = np.zeros(len(table), dtype=bool)
+    inside[rows] = True
+    by_sides: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for row in rows.tolist():
+        by_sides[tuple(matcher.candidate_sides(table.schools[row], settings))].append(row)
+    vectors, order = _table_vectors(matcher, table), _id_order(table)
+    parts = []
+    for sides, sources in by_sides.items():
+        on_sides = (
+            table.indexed() if len(sides) == 2 else table.indexed_on(HOME_SIDE if sides == ("home",) else FOREIGN_SIDE)
+        )
+        columns = np.flatnonzero(on_sides & inside)
+        if len(columns):
+            search = _CohortSearch(matcher, table, columns, vectors, order, per_school, settings)
+            parts.extend(search.run(sources))
+    return CandidateRecords.join(parts)
+
+
+def _table_vectors(matcher: Matcher, table: ProfileTable) -> np.ndarray:
+    """The stored vector of every indexed row (zeros elsewhere), read from each index at once."""
+    dim = next(iter(matcher.indexes.values())).dim
+    vectors = np.zeros((len(table), dim), dtype=np.float32)
+    for side, name in SIDE_NAMES.items():
+        rows = np.flatnonzero(table.indexed_on(side))
+        vectors[rows] = matcher.indexes[name].vectors_at(table["label"][rows])
+    return vectors
+
+
+def _id_order(table: ProfileTable) -> np.ndarray:
+    """Each row's place in id order: ties between equal scores go to the smaller id, as in retrieve."""
+    order = np.empty(len(table), dtype=np.int64)
+    order[np.argsort(np.array(table.ids))] = np.arange(len(table))
+    return order
+
+
+class _CohortSearch:
+    """:func:`cohort_candidates` for the sources that pair with one set of sides, against the cohort
+    rows of those sides (``columns``), held as a table of their own so the masks cover them only."""
+
+    def __init__(
+        self,
+        matcher: Matcher,
+        table: ProfileTable,
+        columns: np.ndarray,
+        vectors: np.ndarray,
+        order: np.ndarray,
+        per_school: int,
+        settings: MatchSettings,
+    ) -> None:
+        self.matcher, self.table, self.columns, self.vectors = matcher, table, columns, vectors
+        self.per_school, self.settings = per_school, settings
+        self.day = settings.reference_date or date.today()
+        self.sub = replace(
+            table,
+            ids=tuple(table.ids[c] for c in columns.tolist()),
+            row_of={table.ids[c]: n for n, c in enumerate(columns.tolist())},
+            schools=tuple(table.schools[c] for c in columns.tolist()),
+            columns={name: values[columns] for name, values in table.columns.items()},
+            _derived={},
+        )
+        self.column_vectors = np.ascontiguousarray(vectors[columns])
+        self.column_order = order[columns]
+        self.position = np.full(len(table), -1, dtype=np.int64)
+        self.position[columns] = np.arange(len(columns))
+
+    def run(self, sources: Sequence[int]) -> Iterator[CandidateRecords]:
+        """Sources in blocks (a block's cosines in one matrix product), masks per distinct profile."""
+        encoded = {row: self.table.encode(self.table.schools[row]) for row in sources}
+        keyed = sorted(sources, key=lambda row: (self._key(encoded[row]), row))  # one profile's masks at a time
+        block = max(1, min(SEARCH_BATCH, SIMILARITY_CELLS // len(self.columns)))
+        current: tuple | None = None
+        for start in range(0, len(keyed), block):
+            chunk = keyed[start : start + block]
+            similarity = self.vectors[chunk] @ self.column_vectors.T
+            for n, row in enumerate(chunk):
+                if self._key(encoded[row]) != current:
+                    current = self._key(encoded[row])
+                    masks, blocked = self._masks(encoded[row])
+                    depth = Request(
+                        encoded[row].school, self.per_school, self.settings, rebalanced=False, limit=self.per_school
+                    ).ranked_depth()
+                found = self._one(row, encoded[row], similarity[n], masks, blocked, depth)
+                if found is not None:
+                    yield found
+
+    @staticmethod
+    def _key(source: Row) -> tuple:
+        """What the rules read of the source, besides its id and partners (see rule_masks)."""
+        school = source.school
+        return (
+            school.active,
+            school.country,
+            school.timezone,
+            source.languages_exchange.tobytes(),
+            source.modes,
+            source.levels,
+        )
+
+    def _masks(self, source: Row) -> tuple[RuleMasks, np.ndarray]:
+        masks = rule_masks(self.sub, source, self.settings, self.day, SuggestionFilters(), [])
+        blocked = np.zeros(len(self.columns), dtype=bool)
+        for rule, mask in masks.violations.items():
+            if rule not in (Rule.SAME_SCHOOL, Rule.ALREADY_PARTNERS):  # per school, in _one
+                blocked |= mask
+        return masks, blocked
+
+    def _one(
+        self, row: int, source: Row, similarity: np.ndarray, masks: RuleMasks, blocked: np.ndarray, depth: int
+    ) -> CandidateRecords | None:
+        table = self.table
+        own = [row, *(table.row_of[p] for p in self.matcher.partners(table.ids[row]) if p in table.row_of)]
+        dropped = self.position[own]
+        similarity = np.where(blocked, -np.inf, similarity)
+        similarity[dropped[dropped >= 0]] = -np.inf
+        eligible = np.flatnonzero(np.isfinite(similarity))
+        if len(eligible) == 0:
+            return None
+        if len(eligible) > depth:
+            eligible = eligible[np.argpartition(-similarity[eligible], depth - 1)[:depth]]
+        cosine = similarity[eligible]
+        scores = reciprocal_scores(self.sub, source, eligible, cosine, masks, self.settings)
+        best = np.lexsort((self.column_order[eligible], -scores.reciprocal))[: self.per_school]
+        return CandidateRecords(
+            np.full(len(best), row, dtype=np.int64),
+            self.columns[eligible[best]],
+            scores.forward[best],
+            scores.backward[best],
+            scores.reciprocal[best],
+            cosine[best].astype(float),
+        )
+
+
+def _retrieved_candidates(
+    matcher: Matcher, room: Mapping[str, int], per_school: int, settings: MatchSettings
+) -> CandidateRecords:
+    """:func:`cohort_candidates` one school at a time through :func:`matching.retrieve.retrieve`."""
+    table = matcher.table
+    requests = [
+        Request(matcher.schools[school_id], per_school, settings, rebalanced=False, limit=per_school)
+        for school_id in sorted(room)
+    ]
+    parts = []
+    for request, found in zip(requests, retrieve(matcher, requests, within=room), strict=True):
+        if found.ranked:
+            parts.append(
+                CandidateRecords(
+                    np.full(len(found.ranked), table.row_of[request.source.id], dtype=np.int64),
+                    np.array([table.row_of[c.school.id] for c in found.ranked], dtype=np.int64),
+                    *(np.array([getattr(c, f) for c in found.ranked], dtype=float) for f in _CANDIDATE_FIELDS),
+                )
             )
-            edges_by_key[(a.id, b.id)] = RoundEdge(
-                a.id, b.id, candidate.reciprocal, fit_a, fit_b, candidate.reciprocal + bonus
-            )
-            found[(a.id, b.id)] = _Found(school_id, candidate)
-    return RoundCandidates(
-        settings=settings,
-        options=options,
-        cohort=cohort_ids,
-        room=room,
-        edges=[edges_by_key[key] for key in sorted(edges_by_key)],
-        found=found,
-        eliminated=eliminated,
-        outside=outside,
-        excluded=excluded,
-    )
+    return CandidateRecords.join(parts)
+
+
+_CANDIDATE_FIELDS = ("fit_forward", "fit_backward", "reciprocal", "similarity")
+
+
+def _edges(
+    matcher: Matcher, found: CandidateRecords, options: RoundOptions, settings: MatchSettings
+) -> tuple[list[RoundEdge], list[float]]:
+    """One edge per pair found (from either side or both), oriented and sorted by (a, b) id, with
+    the values of the record whose source comes first by id; the weight adds any priority bonus."""
+    table = matcher.table
+    order = _id_order(table)
+    first = np.argsort(order[found.source], kind="stable")
+    source, candidate = found.source[first], found.candidate[first]
+    home = table["country"] == table.countries.code(settings.home_country)
+    a_is_source = np.where(home[source] != home[candidate], home[source], order[source] < order[candidate])
+    a, b = np.where(a_is_source, source, candidate), np.where(a_is_source, candidate, source)
+    _, unique = np.unique(a * len(table) + b, return_index=True)
+    unique = unique[np.lexsort((order[b[unique]], order[a[unique]]))]
+    fit_a = np.where(a_is_source, found.forward[first], found.backward[first])[unique]
+    fit_b = np.where(a_is_source, found.backward[first], found.forward[first])[unique]
+    score = found.reciprocal[first][unique]
+    a, b = a[unique], b[unique]
+    weight = score.copy()
+    if options.nsp_priority:
+        southbound = np.isin(table["country"], [table.countries.code(c) for c in NSP_COUNTRIES])
+        weight += np.where(southbound[a] | southbound[b], options.nsp_bonus, 0.0)
+    ids = table.ids
+    edges = [
+        RoundEdge(ids[x], ids[y], s, fa, fb, w)
+        for x, y, s, fa, fb, w in zip(
+            a.tolist(), b.tolist(), score.tolist(), fit_a.tolist(), fit_b.tolist(), weight.tolist(), strict=True
+        )
+    ]
+    return edges, found.similarity[first][unique].tolist()
 
 
 def solve_round(matcher: Matcher, gathered: RoundCandidates) -> RoundResult:
@@ -593,11 +794,9 @@ def solve_round(matcher: Matcher, gathered: RoundCandidates) -> RoundResult:
         edges_of[edge.a].append(edge)
         edges_of[edge.b].append(edge)
     unmatched = dict(gathered.excluded)
-    for school_id in sorted(room):
-        if school_id in matched:
-            continue
+    left_out = [school_id for school_id in sorted(room) if school_id not in matched]
+    for school_id, (eliminated, outside) in zip(left_out, _why(matcher, left_out, gathered), strict=True):
         mine = edges_of[school_id]
-        eliminated, outside = gathered.eliminated[school_id], gathered.outside[school_id]
         if not mine:
             unmatched[school_id] = _unmatched(
                 school_id, UnmatchedReason.NO_CANDIDATE, eliminated=eliminated, outside=outside
@@ -613,6 +812,7 @@ def solve_round(matcher: Matcher, gathered: RoundCandidates) -> RoundResult:
                 best=(top.b if top.a == school_id else top.a, top.score),
             )
     listed = blocking_pairs(edges, best.chosen, room)[: options.max_blocking_listed]
+    context = matcher.context(settings=settings)
     method: SolverMethod = "milp" if best.method == "milp" else "min_cost_flow"
     return RoundResult(
         scope=settings.scope,
@@ -621,7 +821,7 @@ def solve_round(matcher: Matcher, gathered: RoundCandidates) -> RoundResult:
         cohort_size=len(gathered.cohort),
         candidate_edges=len(edges),
         method=method,
-        pairs=[_pair(matcher, edges[i], gathered.found[(edges[i].a, edges[i].b)], settings) for i in best.chosen],
+        pairs=[_pair(matcher, edges[i], gathered.similarity[i], context) for i in best.chosen],
         unmatched=[unmatched[s] for s in sorted(unmatched)],
         comparison=compare(edges, best, greedy, room),
         blocking_pairs=[
@@ -644,20 +844,14 @@ def run_round(
     return solve_round(matcher, gather_candidates(matcher, cohort, options, settings=settings))
 
 
-def _cohort_candidates(
-    matcher: Matcher, school_ids: Sequence[str], per_school: int, room: Mapping[str, int], settings: MatchSettings
-) -> Iterator[tuple[School, list[Candidate], Counter[Rule], int]]:
-    """Each school's best ``per_school`` candidates inside the cohort, by reciprocal score, with the
-    rule eliminations its search saw and how many passing candidates were outside the cohort.
-
-    One retrieval for all (:func:`matching.retrieve.retrieve`), restricted to the cohort: the
-    ``per_school × overfetch`` nearest cohort schools that pass every rule, ranked exactly."""
+def _why(matcher: Matcher, school_ids: Sequence[str], gathered: RoundCandidates) -> list[tuple[Counter[Rule], int]]:
+    """For schools left without a partner only: the candidates each rule removed from their search
+    and how many that passed were outside the cohort, from :func:`matching.retrieve.retrieve`."""
     requests = [
-        Request(matcher.schools[school_id], per_school, settings, rebalanced=False, limit=per_school)
+        Request(matcher.schools[school_id], 1, gathered.settings, rebalanced=False, depth=1, limit=1)
         for school_id in school_ids
     ]
-    for request, found in zip(requests, retrieve(matcher, requests, within=room), strict=True):
-        yield request.source, found.ranked, found.eliminated, found.outside
+    return [(found.eliminated, found.outside) for found in retrieve(matcher, requests, within=gathered.room)]
 
 
 def _unmatched(
@@ -686,14 +880,14 @@ def _unmatched(
     )
 
 
-def _pair(matcher: Matcher, edge: RoundEdge, found: _Found, settings: MatchSettings) -> RoundPair:
-    """The chosen pair with its reasons from school_a's side (re-checked from that side when the
-    edge was found from school_b's; the round optimises the reciprocal score, so no graph factors)."""
+def _pair(matcher: Matcher, edge: RoundEdge, similarity: float, context: PairContext) -> RoundPair:
+    """The chosen pair with its reasons from school_a's side, from the reference check and score
+    (as :meth:`Matcher.score_pair`, on one context for the round; the round optimises the
+    reciprocal score, so no graph factors)."""
     a, b = matcher.schools[edge.a], matcher.schools[edge.b]
-    if found.source == a.id:
-        check, score = found.candidate.check, found.candidate.score
-    else:
-        check, score = matcher.score_pair(a, b, settings=settings, similarity=found.candidate.similarity)
+    settings = context.settings
+    check = check_pair(a, b, context)
+    score = reciprocal_score(a, b, check, similarity, settings)
     return RoundPair(
         school_a=a.id,
         school_b=b.id,

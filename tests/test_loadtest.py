@@ -42,7 +42,7 @@ def test_report_counts_every_non_200_and_says_when_a_target_is_missed() -> None:
     )
     assert (result.requests, result.errors, result.throughput) == (100, 3, 50.0)
     text = format_result(result)
-    assert "p99 <= 50 ms: MISSED" in text and ">= 200 req/s: MISSED" in text
+    assert "p99 <= 50 ms: MISSED" in text and ">= 150 req/s: MISSED" in text and "1 worker(s)" in text
     assert "503: 2" in text and "ConnectError: 1" in text and "same" in text
     fast = summarise(
         [0.005] * 1000,
@@ -56,12 +56,28 @@ def test_report_counts_every_non_200_and_says_when_a_target_is_missed() -> None:
         rate=None,
     )
     assert "100,000-school world" in format_result(fast) and "p99 <= 100 ms: met" in format_result(fast)
+    two = summarise(
+        [0.005] * 1000,
+        Counter({"200": 1000}),
+        4.0,
+        url="http://x",
+        world=5000,
+        clients=20,
+        k=10,
+        text_encoder="hashed",
+        rate=None,
+        workers=2,
+        server_cpu_ms_per_request=3.5,
+    )
+    text = format_result(two)
+    assert "2 worker(s)" in text and ">= 300 req/s: MISSED (250.0 req/s)" in text
+    assert "server CPU <= 3 ms/request: MISSED (3.5 ms)" in text
 
 
 @pytest.mark.slow
 def test_tiny_run_against_a_server_it_starts(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
-    result = main(
+    [result] = main(
         [
             "--world",
             "60",
@@ -82,5 +98,6 @@ def test_tiny_run_against_a_server_it_starts(tmp_path: Path) -> None:
     assert result.requests == 30 and result.errors == 0 and result.status_counts == {"200": 30}
     assert result.world == 60 and result.throughput > 0 and 0 < result.p50_ms <= result.p99_ms
     assert result.server_rss_mb is not None and result.server_rss_mb > 50
-    assert json.loads(out.read_text())["p99_ms"] == result.p99_ms
-    assert "index built" in (tmp_path / "world" / "server.log").read_text()
+    assert json.loads(out.read_text())[0]["p99_ms"] == result.p99_ms and result.workers == 1
+    assert result.server_cpu_ms_per_request is not None and result.server_cpu_ms_per_request > 0
+    assert "index built" in (tmp_path / "world" / "server-1.log").read_text()

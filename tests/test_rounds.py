@@ -19,6 +19,7 @@ from embeddings import EmbeddingSettings, ProfileEmbedder
 from graph import add_partnership
 from matching.constraints import check_pair
 from matching.engine import Matcher
+from matching.retrieve import Request, retrieve
 from matching.rounds import (
     RoundEdge,
     RoundOptions,
@@ -26,6 +27,7 @@ from matching.rounds import (
     UnmatchedReason,
     accept,
     blocking_pairs,
+    cohort_candidates,
     greedy_assignment,
     integer_weights,
     optimal_assignment,
@@ -360,3 +362,31 @@ def test_depth_ranks_every_eligible_candidate(matcher: Matcher) -> None:
     assert len(shallow) == int(2 * settings.overfetch) < len(deep)
     assert {c.school.id for c in deep} == eligible
     assert deep[0].rank_score >= shallow[0].rank_score
+
+
+@pytest.mark.parametrize(("scope", "every"), [("home", 1), ("any", 1), ("home", 2)])
+def test_batched_cohort_search_equals_retrieve_one_school_at_a_time(matcher: Matcher, scope: str, every: int) -> None:
+    """A round's batched search (masks once per distinct profile, cosines as one matrix product)
+    must find exactly what the one retrieval path finds for each cohort school in turn: the same
+    candidates, with the same fits and reciprocal scores, partners and the school itself left out."""
+    settings = matcher.settings.model_copy(update={"scope": scope, "diversity": False, "overfetch": 3.0})
+    schools = sorted((s for s in matcher.schools.values() if s.active), key=lambda s: s.id)[::every]
+    room = {s.id: remaining_capacity(matcher, s) for s in schools if remaining_capacity(matcher, s) > 0}
+    batched = cohort_candidates(matcher, room, 5, settings)
+    table = matcher.table
+    found = {
+        (table.ids[s], table.ids[c]): (f, b, r)
+        for s, c, f, b, r in zip(
+            batched.source, batched.candidate, batched.forward, batched.backward, batched.reciprocal, strict=True
+        )
+    }
+    requests = [Request(matcher.schools[i], 5, settings, rebalanced=False, limit=5) for i in sorted(room)]
+    expected = {
+        (request.source.id, c.school.id): (c.fit_forward, c.fit_backward, c.reciprocal)
+        for request, answer in zip(requests, retrieve(matcher, requests, within=room), strict=True)
+        for c in answer.ranked
+    }
+    assert len(expected) > 2 * len(room) and set(found) == set(expected)
+    for key, values in expected.items():
+        assert found[key] == pytest.approx(values, abs=1e-6)  # cosines by BLAS, not FAISS: float32 rounding
+    assert all(b not in matcher.partners(a) and a != b and b in room for a, b in found)

@@ -5,7 +5,7 @@ must resolve their local annotations (K, AdHocRequest) when the routes are creat
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import Field, create_model
 
 from data.errors import NotFound
@@ -45,6 +45,13 @@ async def filter_params(
     )
 
 
+def as_json(model: SuggestionsOut) -> Response:
+    """The answer as pydantic-core writes it, in one pass. Returned as the model, FastAPI would
+    validate it against the response model once more and then encode it: a fifth of a suggestion
+    request's server time in the load test. The route keeps ``response_model`` for the schema."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
 def with_cards(result: SuggestionResult, matcher: Matcher) -> SuggestionsOut:
     """The result with each suggested school's public card: never its contact details."""
     suggestions = [
@@ -75,7 +82,7 @@ def suggestions_router(max_k: int) -> APIRouter:
         filters: Annotated[SuggestionFilters, Depends(filter_params)],
         k: K = 10,
         diversity: Annotated[QueryBool | None, Query(description="MMR re-ranking on/off (default: settings)")] = None,
-    ) -> SuggestionsOut:
+    ) -> Response:
         """The k best partners for a school, with reasons, from both schools' points of view."""
         who.require_school(school_id)
         with metrics.suggestion_latency.labels("stored").time(), state.reading() as matcher:
@@ -83,10 +90,10 @@ def suggestions_router(max_k: int) -> APIRouter:
                 raise NotFound("school", school_id)
             result = matcher.suggest(school_id, k, filters=filters, overrides=RequestOverrides(diversity=diversity))
             matcher.record_shown(result)
-            return with_cards(result, matcher)
+            return as_json(with_cards(result, matcher))
 
     @router.post("/v1/suggestions", response_model=SuggestionsOut, responses=errors(400))
-    def ad_hoc_suggestions(body: AdHocRequest, _: StaffOrPortal, state: State, metrics: MetricsDep) -> SuggestionsOut:  # type: ignore[valid-type]
+    def ad_hoc_suggestions(body: AdHocRequest, _: StaffOrPortal, state: State, metrics: MetricsDep) -> Response:  # type: ignore[valid-type]
         """Suggestions for a profile that is not stored (nothing is written, not even its vector:
         that stays in a bounded in-memory cache)."""
         profile = School.model_validate(body.profile.model_dump(exclude_unset=True) | {"id": AD_HOC_ID})
@@ -96,6 +103,6 @@ def suggestions_router(max_k: int) -> APIRouter:
             matcher.embedder.transient(),
         ):
             result = matcher.suggest(profile, body.k, filters=body.filters, overrides=body.overrides)
-            return with_cards(result, matcher)
+            return as_json(with_cards(result, matcher))
 
     return router
