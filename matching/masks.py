@@ -53,6 +53,23 @@ class RuleMasks:
                 counts[rule] = n
         return counts
 
+    def broken_among(self, among: np.ndarray, ignore: Collection[Rule] = ()) -> Counter[str] | None:
+        """Each rule's count over the ``among`` rows, counted as a scan of those rows in table order
+        would (rules in the order a row first breaks them, ``check_pair``'s order within a row); None
+        when one of them breaks no rule. ``ignore`` leaves rules out of the verdict."""
+        rules = [rule for rule in Rule if rule in self.violations and rule not in ignore]
+        broken = np.zeros(len(among), dtype=bool)
+        firsts = []
+        for order, rule in enumerate(rules):
+            hits = self.violations[rule] & among
+            broken |= hits
+            n = int(np.count_nonzero(hits))
+            if n:
+                firsts.append((int(hits.argmax()), order, rule, n))
+        if (among & ~broken).any():
+            return None
+        return Counter({rule.value: n for _, _, rule, n in sorted(firsts)})
+
 
 def pair_modes_bits(source_modes: int, modes: np.ndarray) -> np.ndarray:
     """:func:`matching.constraints.pair_modes` as bitsets: my visit needs your hosting."""
