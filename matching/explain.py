@@ -7,6 +7,8 @@ say something the ranking did not use.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from data.schema import School
 from data.taxonomies import (
     LEVEL_LABELS,
@@ -20,6 +22,7 @@ from data.taxonomies import (
     sdg_name_zh,
 )
 from matching.constraints import PairCheck
+from matching.hours import Overlap
 from matching.reasons import Reason
 from matching.rebalance import Adjustment
 from matching.scoring import PairScore
@@ -35,6 +38,17 @@ def _join(items: list[str], sep: str = ", ") -> str:
 
 def _city(timezone: str) -> str:
     return timezone.rsplit("/", 1)[-1].replace("_", " ")
+
+
+# A list names the same few languages and windows again and again; the lookups (pycountry, zoneinfo)
+# cost far more than the rest of a reason, so each is worked out once per process.
+_language = lru_cache(maxsize=1024)(language_name)
+_language_zh = lru_cache(maxsize=1024)(language_name_zh)
+
+
+@lru_cache(maxsize=65536)
+def _window(overlap: Overlap, timezone: str) -> tuple[str, str] | None:
+    return overlap.local_window(timezone)
 
 
 def explain(
@@ -89,12 +103,12 @@ def explain(
                 code="shared_languages",
                 weight=share["language"],
                 data={"languages": langs},
-                text_en="Exchange languages in common: " + _join([language_name(code) for code in langs]),
-                text_zh="共同的交流語言：" + _join([language_name_zh(code) for code in langs], "、"),
+                text_en="Exchange languages in common: " + _join([_language(code) for code in langs]),
+                text_zh="共同的交流語言：" + _join([_language_zh(code) for code in langs], "、"),
             )
         )
     if check.overlap.hours > 0 and "virtual" in check.usable_modes:
-        window = check.overlap.local_window(source.timezone)
+        window = _window(check.overlap, source.timezone)
         assert window is not None
         hours = round(check.overlap.hours, 1)
         hours_text = f"{hours:g}"

@@ -129,7 +129,7 @@ class Rebalancer:
         self.pending = pending or {}
         self.history = history or {}
         self.exposure = exposure
-        signals = SourceSignals.of(G, source, home_country)
+        signals = SourceSignals.of(G, source, home_country, weights)
         self.bridges, self.partners_in = signals.bridges, signals.partners_in
 
     def __call__(self, candidate: School) -> list[Adjustment]:
@@ -238,11 +238,13 @@ class SourceSignals:
     partners_in: Mapping[str, int]
 
     @classmethod
-    def of(cls, G: nx.Graph, source: School, home_country: str) -> SourceSignals:
+    def of(cls, G: nx.Graph, source: School, home_country: str, weights: RebalanceWeights) -> SourceSignals:
+        """The source's signals, leaving out those whose factor the weights switch off."""
         if source.id not in G:  # an ad-hoc profile has no partners and no bridges
             return cls({}, Counter())
-        bridges = graph.cluster_bridges(G, source.id, home_country=home_country)
-        return cls(bridges, graph.partner_countries(G, source.id))
+        bridges = graph.cluster_bridges(G, source.id, home_country=home_country) if weights.cluster_boost > 0 else {}
+        partners_in = graph.partner_countries(G, source.id) if weights.diversity_decay < 1.0 else Counter()
+        return cls(bridges, partners_in)
 
 
 class FactorArrays:

@@ -174,7 +174,7 @@ def _one(
             table,
             rows,
             settings.rebalance,
-            SourceSignals.of(matcher.partnerships, source, settings.home_country),
+            SourceSignals.of(matcher.partnerships, source, settings.home_country, settings.rebalance),
             names=matcher.name_of,
             exposure=matcher.exposure_lookup() if len(matcher.exposure) else None,  # nothing shown yet: all 1
         )
