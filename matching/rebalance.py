@@ -30,7 +30,9 @@ class Adjustment:
 
     def reason(self) -> Reason:
         en, zh = _TEXTS[self.code](self.data)
-        return Reason(code=self.code, weight=round(self.factor, 4), data=self.data, text_en=en, text_zh=zh)
+        return Reason.model_construct(
+            code=self.code, weight=round(self.factor, 4), data=self.data, text_en=en, text_zh=zh
+        )
 
 
 def _saturation(d: Mapping[str, Any]) -> tuple[str, str]:

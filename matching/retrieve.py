@@ -179,8 +179,12 @@ def _one(
             exposure=matcher.exposure_lookup() if len(matcher.exposure) else None,  # nothing shown yet: all 1
         )
         rank = rank * factors.product()
-    ids = np.array([table.ids[r] for r in rows.tolist()])
-    order = np.lexsort((ids, -rank))[: request.limit]  # best first, ties by id
+    order = np.argsort(-rank, kind="stable")
+    best_first = rank[order]
+    if (best_first[1:] == best_first[:-1]).any():  # exact ties (twin profiles) go by id, as everywhere
+        ranks, ids = rank.tolist(), [table.ids[r] for r in rows.tolist()]
+        order = np.array(sorted(range(len(ranks)), key=lambda n: (-ranks[n], ids[n])), dtype=np.int64)
+    order = order[: request.limit]
     facts = _Facts(source, table, rows, masks, scores, factors, settings, day)
     ranked = [
         Candidate(
