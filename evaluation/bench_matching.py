@@ -34,7 +34,7 @@ from data.schema import School
 from embeddings import EmbeddingSettings, HashedTextEmbedder
 from matching.arrays import reciprocal_scores
 from matching.constraints import SuggestionFilters, check_pair
-from matching.engine import Matcher
+from matching.engine import SIDE_CODES, Matcher
 from matching.masks import rule_masks
 from matching.scoring import reciprocal_score
 from matching.settings import MatchSettings
@@ -45,14 +45,27 @@ def percentiles(samples: list[float]) -> str:
     return f"p50 {np.percentile(ms, 50):7.2f} ms   p99 {np.percentile(ms, 99):7.2f} ms   mean {ms.mean():7.2f} ms"
 
 
-def numpy_scan(matcher: Matcher, source: School, vectors: np.ndarray, rows: np.ndarray, k: int) -> list[str]:
+def stored_similarities(matcher: Matcher, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cosine of ``query`` with every indexed school (table rows, cosines): one matrix product
+    per index over the vectors FAISS stores, read in place (no copy of the 100k vectors)."""
+    rows_found, sims_found = [], []
+    for side, index in matcher.indexes.items():
+        labels, vectors = index.stored()
+        rows = matcher.table.rows_by_label[SIDE_CODES[side]][labels]
+        live = rows >= 0  # tombstones of replaced or removed profiles hold no row
+        rows_found.append(rows[live])
+        sims_found.append((vectors @ query)[live])
+    return np.concatenate(rows_found), np.concatenate(sims_found)
+
+
+def numpy_scan(matcher: Matcher, source: School, k: int) -> list[str]:
     """Every school at once without the index: cosine by one matrix product over all vectors, the
     rules as masks, the reciprocal score as array operations over every eligible school, top k."""
     settings, table = matcher.settings, matcher.table
     row = table.encode(source)
     partner_rows = [table.row_of[p] for p in matcher.partners(source.id)]
     masks = rule_masks(table, row, settings, settings.reference_date or date.today(), SuggestionFilters(), partner_rows)
-    similarity = vectors @ matcher.vector(source)
+    rows, similarity = stored_similarities(matcher, matcher.vector(source))
     ok = masks.passing()[rows]
     eligible, cosines = rows[ok], similarity[ok]
     scores = reciprocal_scores(table, row, eligible, cosines, masks, settings).reciprocal
@@ -60,20 +73,25 @@ def numpy_scan(matcher: Matcher, source: School, vectors: np.ndarray, rows: np.n
     return [table.ids[r] for r in eligible[top]]
 
 
-def naive_suggest(matcher: Matcher, source: School, vectors: np.ndarray, ids: list[str], k: int) -> list[str]:
+def naive_suggest(matcher: Matcher, source: School, k: int) -> list[str]:
     """Score every school: cosine by one matrix product, then every rule and the reciprocal score in Python."""
     ctx = matcher.context()
-    similarity = vectors @ matcher.vector(source)
+    rows, similarity = stored_similarities(matcher, matcher.vector(source))
     scored = []
-    for row, school_id in enumerate(ids):
-        candidate = matcher.schools[school_id]
+    for row, cosine in zip(rows.tolist(), similarity.tolist(), strict=True):
+        candidate = matcher.table.schools[row]
         check = check_pair(source, candidate, ctx)
         if check.ok:
-            scored.append(
-                (reciprocal_score(source, candidate, check, float(similarity[row]), ctx.settings).reciprocal, school_id)
-            )
+            scored.append((reciprocal_score(source, candidate, check, cosine, ctx.settings).reciprocal, candidate.id))
     scored.sort(reverse=True)
     return [school_id for _, school_id in scored[:k]]
+
+
+def memory(stage: str) -> str:
+    """Resident memory now and at its peak so far, from the kernel's own counters."""
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    now, peak = (int(status[key].split()[0]) // 1024 for key in ("VmRSS", "VmHWM"))
+    return f"memory {stage}: RSS {now:,} MB, peak {peak:,} MB"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -100,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"world: {len(world.schools):,} schools, {len(world.partnerships):,} partnerships "
         f"({sum(p.active for p in world.partnerships):,} active), generated in {time.perf_counter() - started:.1f} s"
     )
+    print(memory("after generating the world (pydantic profiles and partnership records)"))
 
     with TemporaryDirectory() as cache:
         embedder = HashedTextEmbedder(EmbeddingSettings(show_progress=False), cache_dir=Path(cache))
@@ -110,10 +129,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             + ", ".join(f"{side} {len(ix):,} {ix.kind}" for side, ix in matcher.indexes.items())
             + f", graph): {time.perf_counter() - started:.1f} s"
         )
+        print(memory("after the build"))
+        schools = world.schools
+        del world  # the partnership records: the matcher keeps what it needs of them in its graph
         gc.collect()
+        print(memory("without the partnership records"))
 
         rng = random.Random(args.seed)
-        active = [s for s in world.schools if s.active]
+        active = [s for s in schools if s.active]
         sources = rng.sample(active, args.queries)
         ctx = matcher.context()
         for source in sources[:20]:  # warm up caches (time-zone offsets, FAISS)
@@ -143,19 +166,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"constraint violations: {violations}"
         )
 
-        ids = [s.id for s in active]
-        vectors = embedder.embed(active)
-        rows = np.array([matcher.table.row_of[i] for i in ids])
         scan = []
         for source in sources[: args.scan_queries]:
             t0 = time.perf_counter()
-            numpy_scan(matcher, source, vectors, rows, args.k)
+            numpy_scan(matcher, source, args.k)
             scan.append(time.perf_counter() - t0)
         print(f"vectorised NumPy full scan, {args.scan_queries} requests: {percentiles(scan)}")
         naive = []
         for source in sources[: args.naive_queries]:
             t0 = time.perf_counter()
-            naive_suggest(matcher, source, vectors, ids, args.k)
+            naive_suggest(matcher, source, args.k)
             naive.append(time.perf_counter() - t0)
         print(f"old Python scan of every school, {args.naive_queries} requests: {percentiles(naive)}")
         for name, baseline in (("NumPy scan", scan), ("Python scan", naive)):
@@ -164,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"speed-up over the {name} on the same requests (p50 / p50): "
                 f"{np.percentile(baseline, 50) / np.percentile(same, 50):.1f}x"
             )
+        print(memory("at the end"))
         print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

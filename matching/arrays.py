@@ -21,18 +21,32 @@ import numpy as np
 from data.schema import School
 from matching.masks import HOSTING, VIRTUAL, VISIT, RuleMasks, pair_modes_bits
 from matching.reasons import Reason
-from matching.scoring import FULL_OVERLAP_HOURS, PairScore
+from matching.scoring import FULL_OVERLAP_HOURS, Fit, PairScore
 from matching.settings import FitWeights, MatchSettings
 from matching.table import ProfileTable, Row, popcount
 
 
 @dataclass(frozen=True)
 class ArrayScores:
-    """fit(source→candidate), fit(candidate→source) and their harmonic mean, one entry per candidate."""
+    """fit(source→candidate), fit(candidate→source) and their harmonic mean, one entry per candidate,
+    with every fit component both ways (what an explanation cites)."""
 
     forward: np.ndarray
     backward: np.ndarray
     reciprocal: np.ndarray
+    similarity: np.ndarray
+    """The profile vectors' cosine, as searched (the embedding component is it clipped to [0, 1])."""
+    forward_components: dict[str, np.ndarray]
+    backward_components: dict[str, np.ndarray]
+
+    def pair_score(self, n: int) -> PairScore:
+        """Candidate ``n``'s scores as the reference :func:`~matching.scoring.reciprocal_score` gives them."""
+        return PairScore(
+            Fit({name: float(c[n]) for name, c in self.forward_components.items()}, float(self.forward[n])),
+            Fit({name: float(c[n]) for name, c in self.backward_components.items()}, float(self.backward[n])),
+            float(self.similarity[n]),
+            float(self.reciprocal[n]),
+        )
 
 
 PairScorer = Callable[[ProfileTable, Row, np.ndarray, np.ndarray, ArrayScores], np.ndarray]
@@ -57,13 +71,18 @@ def reciprocal_base(
     return scores.reciprocal
 
 
-def weighted(components: dict[str, np.ndarray | float], weights: FitWeights) -> np.ndarray:
+def weighted(components: dict[str, np.ndarray], weights: FitWeights) -> np.ndarray:
     """The weighted mean of fit components, in the order and with the weights of the reference."""
     weight_of = dict(weights)  # the fields as they are: model_dump would copy them on every call
     total = sum(weight_of.values())
     if not total:
         return np.zeros(np.broadcast(*components.values()).shape)
-    return sum(weight_of[name] * np.asarray(c, dtype=float) for name, c in components.items()) / total
+    return sum(weight_of[name] * c for name, c in components.items()) / total
+
+
+def _per_candidate(components: dict[str, np.ndarray | float], n: int) -> dict[str, np.ndarray]:
+    """Each component as one float per candidate (a constant one broadcast, not copied)."""
+    return {name: np.broadcast_to(np.asarray(c, dtype=float), (n,)) for name, c in components.items()}
 
 
 def _preference(wanted: int | np.ndarray, shared: np.ndarray) -> np.ndarray:
@@ -111,7 +130,7 @@ def reciprocal_scores(
     backward_usable = np.where(in_shared_hours, modes & source.modes & VIRTUAL, 0).astype(np.uint8)
     backward_usable |= swap_visits(pair_modes_bits(source.modes, modes) & ~np.uint8(VIRTUAL))
     shared_sdgs = popcount(sdgs & np.uint32(source.sdgs))
-    forward = weighted(
+    forward_components = _per_candidate(
         {
             "target_country": _preference(len(school.target_countries), _has_code(source.wished, country)),
             "sdg": _preference(len(school.sdgs), shared_sdgs),
@@ -125,9 +144,9 @@ def reciprocal_scores(
             "timezone": np.minimum(overlap / FULL_OVERLAP_HOURS, 1.0) if source.modes & VIRTUAL else 1.0,
             "embedding": embedding,
         },
-        settings.fit,
+        len(rows),
     )
-    backward = weighted(
+    backward_components = _per_candidate(
         {
             "target_country": _preference(n_wished, _has_code(wished, np.full(len(rows), source.country))),
             "sdg": _preference(n_sdgs, shared_sdgs),
@@ -139,8 +158,9 @@ def reciprocal_scores(
             "timezone": np.where(modes & VIRTUAL, np.minimum(overlap / FULL_OVERLAP_HOURS, 1.0), 1.0),
             "embedding": embedding,
         },
-        settings.fit,
+        len(rows),
     )
+    forward, backward = weighted(forward_components, settings.fit), weighted(backward_components, settings.fit)
     total = forward + backward
     reciprocal = np.where(total > 0, 2 * forward * backward / np.where(total > 0, total, 1.0), 0.0)
-    return ArrayScores(forward, backward, reciprocal)
+    return ArrayScores(forward, backward, reciprocal, similarity, forward_components, backward_components)

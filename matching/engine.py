@@ -36,6 +36,7 @@ from matching.table import FOREIGN_SIDE, HOME_SIDE, ProfileTable
 HOME, FOREIGN = "home", "foreign"
 SIDE_CODES = {HOME: HOME_SIDE, FOREIGN: FOREIGN_SIDE}
 EXPOSURE_FILE = "exposure.json"
+EMBED_CHUNK = 8192
 
 
 @dataclass
@@ -90,13 +91,11 @@ class Matcher:
         by_id = {s.id: s for s in schools}
         all_schools = list(by_id.values())
         embedder.fit(all_schools)
-        active = [s for s in all_schools if s.active]
-        vectors = embedder.embed(active) if active else np.zeros((0, embedder.dim), dtype=np.float32)
         indexes: dict[str, VectorIndex] = {}
         for side in (HOME, FOREIGN):
-            rows = [i for i, s in enumerate(active) if _side(s, settings) == side]
-            index = create_index(embedder.dim, len(rows), kind=index_kind)
-            index.build([active[i].id for i in rows], vectors[rows])
+            mine = [s for s in all_schools if s.active and _side(s, settings) == side]
+            index = create_index(embedder.dim, len(mine), kind=index_kind)
+            index.build([s.id for s in mine], _embedded(embedder, mine))
             indexes[side] = index
         G = graph.build_partnership_graph(all_schools, partnerships)
         return cls(settings, embedder, by_id, indexes, G)
@@ -321,6 +320,15 @@ class Matcher:
     def name_of(self, school_id: str) -> str:
         school = self.schools.get(school_id)
         return school.display_name if school else school_id
+
+
+def _embedded(embedder: ProfileEmbedder, schools: Sequence[School]) -> np.ndarray:
+    """The schools' vectors, embedded a chunk at a time into one float32 array: the encoder's
+    float64 intermediates then stay a few MB instead of several times the result (100k profiles)."""
+    vectors = np.empty((len(schools), embedder.dim), dtype=np.float32)
+    for start in range(0, len(schools), EMBED_CHUNK):
+        vectors[start : start + EMBED_CHUNK] = embedder.embed(schools[start : start + EMBED_CHUNK])
+    return vectors
 
 
 def _side(school: School, settings: MatchSettings) -> str:

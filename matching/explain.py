@@ -2,10 +2,14 @@
 
 Every reason is computed from the same facts that produced the score (the PairCheck, the
 PairScore and the graph adjustments): nothing here looks anything up again, so no reason can
-say something the ranking did not use.
+say something the ranking did not use. Reasons are built with ``model_construct``: every field is
+made here from typed facts, and validating a hundred small models per request cost more than the
+rest of the explanation.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 from data.schema import School
 from data.taxonomies import (
@@ -20,6 +24,7 @@ from data.taxonomies import (
     sdg_name_zh,
 )
 from matching.constraints import PairCheck
+from matching.hours import Overlap
 from matching.reasons import Reason
 from matching.rebalance import Adjustment
 from matching.scoring import PairScore
@@ -35,6 +40,17 @@ def _join(items: list[str], sep: str = ", ") -> str:
 
 def _city(timezone: str) -> str:
     return timezone.rsplit("/", 1)[-1].replace("_", " ")
+
+
+# A list names the same few languages and windows again and again; the lookups (pycountry, zoneinfo)
+# cost far more than the rest of a reason, so each is worked out once per process.
+_language = lru_cache(maxsize=1024)(language_name)
+_language_zh = lru_cache(maxsize=1024)(language_name_zh)
+
+
+@lru_cache(maxsize=65536)
+def _window(overlap: Overlap, timezone: str) -> tuple[str, str] | None:
+    return overlap.local_window(timezone)
 
 
 def explain(
@@ -54,7 +70,7 @@ def explain(
     shared_sdgs = sorted(set(source.sdgs) & set(candidate.sdgs))
     if shared_sdgs:
         reasons.append(
-            Reason(
+            Reason.model_construct(
                 code="shared_sdgs",
                 weight=share["sdg"],
                 data={"sdgs": shared_sdgs},
@@ -64,7 +80,7 @@ def explain(
         )
     if candidate.country in source.target_countries:
         reasons.append(
-            Reason(
+            Reason.model_construct(
                 code="target_country",
                 weight=share["target_country"],
                 data={"country": candidate.country},
@@ -74,7 +90,7 @@ def explain(
         )
     if source.country in candidate.target_countries:
         reasons.append(
-            Reason(
+            Reason.model_construct(
                 code="wants_your_country",
                 weight=score.backward.components["target_country"] * weights["target_country"] / total,
                 data={"country": source.country},
@@ -85,21 +101,21 @@ def explain(
     if check.shared_languages:
         langs = list(check.shared_languages)
         reasons.append(
-            Reason(
+            Reason.model_construct(
                 code="shared_languages",
                 weight=share["language"],
                 data={"languages": langs},
-                text_en="Exchange languages in common: " + _join([language_name(code) for code in langs]),
-                text_zh="共同的交流語言：" + _join([language_name_zh(code) for code in langs], "、"),
+                text_en="Exchange languages in common: " + _join([_language(code) for code in langs]),
+                text_zh="共同的交流語言：" + _join([_language_zh(code) for code in langs], "、"),
             )
         )
     if check.overlap.hours > 0 and "virtual" in check.usable_modes:
-        window = check.overlap.local_window(source.timezone)
+        window = _window(check.overlap, source.timezone)
         assert window is not None
         hours = round(check.overlap.hours, 1)
         hours_text = f"{hours:g}"
         reasons.append(
-            Reason(
+            Reason.model_construct(
                 code="school_hours",
                 weight=share["timezone"],
                 data={"hours": hours, "start": window[0], "end": window[1], "timezone": source.timezone},
@@ -112,7 +128,7 @@ def explain(
     same_levels = sorted(set(source.levels) & set(candidate.levels))
     level_list = same_levels or sorted(candidate.levels)
     reasons.append(
-        Reason(
+        Reason.model_construct(
             code="level",
             weight=share["level"],
             data={"same": bool(same_levels), "levels": level_list},
@@ -124,7 +140,7 @@ def explain(
     )
     modes = list(check.usable_modes)
     reasons.append(
-        Reason(
+        Reason.model_construct(
             code="modes",
             weight=share["mode"],
             data={"modes": modes},
@@ -134,7 +150,7 @@ def explain(
     )
     if candidate.country in NSP_COUNTRIES and source.country == settings.home_country:
         reasons.append(
-            Reason(
+            Reason.model_construct(
                 code="new_southbound",
                 weight=0.0,
                 data={"country": candidate.country},
@@ -144,7 +160,7 @@ def explain(
         )
     if score.similarity >= SIMILAR_PROFILE:
         reasons.append(
-            Reason(
+            Reason.model_construct(
                 code="similar_profile",
                 weight=share["embedding"],
                 data={"similarity": round(score.similarity, 3)},

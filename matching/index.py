@@ -262,6 +262,16 @@ class VectorIndex(ABC):
         found = labels[0] >= 0
         return scores[0][found], labels[0][found]
 
+    def stored(self) -> tuple[np.ndarray, np.ndarray]:
+        """(label, vector) of every row FAISS stores, tombstones included (a label no id holds), as
+        read-only views of FAISS's own memory: a full scan reads them without copying 100k vectors.
+        Valid while this index object lives and is not written to."""
+        flat = faiss.downcast_index(self._faiss.storage if self.kind == "hnsw" else self._faiss.index)
+        vectors = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(flat.ntotal, self.dim)
+        vectors.flags.writeable = False
+        labels = np.arange(flat.ntotal) if self.kind == "hnsw" else faiss.vector_to_array(self._faiss.id_map)
+        return labels, vectors
+
     def vectors_at(self, labels: np.ndarray) -> np.ndarray:
         """The stored vectors of rows given by label, in one FAISS call."""
         if len(labels) == 0:

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 import numpy as np
 
@@ -34,12 +35,17 @@ class RuleMasks:
     usable: np.ndarray
     """Modes (bitset) the pair can use from the source's side, virtual only in shared hours."""
 
-    def passing(self) -> np.ndarray:
-        """Rows that break no rule."""
+    @cached_property
+    def broken(self) -> np.ndarray:
+        """Rows that break at least one rule."""
         broken = np.zeros(len(self.overlap), dtype=bool)
         for mask in self.violations.values():
             broken |= mask
-        return ~broken
+        return broken
+
+    def passing(self) -> np.ndarray:
+        """Rows that break no rule."""
+        return ~self.broken
 
     def eliminated(self, examined: np.ndarray) -> Counter[Rule]:
         """How many of the examined rows each rule removed. A full school is counted as full only
@@ -53,17 +59,31 @@ class RuleMasks:
                 counts[rule] = n
         return counts
 
+    def broken_among(self, among: np.ndarray, ignore: Collection[Rule] = ()) -> Counter[str] | None:
+        """Each rule's count over the ``among`` rows, counted as a scan of those rows in table order
+        would (rules in the order a row first breaks them, ``check_pair``'s order within a row); None
+        when one of them breaks no rule. ``ignore`` leaves rules out of the verdict."""
+        rules = [rule for rule in Rule if rule in self.violations and rule not in ignore]
+        broken = np.zeros(len(among), dtype=bool)
+        firsts = []
+        for order, rule in enumerate(rules):
+            hits = self.violations[rule] & among
+            broken |= hits
+            n = int(np.count_nonzero(hits))
+            if n:
+                firsts.append((int(hits.argmax()), order, rule, n))
+        if (among & ~broken).any():
+            return None
+        return Counter({rule.value: n for _, _, rule, n in sorted(firsts)})
+
 
 def pair_modes_bits(source_modes: int, modes: np.ndarray) -> np.ndarray:
     """:func:`matching.constraints.pair_modes` as bitsets: my visit needs your hosting."""
-    common = np.zeros(len(modes), dtype=np.uint8)
-    if source_modes & VIRTUAL:
-        common |= modes & VIRTUAL
-    if source_modes & VISIT:
-        common |= np.where(modes & HOSTING, VISIT, 0).astype(np.uint8)
-    if source_modes & HOSTING:
-        common |= np.where(modes & VISIT, HOSTING, 0).astype(np.uint8)
-    return common
+    mine = np.uint8(source_modes)
+    virtual = modes & (mine & VIRTUAL)
+    visit = ((modes & HOSTING) >> 1) & (mine & VISIT)  # your hosting bit moved onto my visit bit
+    hosting = ((modes & VISIT) << 1) & (mine & HOSTING)  # your visit bit moved onto my hosting bit
+    return virtual | visit | hosting
 
 
 def rule_masks(

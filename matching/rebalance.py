@@ -30,7 +30,9 @@ class Adjustment:
 
     def reason(self) -> Reason:
         en, zh = _TEXTS[self.code](self.data)
-        return Reason(code=self.code, weight=round(self.factor, 4), data=self.data, text_en=en, text_zh=zh)
+        return Reason.model_construct(
+            code=self.code, weight=round(self.factor, 4), data=self.data, text_en=en, text_zh=zh
+        )
 
 
 def _saturation(d: Mapping[str, Any]) -> tuple[str, str]:
@@ -129,9 +131,8 @@ class Rebalancer:
         self.pending = pending or {}
         self.history = history or {}
         self.exposure = exposure
-        known = source.id in G  # an ad-hoc profile has no partners and no bridges
-        self.bridges = graph.cluster_bridges(G, source.id, home_country=home_country) if known else {}
-        self.partners_in = graph.partner_countries(G, source.id) if known else Counter()
+        signals = SourceSignals.of(G, source, home_country, weights)
+        self.bridges, self.partners_in = signals.bridges, signals.partners_in
 
     def __call__(self, candidate: School) -> list[Adjustment]:
         """Factors for suggesting `candidate`; factors of exactly 1 are left out."""
@@ -230,42 +231,126 @@ class Rebalancer:
         return adjustments
 
 
-def factor_arrays(
-    table: ProfileTable,
-    rows: np.ndarray,
-    weights: RebalanceWeights,
-    *,
-    bridges: Mapping[str, graph.BridgePath] | None = None,
-    partners_in: Mapping[str, int] | None = None,
-    exposure: Exposure | None = None,
-) -> np.ndarray:
-    """The product of every graph factor :class:`Rebalancer` gives, for many candidate rows at once,
-    from the same graph/ formulas (``bridges``: the paths by which candidates join the source's cluster;
-    ``partners_in``: the source's active partners per country)."""
-    partners, pending, capacity = table["partners"][rows], table["pending"][rows], table["capacity"][rows]
-    product = np.asarray(graph.saturation(graph.load_of(capacity, partners, pending), weights.saturation_threshold))
-    if weights.no_partner_boost > 0 or weights.remote_boost > 0:
-        scale = np.array([graph.REMOTENESS_SCALE[r] for r in Remoteness])[table["remoteness"][rows]]
-        product = product * graph.equity(
-            partners, scale, no_partner_boost=weights.no_partner_boost, remote_boost=weights.remote_boost
+@dataclass(frozen=True)
+class SourceSignals:
+    """What the graph factors need to know about the source, worked out once per request: the paths
+    by which candidates join its cross-border cluster, and its active partners per country."""
+
+    bridges: Mapping[str, graph.BridgePath]
+    partners_in: Mapping[str, int]
+
+    @classmethod
+    def of(cls, G: nx.Graph, source: School, home_country: str, weights: RebalanceWeights) -> SourceSignals:
+        """The source's signals, leaving out those whose factor the weights switch off."""
+        if source.id not in G:  # an ad-hoc profile has no partners and no bridges
+            return cls({}, Counter())
+        bridges = graph.cluster_bridges(G, source.id, home_country=home_country) if weights.cluster_boost > 0 else {}
+        partners_in = graph.partner_countries(G, source.id) if weights.diversity_decay < 1.0 else Counter()
+        return cls(bridges, partners_in)
+
+
+class FactorArrays:
+    """Every graph factor :class:`Rebalancer` gives, for many candidate rows at once, from the same
+    graph/ formulas: one array per factor, their product the rank's multiplier, and the
+    :class:`Adjustment` list of any one candidate read from them (equal to the Rebalancer's, a
+    property test holds them to it), so only the candidates shown are explained."""
+
+    def __init__(
+        self,
+        table: ProfileTable,
+        rows: np.ndarray,
+        weights: RebalanceWeights,
+        signals: SourceSignals,
+        *,
+        names: Callable[[str], str] = str,
+        exposure: Exposure | None = None,
+    ) -> None:
+        self.table, self.rows, self.signals, self.names = table, rows, signals, names
+        partners, pending, capacity = table["partners"][rows], table["pending"][rows], table["capacity"][rows]
+        factors: dict[str, np.ndarray] = {
+            "saturation": np.asarray(
+                graph.saturation(graph.load_of(capacity, partners, pending), weights.saturation_threshold), dtype=float
+            )
+        }
+        if weights.no_partner_boost > 0:
+            factors["no_partner_yet"] = graph.equity(
+                partners, 0.0, no_partner_boost=weights.no_partner_boost, remote_boost=0.0
+            )
+        if weights.remote_boost > 0:
+            scale = np.array([graph.REMOTENESS_SCALE[r] for r in Remoteness])[table["remoteness"][rows]]
+            factors["remote_school"] = graph.equity(
+                np.ones(len(rows)), scale, no_partner_boost=0.0, remote_boost=weights.remote_boost
+            )
+        if signals.bridges and weights.cluster_boost > 0:
+            boost = np.ones(len(rows))
+            bridged = np.fromiter((table.row_of.get(c, -1) for c in signals.bridges), np.int64, len(signals.bridges))
+            for n in np.flatnonzero(np.isin(rows, bridged)).tolist():
+                boost[n] = graph.cluster_boost(signals.bridges[table.ids[rows[n]]], weight=weights.cluster_boost)
+            factors["cluster_bridge"] = boost
+        if signals.partners_in and weights.diversity_decay < 1.0:
+            per_code = np.zeros(len(table.countries.codes) + 1)
+            for country, n in signals.partners_in.items():
+                per_code[table.countries.code(country)] = n  # code -1 (unknown) writes the unused last slot
+            self.partners_there = per_code[table["country"][rows]]
+            factors["country_diversity"] = graph.country_diversity(self.partners_there, decay=weights.diversity_decay)
+        factors["responsiveness"] = np.asarray(
+            graph.responsiveness(table["answered"][rows], table["expired"][rows], floor=weights.responsiveness_floor),
+            dtype=float,
         )
-    if bridges and weights.cluster_boost > 0:
-        boosts = [
-            graph.cluster_boost(bridges.get(table.ids[row]), weight=weights.cluster_boost) for row in rows.tolist()
-        ]
-        product = product * np.asarray(boosts)
-    if partners_in and weights.diversity_decay < 1.0:
-        per_code = np.zeros(len(table.countries.codes) + 1)
-        for country, n in partners_in.items():
-            per_code[table.countries.code(country)] = n  # code -1 (unknown) writes the unused last slot
-        product = product * graph.country_diversity(per_code[table["country"][rows]], decay=weights.diversity_decay)
-    product = product * graph.responsiveness(
-        table["answered"][rows], table["expired"][rows], floor=weights.responsiveness_floor
-    )
-    if exposure is not None and weights.exposure_strength > 0:
-        damping = [
-            graph.exposure_factor(*exposure(table.schools[row]), strength=weights.exposure_strength)
-            for row in rows.tolist()
-        ]
-        product = product * np.asarray(damping)
-    return product
+        if exposure is not None and weights.exposure_strength > 0:
+            self.shown = [exposure(table.schools[row]) for row in rows.tolist()]
+            factors["exposure"] = np.array(
+                [graph.exposure_factor(*seen, strength=weights.exposure_strength) for seen in self.shown]
+            )
+        self.factors = factors
+
+    def product(self) -> np.ndarray:
+        """Each candidate's multiplier: the product of its factors."""
+        product = np.ones(len(self.rows))
+        for factor in self.factors.values():
+            product *= factor
+        return product
+
+    def adjustments(self, n: int) -> list[Adjustment]:
+        """Candidate ``n``'s factors with the facts behind them; factors of exactly 1 left out."""
+        table, row = self.table, int(self.rows[n])
+        candidate = table.schools[row]
+        out = []
+        for code, factors in self.factors.items():
+            factor = float(factors[n])
+            if factor != 1.0:
+                out.append(Adjustment(code, factor, self._data(code, n, row, candidate)))
+        return out
+
+    def _data(self, code: str, n: int, row: int, candidate: School) -> dict[str, Any]:
+        table = self.table
+        if code == "saturation":
+            return {
+                "partners": int(table["partners"][row]),
+                "pending": int(table["pending"][row]),
+                "capacity": candidate.capacity,
+            }
+        if code == "remote_school":
+            return {"remoteness": candidate.remoteness.value, "remoteness_zh": REMOTENESS_ZH[candidate.remoteness]}
+        if code == "cluster_bridge":
+            bridge = self.signals.bridges[candidate.id]
+            return {
+                "via_partner": bridge.via_partner,
+                "via_partner_name": self.names(bridge.via_partner),
+                "via_partner_country": bridge.via_partner_country,
+                "via_peer": bridge.via_peer,
+                "via_peer_name": self.names(bridge.via_peer),
+                "candidate_country": candidate.country,
+            }
+        if code == "country_diversity":
+            return {"country": candidate.country, "partners_there": int(self.partners_there[n])}
+        if code == "responsiveness":
+            return {"received": int(table["received"][row]), "expired": int(table["expired"][row])}
+        if code == "exposure":
+            shown, mean = self.shown[n]
+            return {
+                "shown": round(shown, 1),
+                "average": round(mean, 2),
+                "times_average": round(shown / max(mean, 1.0), 1),
+            }
+        return {}

@@ -11,10 +11,11 @@ profile table:
    eligibility bitmap as its selector, so every hit is eligible and nothing is refetched;
 3. all of them are scored at once (:mod:`matching.arrays`), the pluggable
    :data:`~matching.arrays.PairScorer` gives the base score, the graph factors multiply it
-   (:func:`matching.rebalance.factor_arrays`), and they are ordered by that rank score.
+   (:class:`matching.rebalance.FactorArrays`), and they are ordered by that rank score.
 
-Explanations (the pair's check, components, and each graph factor's facts) are worked out lazily,
-only for the candidates a caller reads them from: the k a suggestion returns, a round's pairs.
+Explanations (the pair's check, fit components, and each graph factor's facts) are read from those
+arrays, only for the candidates a caller asks them of (the k a suggestion returns, a round's
+pairs): nothing is checked or scored a second time.
 """
 
 from __future__ import annotations
@@ -23,19 +24,20 @@ from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from data.schema import School
 from matching.arrays import ArrayScores, PairScorer, reciprocal_base, reciprocal_scores
-from matching.constraints import PairCheck, PairChecker, PairContext, Rule, SuggestionFilters
-from matching.masks import rule_masks
-from matching.rebalance import Adjustment, Rebalancer, factor_arrays
+from matching.constraints import PairCheck, PairChecker, Rule, SuggestionFilters
+from matching.hours import school_hours_overlap
+from matching.masks import RuleMasks, rule_masks
+from matching.rebalance import Adjustment, FactorArrays, SourceSignals
 from matching.scoring import PairScore, reciprocal_score
 from matching.settings import MatchSettings
-from matching.table import FOREIGN_SIDE, HOME_SIDE, ProfileTable
+from matching.table import FOREIGN_SIDE, HOME_SIDE, MODE_BIT, ProfileTable
 
 if TYPE_CHECKING:
     from matching.engine import Matcher
@@ -72,7 +74,7 @@ class Request:
 
 class Candidate:
     """An eligible candidate with its scores; its check, fit components and graph factors (what
-    explanations need) are worked out from the reference functions when first read."""
+    explanations need) are read from the request's arrays when first asked for."""
 
     def __init__(
         self,
@@ -114,6 +116,10 @@ class Retrieved:
     eliminated: Counter[Rule]
     examined: int
     eligible: int
+    table: ProfileTable
+    """The snapshot the request was answered on."""
+    masks: RuleMasks
+    """Every rule's verdict on every row of it, for callers that say why a group of schools is missing."""
     outside: int = 0
     """Eligible candidates left out because they are not among the ``within`` schools."""
 
@@ -157,25 +163,42 @@ def _one(
     eligible = np.flatnonzero(passing)
     rows, similarity = _nearest(matcher, table, source, eligible, request.ranked_depth())
     scores = reciprocal_scores(table, row, rows, similarity, masks, settings)
-    checker = PairChecker(source, matcher.context(request.filters, settings, day))
     if matcher.ranker is not None and scorer is reciprocal_base and len(rows):
+        checker = PairChecker(source, matcher.context(request.filters, settings, day))
         rank = _learned(matcher, table, checker, rows, similarity)
     else:
         rank = np.asarray(scorer(table, row, rows, similarity, scores), dtype=float)
-    rebalancer = _rebalancer(matcher, source, settings) if request.rebalanced and len(rows) else None
-    if rebalancer is not None:
-        exposure = rebalancer.exposure if len(matcher.exposure) else None  # nothing shown yet: all factors 1
-        rank = rank * factor_arrays(
+    factors = None
+    if request.rebalanced and len(rows):
+        factors = FactorArrays(
             table,
             rows,
             settings.rebalance,
-            bridges=rebalancer.bridges,
-            partners_in=rebalancer.partners_in,
-            exposure=exposure,
+            SourceSignals.of(matcher.partnerships, source, settings.home_country, settings.rebalance),
+            names=matcher.name_of,
+            exposure=matcher.exposure_lookup() if len(matcher.exposure) else None,  # nothing shown yet: all 1
         )
-    order = sorted(range(len(rows)), key=lambda n: (-rank[n], table.ids[rows[n]]))[: request.limit]
-    ranked = [_candidate(table, rows[n], similarity[n], scores, n, rank[n], checker, rebalancer) for n in order]
-    return Retrieved(ranked, masks.eliminated(examined), int(np.count_nonzero(examined)), len(eligible), outside)
+        rank = rank * factors.product()
+    order = np.argsort(-rank, kind="stable")
+    best_first = rank[order]
+    if (best_first[1:] == best_first[:-1]).any():  # exact ties (twin profiles) go by id, as everywhere
+        ranks, ids = rank.tolist(), [table.ids[r] for r in rows.tolist()]
+        order = np.array(sorted(range(len(ranks)), key=lambda n: (-ranks[n], ids[n])), dtype=np.int64)
+    order = order[: request.limit]
+    facts = _Facts(source, table, rows, masks, scores, factors, settings, day)
+    ranked = [
+        Candidate(
+            table.schools[rows[n]],
+            float(similarity[n]),
+            (float(scores.forward[n]), float(scores.backward[n]), float(scores.reciprocal[n])),
+            float(rank[n]),
+            partial(facts.explain, n),
+        )
+        for n in order.tolist()
+    ]
+    return Retrieved(
+        ranked, masks.eliminated(examined), int(np.count_nonzero(examined)), len(eligible), table, masks, outside
+    )
 
 
 def _learned(
@@ -221,42 +244,32 @@ def _nearest(
     return rows, sims
 
 
-def _rebalancer(matcher: Matcher, source: School, settings: MatchSettings) -> Rebalancer:
-    """The request's graph signals (the source's bridges and partner countries, worked out once),
-    shared by the factor arrays and the explanations of the candidates shown."""
-    return Rebalancer(
-        matcher.partnerships,
-        source,
-        weights=settings.rebalance,
-        home_country=settings.home_country,
-        names=matcher.name_of,
-        pending=matcher.pending,
-        history=matcher.history,
-        exposure=matcher.exposure_lookup(),
-    )
+@dataclass(frozen=True)
+class _Facts:
+    """One request's arrays, from which any candidate's explanation is read without recomputing it."""
 
+    source: School
+    table: ProfileTable
+    rows: np.ndarray
+    masks: RuleMasks
+    scores: ArrayScores
+    factors: FactorArrays | None
+    settings: MatchSettings
+    day: date
 
-def _candidate(
-    table: ProfileTable,
-    row: int,
-    similarity: float,
-    scores: ArrayScores,
-    n: int,
-    rank: float,
-    checker: PairChecker,
-    rebalancer: Rebalancer | None,
-) -> Candidate:
-    school = table.schools[row]
-    similarity = float(similarity)
-
-    def details() -> tuple[PairCheck, PairScore, list[Adjustment]]:
-        check = checker(school)
-        ctx: PairContext = checker.ctx
-        return (
-            check,
-            reciprocal_score(checker.source, school, check, similarity, ctx.settings),
-            rebalancer(school) if rebalancer else [],
+    def explain(self, n: int) -> tuple[PairCheck, PairScore, list[Adjustment]]:
+        """Candidate ``n``'s check, scores and graph factors, equal to what the reference functions
+        (:func:`~matching.constraints.check_pair`, :func:`~matching.scoring.reciprocal_score`,
+        :class:`~matching.rebalance.Rebalancer`) give for the pair: a property test holds them so."""
+        row, settings = int(self.rows[n]), self.settings
+        candidate = self.table.schools[row]
+        usable = int(self.masks.usable[row])
+        check = PairCheck(
+            violations=(),
+            shared_languages=tuple(sorted(set(self.source.languages_exchange) & set(candidate.languages_exchange))),
+            usable_modes=tuple(sorted(mode for mode, bit in MODE_BIT.items() if usable & bit)),
+            overlap=school_hours_overlap(
+                self.source.timezone, candidate.timezone, self.day, settings.school_day_start, settings.school_day_end
+            ),
         )
-
-    fits = (float(scores.forward[n]), float(scores.backward[n]), float(scores.reciprocal[n]))
-    return Candidate(school, similarity, fits, float(rank), details)
+        return check, self.scores.pair_score(n), self.factors.adjustments(n) if self.factors else []

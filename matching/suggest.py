@@ -1,22 +1,26 @@
 """A suggestion list: the retrieved candidates diversified, the k chosen explained.
 
-Only the k returned are explained (their checks, fit components and graph factors come from the
-readable reference functions), so a request pays for reasons it shows and no others.
+Only the k returned are explained (their checks, fit components and graph factors are read from
+the arrays retrieval computed), so a request pays for reasons it shows and no others.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from data.schema import School
 from embeddings import profile_hints
 from matching import wishes
-from matching.constraints import SuggestionFilters, check_pair
+from matching.constraints import Rule, SuggestionFilters
 from matching.diversify import mmr, pairwise_similarity
 from matching.explain import explain
+from matching.masks import RuleMasks
 from matching.results import Suggestion, SuggestionResult, eliminations
-from matching.retrieve import Candidate, Request, retrieve
+from matching.retrieve import Candidate, Request, Retrieved, retrieve
 from matching.settings import MatchSettings
+from matching.table import ProfileTable
 
 if TYPE_CHECKING:
     from matching.engine import Matcher
@@ -48,21 +52,27 @@ def suggest(
         suggestions=suggestions,
         candidates_examined=found.examined,
         eliminated=eliminations(found.eliminated),
-        hints=profile_hints(source)
-        + capacity_hints(matcher, source)
-        + wish_hints(matcher, source, found.ranked, settings),
+        hints=profile_hints(source) + capacity_hints(matcher, source) + wish_hints(source, found),
     )
 
 
-def wish_hints(matcher: Matcher, source: School, ranked: list[Candidate], settings: MatchSettings) -> list[str]:
-    """Why no candidate from the wished countries, when none came: the rules each one breaks."""
-    if not source.target_countries or any(c.school.country in source.target_countries for c in ranked):
+def wish_hints(source: School, found: Retrieved) -> list[str]:
+    """Why no candidate from the wished countries, when none came."""
+    if not source.target_countries or any(c.school.country in source.target_countries for c in found.ranked):
         return []
-    ctx = matcher.context(settings=settings)
-    hint = wishes.no_wished_candidate_hint(
-        source, matcher.schools.values(), lambda school: [r.value for r in check_pair(source, school, ctx).violations]
-    )
+    hint = unmet_wish(source, found.table, found.masks)
     return [hint] if hint else []
+
+
+def unmet_wish(source: School, table: ProfileTable, masks: RuleMasks) -> str | None:
+    """:func:`matching.wishes.no_wished_candidate_hint` (request filters aside) from the request's
+    rule masks: how many of the wished countries' schools each rule removed; None when one is eligible."""
+    if not source.target_countries:
+        return None
+    among = np.isin(table["country"], [table.countries.code(c) for c in source.target_countries])
+    among &= ~masks.violations[Rule.SAME_SCHOOL]
+    removed = masks.broken_among(among, ignore=(Rule.SAME_SCHOOL, Rule.FILTERED))
+    return None if removed is None else wishes.unmet_wish_hint(source, int(np.count_nonzero(among)), removed)
 
 
 def capacity_hints(matcher: Matcher, source: School) -> list[str]:

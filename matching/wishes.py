@@ -77,7 +77,9 @@ def no_wished_candidate_hint(
 ) -> str | None:
     """When no school of the wished countries is eligible: how many each rule removed.
 
-    ``verdict(school)`` gives the names of the rules the pair breaks (empty when eligible)."""
+    ``verdict(school)`` gives the names of the rules the pair breaks (empty when eligible). The
+    readable reference: a request counts the same from its rule masks
+    (:meth:`matching.masks.RuleMasks.broken_among`), and a property test holds the two equal."""
     wished = set(source.target_countries)
     if not wished:
         return None
@@ -91,7 +93,13 @@ def no_wished_candidate_hint(
         if not broken:
             return None
         removed.update(broken)
-    where = ", ".join(sorted(wished))
+    return unmet_wish_hint(source, count, removed)
+
+
+def unmet_wish_hint(source: School, count: int, removed: Counter[str]) -> str:
+    """The hint's text: ``count`` schools in the wished countries, none eligible, ``removed`` the
+    count per rule broken (most first; ties in the order the rules were first met)."""
+    where = ", ".join(sorted(source.target_countries))
     if count == 0:
         return f"no school in your wished countries ({where}) is a member yet: suggestions come from elsewhere"
     rules = "; ".join(f"{rule}: {n}" for rule, n in removed.most_common())
