@@ -280,16 +280,43 @@ def product_lists(
 
     Sequential on purpose: as deployed, every list shown is recorded and damps the exposure of
     the schools in it for the lists that follow (``Matcher.record_shown``), so each list depends
-    on the ones before it, as it does in the service. The matcher's exposure ledger fills up."""
+    on the ones before it, as it does in the service. The lists are recorded in a fresh ledger
+    whose clock stands still (the queries arrive in one instant): the figures then depend on the
+    queries, their order and the settings only, never on how long a run took, so ``evaluate`` and
+    ``sensitivity`` (which both call this) agree exactly. ``matcher``'s own ledger is left alone."""
     report = on_done or (lambda _count: None)
+    ledger = graph.ExposureLedger(matcher.settings.rebalance.exposure_half_life_hours, clock=_still)
+    fresh = replace(matcher, exposure=ledger)
     arrivals = list(queries)
     random.Random(seed).shuffle(arrivals)
     results = {}
     for query in arrivals:
-        results[query] = matcher.suggest(query, k)
-        matcher.record_shown(results[query])
+        results[query] = fresh.suggest(query, k)
+        fresh.record_shown(results[query])
         report(1)
     return results
+
+
+def _still() -> float:
+    """The evaluation's clock: every list is shown at the same instant, so recorded exposure never decays."""
+    return 0.0
+
+
+def product_figures(
+    results: dict[str, SuggestionResult],
+    relevant: dict[str, set[str]],
+    eligible: set[str],
+    schools: dict[str, School],
+    settings: EvaluationSettings,
+    match_settings: MatchSettings,
+) -> dict[str, Any]:
+    """:func:`measure` of the product's results (from :func:`product_lists`), in the queries' order:
+    the one way ``evaluate`` and ``sensitivity`` turn the product's lists into figures."""
+    lists = {query: [s.school_id for s in results[query].suggestions] for query in relevant}
+    fits = {
+        (query, s.school_id): (s.fit_forward, s.fit_backward) for query in relevant for s in results[query].suggestions
+    }
+    return measure(lists, relevant, eligible, fits, schools, settings, match_settings)
 
 
 def add_full_product(
@@ -300,9 +327,10 @@ def add_full_product(
     *,
     method: str = "full",
     matcher: Matcher | None = None,
-) -> None:
+) -> dict[str, SuggestionResult]:
     """Each outcome completed with the product's list (see :func:`product_lists`) and its checks,
-    under ``method``; ``matcher`` defaults to the context's (the product as deployed)."""
+    under ``method``; ``matcher`` defaults to the context's (the product as deployed). Returns the
+    product's results, for :func:`product_figures`."""
     matcher = matcher or context.matcher
     results = product_lists(matcher, [o.query for o in outcomes], context.settings.max_k, seed, on_done)
     for outcome in outcomes:
@@ -318,6 +346,7 @@ def add_full_product(
         outcome.violations[method] = sum(
             not check_pair(source, matcher.schools[s.school_id], context.rules).ok for s in full
         )
+    return results
 
 
 _FORKED: tuple[Callable[[Any, str], Any], Any] | None = None
@@ -401,13 +430,14 @@ def evaluate_split(
 
         outcomes = map_queries(judge_query, context, list(relevant), settings.workers, advance)
     say(f"  {split.name}: baseline lists made in {time.perf_counter() - started:.1f} s; the product's lists next")
+    products: dict[str, dict[str, SuggestionResult]] = {}
     with tqdm(total=len(relevant), desc=f"{split.name} product", unit="query", file=sys.stderr, disable=bar_off) as bar:
-        add_full_product(context, outcomes, settings.seed, bar.update)
+        products["full"] = add_full_product(context, outcomes, settings.seed, bar.update)
     with tqdm(total=len(relevant), desc=f"{split.name} ranker", unit="query", file=sys.stderr, disable=bar_off) as bar:
-        with_ranker = replace(matcher, ranker=model, exposure=None)  # its own exposure ledger, from empty
-        add_full_product(context, outcomes, settings.seed, bar.update, method="full_ranker", matcher=with_ranker)
+        products["full_ranker"] = add_full_product(
+            context, outcomes, settings.seed, bar.update, method="full_ranker", matcher=replace(matcher, ranker=model)
+        )
     say(f"  {split.name}: product lists made in {time.perf_counter() - started:.1f} s")
-    say(f"  {split.name}: lists made in {time.perf_counter() - started:.1f} s")
     lists: dict[str, dict[str, list[str]]] = {
         method: {o.query: o.lists[method] for o in outcomes} for method in METHODS
     }
@@ -415,7 +445,10 @@ def evaluate_split(
     counters = sum((o.counters for o in outcomes), Counter())
     eligible = eligible_schools(matcher, relevant)
     measured = {
-        method: measure(lists[method], relevant, eligible, fits, by_id, settings, match_settings) for method in METHODS
+        method: product_figures(products[method], relevant, eligible, by_id, settings, match_settings)
+        if method in products
+        else measure(lists[method], relevant, eligible, fits, by_id, settings, match_settings)
+        for method in METHODS
     }
     for method in METHODS:
         measured[method]["violations"] = sum(o.violations[method] for o in outcomes)
