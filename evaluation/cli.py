@@ -81,7 +81,7 @@ def add_evaluate_verb(verbs: argparse._SubParsersAction, common: argparse.Argume
         help="both: Taiwanese and foreign schools ask (default); home: Taiwanese only",
     )
     parser.add_argument(
-        "--pool-size", type=int, default=None, help="candidates per query every method ranks (default 200)"
+        "--pool-size", type=int, default=None, help="rank only the N nearest eligible schools per query (default: all)"
     )
     parser.add_argument(
         "--max-queries",
