@@ -81,7 +81,7 @@ def add_evaluate_verb(verbs: argparse._SubParsersAction, common: argparse.Argume
         help="both: Taiwanese and foreign schools ask (default); home: Taiwanese only",
     )
     parser.add_argument(
-        "--pool-size", type=int, default=None, help="candidates per query every method ranks (default 200)"
+        "--pool-size", type=int, default=None, help="rank only the N nearest eligible schools per query (default: all)"
     )
     parser.add_argument(
         "--max-queries",
@@ -130,7 +130,7 @@ def add_sensitivity_verb(verbs: argparse._SubParsersAction, common: argparse.Arg
         parents=[common],
         help="sweep the rebalancing weights and plot recall@10 against exposure Gini@10",
         description="Moves one rebalancing weight at a time (boost scale, saturation threshold, diversity decay, "
-        "MMR lambda) on the time split with a sample of queries, and writes sensitivity.png, .csv and "
+        "MMR lambda, exposure strength) on one split with a sample of queries, and writes sensitivity.png, .csv and "
         ".json to <data-dir>/reports/sensitivity-<timestamp>/.",
     )
     _add_common_options(parser)
@@ -141,12 +141,20 @@ def add_sensitivity_verb(verbs: argparse._SubParsersAction, common: argparse.Arg
         default=None,
         help=f"sampled queries (default {DEFAULT_QUERIES}); time grows linearly with it",
     )
+    parser.add_argument(
+        "--split",
+        choices=["time", "random"],
+        type=str,
+        default="time",
+        help="the split to sweep on (default time); `evaluate --max-queries N` with the same N reproduces the "
+        "point at the current settings",
+    )
     parser.set_defaults(handler=_sensitivity)
 
 
 def _sensitivity(args: argparse.Namespace) -> int:
     storage = _storage(args)
-    settings = _evaluation_settings(args)
+    settings = _evaluation_settings(args).model_copy(update={"splits": [args.split]})
     if settings.max_queries is None:  # bounded in time unless asked otherwise
         settings = settings.model_copy(update={"max_queries": DEFAULT_QUERIES})
     with Store.from_settings(storage) as store:

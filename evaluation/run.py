@@ -5,18 +5,19 @@ partnerships only (profiles, index, graph, capacity) with ``Matcher.build``. The
 the active schools with a held-out partner; with ``sides="both"`` (the default) that is both
 schools of every held-out pair, Taiwanese and foreign, since a partnership is a match for both.
 
-Same candidates, same constraints: for every query one *pool* is retrieved, the ``pool_size``
-candidates nearest by profile vector among those that pass every hard rule against the
-training state (``Matcher.candidates`` with rebalancing neutral and no MMR). Every method ranks
-that pool:
+Same candidates, same constraints: for every query one *pool* is retrieved: by default every
+school that passes every hard rule against the training state (``Matcher.candidates`` with
+rebalancing neutral and no MMR), or the ``pool_size`` nearest of them by profile vector when
+capped. Every method ranks that pool, so no method is held back by another's candidate list
+(the report gives the share of held-out partners that are eligible at all and in the pool):
 
 * ``random``, ``popularity`` (partnerships in the training history), ``content`` (vector
   similarity), ``adamic_adar`` and ``jaccard`` (networkx, training history graph) and
   ``adamic_adar_l3`` (the bipartite adaptation, see :mod:`evaluation.baselines`);
 * ``hybrid``: the reciprocal score alone (rebalancing weights neutral, diversity off);
 * ``full``: the product itself, ``Matcher.suggest`` with the settings as deployed. It retrieves
-  its own candidates the same way (nearest first, hard rules applied), which lie within the pool
-  whenever the pool is at least as deep as its retrieval; the share that does is reported.
+  its own candidates the same way (hard rules applied), which lie within the pool whenever the
+  pool holds every eligible school; the share that does is reported.
   Its queries run one after another in a seeded arrival order, each list recorded as shown, so
   the exposure factor acts as it does in the service (see :func:`add_full_product`).
 
@@ -90,9 +91,6 @@ TARGET_BASELINES: tuple[str, ...] = (
     "region",
 )
 """Baselines the product must beat by the recall target: every one of them."""
-
-POOL_OVERFETCH = 1.3
-"""Index hits fetched per pool place: most candidates pass the rules, and the engine refetches if not."""
 
 CHUNK = 25
 """Queries per task handed to a worker process: small enough for smooth progress, large enough to be cheap."""
@@ -280,16 +278,43 @@ def product_lists(
 
     Sequential on purpose: as deployed, every list shown is recorded and damps the exposure of
     the schools in it for the lists that follow (``Matcher.record_shown``), so each list depends
-    on the ones before it, as it does in the service. The matcher's exposure ledger fills up."""
+    on the ones before it, as it does in the service. The lists are recorded in a fresh ledger
+    whose clock stands still (the queries arrive in one instant): the figures then depend on the
+    queries, their order and the settings only, never on how long a run took, so ``evaluate`` and
+    ``sensitivity`` (which both call this) agree exactly. ``matcher``'s own ledger is left alone."""
     report = on_done or (lambda _count: None)
+    ledger = graph.ExposureLedger(matcher.settings.rebalance.exposure_half_life_hours, clock=_still)
+    fresh = replace(matcher, exposure=ledger)
     arrivals = list(queries)
     random.Random(seed).shuffle(arrivals)
     results = {}
     for query in arrivals:
-        results[query] = matcher.suggest(query, k)
-        matcher.record_shown(results[query])
+        results[query] = fresh.suggest(query, k)
+        fresh.record_shown(results[query])
         report(1)
     return results
+
+
+def _still() -> float:
+    """The evaluation's clock: every list is shown at the same instant, so recorded exposure never decays."""
+    return 0.0
+
+
+def product_figures(
+    results: dict[str, SuggestionResult],
+    relevant: dict[str, set[str]],
+    eligible: set[str],
+    schools: dict[str, School],
+    settings: EvaluationSettings,
+    match_settings: MatchSettings,
+) -> dict[str, Any]:
+    """:func:`measure` of the product's results (from :func:`product_lists`), in the queries' order:
+    the one way ``evaluate`` and ``sensitivity`` turn the product's lists into figures."""
+    lists = {query: [s.school_id for s in results[query].suggestions] for query in relevant}
+    fits = {
+        (query, s.school_id): (s.fit_forward, s.fit_backward) for query in relevant for s in results[query].suggestions
+    }
+    return measure(lists, relevant, eligible, fits, schools, settings, match_settings)
 
 
 def add_full_product(
@@ -300,9 +325,10 @@ def add_full_product(
     *,
     method: str = "full",
     matcher: Matcher | None = None,
-) -> None:
+) -> dict[str, SuggestionResult]:
     """Each outcome completed with the product's list (see :func:`product_lists`) and its checks,
-    under ``method``; ``matcher`` defaults to the context's (the product as deployed)."""
+    under ``method``; ``matcher`` defaults to the context's (the product as deployed). Returns the
+    product's results, for :func:`product_figures`."""
     matcher = matcher or context.matcher
     results = product_lists(matcher, [o.query for o in outcomes], context.settings.max_k, seed, on_done)
     for outcome in outcomes:
@@ -318,6 +344,7 @@ def add_full_product(
         outcome.violations[method] = sum(
             not check_pair(source, matcher.schools[s.school_id], context.rules).ok for s in full
         )
+    return results
 
 
 _FORKED: tuple[Callable[[Any, str], Any], Any] | None = None
@@ -386,7 +413,7 @@ def evaluate_split(
         f"  {split.name}: recommender built in {time.perf_counter() - started:.1f} s; {len(relevant)} queries, "
         f"{settings.workers} worker(s)"
     )
-    pool_settings = without_rebalancing(match_settings).model_copy(update={"overfetch": POOL_OVERFETCH})
+    pool_settings = without_rebalancing(match_settings)
     model = train_split_ranker(matcher, split, settings, say)
     context = QueryContext(matcher, history, relevant, settings, pool_settings, matcher.context(), model)
     bar_off = None if show_bars is None else not show_bars  # None: a bar only on a terminal
@@ -401,13 +428,14 @@ def evaluate_split(
 
         outcomes = map_queries(judge_query, context, list(relevant), settings.workers, advance)
     say(f"  {split.name}: baseline lists made in {time.perf_counter() - started:.1f} s; the product's lists next")
+    products: dict[str, dict[str, SuggestionResult]] = {}
     with tqdm(total=len(relevant), desc=f"{split.name} product", unit="query", file=sys.stderr, disable=bar_off) as bar:
-        add_full_product(context, outcomes, settings.seed, bar.update)
+        products["full"] = add_full_product(context, outcomes, settings.seed, bar.update)
     with tqdm(total=len(relevant), desc=f"{split.name} ranker", unit="query", file=sys.stderr, disable=bar_off) as bar:
-        with_ranker = replace(matcher, ranker=model, exposure=None)  # its own exposure ledger, from empty
-        add_full_product(context, outcomes, settings.seed, bar.update, method="full_ranker", matcher=with_ranker)
+        products["full_ranker"] = add_full_product(
+            context, outcomes, settings.seed, bar.update, method="full_ranker", matcher=replace(matcher, ranker=model)
+        )
     say(f"  {split.name}: product lists made in {time.perf_counter() - started:.1f} s")
-    say(f"  {split.name}: lists made in {time.perf_counter() - started:.1f} s")
     lists: dict[str, dict[str, list[str]]] = {
         method: {o.query: o.lists[method] for o in outcomes} for method in METHODS
     }
@@ -415,7 +443,10 @@ def evaluate_split(
     counters = sum((o.counters for o in outcomes), Counter())
     eligible = eligible_schools(matcher, relevant)
     measured = {
-        method: measure(lists[method], relevant, eligible, fits, by_id, settings, match_settings) for method in METHODS
+        method: product_figures(products[method], relevant, eligible, by_id, settings, match_settings)
+        if method in products
+        else measure(lists[method], relevant, eligible, fits, by_id, settings, match_settings)
+        for method in METHODS
     }
     for method in METHODS:
         measured[method]["violations"] = sum(o.violations[method] for o in outcomes)
@@ -423,6 +454,10 @@ def evaluate_split(
     diagnostics = split_diagnostics(split, relevant, counters, eligible, matcher, lists, settings)
     diagnostics["full_vs_best_baseline"] = paired_comparison(lists, relevant, measured, settings)
     diagnostics["full_ranker_vs_best_baseline"] = paired_comparison(lists, relevant, measured, settings, "full_ranker")
+    diagnostics["full_ranker_vs_each_baseline"] = {
+        baseline: paired_comparison(lists, relevant, measured, settings, "full_ranker", baseline)
+        for baseline in TARGET_BASELINES
+    }
     diagnostics["ranker"] = context.ranker.metadata if context.ranker else None
     return SplitResult(
         split,
@@ -455,11 +490,12 @@ def train_split_ranker(
     return model
 
 
-def query_pool(matcher: Matcher, source: School, size: int, pool_settings: MatchSettings) -> list[Candidate]:
-    """The ``size`` nearest candidates that pass every hard rule, ordered by reciprocal score."""
-    passed, _, _ = matcher.candidates(source, size, settings=pool_settings)
-    nearest = sorted(passed, key=lambda c: (-c.similarity, c.school.id))[:size]
-    return sorted(nearest, key=lambda c: (-c.rank_score, c.school.id))
+def query_pool(matcher: Matcher, source: School, size: int | None, pool_settings: MatchSettings) -> list[Candidate]:
+    """Every candidate that passes every hard rule (or the ``size`` nearest of them), ordered by
+    reciprocal score. A depth of every stored school makes the engine rank all eligible ones."""
+    depth = size or len(matcher.schools)
+    passed, _, _ = matcher.candidates(source, depth, settings=pool_settings, depth=depth)
+    return sorted(passed, key=lambda c: (-c.rank_score, c.school.id))
 
 
 SCORED_BASELINES: tuple[str, ...] = ("popularity", "content", "adamic_adar", "jaccard", "adamic_adar_l3", "region")
@@ -575,11 +611,12 @@ def paired_comparison(
     measured: dict[str, dict[str, Any]],
     settings: EvaluationSettings,
     method: str = "full",
+    against: str | None = None,
 ) -> dict[str, Any]:
-    """``method`` (the full product) against the best target baseline on recall@10: ratio and paired
-    t-test over queries."""
+    """``method`` (the full product) against baseline ``against`` (default: the best target
+    baseline) on recall@10: ratio and paired t-test over queries."""
     metric = f"recall@{10 if 10 in settings.ks else settings.ks[-1]}"
-    best = max(TARGET_BASELINES, key=lambda method: measured[method][metric])
+    best = against or max(TARGET_BASELINES, key=lambda method: measured[method][metric])
     full = metrics.accuracy(relevant, lists[method], settings.ks, per_query=True)[metric]
     baseline = metrics.accuracy(relevant, lists[best], settings.ks, per_query=True)[metric]
     same = bool((full == baseline).all())

@@ -9,13 +9,20 @@ enough) is asked for every sampled query, and each setting becomes one point on 
 * ``saturation_threshold``: load above which a busy school is pushed down;
 * ``diversity_decay``: factor per partner the asking school already has in a country;
 * ``mmr_lambda``: 1 is pure relevance, lower values trade score for variety within a list;
-* ``exposure_strength``: damping of schools shown more often than average (the queries run in a
-  seeded arrival order with a fresh exposure ledger per setting, as in the evaluation).
+* ``exposure_strength``: damping of schools shown more often than average.
 
-Bounded in time: it runs on the time split with a seeded sample of queries (``max_queries``,
-default 600; about 10-30 ms per query and setting, one query after another). With fewer queries there are
-fewer appearances to spread over the same eligible schools, so every Gini is higher than the
-full evaluation's: compare the points with each other, not with the report's target.
+Each point is made exactly as ``evaluate`` makes its "Full product with ranker" row: the same
+split, queries (:func:`evaluation.run.query_targets`), ranker, arrival order and exposure
+recording (:func:`evaluation.run.product_lists`, a fresh ledger per setting) and the same figures
+(:func:`evaluation.run.product_figures` over the same eligible schools). So the point at the
+current settings *is* the evaluation's figure for the same split and query sample, to the last
+digit (``tests/test_evaluation.py`` holds them equal).
+
+Bounded in time: it runs on one split (the first of the settings', time by default) with a seeded
+sample of queries (``max_queries``, default 600; about 10-30 ms per query and setting, one query
+after another). With fewer queries there are fewer appearances to spread over the same eligible
+schools, so every Gini is higher than a full evaluation's: compare with ``evaluate`` run with the
+same ``--max-queries``.
 """
 
 from __future__ import annotations
@@ -34,21 +41,22 @@ from tqdm import tqdm
 
 from data.store import Store
 from embeddings import ProfileEmbedder
-from evaluation import metrics
 from evaluation.plotting import plt, save_figure
 from evaluation.run import (
     Progress,
     build_matcher,
     eligible_schools,
     print_progress,
+    product_figures,
     product_lists,
     query_targets,
     train_split_ranker,
     without_rebalancing,
 )
 from evaluation.settings import EvaluationSettings
-from evaluation.splits import time_split
+from evaluation.splits import make_split
 from matching.engine import Matcher
+from matching.results import SuggestionResult
 from matching.settings import MatchSettings
 
 BOOST_FIELDS: tuple[str, ...] = ("no_partner_boost", "remote_boost", "cluster_boost")
@@ -56,9 +64,10 @@ SWEEPS: dict[str, tuple[float, ...]] = {
     "boost_scale": (0.0, 0.5, 1.0, 2.0, 3.0),
     "saturation_threshold": (0.25, 0.5, 0.75, 1.0),
     "diversity_decay": (0.4, 0.7, 1.0),
-    "mmr_lambda": (0.5, 0.75, 0.9, 0.95, 1.0),  # 0.95 is the default
+    "mmr_lambda": (0.5, 0.75, 0.9, 0.95, 1.0),
     "exposure_strength": (0.0, 0.1, 0.3, 1.0),
 }
+"""Values tried per parameter; each sweep also passes through the current value (see :func:`variants`)."""
 DEFAULT_QUERIES = 600
 K = 10
 
@@ -76,6 +85,7 @@ class Variant:
 
 @dataclass(frozen=True)
 class Point:
+    split: str
     parameter: str
     value: float
     recall: float
@@ -109,11 +119,13 @@ def current_value(base: MatchSettings, parameter: str) -> float:
 
 
 def variants(base: MatchSettings, sweeps: dict[str, Sequence[float]] | None = None) -> list[Variant]:
-    """One variant per (parameter, value), plus the hybrid without rebalancing as a reference point."""
+    """One variant per (parameter, value), each sweep with the current value among them (so every
+    sweep passes through the settings as they are), plus the product without rebalancing as a
+    reference point."""
     chosen = [
         Variant(parameter, value, vary(base, parameter, value))
         for parameter, values in (sweeps or SWEEPS).items()
-        for value in values
+        for value in sorted({*values, current_value(base, parameter)})
     ]
     return [*chosen, Variant("no_rebalancing", 0.0, without_rebalancing(base))]
 
@@ -128,13 +140,15 @@ def run_sensitivity(
     progress: Progress | None = print_progress,
     show_bars: bool | None = None,
 ) -> tuple[list[Point], int]:
-    """Recall@10 and Gini@10 of the full product for each variant on the time split, and the number
-    of queries they were measured on."""
+    """Recall@10 and Gini@10 of the full product (with the split's ranker) for each variant on the
+    first split of ``settings``, and the number of queries they were measured on."""
     settings = settings or EvaluationSettings(max_queries=DEFAULT_QUERIES)
+    if K not in settings.ks or settings.exposure_k != K:
+        raise ValueError(f"ks: the sweep reads recall@{K} and Gini@{K}; give k {K} and exposure_k {K}")
     match_settings = match_settings or MatchSettings()
     say = progress or (lambda _message: None)
     schools = list(store.iter_schools())
-    split = time_split(store.list_partnerships(), settings.holdout_share)
+    split = make_split(settings.splits[0], store.list_partnerships(), settings.holdout_share, settings.seed)
     say(split.describe())
     matcher = build_matcher(schools, split.train, embedder, match_settings)
     matcher.ranker = train_split_ranker(
@@ -142,27 +156,23 @@ def run_sensitivity(
     )  # the sweep tunes rebalancing on the trained score
     relevant = query_targets(split, matcher.schools, settings, match_settings.home_country)
     if not relevant:
-        raise ValueError("time split: no active school has a held-out partner; nothing to measure")
+        raise ValueError(f"{split.name} split: no active school has a held-out partner; nothing to measure")
     eligible = eligible_schools(matcher, relevant)
-    country_of = {school_id: school.country for school_id, school in matcher.schools.items()}
     points = []
     for variant in variants(match_settings, sweeps):
         started = time.perf_counter()
-        lists = suggest_all(
-            dataclasses.replace(matcher, settings=variant.settings), relevant, variant.label, settings.seed, show_bars
+        results = suggest_all(
+            dataclasses.replace(matcher, settings=variant.settings), relevant, variant.label, settings, show_bars
         )
-        counts = metrics.exposure_counts(lists.values(), eligible, K)
+        figures = product_figures(results, relevant, eligible, matcher.schools, settings, match_settings)
         point = Point(
+            split.name,
             variant.parameter,
             variant.value,
-            recall=metrics.accuracy(relevant, lists, [K])[f"recall@{K}"],
-            gini=metrics.exposure_gini(counts),
-            coverage=metrics.coverage(counts),
-            nsp_share=metrics.nsp_share(
-                [ranked for query, ranked in lists.items() if country_of[query] == match_settings.home_country],
-                country_of,
-                K,
-            ),
+            recall=figures[f"recall@{K}"],
+            gini=figures[f"gini@{K}"],
+            coverage=figures[f"coverage@{K}"],
+            nsp_share=figures[f"nsp_share@{K}"],
             seconds=time.perf_counter() - started,
             current=variant.parameter in SWEEPS and variant.value == current_value(match_settings, variant.parameter),
         )
@@ -175,14 +185,12 @@ def run_sensitivity(
 
 
 def suggest_all(
-    matcher: Matcher, relevant: dict[str, set[str]], label: str, seed: int, show_bars: bool | None
-) -> dict[str, list[str]]:
-    """The full product's top-K ids for every query, in arrival order with a fresh exposure ledger."""
+    matcher: Matcher, relevant: dict[str, set[str]], label: str, settings: EvaluationSettings, show_bars: bool | None
+) -> dict[str, SuggestionResult]:
+    """The product's results for every query, as ``evaluate`` asks for them (lists ``max_k`` long)."""
     bar_off = None if show_bars is None else not show_bars
-    fresh = dataclasses.replace(matcher, exposure=None)
     with tqdm(total=len(relevant), desc=label, unit="query", file=sys.stderr, disable=bar_off) as bar:
-        results = product_lists(fresh, list(relevant), K, seed, bar.update)
-    return {query: [s.school_id for s in result.suggestions] for query, result in results.items()}
+        return product_lists(matcher, list(relevant), settings.max_k, settings.seed, bar.update)
 
 
 def write_sensitivity(points: Sequence[Point], folder: Path, *, queries: int) -> dict[str, Path]:
@@ -234,7 +242,7 @@ def plot_tradeoff(points: Sequence[Point], path: Path, queries: int) -> Path:
         )
     ax.set_xlabel(f"exposure Gini@{K} (lower = attention spread more evenly)")
     ax.set_ylabel(f"recall@{K} (held-out partners found)")
-    ax.set_title(f"Rebalancing trade-off, time split, {queries} sampled queries")
+    ax.set_title(f"Rebalancing trade-off, {points[0].split} split, {queries} sampled queries")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)

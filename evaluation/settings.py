@@ -26,11 +26,11 @@ class EvaluationSettings(BaseSettings):
     seed: int = Field(7, description="seed of the random split, the random baseline and tie-breaking")
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20], min_length=1, description="list lengths for accuracy")
     exposure_k: int = Field(10, ge=1, le=100, description="list length for coverage, exposure and diversity")
-    pool_size: int = Field(
-        200,
+    pool_size: int | None = Field(
+        None,
         ge=20,
-        le=5000,
-        description="candidates per query that pass the hard rules and that every method ranks (the shared pool)",
+        description="candidates per query that pass the hard rules and that every method ranks (the shared pool), "
+        "nearest by profile vector; None: every eligible school, so no method is capped by a pool",
     )
     sides: QuerySides = Field(
         "both",
@@ -57,7 +57,7 @@ class EvaluationSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _pool_holds_a_list(self) -> EvaluationSettings:
-        if self.pool_size < self.max_k:
+        if self.pool_size is not None and self.pool_size < self.max_k:
             raise ValueError(f"pool_size: {self.pool_size} is shorter than the longest list ({self.max_k})")
         return self
 

@@ -25,7 +25,16 @@ from embeddings import EmbeddingSettings, ProfileEmbedder
 from evaluation import baselines, metrics, splits
 from evaluation.cli import add_evaluate_verb, add_sensitivity_verb
 from evaluation.report import check_targets, latest_report
-from evaluation.run import METHODS, SplitResult, build_matcher, map_queries, query_targets, without_rebalancing
+from evaluation.run import (
+    METHODS,
+    SplitResult,
+    build_matcher,
+    evaluate_store,
+    map_queries,
+    query_targets,
+    without_rebalancing,
+)
+from evaluation.sensitivity import run_sensitivity
 from evaluation.settings import EvaluationSettings
 from evaluation.splits import Split, random_split, time_split
 from graph import build_partnership_graph
@@ -339,7 +348,7 @@ def test_sensitivity_writes_plot_and_table(
     assert args.handler(args) == 0
     assert (out / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
     rows = (out / "sensitivity.csv").read_text(encoding="utf-8").splitlines()
-    assert rows[0].startswith("parameter,value,recall,gini")
+    assert rows[0].startswith("split,parameter,value,recall,gini")
     points = json.loads((out / "sensitivity.json").read_text(encoding="utf-8"))["points"]
     assert {p["parameter"] for p in points} == {
         "boost_scale",
@@ -351,6 +360,34 @@ def test_sensitivity_writes_plot_and_table(
     }
     assert all(0 <= p["gini"] <= 1 and 0 <= p["recall"] <= 1 for p in points)
     assert "lowest Gini within 10%" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["time", "random"])
+def test_sensitivity_at_the_current_settings_reproduces_evaluate(
+    name: str, stored: Store, module_embedder: ProfileEmbedder
+) -> None:
+    """One code path: the sweep's point at the current settings is evaluate's "Full product with
+    ranker" row, figure for figure, on the same split and query sample."""
+    settings = EvaluationSettings(splits=[name], max_queries=40, pool_size=60, workers=1)
+    evaluation = evaluate_store(stored, module_embedder, settings, progress=None, show_bars=False)
+    points, queries = run_sensitivity(
+        stored, module_embedder, settings, sweeps={"mmr_lambda": (0.5,)}, progress=None, show_bars=False
+    )
+    full = evaluation.splits[name].metrics["full_ranker"]
+    assert evaluation.splits[name].diagnostics["ranker"] is not None  # the trained score, not the fallback
+    assert queries == evaluation.splits[name].diagnostics["queries"] == 40
+    [current] = [p for p in points if p.current]
+    assert (current.parameter, current.value) == ("mmr_lambda", MatchSettings().mmr_lambda)  # the default joined
+    assert (current.recall, current.gini, current.coverage, current.nsp_share) == (
+        full["recall@10"],
+        full["gini@10"],
+        full["coverage@10"],
+        full["nsp_share@10"],
+    )
+    assert full["recall@10"] > 0  # a comparison of two empty runs would prove nothing
+    other = next(p for p in points if p.parameter == "mmr_lambda" and not p.current)
+    assert (other.recall, other.gini) != (current.recall, current.gini)  # and the sweep does move the figures
 
 
 def _result(full: dict[str, float], others: dict[str, float]) -> SplitResult:
