@@ -5,11 +5,15 @@ suit everyone; a round looks at the cohort together and picks the set of pairs w
 total reciprocal score that every school's remaining capacity allows (a maximum-weight
 b-matching on the candidate graph), so the best-connected schools do not crowd the rest out.
 
-Candidate edges come from the index, never from all pairs, so a round over 20,000 schools stays
-a sparse problem: each school's ``per_school`` best candidates by reciprocal score among its
-``per_school * overfetch`` nearest cohort schools that pass every hard rule (the rules as masks and
-the cohort as a filter of the index search, so nothing is refetched), read through the engine's
-one retrieval path, :func:`matching.retrieve.retrieve`.
+Candidate edges are never all pairs, so a round over 20,000 schools stays a sparse problem: each
+school's ``per_school`` best candidates by reciprocal score among its ``per_school * overfetch``
+nearest cohort schools that pass every hard rule (:func:`cohort_candidates`: the engine's rule
+masks and array scores, batched over the cohort, and held equal by a test to
+:func:`matching.retrieve.retrieve` asked one school at a time). A school's best partner in the
+optimum can lie outside its own ``per_school``, but then the pair is usually found from the other
+side; the optimum is exact over the edges gathered, never below greedy on the same edges, and
+the benchmark (evaluation/bench_rounds.py, ``--per-school``) shows how its total moves with the
+depth. Explanations are built for the chosen pairs only.
 The brief asked for networkx's min-cost flow; see the first case below for why it is not used.
 
 * scope ``home`` (every pair has one home-country school): the candidate graph is bipartite,
@@ -379,7 +383,9 @@ def compare(
 
 
 class RoundOptions(BaseModel):
-    per_school: int = Field(20, ge=1, le=200, description="candidate partners taken from the index per school")
+    per_school: int = Field(
+        20, ge=1, le=200, description="candidate partners gathered per school (best by reciprocal score)"
+    )
     overfetch: float = Field(
         3.0,
         ge=1,
