@@ -852,12 +852,38 @@ def run_round(
 
 def _why(matcher: Matcher, school_ids: Sequence[str], gathered: RoundCandidates) -> list[tuple[Counter[Rule], int]]:
     """For schools left without a partner only: the candidates each rule removed from their search
-    and how many that passed were outside the cohort, from :func:`matching.retrieve.retrieve`."""
-    requests = [
-        Request(matcher.schools[school_id], 1, gathered.settings, rebalanced=False, depth=1, limit=1)
-        for school_id in school_ids
-    ]
-    return [(found.eliminated, found.outside) for found in retrieve(matcher, requests, within=gathered.room)]
+    and how many that passed were outside the cohort, as :func:`matching.retrieve.retrieve` counts
+    them, with the masks worked out once per distinct source profile (as in :func:`cohort_candidates`)
+    and only the school itself and its partners set per school."""
+    table, settings = matcher.table, gathered.settings
+    day = settings.reference_date or date.today()
+    inside = np.zeros(len(table), dtype=bool)
+    inside[[table.row_of[school_id] for school_id in gathered.room]] = True
+    encoded = {school_id: table.encode(matcher.schools[school_id]) for school_id in school_ids}
+    found: dict[str, tuple[Counter[Rule], int]] = {}
+    current: tuple | None = None
+    for school_id in sorted(school_ids, key=lambda i: (_CohortSearch._key(encoded[i]), i)):
+        source = encoded[school_id]
+        if _CohortSearch._key(source) != current:
+            current = _CohortSearch._key(source)
+            shared = rule_masks(table, source, settings, day, SuggestionFilters(), [])
+            sides = matcher.candidate_sides(source.school, settings)
+            on_sides = (
+                table.indexed()
+                if len(sides) == 2
+                else table.indexed_on(HOME_SIDE if sides == ["home"] else FOREIGN_SIDE)
+            )
+        same = np.zeros(len(table), dtype=bool)
+        same[table.row_of[school_id]] = True
+        partners = np.zeros(len(table), dtype=bool)
+        partners[[table.row_of[p] for p in matcher.partners(school_id) if p in table.row_of]] = True
+        masks = replace(
+            shared, violations=shared.violations | {Rule.SAME_SCHOOL: same, Rule.ALREADY_PARTNERS: partners}
+        )
+        examined = on_sides & ~same
+        outside = int(np.count_nonzero(examined & masks.passing() & ~inside))
+        found[school_id] = (masks.eliminated(examined), outside)
+    return [found[school_id] for school_id in school_ids]
 
 
 def _unmatched(
