@@ -10,9 +10,9 @@ school's ``per_school`` best candidates by reciprocal score among its ``per_scho
 nearest cohort schools that pass every hard rule (:func:`cohort_candidates`: the engine's rule
 masks and array scores, batched over the cohort, and held equal by a test to
 :func:`matching.retrieve.retrieve` asked one school at a time). The optimum is exact over the
-edges gathered and never below greedy on the same edges; a deeper search only adds edges, so the
-total can only rise with ``per_school``: on the 5,000-school benchmark world the default 20 is
-1.8% below 80 (10: 5.9% below; ``evaluation/bench_rounds.py --per-school``). Explanations are
+edges gathered and never below greedy on the same edges; more edges per school let it find a
+little more: on the 5,000-school benchmark world the default 20 gives a total 1.8% below 80's
+(10: 5.9% below; ``evaluation/bench_rounds.py --per-school``). Explanations are
 built for the chosen pairs only.
 The brief asked for networkx's min-cost flow; see the first case below for why it is not used.
 
