@@ -630,6 +630,23 @@ def _id_order(table: ProfileTable) -> np.ndarray:
     return order
 
 
+@dataclass(frozen=True)
+class _CohortRows(ProfileTable):
+    """Some rows of a table, as a table of their own for the masks and scores. Shared school hours
+    are read from the whole table, which works them out once per time zone and keeps them for
+    every later request on it."""
+
+    parent: ProfileTable | None = None
+    parent_rows: np.ndarray | None = None
+
+    def overlap_hours(self, timezone: str, day: date, start_hour: int, end_hour: int) -> np.ndarray:
+        assert self.parent is not None and self.parent_rows is not None
+        return self.parent.overlap_hours(timezone, day, start_hour, end_hour)[self.parent_rows]
+
+
+_TABLE_FIELDS = ("home_country", "countries", "languages", "timezones", "regions", "rows_by_label")
+
+
 class _CohortSearch:
     """:func:`cohort_candidates` for the sources that pair with one set of sides, against the cohort
     rows of those sides (``columns``), held as a table of their own so the masks cover them only."""
@@ -647,13 +664,14 @@ class _CohortSearch:
         self.matcher, self.table, self.columns, self.vectors = matcher, table, columns, vectors
         self.per_school, self.settings = per_school, settings
         self.day = settings.reference_date or date.today()
-        self.sub = replace(
-            table,
+        self.sub = _CohortRows(
+            **{name: getattr(table, name) for name in _TABLE_FIELDS},
             ids=tuple(table.ids[c] for c in columns.tolist()),
             row_of={table.ids[c]: n for n, c in enumerate(columns.tolist())},
             schools=tuple(table.schools[c] for c in columns.tolist()),
             columns={name: values[columns] for name, values in table.columns.items()},
-            _derived={},
+            parent=table,
+            parent_rows=columns,
         )
         self.column_vectors = np.ascontiguousarray(vectors[columns])
         self.column_order = order[columns]
