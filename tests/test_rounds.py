@@ -25,9 +25,11 @@ from matching.rounds import (
     RoundOptions,
     RoundResult,
     UnmatchedReason,
+    _why,
     accept,
     blocking_pairs,
     cohort_candidates,
+    gather_candidates,
     greedy_assignment,
     integer_weights,
     optimal_assignment,
@@ -381,11 +383,15 @@ def test_batched_cohort_search_equals_retrieve_one_school_at_a_time(matcher: Mat
         )
     }
     requests = [Request(matcher.schools[i], 5, settings, rebalanced=False, limit=5) for i in sorted(room)]
+    answers = retrieve(matcher, requests, within=room)
     expected = {
         (request.source.id, c.school.id): (c.fit_forward, c.fit_backward, c.reciprocal)
-        for request, answer in zip(requests, retrieve(matcher, requests, within=room), strict=True)
+        for request, answer in zip(requests, answers, strict=True)
         for c in answer.ranked
     }
+    # What unmatched schools are told (rules that removed candidates, passing ones outside the cohort).
+    gathered = gather_candidates(matcher, room, RoundOptions(per_school=5, overfetch=3.0), settings=settings)
+    assert _why(matcher, sorted(room), gathered) == [(a.eliminated, a.outside) for a in answers]
     assert len(expected) > 2 * len(room) and set(found) == set(expected)
     for key, values in expected.items():
         assert found[key] == pytest.approx(values, abs=1e-6)  # cosines by BLAS, not FAISS: float32 rounding
