@@ -9,12 +9,14 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import psycopg
 import pytest
+from sqlalchemy import Connection, create_engine
 
 from data.schema import School
 from data.store import Store
@@ -67,6 +69,17 @@ def store(store_url: str) -> Iterator[Store]:
     """An empty, migrated Store, on SQLite and on PostgreSQL."""
     with Store(store_url) as opened:
         yield opened
+
+
+@contextmanager
+def connection(store: Store) -> Iterator[Connection]:
+    """A plain connection to the store's database, for tests that look at the tables themselves."""
+    engine = create_engine(store.url)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 _school_numbers = itertools.count(1)

@@ -15,6 +15,7 @@ from data.schema import InvitationStatus, PartnershipOrigin, School, utcnow
 from data.store import InvitationTally, Store
 from data.tables import metadata
 from service.auth import Role, authenticate, create_key, hash_key
+from tests.conftest import connection
 
 MakeSchool = Callable[..., School]
 DAY = timedelta(days=1)
@@ -29,7 +30,7 @@ def trio(store: Store, make_school: MakeSchool) -> tuple[str, str, str]:
 
 
 def test_new_tables_match_the_migrations(store: Store) -> None:
-    with store.read() as conn:
+    with connection(store) as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
@@ -118,7 +119,7 @@ def test_api_keys_are_stored_hashed_and_revocable(store: Store, trio: tuple[str,
     tw, _, _ = trio
     made = create_key(store, Role.SCHOOL, school_id=tw, name="tw office")
     assert made.key.startswith("pm_") and len(made.key) > 40
-    with store.read() as conn:
+    with connection(store) as conn:
         stored = conn.exec_driver_sql("SELECT * FROM api_keys").all()
     assert made.key not in repr(stored) and hash_key(made.key) in repr(stored)
     caller = authenticate(store, made.key)

@@ -16,6 +16,7 @@ from data.errors import Conflict, ImportRejected, NotFound
 from data.schema import Partnership, School
 from data.store import Store, UpsertCounts, normalize_url
 from data.tables import metadata
+from tests.conftest import connection
 
 MakeSchool = Callable[..., School]
 
@@ -31,7 +32,7 @@ def partnership_changes(store: Store, seq: int) -> list[tuple[int, str, str]]:
 
 
 def test_migrations_create_exactly_the_tables_the_code_queries(store: Store) -> None:
-    with store.read() as conn:
+    with connection(store) as conn:
         differences = compare_metadata(MigrationContext.configure(conn), metadata)
     assert differences == []
 

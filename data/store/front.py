@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any, Unpack
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
 from data.schema import Invitation, Partnership, School, StoredRound, utcnow
@@ -31,7 +31,6 @@ class Store:
     def __init__(self, url: str | None = None) -> None:
         self.url = engine.normalize_url(url or StorageSettings().url)
         self._engine = engine.open_engine(self.url)
-        self.dialect = self._engine.dialect.name
         try:
             engine.migrate(self._engine)
         except BaseException:
@@ -41,10 +40,6 @@ class Store:
     @classmethod
     def from_settings(cls, settings: StorageSettings | None = None) -> Store:
         return cls((settings or StorageSettings()).url)
-
-    @property
-    def engine(self) -> Engine:
-        return self._engine
 
     def close(self) -> None:
         self._engine.dispose()
@@ -58,23 +53,21 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({make_url(self.url).render_as_string(hide_password=True)!r})"
 
-    def write(self) -> AbstractContextManager[Connection]:
-        """A write transaction holding the database's write lock from its start."""
+    def _write(self) -> AbstractContextManager[Connection]:
         return engine.write(self._engine)
 
-    def read(self) -> AbstractContextManager[Connection]:
-        """A read transaction: one consistent snapshot for the statements run inside it."""
+    def _read(self) -> AbstractContextManager[Connection]:
         return engine.read(self._engine)
 
     # ----------------------------------------------------------------- schools
 
     def get_school(self, school_id: str) -> School:
-        with self.read() as conn:
+        with self._read() as conn:
             return schools.get(conn, school_id)
 
     def get_schools(self, ids: Iterable[str]) -> dict[str, School]:
         """The schools among ids that exist; unknown ids are simply absent from the result."""
-        with self.read() as conn:
+        with self._read() as conn:
             return schools.get_many(conn, ids)
 
     def list_schools(
@@ -82,12 +75,12 @@ class Store:
     ) -> list[School]:
         """Schools matching every given filter (see :class:`SchoolFilters`), ordered by id.
         Page on with after=<last id of the previous page>."""
-        with self.read() as conn:
+        with self._read() as conn:
             return schools.list_(conn, filters, after=after, limit=limit)
 
     def count_schools(self, **filters: Unpack[SchoolFilters]) -> int:
         """How many schools match every given filter (see :class:`SchoolFilters`)."""
-        with self.read() as conn:
+        with self._read() as conn:
             return schools.count(conn, filters)
 
     def iter_schools(self, active: bool | None = None, batch: int = 1000) -> Iterator[School]:
@@ -102,14 +95,14 @@ class Store:
             after = page[-1].id
 
     def create_school(self, school: School) -> School:
-        with self.write() as conn:
+        with self._write() as conn:
             return schools.create(conn, school)
 
     def update_school(self, school_id: str, changes: dict[str, Any]) -> School:
         """Apply changes and re-validate the whole profile. Nothing is written (and updated_at
         stays) when the profile says the same as before."""
         schools.check_update(school_id, changes)
-        with self.write() as conn:
+        with self._write() as conn:
             return schools.update_(conn, school_id, changes)
 
     def deactivate_school(self, school_id: str) -> School:
@@ -124,20 +117,20 @@ class Store:
         progress, if given, is called with the number of schools handled after each chunk."""
         batch = list(new_schools)
         schools.check_unique(batch)
-        with self.write() as conn:
+        with self._write() as conn:
             return schools.upsert(conn, batch, progress)
 
     def clear(self) -> None:
         """Delete every school, partnership and invitation (meta values and API keys stay). The
         change log records a "delete" for each, so whatever was built from them knows to drop them."""
-        with self.write() as conn:
+        with self._write() as conn:
             schools.clear(conn)
 
     # ----------------------------------------------------------------- change log
 
     def latest_change_seq(self) -> int:
         """The newest change's seq (every kind shares one sequence); 0 if none."""
-        with self.read() as conn:
+        with self._read() as conn:
             return changes.latest_seq(conn)
 
     def all_changes_since(self, seq: int) -> list[Change]:
@@ -145,7 +138,7 @@ class Store:
         snapshot: a follower that applies them and keeps the last seq misses nothing across kinds.
         kind is "school", "partnership" or "invitation"; op is in SCHOOL_OPS, PARTNERSHIP_OPS or
         INVITATION_OPS."""
-        with self.read() as conn:
+        with self._read() as conn:
             return changes.since(conn, seq)
 
     # ----------------------------------------------------------------- partnerships
@@ -154,27 +147,27 @@ class Store:
         """Add partnerships in one transaction, or none if any is bad (ImportRejected lists every
         bad one by its 1-based position). The same pair and start date again updates the stored
         one. Returned with ids and the pair in canonical order (school_a < school_b)."""
-        with self.write() as conn:
+        with self._write() as conn:
             stored, _ = partnerships.write(conn, list(new))
         return stored
 
     def upsert_partnerships(self, new: Iterable[Partnership]) -> UpsertCounts:
         """add_partnerships, reporting what was created, updated or already so."""
-        with self.write() as conn:
+        with self._write() as conn:
             _, counts = partnerships.write(conn, list(new))
         return counts
 
     def end_partnership(self, partnership_id: str, end_date: date) -> Partnership:
-        with self.write() as conn:
+        with self._write() as conn:
             return partnerships.end(conn, partnership_id, end_date)
 
     def get_partnership(self, partnership_id: str) -> Partnership:
-        with self.read() as conn:
+        with self._read() as conn:
             return partnerships.get(conn, partnership_id)
 
     def list_partnerships(self, *, school_id: str | None = None, active: bool | None = None) -> list[Partnership]:
         """Partnerships (of one school, if given), oldest start first."""
-        with self.read() as conn:
+        with self._read() as conn:
             return partnerships.list_(conn, school_id=school_id, active=active)
 
     # ----------------------------------------------------------------- invitations
@@ -199,11 +192,11 @@ class Store:
             created_at=now,
             expires_at=as_utc(expires_at),
         )
-        with self.write() as conn:
+        with self._write() as conn:
             return invitations.create(conn, invitation)
 
     def get_invitation(self, invitation_id: str) -> Invitation:
-        with self.read() as conn:
+        with self._read() as conn:
             return invitations.get(conn, invitation_id)
 
     def list_invitations(
@@ -217,7 +210,7 @@ class Store:
     ) -> list[Invitation]:
         """Invitations oldest first (ids sort by creation), of one school if given: sent, received
         or both (direction None). Page on with after=<last id of the previous page>."""
-        with self.read() as conn:
+        with self._read() as conn:
             return invitations.list_(
                 conn, school_id=school_id, direction=direction, status=status, after=after, limit=limit
             )
@@ -233,7 +226,7 @@ class Store:
         """Accept an open invitation and start the partnership it asked for, in one transaction:
         both are written or neither is. An overdue one is marked expired instead (Conflict)."""
         now = as_utc(now or utcnow())
-        with self.write() as conn:
+        with self._write() as conn:
             answered = invitations.accept(conn, invitation_id, modes=modes, sdgs=sdgs, now=now)
         if answered is None:
             raise invitations.expired_conflict(self.get_invitation(invitation_id))
@@ -243,7 +236,7 @@ class Store:
         self, invitation_id: str, reason: str | None = None, *, now: datetime | None = None
     ) -> Invitation:
         now = as_utc(now or utcnow())
-        with self.write() as conn:
+        with self._write() as conn:
             declined = invitations.decline(conn, invitation_id, reason, now=now)
         if declined is None:
             raise invitations.expired_conflict(self.get_invitation(invitation_id))
@@ -253,16 +246,16 @@ class Store:
         """Mark every pending invitation past its deadline as expired; returns how many. Takes the
         write lock only when there is something to expire, so calling it on each read is cheap."""
         now = as_utc(now or utcnow())
-        with self.read() as conn:
+        with self._read() as conn:
             if not invitations.any_overdue(conn, now):
                 return 0
-        with self.write() as conn:
+        with self._write() as conn:
             return invitations.expire_overdue(conn, now)
 
     def invitation_tallies(self, now: datetime | None = None) -> dict[str, InvitationTally]:
         """Every school's invitation figures at `now`; an overdue pending invitation counts as
         expired whether or not the sweep has marked it yet."""
-        with self.read() as conn:
+        with self._read() as conn:
             return invitations.tallies(conn, as_utc(now or utcnow()))
 
     # ----------------------------------------------------------------- API keys
@@ -281,20 +274,20 @@ class Store:
         record = ApiKeyRecord(
             id=key_id, prefix=prefix, role=role, school_id=school_id, name=name, created_at=utcnow(), revoked_at=None
         )
-        with self.write() as conn:
+        with self._write() as conn:
             return keys.create(conn, record, key_hash)
 
     def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
         """The key with this hash, revoked or not; None when no key has it."""
-        with self.read() as conn:
+        with self._read() as conn:
             return keys.find(conn, key_hash)
 
     def list_api_keys(self) -> list[ApiKeyRecord]:
-        with self.read() as conn:
+        with self._read() as conn:
             return keys.list_(conn)
 
     def revoke_api_key(self, key_id: str) -> ApiKeyRecord:
-        with self.write() as conn:
+        with self._write() as conn:
             return keys.revoke(conn, key_id)
 
     # ----------------------------------------------------------------- matching rounds
@@ -322,18 +315,18 @@ class Store:
             result=result,
         )
         values = rounds.row(stored)
-        with self.write() as conn:
+        with self._write() as conn:
             rounds.create(conn, values)
         return stored
 
     def get_round(self, round_id: str) -> StoredRound:
-        with self.read() as conn:
+        with self._read() as conn:
             return rounds.get(conn, round_id)
 
     def list_rounds(self, *, before: str | None = None, limit: int = 50) -> list[StoredRound]:
         """Rounds newest first, without their (possibly large) results: result is None. Page on
         with before=<last id of the previous page>."""
-        with self.read() as conn:
+        with self._read() as conn:
             return rounds.list_(conn, before=before, limit=limit)
 
     def accept_round(
@@ -348,7 +341,7 @@ class Store:
         written or none. Refused (Conflict) when the round was accepted already, or when a pair's
         school is gone or inactive or the two are partners by now (the caller checks the full
         rules first; these are re-read here under the write lock)."""
-        with self.write() as conn:
+        with self._write() as conn:
             return rounds.accept(conn, round_id, new, accepted_by=accepted_by, now=as_utc(now or utcnow()))
 
     def create_round_job(self, *, created_by: str | None = None, now: datetime | None = None) -> RoundJob:
@@ -364,22 +357,22 @@ class Store:
             error=None,
             updated_at=now,
         )
-        with self.write() as conn:
+        with self._write() as conn:
             return rounds.create_job(conn, job)
 
     def update_round_job(
         self, job_id: str, *, status: str, stage: str, progress: float, error: str | None = None
     ) -> None:
-        with self.write() as conn:
+        with self._write() as conn:
             rounds.update_job(conn, job_id, status=status, stage=stage, progress=progress, error=error)
 
     def get_round_job(self, job_id: str) -> RoundJob:
-        with self.read() as conn:
+        with self._read() as conn:
             return rounds.get_job(conn, job_id)
 
     def fail_unfinished_round_jobs(self, reason: str) -> int:
         """Mark queued and running jobs failed (their process is gone); returns how many."""
-        with self.write() as conn:
+        with self._write() as conn:
             return rounds.fail_unfinished_jobs(conn, reason)
 
     # ----------------------------------------------------------------- exposure
@@ -389,26 +382,26 @@ class Store:
         shared counts, in one transaction with every other writer. `half_life` in seconds."""
         if not shown:
             return
-        with self.write() as conn:
+        with self._write() as conn:
             exposure.add(conn, shown, now=now, half_life=half_life)
 
     def exposure_counts(self, *, now: float, half_life: float) -> dict[str, tuple[str, float]]:
         """Every replica's appearances per school, decayed to `now`: school id -> (side, count)."""
-        with self.read() as conn:
+        with self._read() as conn:
             return exposure.counts(conn, now=now, half_life=half_life)
 
     # ----------------------------------------------------------------- meta and stats
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
-        with self.read() as conn:
+        with self._read() as conn:
             value = stats.get_meta(conn, key)
         return default if value is None else value
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.write() as conn:
+        with self._write() as conn:
             stats.set_meta(conn, key, value)
 
     def stats(self) -> dict[str, Any]:
         """Counts for `partnermatch stats`; the breakdowns are over active schools and partnerships."""
-        with self.read() as conn:
+        with self._read() as conn:
             return stats.summary(conn)
