@@ -83,8 +83,10 @@ def create_app(
         try:
             yield
         finally:
-            if loader is not None:
-                loader.join()
+            if loader is not None and service.ready:
+                loader.join()  # it is only starting the follower now
+            elif loader is not None:  # stopped during a first build: what is encoded is cached
+                log.warning("stopping before the index was ready; the next start resumes from the embedding cache")
             if opened:
                 service.close()
 

@@ -139,6 +139,8 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("%(a)s and %(b)s break hard rule(s): %(rules)s"),
     N_("%(ids)s at capacity; send override_capacity: true to record the partnership anyway"),
     N_("%(n)s pair(s) no longer possible: %(pairs)s"),
+    N_("%(school)s has %(free)s free place(s) for %(needed)s pair(s)"),
+    N_("%(school)s is unknown"),
     N_("a school cannot partner with itself (%(id)s)"),
     N_("%(a)s and %(b)s are both in %(country)s; partnerships must cross a border"),
     N_("a school cannot invite itself (%(id)s)"),
@@ -181,6 +183,8 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("still being built, %(encoded)s of %(total)s profiles encoded; try again in a moment"),
     N_("could not be loaded or built: %(why)s"),
     N_("internal error (%(type)s); it has been logged"),
+    N_("the server stopped before the round was done; start it again"),
+    N_("the round's process ended with exit code %(code)s"),
     N_("Not Found"),
     N_("Method Not Allowed"),
     N_("There was an error parsing the body"),
@@ -281,6 +285,10 @@ def _value(lang: Lang, name: str, value: str) -> str:
         return rule_text(lang, re.findall(r"(?:^|; )([a-z_]+) \(", value) or value.split(", "))
     if name in ("kind", "status", "role", "who", "work"):
         return gettext(lang, value) if value in WORDS else value
+    if name == "pairs":  # "a–b (a has 0 free place(s) for 1 pair(s), same_country); c–d (...)"
+        said = re.sub(r" ?\(([^()]*(?:\([^()]*\)[^()]*)*)\)", lambda m: _pair_problems(lang, m[1]), value)
+        said = re.sub(r"and (\d+) more$", lambda m: gettext(lang, "and %(n)s more", n=m[1]), said)
+        return said.replace("; ", "；")
     if name == "limit":  # "20 per 1 minute"
         return re.sub(
             r"(\d+) per (\d+) (second|minute|hour|day)s?",
@@ -295,6 +303,15 @@ def _value(lang: Lang, name: str, value: str) -> str:
         joined = re.sub(r"\b(or|and)\b", lambda m: gettext(lang, m[1]), value)
         return joined.replace(", ", "、") if lang == "zh-TW" else joined
     return value
+
+
+def _pair_problems(lang: Lang, problems: str) -> str:
+    """Why one pair of a round is no longer possible: rule codes and free places, in `lang`."""
+    said = [
+        rule_text(lang, [part]) if re.fullmatch(r"[a-z_]+", part) else reason_text(lang, part)
+        for part in re.split(r", (?![^()]*\))", problems)
+    ]
+    return f"（{'、'.join(said)}）"
 
 
 def error_text(lang: Lang, message: str) -> str:

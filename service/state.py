@@ -280,6 +280,9 @@ class ServiceState:
         try:
             self.start(report)
         except Exception as exc:
+            if self.stopping:  # the server stopped first and closed the store under the build
+                log.info("index start abandoned: the service stopped")
+                return
             log.exception("could not load or build the index")
             self.start_error = f"index: could not be loaded or built: {exc}"
 
@@ -302,11 +305,10 @@ class ServiceState:
             return self._save(self._matcher, self.seq)
 
     def follow(self) -> None:
-        """Start the follower thread (once): it applies other replicas' changes and shares
-        exposure counts every ``change_poll_seconds``."""
-        if self._follower is not None:
+        """Start the follower thread (once, and not once the state is closing): it applies other
+        replicas' changes and shares exposure counts every ``change_poll_seconds``."""
+        if self._follower is not None or self.stopping:
             return
-        self._stopping.clear()
         self._follower = threading.Thread(target=self._follow, name="partnermatch-follower", daemon=True)
         self._follower.start()
 

@@ -166,3 +166,23 @@ def test_every_api_error_reads_in_chinese(api: Api) -> None:  # noqa: F811
             english_left.append((case, words, body["detail"]))
         assert english.json()["detail"] != body["detail"], case
     assert not english_left, "\n".join(map(str, english_left))
+
+
+def test_errors_said_only_by_jobs_and_limits_read_in_chinese() -> None:
+    """Errors the served test above cannot provoke cheaply: stale round pairs, rate limits, a round
+    its server stopped."""
+    from service.errors import error_text
+
+    messages = [
+        "pairs: 2 pair(s) no longer possible: a1–b1 (a1 has 0 free place(s) for 1 pair(s), same_country); "
+        "c1–d1 (at_capacity); and 3 more",
+        "X-API-Key: too many failed sign-ins from this address (20 per 1 minute); retry in 31 s",
+        "too many round requests from this key (60 per 1 minute); retry in 3 s",
+        "interrupted: the server stopped before the round was done; start it again",
+        "index: could not be loaded or built: the round's process ended with exit code 9",
+    ]
+    for message in messages:
+        said = error_text("zh-TW", message)
+        field = said.split("：", 1)[0] if "：" in said else ""
+        assert english_beyond_names({"detail": said, "field": field}) == [], said
+        assert error_text("en", message) == message
