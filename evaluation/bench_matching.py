@@ -7,7 +7,10 @@ one raw HNSW query on the same vectors (no rules, no scores) in the same run, an
 without the index: an honest vectorised NumPy full scan (every rule as a mask, every eligible
 school scored with array operations, top k) and the old scan that checks and scores every school
 in Python, with the ratios, the number of constraint violations over all requests (must be 0),
-and peak RSS.
+and resident memory (now and peak) after generating the world, after the build and at the end, so
+what the profiles themselves hold is told apart from what the engine adds. Both baselines read the
+vectors FAISS stores in place (``VectorIndex.stored``), as the engine does, instead of a second
+copy of them.
 
 The text part of each profile vector comes from a hashed bag of words (embeddings/hashed.py,
 scikit-learn's HashingVectorizer) instead of the sentence-transformers model: encoding 100k profiles with the

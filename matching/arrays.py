@@ -81,8 +81,8 @@ def weighted(components: dict[str, np.ndarray], weights: FitWeights) -> np.ndarr
 
 
 def _per_candidate(components: dict[str, np.ndarray | float], n: int) -> dict[str, np.ndarray]:
-    """Each component as one float per candidate (a constant one broadcast, not copied)."""
-    return {name: np.broadcast_to(np.asarray(c, dtype=float), (n,)) for name, c in components.items()}
+    """Each component as one float64 per candidate (a constant one repeated), as the reference adds them."""
+    return {name: np.asarray(c, dtype=float) if np.ndim(c) else np.full(n, c, float) for name, c in components.items()}
 
 
 def _preference(wanted: int | np.ndarray, shared: np.ndarray) -> np.ndarray:

@@ -77,6 +77,15 @@ class RuleMasks:
         return Counter({rule.value: n for _, _, rule, n in sorted(firsts)})
 
 
+def shares_any(bitsets: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Per row of a 2-D bitset: does it share a bit with ``wanted``? Word by word, only the words
+    ``wanted`` uses (one in practice), instead of a temporary as large as the column."""
+    found = np.zeros(len(bitsets), dtype=bool)
+    for word in np.flatnonzero(wanted[: bitsets.shape[1]]).tolist():
+        found |= (bitsets[:, word] & wanted[word]) != 0
+    return found
+
+
 def pair_modes_bits(source_modes: int, modes: np.ndarray) -> np.ndarray:
     """:func:`matching.constraints.pair_modes` as bitsets: my visit needs your hosting."""
     mine = np.uint8(source_modes)
@@ -110,7 +119,7 @@ def rule_masks(
         v[Rule.OUT_OF_SCOPE] = ~v[Rule.SAME_COUNTRY] & (country != table.countries.code(settings.home_country))
     else:
         v[Rule.OUT_OF_SCOPE] = np.zeros(n, dtype=bool)
-    v[Rule.NO_SHARED_LANGUAGE] = ~(table["languages_exchange"] & source.languages_exchange).any(axis=1)
+    v[Rule.NO_SHARED_LANGUAGE] = ~shares_any(table["languages_exchange"], source.languages_exchange)
     common = pair_modes_bits(source.modes, table["modes"])
     overlap = table.overlap_hours(school.timezone, day, settings.school_day_start, settings.school_day_end)
     usable = np.where(overlap < settings.min_overlap_hours, common & ~np.uint8(VIRTUAL), common).astype(np.uint8)

@@ -115,6 +115,20 @@ def test_vectors_reads_many_rows_at_once(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_stored_views_every_row_in_place(kind: str) -> None:
+    index = built(kind)
+    index.upsert(["s00007"], unit_vectors(1, 99))
+    index.remove(["s00003"])
+    labels, vectors = index.stored()
+    held = {label: id_ for id_, label in index.labels().items()}
+    assert len(labels) == len(vectors) and set(held) <= set(labels.tolist())
+    for label, vector in zip(labels.tolist(), vectors, strict=True):
+        if label in held:
+            np.testing.assert_allclose(vector, index.vector(held[label]), atol=1e-6)
+    assert not vectors.flags.writeable and not vectors.flags.owndata  # a view of FAISS's memory, not a copy
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_upsert_replaces_a_vector(kind: str) -> None:
     index = built(kind)
     old = index.vector("s00042")
