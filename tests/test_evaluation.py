@@ -32,13 +32,15 @@ from evaluation.run import (
     evaluate_store,
     map_queries,
     query_targets,
+    train_split_ranker,
     without_rebalancing,
 )
 from evaluation.sensitivity import run_sensitivity
 from evaluation.settings import EvaluationSettings
-from evaluation.splits import Split, random_split, time_split
+from evaluation.splits import Split, make_split, random_split, time_split
 from graph import build_partnership_graph
 from matching.constraints import Rule, check_pair
+from matching.features import PairFeatures
 from matching.settings import MatchSettings
 
 # --------------------------------------------------------------------------- accuracy
@@ -250,6 +252,41 @@ def test_the_recommender_sees_no_held_out_partnership(
         check = check_pair(by_id[a], by_id[b], ctx)
         assert Rule.ALREADY_PARTNERS not in check.violations
         assert b not in ctx.partners(a)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["time", "random"])
+def test_the_split_ranker_sees_no_held_out_partnership(
+    name: str, stored: Store, module_embedder: ProfileEmbedder
+) -> None:
+    """The ranker evaluate trains for a split (``train_split_ranker``) reads only the split's training
+    part: no held-out pair is an edge of its features' graph, and every feature of every held-out
+    pair is what the training part alone gives (on the random split the whole history would give
+    other values; on the time split the features are fitted as of a day before the cut-off)."""
+    schools = list(stored.iter_schools())
+    partnerships = stored.list_partnerships()
+    settings = EvaluationSettings(splits=[name])
+    split = make_split(name, partnerships, settings.holdout_share, settings.seed)
+    matcher = build_matcher(schools, split.train, module_embedder, MatchSettings())
+    model = train_split_ranker(matcher, split, settings, lambda _message: None)
+    assert model is not None
+    features = model.features
+    held = sorted({p.pair for p in split.held_out} - {p.pair for p in split.train})
+    assert held
+    assert all(features.adjacency_[features.row_[a], features.row_[b]] == 0 for a, b in held)
+    train_only = PairFeatures().fit(schools, split.train, features.as_of_)
+    everything = PairFeatures().fit(schools, partnerships, features.as_of_)
+    by_id = matcher.schools
+    leaked = []
+    for a, b in held:
+        score = matcher.score_pair(by_id[a], by_id[b])[1]
+        row = features.transform(by_id[a], [by_id[b]], [score])
+        np.testing.assert_array_equal(row, train_only.transform(by_id[a], [by_id[b]], [score]))
+        leaked.append(not np.array_equal(row, everything.transform(by_id[a], [by_id[b]], [score]), equal_nan=True))
+    if split.cutoff is not None:  # time split: fitted as of a day before the first held-out start
+        assert features.as_of_ <= split.cutoff
+    else:  # random split: the held-out pairs would change the features, so the check above could fail
+        assert any(leaked)
 
 
 def test_queries_cover_both_sides_or_only_the_home_side(stored: Store) -> None:
