@@ -12,16 +12,15 @@ similarities and these reciprocal scores) and return one score per candidate.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from data.schema import School
 from matching.masks import HOSTING, VIRTUAL, VISIT, RuleMasks, pair_modes_bits
 from matching.reasons import Reason
-from matching.scoring import FULL_OVERLAP_HOURS, PairScore
+from matching.scoring import FULL_OVERLAP_HOURS
 from matching.settings import FitWeights, MatchSettings
 from matching.table import ProfileTable, Row, popcount
 
@@ -33,6 +32,9 @@ class ArrayScores:
     forward: np.ndarray
     backward: np.ndarray
     reciprocal: np.ndarray
+    forward_components: dict[str, np.ndarray] = field(default_factory=dict)
+    """Each fit component of fit(source→candidate), one entry per candidate (the ranker's features read them)."""
+    backward_components: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 PairScorer = Callable[[ProfileTable, Row, np.ndarray, np.ndarray, ArrayScores], np.ndarray]
@@ -40,14 +42,16 @@ PairScorer = Callable[[ProfileTable, Row, np.ndarray, np.ndarray, ArrayScores], 
 
 
 class LearnedScorer(Protocol):
-    """A trained pair score (matching.ranker) over one source's candidates at once, and the reasons
-    that lifted each one; it reads the reference fit components, so it takes profiles and scores."""
+    """A trained pair score (matching.ranker): feature rows of one source's candidate rows at once,
+    their scores, and the reasons that lifted each one."""
 
-    def score(self, source: School, candidates: Sequence[School], scores: Sequence[PairScore]) -> np.ndarray: ...
+    def feature_rows(
+        self, table: ProfileTable, source: Row, rows: np.ndarray, similarity: np.ndarray, scores: ArrayScores
+    ) -> np.ndarray: ...
 
-    def explain(
-        self, source: School, candidates: Sequence[School], scores: Sequence[PairScore]
-    ) -> list[list[Reason]]: ...
+    def score(self, features: np.ndarray) -> np.ndarray: ...
+
+    def explain(self, features: np.ndarray) -> list[list[Reason]]: ...
 
 
 def reciprocal_base(
@@ -111,36 +115,31 @@ def reciprocal_scores(
     backward_usable = np.where(in_shared_hours, modes & source.modes & VIRTUAL, 0).astype(np.uint8)
     backward_usable |= swap_visits(pair_modes_bits(source.modes, modes) & ~np.uint8(VIRTUAL))
     shared_sdgs = popcount(sdgs & np.uint32(source.sdgs))
-    forward = weighted(
-        {
-            "target_country": _preference(len(school.target_countries), _has_code(source.wished, country)),
-            "sdg": _preference(len(school.sdgs), shared_sdgs),
-            "language": np.where(has_shared, 0.6 + 0.4 * (shared & source.languages_instruction).any(axis=1), 0.0),
-            "mode": (
-                popcount(np.uint8(source.modes) & usable) / len(school.exchange_modes)
-                if school.exchange_modes
-                else np.zeros(len(rows))
-            ),
-            "level": same_level,
-            "timezone": np.minimum(overlap / FULL_OVERLAP_HOURS, 1.0) if source.modes & VIRTUAL else 1.0,
-            "embedding": embedding,
-        },
-        settings.fit,
-    )
-    backward = weighted(
-        {
-            "target_country": _preference(n_wished, _has_code(wished, np.full(len(rows), source.country))),
-            "sdg": _preference(n_sdgs, shared_sdgs),
-            "language": np.where(
-                has_shared, 0.6 + 0.4 * (shared & table["languages_instruction"][rows]).any(axis=1), 0.0
-            ),
-            "mode": np.where(n_modes == 0, 0.0, popcount(modes & backward_usable) / np.maximum(n_modes, 1)),
-            "level": same_level,
-            "timezone": np.where(modes & VIRTUAL, np.minimum(overlap / FULL_OVERLAP_HOURS, 1.0), 1.0),
-            "embedding": embedding,
-        },
-        settings.fit,
-    )
+    n = len(rows)
+    forward_components = {
+        "target_country": _preference(len(school.target_countries), _has_code(source.wished, country)),
+        "sdg": _preference(len(school.sdgs), shared_sdgs),
+        "language": np.where(has_shared, 0.6 + 0.4 * (shared & source.languages_instruction).any(axis=1), 0.0),
+        "mode": (
+            popcount(np.uint8(source.modes) & usable) / len(school.exchange_modes)
+            if school.exchange_modes
+            else np.zeros(len(rows))
+        ),
+        "level": same_level,
+        "timezone": np.minimum(overlap / FULL_OVERLAP_HOURS, 1.0) if source.modes & VIRTUAL else np.ones(n),
+        "embedding": embedding,
+    }
+    backward_components = {
+        "target_country": _preference(n_wished, _has_code(wished, np.full(len(rows), source.country))),
+        "sdg": _preference(n_sdgs, shared_sdgs),
+        "language": np.where(has_shared, 0.6 + 0.4 * (shared & table["languages_instruction"][rows]).any(axis=1), 0.0),
+        "mode": np.where(n_modes == 0, 0.0, popcount(modes & backward_usable) / np.maximum(n_modes, 1)),
+        "level": same_level,
+        "timezone": np.where(modes & VIRTUAL, np.minimum(overlap / FULL_OVERLAP_HOURS, 1.0), 1.0),
+        "embedding": embedding,
+    }
+    forward = weighted(forward_components, settings.fit)
+    backward = weighted(backward_components, settings.fit)
     total = forward + backward
     reciprocal = np.where(total > 0, 2 * forward * backward / np.where(total > 0, total, 1.0), 0.0)
-    return ArrayScores(forward, backward, reciprocal)
+    return ArrayScores(forward, backward, reciprocal, forward_components, backward_components)

@@ -7,9 +7,10 @@ trained the way it will be used:
 1. pick a cut-off inside the history (by default the last ``positive_share`` of partnerships by
    start date lie after it) and rebuild the network as it stood that day;
 2. every school that started a partnership after the cut-off asks, as a query, for candidates in
-   that old network: the nearest eligible schools by profile vector (the engine's own retrieval
-   and hard rules) and some other eligible schools at random;
-3. candidates it went on to partner with are positives, the other eligible ones negatives;
+   that old network: every school eligible then (the engine's own masks and array scores), as
+   the service ranks every eligible school;
+3. candidates it went on to partner with are positives; of the other eligible ones, the near
+   misses by each ranking signal and a random sample are the negatives;
 4. :class:`~matching.features.PairFeatures` (fitted on the history before the cut-off only)
    describes each pair, symmetric in the two schools, and a scikit-learn
    ``HistGradientBoostingClassifier`` learns P(partnership | pair).
@@ -45,16 +46,16 @@ from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 import graph
-from data.schema import Partnership, School
-from matching.constraints import check_pair
+from data.schema import Partnership
+from matching.arrays import ArrayScores
 from matching.engine import Matcher
-from matching.features import FEATURE_NAMES, FEATURES, PairFeatures
+from matching.features import COLUMN, FEATURE_NAMES, FEATURES, PairFeatures
 from matching.reasons import Reason
-from matching.retrieve import Candidate
-from matching.scoring import PairScore
+from matching.retrieve import Request, pool
 from matching.settings import MatchSettings, RebalanceWeights
+from matching.table import ProfileTable, Row
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped when the saved model's features or layout change: an older file is then ignored."""
 RANKER_DIR = "ranker"
 MIN_PARTNERSHIPS = 150
@@ -82,10 +83,11 @@ class InsufficientHistory(ValueError):
 class TrainingSettings:
     positive_share: float = 0.25
     """Share of the history, newest by start date, whose partnerships are the positives."""
-    nearest: int = 40
-    """Nearest eligible candidates per query (hard negatives, like the ones ranked in service)."""
-    random_negatives: int = 15
-    """Other eligible schools per query, at random."""
+    hard_negatives: int = 20
+    """Per query, the eligible non-partners ranked highest by each of the hand-weighted score, the
+    profile similarity and Adamic–Adar over 3-paths: the near misses a ranker must tell apart."""
+    random_negatives: int = 60
+    """Other eligible non-partners per query, at random: every eligible school is ranked in service."""
     max_queries: int = 600
     """Queries sampled (seeded) when more started a partnership after the cut-off: bounds training time."""
     validation_share: float = 0.2
@@ -131,7 +133,9 @@ def training_set(matcher: Matcher, partnerships: Sequence[Partnership], settings
     """Queries, candidates and labels from the network as it stood on an inner cut-off (see module doc).
 
     ``matcher`` holds the profiles and their vectors; its partnership graph is replaced by the one
-    of the cut-off day, so the rules and features see nothing that happened later."""
+    of the cut-off day, so the rules and features see nothing that happened later. Each query's
+    candidates are every school eligible then (the engine's own masks and array scores), of
+    which its later partners are the positives and a sample of the rest the negatives."""
     _check_history(partnerships)
     cutoff = training_cutoff(partnerships, settings.positive_share)
     before = as_of(partnerships, cutoff)
@@ -156,39 +160,49 @@ def training_set(matcher: Matcher, partnerships: Sequence[Partnership], settings
             f"partnerships: fewer than {MIN_POSITIVES} began after the training cut-off {cutoff}; "
             "the hand-weighted score is used"
         )
-    rng = random.Random(settings.seed)
     if len(queries) > settings.max_queries:
-        queries = sorted(rng.sample(queries, settings.max_queries))
+        queries = sorted(random.Random(settings.seed).sample(queries, settings.max_queries))
     features = PairFeatures().fit(schools, before, cutoff)
     pool_settings = without_rebalancing(then.settings)
-    ctx = then.context(settings=pool_settings)
-    sides = {side: then.indexes[side].ids() for side in ("home", "foreign")}
+    table = then.table
+    rng = np.random.default_rng(settings.seed)
     blocks, labels, groups, reciprocal = [], [], [], []
-    for number, query in enumerate(queries):
-        source = then.schools[query]
-        passed, _, _ = then.candidates(source, settings.nearest, settings=pool_settings)
-        nearest = sorted(passed, key=lambda c: -c.score.similarity)[: settings.nearest]
-        chosen = {c.school.id: (c.school, c.score) for c in nearest}
-        others = [i for side in then.candidate_sides(source, pool_settings) for i in sides[side]]
-        for school_id in rng.sample(others, min(len(others), 3 * settings.random_negatives)):
-            if len(chosen) >= settings.nearest + settings.random_negatives:
-                break
-            if school_id in chosen or school_id == query:
-                continue
-            candidate = then.schools[school_id]
-            if check_pair(source, candidate, ctx).ok:
-                chosen[school_id] = (candidate, then.score_pair(source, candidate, settings=pool_settings)[1])
-        for partner in future[query]:
-            if partner not in chosen and partner in then.schools:
-                chosen[partner] = (then.schools[partner], then.score_pair(source, then.schools[partner])[1])
-        ids = sorted(chosen)
-        blocks.append(features.transform(source, [chosen[i][0] for i in ids], [chosen[i][1] for i in ids]))
-        labels.extend(i in future[query] for i in ids)
-        groups.extend([number] * len(ids))
-        reciprocal.extend(chosen[i][1].reciprocal for i in ids)
+    for query in queries:
+        found = pool(then, table, Request(then.schools[query], 1, pool_settings, depth=len(table)))
+        label = np.array([table.ids[r] in future[query] for r in found.rows], dtype=bool)
+        if not label.any():  # no later partner was eligible then: nothing to rank
+            continue
+        X = features.transform_rows(table, found.row, found.rows, found.similarity, found.scores)
+        keep = _sample(X, found.scores.reciprocal, label, settings, rng)
+        blocks.append(X[keep])
+        labels.append(label[keep])
+        groups.append(np.full(len(keep), len(blocks) - 1))
+        reciprocal.append(found.scores.reciprocal[keep])
+    if not blocks:
+        raise InsufficientHistory(f"partnerships: none that began after {cutoff} was between schools eligible then")
     return TrainingSet(
-        np.vstack(blocks), np.array(labels, dtype=int), np.array(groups), np.array(reciprocal), cutoff, len(queries)
+        np.vstack(blocks),
+        np.concatenate(labels).astype(int),
+        np.concatenate(groups),
+        np.concatenate(reciprocal),
+        cutoff,
+        len(blocks),
     )
+
+
+def _sample(
+    X: np.ndarray, reciprocal: np.ndarray, label: np.ndarray, settings: TrainingSettings, rng: np.random.Generator
+) -> np.ndarray:
+    """Positions kept from one query's candidates: every positive, the hard negatives by each
+    ranking signal (see :class:`TrainingSettings`), and random negatives."""
+    negatives = np.flatnonzero(~label)
+    chosen = set(np.flatnonzero(label).tolist())
+    for signal in (reciprocal, X[:, COLUMN["similarity"]], X[:, COLUMN["adamic_adar_l3"]]):
+        best = negatives[np.argsort(-signal[negatives], kind="stable")[: settings.hard_negatives]]
+        chosen.update(best[signal[best] > 0].tolist())
+    rest = np.setdiff1d(negatives, np.fromiter(chosen, dtype=np.int64, count=len(chosen)))
+    chosen.update(rng.choice(rest, min(len(rest), settings.random_negatives), replace=False).tolist())
+    return np.array(sorted(chosen), dtype=np.int64)
 
 
 class ReciprocalRanker:
@@ -276,21 +290,25 @@ def fit_validated(
 class RankerModel:
     """What the engine loads: the trained ranker and the features fitted on the whole history.
 
-    ``score`` and ``explain`` are the two verbs the engine calls over the candidates it passes."""
+    The engine calls ``feature_rows`` over a request's candidate rows, then ``score`` and, for the
+    candidates it shows, ``explain`` (the :class:`~matching.arrays.LearnedScorer` protocol)."""
 
     ranker: ReciprocalRanker
-    features: PairFeatures
+    pair_features: PairFeatures
     metadata: dict[str, Any]
 
-    def score(self, source: School, candidates: Sequence[School], scores: Sequence[PairScore]) -> np.ndarray:
-        return self.ranker.predict_score(self.features.transform(source, candidates, scores))
+    def feature_rows(
+        self, table: ProfileTable, source: Row, rows: np.ndarray, similarity: np.ndarray, scores: ArrayScores
+    ) -> np.ndarray:
+        return self.pair_features.transform_rows(table, source, rows, similarity, scores)
 
-    def explain(
-        self, source: School, candidates: Sequence[School], scores: Sequence[PairScore], top: int = 3
-    ) -> list[list[Reason]]:
+    def score(self, features: np.ndarray) -> np.ndarray:
+        return self.ranker.predict_score(features)
+
+    def explain(self, features: np.ndarray, top: int = 3) -> list[list[Reason]]:
         """For each candidate, the features that lifted its score most: the drop in score when the
         feature is set to its median over these candidates (so reasons say what sets it apart)."""
-        X = self.features.transform(source, candidates, scores)
+        X = features
         if len(X) == 0:
             return []
         base = self.ranker.predict_score(X)
@@ -384,8 +402,3 @@ def load_ranker(index_dir: Path) -> RankerModel | None:
 def without_rebalancing(settings: MatchSettings) -> MatchSettings:
     """Settings for ranking by the pair score alone: graph factors neutral, no diversity re-rank."""
     return settings.model_copy(update={"diversity": False, "rebalance": NEUTRAL_REBALANCING})
-
-
-def candidate_scores(model: RankerModel, source: School, candidates: Sequence[Candidate]) -> np.ndarray:
-    """The model's score of candidates the engine has already checked and scored."""
-    return model.score(source, [c.school for c in candidates], [c.score for c in candidates])

@@ -31,11 +31,11 @@ import numpy as np
 from data.schema import School
 from matching.arrays import ArrayScores, PairScorer, reciprocal_base, reciprocal_scores
 from matching.constraints import PairCheck, PairChecker, PairContext, Rule, SuggestionFilters
-from matching.masks import rule_masks
+from matching.masks import RuleMasks, rule_masks
 from matching.rebalance import Adjustment, Rebalancer, factor_arrays
 from matching.scoring import PairScore, reciprocal_score
 from matching.settings import MatchSettings
-from matching.table import FOREIGN_SIDE, HOME_SIDE, ProfileTable
+from matching.table import FOREIGN_SIDE, HOME_SIDE, ProfileTable, Row
 
 if TYPE_CHECKING:
     from matching.engine import Matcher
@@ -85,6 +85,8 @@ class Candidate:
         self.school, self.similarity, self.rank_score = school, similarity, rank_score
         self.fit_forward, self.fit_backward, self.reciprocal = scores
         self._details = details
+        self.features: np.ndarray | None = None
+        """The trained ranker's feature row of the pair, when a ranker ranked it (its reasons read it)."""
 
     @cached_property
     def _explained(self) -> tuple[PairCheck, PairScore, list[Adjustment]]:
@@ -136,9 +138,25 @@ def retrieve(
     return [_one(matcher, table, request, scorer, inside) for request in requests]
 
 
-def _one(
-    matcher: Matcher, table: ProfileTable, request: Request, scorer: PairScorer, inside: np.ndarray | None
-) -> Retrieved:
+@dataclass
+class Pool:
+    """One request's eligible candidates before ranking: the rows ranked, their cosines and
+    reciprocal scores, with the masks and counts the answer reports."""
+
+    row: Row
+    masks: RuleMasks
+    examined: np.ndarray
+    eligible: np.ndarray
+    outside: int
+    rows: np.ndarray
+    similarity: np.ndarray
+    scores: ArrayScores
+
+
+def pool(matcher: Matcher, table: ProfileTable, request: Request, inside: np.ndarray | None = None) -> Pool:
+    """The request's eligible rows and the ones to rank: with a trained ranker every eligible one
+    (its score is cheap over arrays, and vector neighbours alone miss most partners the history
+    points to), else the ``depth`` nearest by profile vector."""
     source, settings = request.source, request.settings
     day = settings.reference_date or date.today()
     row = table.encode(source)
@@ -155,13 +173,27 @@ def _one(
         outside = int(np.count_nonzero(passing & ~inside))
         passing &= inside
     eligible = np.flatnonzero(passing)
-    rows, similarity = _nearest(matcher, table, source, eligible, request.ranked_depth())
+    depth = request.ranked_depth()
+    if matcher.ranker is not None and request.depth is None and settings.depth is None:
+        depth = len(eligible)
+    rows, similarity = _nearest(matcher, table, source, eligible, depth)
     scores = reciprocal_scores(table, row, rows, similarity, masks, settings)
-    checker = PairChecker(source, matcher.context(request.filters, settings, day))
+    return Pool(row, masks, examined, eligible, outside, rows, similarity, scores)
+
+
+def _one(
+    matcher: Matcher, table: ProfileTable, request: Request, scorer: PairScorer, inside: np.ndarray | None
+) -> Retrieved:
+    source, settings = request.source, request.settings
+    found = pool(matcher, table, request, inside)
+    rows, similarity, scores = found.rows, found.similarity, found.scores
+    checker = PairChecker(source, matcher.context(request.filters, settings, settings.reference_date or date.today()))
+    features = None
     if matcher.ranker is not None and scorer is reciprocal_base and len(rows):
-        rank = _learned(matcher, table, checker, rows, similarity)
+        features = matcher.ranker.feature_rows(table, found.row, rows, similarity, scores)
+        rank = matcher.ranker.score(features)
     else:
-        rank = np.asarray(scorer(table, row, rows, similarity, scores), dtype=float)
+        rank = np.asarray(scorer(table, found.row, rows, similarity, scores), dtype=float)
     rebalancer = _rebalancer(matcher, source, settings) if request.rebalanced and len(rows) else None
     if rebalancer is not None:
         exposure = rebalancer.exposure if len(matcher.exposure) else None  # nothing shown yet: all factors 1
@@ -173,23 +205,25 @@ def _one(
             partners_in=rebalancer.partners_in,
             exposure=exposure,
         )
-    order = sorted(range(len(rows)), key=lambda n: (-rank[n], table.ids[rows[n]]))[: request.limit]
+    limit = len(rows) if request.limit is None else min(request.limit, len(rows))
+    order = _best(rank, table, rows, limit)
     ranked = [_candidate(table, rows[n], similarity[n], scores, n, rank[n], checker, rebalancer) for n in order]
-    return Retrieved(ranked, masks.eliminated(examined), int(np.count_nonzero(examined)), len(eligible), outside)
+    if features is not None:
+        for n, candidate in zip(order, ranked, strict=True):
+            candidate.features = features[n]
+    eliminated = found.masks.eliminated(found.examined)
+    return Retrieved(ranked, eliminated, int(np.count_nonzero(found.examined)), len(found.eligible), found.outside)
 
 
-def _learned(
-    matcher: Matcher, table: ProfileTable, checker: PairChecker, rows: np.ndarray, similarity: np.ndarray
-) -> np.ndarray:
-    """The trained ranker's score of each candidate row. Its features read the reference fit
-    components, so each candidate is checked and scored one by one here: correct, not yet fast."""
-    candidates = [matcher.schools[table.ids[r]] for r in rows]
-    settings = checker.ctx.settings
-    scores = [
-        reciprocal_score(checker.source, c, checker(c), float(sim), settings)
-        for c, sim in zip(candidates, similarity, strict=True)
-    ]
-    return np.asarray(matcher.ranker.score(checker.source, candidates, scores), dtype=float)
+def _best(rank: np.ndarray, table: ProfileTable, rows: np.ndarray, limit: int) -> list[int]:
+    """Positions of the ``limit`` best by rank score, ties by school id: a partial sort first, as
+    every eligible candidate may be ranked and only a few are read."""
+    if 0 < limit < len(rank):
+        cut = np.partition(-rank, limit - 1)[limit - 1]
+        near = np.flatnonzero(-rank <= cut)
+    else:
+        near = np.arange(len(rank))
+    return sorted(near.tolist(), key=lambda n: (-rank[n], table.ids[rows[n]]))[:limit]
 
 
 def _nearest(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from data.schema import School
 from embeddings import profile_hints
 from matching import wishes
@@ -40,7 +42,7 @@ def suggest(
     for listed, c in zip(suggestions, chosen, strict=True):
         listed.reasons.extend(filter(None, [wishes.outside_wish_reason(source, c.school)]))
     if matcher.ranker is not None and chosen:  # what lifted each candidate in the model comes first
-        learned = matcher.ranker.explain(source, [c.school for c in chosen], [c.score for c in chosen])
+        learned = matcher.ranker.explain(np.array([c.features for c in chosen]))
         for listed, reasons in zip(suggestions, learned, strict=True):
             listed.reasons[:0] = reasons
     return SuggestionResult(

@@ -18,14 +18,14 @@ from matching.ranker import (
     RankerModel,
     ReciprocalRanker,
     TrainingSettings,
-    candidate_scores,
     load_ranker,
     save_ranker,
     train,
     without_rebalancing,
 )
+from matching.retrieve import Request, pool
 
-FAST = TrainingSettings(nearest=20, random_negatives=5, max_queries=80)
+FAST = TrainingSettings(hard_negatives=10, random_negatives=20, max_queries=80)
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +61,12 @@ def test_saved_versions_load_with_the_same_scores(model: RankerModel, matcher: M
     loaded = load_ranker(tmp_path)
     assert loaded is not None
     source = next(s for s in matcher.schools.values() if s.country == "TW" and s.active)
-    pool, _, _ = matcher.candidates(source, 20, settings=without_rebalancing(matcher.settings))
-    np.testing.assert_allclose(candidate_scores(loaded, source, pool), candidate_scores(model, source, pool))
+    settings = without_rebalancing(matcher.settings)
+    found = pool(matcher, matcher.table, Request(source, 20, settings, depth=len(matcher.table)))
+    assert len(found.rows) > 20
+    X = model.feature_rows(matcher.table, found.row, found.rows, found.similarity, found.scores)
+    again = loaded.feature_rows(matcher.table, found.row, found.rows, found.similarity, found.scores)
+    np.testing.assert_allclose(loaded.score(again), model.score(X))
     current = tmp_path / "ranker" / "current.json"
     current.write_text(json.dumps({**json.loads(current.read_text()), "format": -1}))
     assert load_ranker(tmp_path) is None  # an older format is ignored: the hand-weighted score is used
@@ -75,8 +79,11 @@ def test_engine_ranks_by_the_model_and_explains_each_candidate(model: RankerMode
     first_reasons = set()
     for source in sources:
         ranked, _, _ = with_model.candidates(source, 10)
-        expected = candidate_scores(model, source, ranked)
-        np.testing.assert_allclose([c.rank_score for c in ranked], expected)
+        found = pool(with_model, with_model.table, Request(source, 10, plain, depth=len(with_model.table)))
+        assert len(ranked) == len(found.rows)  # every eligible candidate is ranked, not the nearest few
+        X = model.feature_rows(with_model.table, found.row, found.rows, found.similarity, found.scores)
+        expected = dict(zip((with_model.table.ids[r] for r in found.rows), model.score(X), strict=True))
+        np.testing.assert_allclose([c.rank_score for c in ranked], [expected[c.school.id] for c in ranked])
         assert [c.rank_score for c in ranked] == sorted((c.rank_score for c in ranked), reverse=True)
         result = with_model.suggest(source, 10)
         for suggestion in result.suggestions:
