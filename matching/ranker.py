@@ -100,6 +100,9 @@ class TrainingSet:
     y: np.ndarray
     group: np.ndarray
     """Query number of each row, for grouped validation and per-query recall."""
+    weight: np.ndarray
+    """Inverse of each row's chance of being sampled: the weighted rows stand for every eligible
+    candidate, so the model learns P(partnership) over what it will rank, not over the sample."""
     reciprocal: np.ndarray
     """The hand-weighted reciprocal score of each row, to compare with."""
     cutoff: date
@@ -166,15 +169,16 @@ def training_set(matcher: Matcher, partnerships: Sequence[Partnership], settings
     pool_settings = without_rebalancing(then.settings)
     table = then.table
     rng = np.random.default_rng(settings.seed)
-    blocks, labels, groups, reciprocal = [], [], [], []
+    blocks, labels, groups, weights, reciprocal = [], [], [], [], []
     for query in queries:
         found = pool(then, table, Request(then.schools[query], 1, pool_settings, depth=len(table)))
         label = np.array([table.ids[r] in future[query] for r in found.rows], dtype=bool)
         if not label.any():  # no later partner was eligible then: nothing to rank
             continue
         X = features.transform_rows(table, found.row, found.rows, found.similarity, found.scores)
-        keep = _sample(X, found.scores.reciprocal, label, settings, rng)
+        keep, weight = _sample(X, found.scores.reciprocal, label, settings, rng)
         blocks.append(X[keep])
+        weights.append(weight)
         labels.append(label[keep])
         groups.append(np.full(len(keep), len(blocks) - 1))
         reciprocal.append(found.scores.reciprocal[keep])
@@ -184,6 +188,7 @@ def training_set(matcher: Matcher, partnerships: Sequence[Partnership], settings
         np.vstack(blocks),
         np.concatenate(labels).astype(int),
         np.concatenate(groups),
+        np.concatenate(weights),
         np.concatenate(reciprocal),
         cutoff,
         len(blocks),
@@ -192,17 +197,20 @@ def training_set(matcher: Matcher, partnerships: Sequence[Partnership], settings
 
 def _sample(
     X: np.ndarray, reciprocal: np.ndarray, label: np.ndarray, settings: TrainingSettings, rng: np.random.Generator
-) -> np.ndarray:
-    """Positions kept from one query's candidates: every positive, the hard negatives by each
-    ranking signal (see :class:`TrainingSettings`), and random negatives."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions kept from one query's candidates and their weights: every positive and the hard
+    negatives by each ranking signal (see :class:`TrainingSettings`) with weight 1, and random
+    negatives from the rest, each weighted by how many of the rest it stands for."""
     negatives = np.flatnonzero(~label)
-    chosen = set(np.flatnonzero(label).tolist())
+    certain = set(np.flatnonzero(label).tolist())
     for signal in (reciprocal, X[:, COLUMN["similarity"]], X[:, COLUMN["adamic_adar_l3"]]):
         best = negatives[np.argsort(-signal[negatives], kind="stable")[: settings.hard_negatives]]
-        chosen.update(best[signal[best] > 0].tolist())
-    rest = np.setdiff1d(negatives, np.fromiter(chosen, dtype=np.int64, count=len(chosen)))
-    chosen.update(rng.choice(rest, min(len(rest), settings.random_negatives), replace=False).tolist())
-    return np.array(sorted(chosen), dtype=np.int64)
+        certain.update(best[signal[best] > 0].tolist())
+    rest = np.setdiff1d(negatives, np.fromiter(certain, dtype=np.int64, count=len(certain)))
+    drawn = rng.choice(rest, min(len(rest), settings.random_negatives), replace=False)
+    keep = np.concatenate([np.array(sorted(certain), dtype=np.int64), np.sort(drawn)])
+    weight = np.concatenate([np.ones(len(certain)), np.full(len(drawn), len(rest) / max(len(drawn), 1))])
+    return keep, weight
 
 
 class ReciprocalRanker:
@@ -217,11 +225,11 @@ class ReciprocalRanker:
         self.max_leaf_nodes = max_leaf_nodes
         self.seed = seed
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> ReciprocalRanker:
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> ReciprocalRanker:
         with threadpool_limits(limits=1, user_api="openmp"):
-            return self._fit(X, y)
+            return self._fit(X, y, sample_weight)
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> ReciprocalRanker:
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None) -> ReciprocalRanker:
         self.model_ = HistGradientBoostingClassifier(
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
@@ -229,7 +237,7 @@ class ReciprocalRanker:
             l2_regularization=1.0,
             class_weight="balanced",
             random_state=self.seed,
-        ).fit(X, y)
+        ).fit(X, y, sample_weight=sample_weight)
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -262,7 +270,7 @@ def fit_validated(
     rng = np.random.default_rng(settings.seed)
     held = rng.random(data.queries) < settings.validation_share
     test = held[data.group]
-    model.fit(data.X[~test], data.y[~test])
+    model.fit(data.X[~test], data.y[~test], data.weight[~test])
     scores = model.predict_score(data.X[test])
     y, group = data.y[test], data.group[test]
     figures = {
