@@ -289,8 +289,8 @@ class PairFeatures:
             )
         else:
             columns["region_pair_rate"] = np.zeros(n)
-        mine = self._region_country_lift(src_region, cand_country, known)
-        theirs = self._region_country_lift_rev(cand_region, src_country, known)
+        mine = self.region_country_lift(src_region, cand_country, known)
+        theirs = self.region_country_lift_rev(cand_region, src_country, known)
         columns["region_country_rate_min"], columns["region_country_rate_max"] = _sym(mine, theirs)
         columns["country_pair_rate"] = (
             lift(
@@ -336,7 +336,7 @@ class PairFeatures:
     def _code(self, table: dict[str, int], value: str) -> int:
         return table.get(value, -1)
 
-    def _region_country_lift(self, region: int, countries: np.ndarray, known: np.ndarray) -> np.ndarray:
+    def region_country_lift(self, region: int, countries: np.ndarray, known: np.ndarray) -> np.ndarray:
         """Lift of partnerships between the source's region and each candidate's country."""
         if region < 0:
             return np.zeros(len(countries))
@@ -344,7 +344,7 @@ class PairFeatures:
         expected = self.region_ends_[region] * self.country_ends_[countries] / self.total_
         return np.where(known, log_lift(counts, expected), 0.0)
 
-    def _region_country_lift_rev(self, regions: np.ndarray, country: int, known: np.ndarray) -> np.ndarray:
+    def region_country_lift_rev(self, regions: np.ndarray, country: int, known: np.ndarray) -> np.ndarray:
         """Lift of partnerships between each candidate's region and the source's country."""
         if country < 0:
             return np.zeros(len(regions))

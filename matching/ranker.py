@@ -47,6 +47,7 @@ from threadpoolctl import threadpool_limits
 
 import graph
 from data.schema import Partnership
+from matching import sources
 from matching.arrays import ArrayScores
 from matching.engine import Matcher
 from matching.features import COLUMN, FEATURE_NAMES, FEATURES, PairFeatures
@@ -312,6 +313,9 @@ class RankerModel:
 
     def score(self, features: np.ndarray) -> np.ndarray:
         return self.ranker.predict_score(features)
+
+    def source_scores(self, table: ProfileTable, source: Row, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return sources.source_scores(self.pair_features, table, source, rows)
 
     def explain(self, features: np.ndarray, top: int = 3) -> list[list[Reason]]:
         """For each candidate, the features that lifted its score most: the drop in score when the

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from data.schema import School
+from matching import sources
 from matching.arrays import ArrayScores, PairScorer, reciprocal_base, reciprocal_scores
 from matching.constraints import PairCheck, PairChecker, PairContext, Rule, SuggestionFilters
 from matching.masks import RuleMasks, rule_masks
@@ -42,6 +43,11 @@ if TYPE_CHECKING:
 
 SIDE_NAMES = {HOME_SIDE: "home", FOREIGN_SIDE: "foreign"}
 EXACT_BELOW = 1024
+RANK_EVERY_BELOW = 8000
+"""With a trained ranker, every eligible candidate is scored when there are at most this many."""
+POOL_NEAREST = 1000
+POOL_PER_SOURCE = 600
+"""Above that, the pool ranked is the nearest by vector and the best of each history source."""
 """Rank eligible candidates by their exact cosine (not the approximate HNSW graph) when there are at
 most this many: a dot product over their stored vectors costs less than a filtered graph walk."""
 
@@ -87,6 +93,8 @@ class Candidate:
         self._details = details
         self.features: np.ndarray | None = None
         """The trained ranker's feature row of the pair, when a ranker ranked it (its reasons read it)."""
+        self.found_via: list[str] = ["vector"]
+        """The candidate sources that found it (matching.sources); by profile vector without a ranker."""
 
     @cached_property
     def _explained(self) -> tuple[PairCheck, PairScore, list[Adjustment]]:
@@ -151,6 +159,8 @@ class Pool:
     rows: np.ndarray
     similarity: np.ndarray
     scores: ArrayScores
+    sources: dict[str, np.ndarray] = field(default_factory=dict)
+    """Each history source's score of each row (matching.sources), when a ranker ranks them."""
 
 
 def pool(matcher: Matcher, table: ProfileTable, request: Request, inside: np.ndarray | None = None) -> Pool:
@@ -173,12 +183,42 @@ def pool(matcher: Matcher, table: ProfileTable, request: Request, inside: np.nda
         outside = int(np.count_nonzero(passing & ~inside))
         passing &= inside
     eligible = np.flatnonzero(passing)
-    depth = request.ranked_depth()
+    found_by: dict[str, np.ndarray] = {}
     if matcher.ranker is not None and request.depth is None and settings.depth is None:
-        depth = len(eligible)
-    rows, similarity = _nearest(matcher, table, source, eligible, depth)
+        if len(eligible) <= RANK_EVERY_BELOW:
+            rows, similarity = _nearest(matcher, table, source, eligible, len(eligible))
+            found_by = matcher.ranker.source_scores(table, row, rows)
+        else:
+            rows, similarity, found_by = _merged(matcher, table, row, eligible)
+    else:
+        rows, similarity = _nearest(matcher, table, source, eligible, request.ranked_depth())
     scores = reciprocal_scores(table, row, rows, similarity, masks, settings)
-    return Pool(row, masks, examined, eligible, outside, rows, similarity, scores)
+    return Pool(row, masks, examined, eligible, outside, rows, similarity, scores, found_by)
+
+
+def _merged(
+    matcher: Matcher, table: ProfileTable, row: Row, eligible: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Too many eligible to score every one: the :data:`POOL_NEAREST` nearest by vector and the
+    :data:`POOL_PER_SOURCE` best of each history source, with their cosines and source scores."""
+    assert matcher.ranker is not None
+    near, _ = _nearest(matcher, table, row.school, eligible, POOL_NEAREST)
+    everywhere = matcher.ranker.source_scores(table, row, eligible)
+    picked = eligible[sources.history_picks(everywhere, POOL_PER_SOURCE)]
+    rows = np.union1d(near, picked)
+    at = np.searchsorted(eligible, rows)
+    return rows, _cosines(matcher, table, row.school, rows), {name: s[at] for name, s in everywhere.items()}
+
+
+def _cosines(matcher: Matcher, table: ProfileTable, source: School, rows: np.ndarray) -> np.ndarray:
+    """The source's cosine with each of these indexed rows, from the stored vectors."""
+    query = matcher.vector(source)
+    out = np.zeros(len(rows), dtype=np.float32)
+    for side in (HOME_SIDE, FOREIGN_SIDE):
+        mine = np.flatnonzero(table["side"][rows] == side)
+        if len(mine):
+            out[mine] = matcher.indexes[SIDE_NAMES[side]].vectors_at(table["label"][rows[mine]]) @ query
+    return out
 
 
 def _one(
@@ -209,8 +249,9 @@ def _one(
     order = _best(rank, table, rows, limit)
     ranked = [_candidate(table, rows[n], similarity[n], scores, n, rank[n], checker, rebalancer) for n in order]
     if features is not None:
+        via = sources.found_via(found.sources, similarity, request.ranked_depth())
         for n, candidate in zip(order, ranked, strict=True):
-            candidate.features = features[n]
+            candidate.features, candidate.found_via = features[n], via[n]
     eliminated = found.masks.eliminated(found.examined)
     return Retrieved(ranked, eliminated, int(np.count_nonzero(found.examined)), len(found.eligible), found.outside)
 

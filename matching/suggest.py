@@ -19,6 +19,7 @@ from matching.explain import explain
 from matching.results import Suggestion, SuggestionResult, eliminations
 from matching.retrieve import Candidate, Request, retrieve
 from matching.settings import MatchSettings
+from matching.sources import found_via_reason
 
 if TYPE_CHECKING:
     from matching.engine import Matcher
@@ -43,8 +44,9 @@ def suggest(
         listed.reasons.extend(filter(None, [wishes.outside_wish_reason(source, c.school)]))
     if matcher.ranker is not None and chosen:  # what lifted each candidate in the model comes first
         learned = matcher.ranker.explain(np.array([c.features for c in chosen]))
-        for listed, reasons in zip(suggestions, learned, strict=True):
+        for listed, reasons, c in zip(suggestions, learned, chosen, strict=True):
             listed.reasons[:0] = reasons
+            listed.reasons.append(found_via_reason(c.found_via))
     return SuggestionResult(
         school_id=source.id if source.id in matcher.schools else None,
         suggestions=suggestions,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from embeddings import EmbeddingSettings, ProfileEmbedder
+from matching import retrieve as retrieve_module
 from matching.engine import Matcher
 from matching.ranker import (
     MIN_PARTNERSHIPS,
@@ -92,6 +93,8 @@ def test_engine_ranks_by_the_model_and_explains_each_candidate(model: RankerMode
                 assert suggestion.reasons[0] is learned[0]
                 assert learned[0].text_en.startswith("Learned") and learned[0].text_zh.startswith("從過去")
                 first_reasons.add(learned[0].code)
+            via = [r for r in suggestion.reasons if r.code == "found_via"]
+            assert len(via) == 1 and via[0].text_en.startswith("Found via: ") and via[0].text_zh.startswith("推薦來源")
     assert len(first_reasons) >= 2  # not the same first line on every row
 
 
@@ -139,3 +142,25 @@ def test_the_service_says_which_score_ranks_and_uses_a_saved_ranker(
         assert codes and any(code.startswith("model_") for code in codes)
     finally:
         state.close()
+
+
+def test_a_large_eligible_set_ranks_the_nearest_and_each_sources_best(
+    model: RankerModel, matcher: Matcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above RANK_EVERY_BELOW eligible, the pool is the nearest by vector and the best of each source."""
+    plain = without_rebalancing(matcher.settings)
+    with_model = Matcher(plain, matcher.embedder, matcher.schools, matcher.indexes, matcher.partnerships, ranker=model)
+    source = next(s for s in matcher.schools.values() if s.country == "TW" and s.active and s.target_countries)
+    request = Request(source, 10, plain)
+    everything = pool(with_model, with_model.table, request)
+    monkeypatch.setattr(retrieve_module, "RANK_EVERY_BELOW", 10)
+    monkeypatch.setattr(retrieve_module, "POOL_NEAREST", 20)
+    monkeypatch.setattr(retrieve_module, "POOL_PER_SOURCE", 15)
+    merged = pool(with_model, with_model.table, request)
+    assert 20 < len(merged.rows) <= 20 + 3 * 15 < len(everything.rows)
+    assert set(merged.rows) <= set(everything.rows)
+    nearest = everything.rows[np.argsort(-everything.similarity, kind="stable")[:20]]
+    assert set(nearest) <= set(merged.rows)
+    at = {r: n for n, r in enumerate(everything.rows)}
+    np.testing.assert_allclose(merged.similarity, everything.similarity[[at[r] for r in merged.rows]], atol=1e-5)
+    assert merged.sources["wish"].sum() > 0
