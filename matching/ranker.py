@@ -76,6 +76,10 @@ NEUTRAL_REBALANCING = RebalanceWeights(
 """Every graph factor is 1 for a candidate with room (a full one fails the capacity rule anyway)."""
 
 
+HARD_NEGATIVE_SIGNALS = ("similarity", "adamic_adar_l3", "region_partners_max", "region_country_rate_max")
+"""Features by which a simple ranker would already rank candidates (each a baseline's own signal)."""
+
+
 class InsufficientHistory(ValueError):
     """The partnership history is too small to train on."""
 
@@ -85,12 +89,14 @@ class TrainingSettings:
     positive_share: float = 0.25
     """Share of the history, newest by start date, whose partnerships are the positives."""
     hard_negatives: int = 20
-    """Per query, the eligible non-partners ranked highest by each of the hand-weighted score, the
-    profile similarity and Adamic–Adar over 3-paths: the near misses a ranker must tell apart."""
+    """Per query, the eligible non-partners ranked highest by the hand-weighted score and by each of
+    :data:`HARD_NEGATIVE_SIGNALS`: the near misses a ranker must tell apart."""
     random_negatives: int = 60
     """Other eligible non-partners per query, at random: every eligible school is ranked in service."""
     max_queries: int = 600
-    """Queries sampled (seeded) when more started a partnership after the cut-off: bounds training time."""
+    """Queries sampled (seeded) per window when more started a partnership in it: bounds training time."""
+    windows: int = 1
+    """Cut-offs trained from, each a window of ``positive_share`` of the history back from the last."""
     validation_share: float = 0.2
     seed: int = 7
 
@@ -134,14 +140,53 @@ def _check_history(partnerships: Sequence[Partnership]) -> None:
 
 
 def training_set(matcher: Matcher, partnerships: Sequence[Partnership], settings: TrainingSettings) -> TrainingSet:
-    """Queries, candidates and labels from the network as it stood on an inner cut-off (see module doc).
+    """Queries, candidates and labels from the network as it stood on inner cut-offs (see module doc).
 
-    ``matcher`` holds the profiles and their vectors; its partnership graph is replaced by the one
-    of the cut-off day, so the rules and features see nothing that happened later. Each query's
-    candidates are every school eligible then (the engine's own masks and array scores), of
-    which its later partners are the positives and a sample of the rest the negatives."""
+    The newest window's partnerships (the last ``positive_share``) are the positives of the latest
+    cut-off; each of the ``windows - 1`` earlier windows of the same share gives more examples from
+    the network of its own start day, when it holds enough partnerships."""
     _check_history(partnerships)
-    cutoff = training_cutoff(partnerships, settings.positive_share)
+    cutoffs = [training_cutoff(partnerships, settings.positive_share * (i + 1)) for i in range(settings.windows)]
+    rng = np.random.default_rng(settings.seed)
+    parts: list[list[np.ndarray]] = [[], [], [], [], []]
+    for number, cutoff in enumerate(cutoffs):
+        until = cutoffs[number - 1] if number else None
+        later = [p for p in partnerships if p.start_date >= cutoff and (until is None or p.start_date < until)]
+        if len(later) < MIN_POSITIVES:
+            if number == 0:
+                raise InsufficientHistory(
+                    f"partnerships: fewer than {MIN_POSITIVES} began after the training cut-off {cutoff}; "
+                    "the hand-weighted score is used"
+                )
+            break
+        for part, block in zip(parts, _window(matcher, partnerships, cutoff, later, settings, rng), strict=True):
+            part.extend(block)
+    X, labels, queries, weights, reciprocal = parts
+    if not X:
+        raise InsufficientHistory(f"partnerships: none that began after {cutoffs[0]} was between schools eligible then")
+    return TrainingSet(
+        np.vstack(X),
+        np.concatenate(labels).astype(int),
+        np.concatenate([np.full(len(q), n) for n, q in enumerate(queries)]),
+        np.concatenate(weights),
+        np.concatenate(reciprocal),
+        cutoffs[0],
+        len(X),
+    )
+
+
+def _window(
+    matcher: Matcher,
+    partnerships: Sequence[Partnership],
+    cutoff: date,
+    later: Sequence[Partnership],
+    settings: TrainingSettings,
+    rng: np.random.Generator,
+) -> tuple[list[np.ndarray], ...]:
+    """One cut-off's examples (feature rows, labels, a query marker, weights, reciprocal scores per
+    query): ``matcher``'s graph is replaced by the one of the cut-off day, so the rules and features
+    see nothing that happened later; each query's candidates are every school eligible then (the
+    engine's own masks and array scores), its ``later`` partners the positives."""
     before = as_of(partnerships, cutoff)
     schools = list(matcher.schools.values())
     then = replace(
@@ -154,23 +199,16 @@ def training_set(matcher: Matcher, partnerships: Sequence[Partnership], settings
         table=None,  # made anew from that day's partnerships: the loads and free places of then
     )
     future: dict[str, set[str]] = defaultdict(set)
-    for p in partnerships:
-        if p.start_date >= cutoff:
-            future[p.school_a].add(p.school_b)
-            future[p.school_b].add(p.school_a)
+    for p in later:
+        future[p.school_a].add(p.school_b)
+        future[p.school_b].add(p.school_a)
     queries = sorted(q for q in future if q in then.schools and then.schools[q].active)
-    if sum(len(v) for v in future.values()) // 2 < MIN_POSITIVES:
-        raise InsufficientHistory(
-            f"partnerships: fewer than {MIN_POSITIVES} began after the training cut-off {cutoff}; "
-            "the hand-weighted score is used"
-        )
     if len(queries) > settings.max_queries:
         queries = sorted(random.Random(settings.seed).sample(queries, settings.max_queries))
     features = PairFeatures().fit(schools, before, cutoff)
     pool_settings = without_rebalancing(then.settings)
     table = then.table
-    rng = np.random.default_rng(settings.seed)
-    blocks, labels, groups, weights, reciprocal = [], [], [], [], []
+    out: tuple[list[np.ndarray], ...] = ([], [], [], [], [])
     for query in queries:
         found = pool(then, table, Request(then.schools[query], 1, pool_settings, depth=len(table)))
         label = np.array([table.ids[r] in future[query] for r in found.rows], dtype=bool)
@@ -178,22 +216,9 @@ def training_set(matcher: Matcher, partnerships: Sequence[Partnership], settings
             continue
         X = features.transform_rows(table, found.row, found.rows, found.similarity, found.scores)
         keep, weight = _sample(X, found.scores.reciprocal, label, settings, rng)
-        blocks.append(X[keep])
-        weights.append(weight)
-        labels.append(label[keep])
-        groups.append(np.full(len(keep), len(blocks) - 1))
-        reciprocal.append(found.scores.reciprocal[keep])
-    if not blocks:
-        raise InsufficientHistory(f"partnerships: none that began after {cutoff} was between schools eligible then")
-    return TrainingSet(
-        np.vstack(blocks),
-        np.concatenate(labels).astype(int),
-        np.concatenate(groups),
-        np.concatenate(weights),
-        np.concatenate(reciprocal),
-        cutoff,
-        len(blocks),
-    )
+        for part, value in zip(out, (X[keep], label[keep], keep, weight, found.scores.reciprocal[keep]), strict=True):
+            part.append(value)
+    return out
 
 
 def _sample(
@@ -204,7 +229,7 @@ def _sample(
     negatives from the rest, each weighted by how many of the rest it stands for."""
     negatives = np.flatnonzero(~label)
     certain = set(np.flatnonzero(label).tolist())
-    for signal in (reciprocal, X[:, COLUMN["similarity"]], X[:, COLUMN["adamic_adar_l3"]]):
+    for signal in (reciprocal, *(X[:, COLUMN[name]] for name in HARD_NEGATIVE_SIGNALS)):
         best = negatives[np.argsort(-signal[negatives], kind="stable")[: settings.hard_negatives]]
         certain.update(best[signal[best] > 0].tolist())
     rest = np.setdiff1d(negatives, np.fromiter(certain, dtype=np.int64, count=len(certain)))
