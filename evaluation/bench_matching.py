@@ -86,7 +86,7 @@ def ranker_latencies(
     """Train the ranker on the world's history and time the same requests with it, in turns with
     the hand-weighted score (so machine noise falls on both): what the trained score adds."""
     started = time.perf_counter()
-    model = train(matcher, partnerships, TrainingSettings(max_queries=200, windows=1))
+    model = train(matcher, partnerships, TrainingSettings())
     print(f"ranker trained in {time.perf_counter() - started:.1f} s on {model.metadata['rows']:,} rows")
     with_model = replace(matcher, ranker=model)
     for source in sources[:20]:
