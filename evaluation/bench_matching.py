@@ -12,6 +12,10 @@ what the profiles themselves hold is told apart from what the engine adds. Both 
 vectors FAISS stores in place (``VectorIndex.stored``), as the engine does, instead of a second
 copy of them.
 
+
+and peak RSS. With ``--ranker`` it also trains the reciprocal ranker on the world's history and
+times the same requests with and without it, in turns, to show what the trained score adds.
+
 The text part of each profile vector comes from a hashed bag of words (embeddings/hashed.py,
 scikit-learn's HashingVectorizer) instead of the sentence-transformers model: encoding 100k profiles with the
 model takes about 20 minutes on two cores, and latency depends on the vectors' dimension, not on
@@ -26,6 +30,7 @@ import random
 import resource
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -33,12 +38,14 @@ from tempfile import TemporaryDirectory
 import numpy as np
 
 from data.generator import PartnershipProcess, generate_world
-from data.schema import School
+from data.schema import Partnership, School
 from embeddings import EmbeddingSettings, HashedTextEmbedder
 from matching.arrays import reciprocal_scores
 from matching.constraints import SuggestionFilters, check_pair
 from matching.engine import SIDE_CODES, Matcher
 from matching.masks import rule_masks
+from matching.ranker import TrainingSettings, train
+from matching.retrieve import Request, pool
 from matching.scoring import reciprocal_score
 from matching.settings import MatchSettings
 
@@ -97,6 +104,34 @@ def memory(stage: str) -> str:
     return f"memory {stage}: RSS {now:,} MB, peak {peak:,} MB"
 
 
+def ranker_latencies(
+    matcher: Matcher, partnerships: Sequence[Partnership], sources: Sequence[School], k: int, plain: list[float]
+) -> None:
+    """Train the ranker on the world's history and time the same requests with it, in turns with
+    the hand-weighted score (so machine noise falls on both): what the trained score adds."""
+    started = time.perf_counter()
+    model = train(matcher, partnerships, TrainingSettings())
+    print(f"ranker trained in {time.perf_counter() - started:.1f} s on {model.metadata['rows']:,} rows")
+    with_model = replace(matcher, ranker=model)
+    for source in sources[:20]:
+        with_model.suggest(source, k=k)
+    timed: dict[str, list[float]] = {"hand-weighted": [], "ranker": []}
+    pools = []
+    for source in sources:
+        for name, m in (("hand-weighted", matcher), ("ranker", with_model)):
+            t0 = time.perf_counter()
+            m.suggest(source, k=k)
+            timed[name].append(time.perf_counter() - t0)
+        pools.append(len(pool(with_model, with_model.table, Request(source, k, with_model.settings)).rows))
+    for name, samples in timed.items():
+        print(f"suggest k={k} ({name}), {len(sources)} requests in turns: {percentiles(samples)}")
+    added = np.percentile(timed["ranker"], 99) - np.percentile(timed["hand-weighted"], 99)
+    print(
+        f"  the ranker adds {added * 1000:.2f} ms to p99 (candidates it scores: median {np.median(pools):,.0f}, "
+        f"max {max(pools):,})"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000, help="schools in the generated world")
@@ -111,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--scan-queries", type=int, default=100)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--ranker", action="store_true", help="also train the ranker and time suggest with it on the same requests"
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -134,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         print(memory("after the build"))
         schools = world.schools
+        history = world.partnerships if args.ranker else []  # the ranker trains on them
         del world  # the partnership records: the matcher keeps what it needs of them in its graph
         gc.collect()
         print(memory("without the partnership records"))
@@ -152,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             returned += len(result.suggestions)
             violations += sum(not check_pair(source, matcher.schools[s.school_id], ctx).ok for s in result.suggestions)
         print(f"suggest k={args.k}, {args.queries} requests: {percentiles(latencies)}")
+        if args.ranker:
+            ranker_latencies(matcher, history, sources, args.k, latencies)
         raw = []
         for source in sources:
             index = matcher.indexes[matcher.candidate_sides(source)[0]]

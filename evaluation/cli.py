@@ -12,7 +12,7 @@ from pathlib import Path
 
 from data.settings import StorageSettings
 from data.store import Store
-from embeddings import EmbeddingSettings, ProfileEmbedder
+from embeddings import EmbeddingSettings, ProfileEmbedder, make_embedder
 from evaluation.report import check_targets, new_report_dir, write_report
 from evaluation.run import METHODS, evaluate_store
 from evaluation.sensitivity import DEFAULT_QUERIES, points_table, run_sensitivity, summary, write_sensitivity
@@ -33,7 +33,7 @@ def _storage(args: argparse.Namespace) -> StorageSettings:
 def _embedder(storage: StorageSettings) -> ProfileEmbedder:
     """The embedder with its cache beside the data, so vectors encoded for the service are reused."""
     settings = EmbeddingSettings()
-    return ProfileEmbedder(settings, cache_dir=settings.cache_dir or storage.data_dir / "embedding-cache")
+    return make_embedder(settings, cache_dir=settings.cache_dir or storage.data_dir / "embedding-cache")
 
 
 def _evaluation_settings(args: argparse.Namespace) -> EvaluationSettings:

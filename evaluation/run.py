@@ -59,12 +59,11 @@ from matching.ranker import (
     InsufficientHistory,
     RankerModel,
     TrainingSettings,
-    candidate_scores,
     train,
     without_rebalancing,
 )
 from matching.results import SuggestionResult
-from matching.retrieve import Candidate
+from matching.retrieve import Candidate, Request, retrieve
 from matching.settings import MatchSettings
 
 # Method key -> (label shown to staff, one-line description).
@@ -246,7 +245,7 @@ def judge_query(context: QueryContext, query: str) -> QueryOutcome:
     pool = query_pool(matcher, source, settings.pool_size, context.pool_settings)
     scores = baseline_scores(context.history, source, pool)
     ranked = rank_all(source, pool, scores, settings.max_k, settings.seed)
-    ranked["ranker"] = ranker_order(context.ranker, source, pool, settings.max_k)
+    ranked["ranker"] = ranker_order(context, source, pool, settings.max_k)
     listed = set().union(*ranked.values())
     fits = {c.school.id: (c.fit_forward, c.fit_backward) for c in pool if c.school.id in listed}
     in_pool = {c.school.id for c in pool}
@@ -262,13 +261,15 @@ def judge_query(context: QueryContext, query: str) -> QueryOutcome:
     return QueryOutcome(query, ranked, fits, violations, counters, in_pool)
 
 
-def ranker_order(model: RankerModel | None, source: School, pool: Sequence[Candidate], k: int) -> list[str]:
-    """The pool ordered by the trained ranker alone (the reciprocal score's order without a model)."""
-    if model is None:
+def ranker_order(context: QueryContext, source: School, pool: Sequence[Candidate], k: int) -> list[str]:
+    """The pool ordered by the trained ranker alone (the reciprocal score's order without a model),
+    through the engine's own ranking step restricted to the pool."""
+    if context.ranker is None:
         return [c.school.id for c in pool[:k]]
-    scores = candidate_scores(model, source, pool)
-    order = sorted(range(len(pool)), key=lambda i: (-scores[i], pool[i].school.id))
-    return [pool[i].school.id for i in order[:k]]
+    with_model = replace(context.matcher, ranker=context.ranker)
+    request = Request(source, k, context.pool_settings, rebalanced=False, limit=k)
+    [found] = retrieve(with_model, [request], within={c.school.id for c in pool})
+    return [c.school.id for c in found.ranked]
 
 
 def product_lists(

@@ -12,13 +12,12 @@ similarities and these reciprocal scores) and return one score per candidate.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from data.schema import School
 from matching.masks import HOSTING, VIRTUAL, VISIT, RuleMasks, pair_modes_bits
 from matching.reasons import Reason
 from matching.scoring import FULL_OVERLAP_HOURS, Fit, PairScore
@@ -54,14 +53,18 @@ PairScorer = Callable[[ProfileTable, Row, np.ndarray, np.ndarray, ArrayScores], 
 
 
 class LearnedScorer(Protocol):
-    """A trained pair score (matching.ranker) over one source's candidates at once, and the reasons
-    that lifted each one; it reads the reference fit components, so it takes profiles and scores."""
+    """A trained pair score (matching.ranker): feature rows of one source's candidate rows at once,
+    their scores, and the reasons that lifted each one."""
 
-    def score(self, source: School, candidates: Sequence[School], scores: Sequence[PairScore]) -> np.ndarray: ...
+    def feature_rows(
+        self, table: ProfileTable, source: Row, rows: np.ndarray, similarity: np.ndarray, scores: ArrayScores
+    ) -> np.ndarray: ...
 
-    def explain(
-        self, source: School, candidates: Sequence[School], scores: Sequence[PairScore]
-    ) -> list[list[Reason]]: ...
+    def score(self, features: np.ndarray) -> np.ndarray: ...
+
+    def source_scores(self, table: ProfileTable, source: Row, rows: np.ndarray) -> dict[str, np.ndarray]: ...
+
+    def explain(self, features: np.ndarray) -> list[list[Reason]]: ...
 
 
 def reciprocal_base(

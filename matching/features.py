@@ -27,7 +27,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from data.schema import Partnership, School
+from matching.arrays import ArrayScores
 from matching.scoring import PairScore
+from matching.table import ProfileTable, Row, popcount
 
 FIT_COMPONENTS: tuple[str, ...] = ("target_country", "sdg", "language", "mode", "level", "timezone")
 """Fit components read from both directions (the embedding component is the similarity, below)."""
@@ -182,23 +184,94 @@ class PairFeatures:
         return self
 
     def transform(self, source: School, candidates: Sequence[School], scores: Sequence[PairScore]) -> np.ndarray:
-        """One row per candidate (columns as :data:`FEATURE_NAMES`); ``scores[i]`` is the pair's
-        reciprocal score from ``source``'s side, whose components give the fit both ways."""
-        n = len(candidates)
-        if n == 0:
+        """The readable reference of :meth:`transform_rows`, one profile at a time: ``scores[i]`` is
+        the pair's reciprocal score from ``source``'s side. A property test holds the two equal."""
+        if not candidates:
             return np.zeros((0, len(FEATURES)))
-        columns: dict[str, np.ndarray] = {}
-        forward = np.array([[s.forward.components[c] for c in FIT_COMPONENTS] for s in scores])
-        backward = np.array([[s.backward.components[c] for c in FIT_COMPONENTS] for s in scores])
-        for j, name in enumerate(FIT_COMPONENTS):
-            columns[f"fit_{name}_min"], columns[f"fit_{name}_max"] = _sym(forward[:, j], backward[:, j])
-        columns["fit_min"], columns["fit_max"] = _sym(
-            np.array([s.forward.value for s in scores]), np.array([s.backward.value for s in scores])
+        languages, sdgs = set(source.languages_exchange), set(source.sdgs)
+        shared_languages = [languages & set(c.languages_exchange) for c in candidates]
+        shared_sdgs = np.array([len(sdgs & set(c.sdgs)) for c in candidates], dtype=float)
+        return self._assemble(
+            source,
+            np.array([self.row_.get(c.id, -1) for c in candidates], dtype=np.int64),
+            forward={c: np.array([s.forward.components[c] for s in scores]) for c in FIT_COMPONENTS},
+            backward={c: np.array([s.backward.components[c] for s in scores]) for c in FIT_COMPONENTS},
+            fits=(np.array([s.forward.value for s in scores]), np.array([s.backward.value for s in scores])),
+            similarity=np.array([s.similarity for s in scores]),
+            lat=np.array([np.nan if c.latitude is None else c.latitude for c in candidates]),
+            lon=np.array([np.nan if c.longitude is None else c.longitude for c in candidates]),
+            shared_languages=np.array([len(x) for x in shared_languages], dtype=float),
+            shared_local_languages=np.array([len(x - {"en"}) for x in shared_languages], dtype=float),
+            shared_sdgs=shared_sdgs,
+            union_sdgs=np.array([len(sdgs | set(c.sdgs)) for c in candidates], dtype=float),
         )
-        columns["similarity"] = np.array([s.similarity for s in scores])
+
+    def transform_rows(
+        self, table: ProfileTable, source: Row, rows: np.ndarray, similarity: np.ndarray, scores: ArrayScores
+    ) -> np.ndarray:
+        """One feature row per candidate row of ``table`` (columns as :data:`FEATURE_NAMES`), from the
+        table's columns and the fit components of :func:`matching.arrays.reciprocal_scores`: array
+        operations only, so a request can score every eligible candidate."""
+        if len(rows) == 0:
+            return np.zeros((0, len(FEATURES)))
+        languages = table["languages_exchange"][rows] & source.languages_exchange
+        english = table.languages.bitset(["en"], languages.shape[1])
+        sdgs = table["sdgs"][rows]
+        return self._assemble(
+            source.school,
+            self.rows_in(table)[rows],
+            forward={c: np.broadcast_to(scores.forward_components[c], len(rows)) for c in FIT_COMPONENTS},
+            backward={c: np.broadcast_to(scores.backward_components[c], len(rows)) for c in FIT_COMPONENTS},
+            fits=(scores.forward, scores.backward),
+            similarity=np.asarray(similarity, dtype=float),
+            lat=table["latitude"][rows],
+            lon=table["longitude"][rows],
+            shared_languages=popcount(languages).astype(float),
+            shared_local_languages=popcount(languages & ~english).astype(float),
+            shared_sdgs=popcount(sdgs & np.uint32(source.sdgs)).astype(float),
+            union_sdgs=popcount(sdgs | np.uint32(source.sdgs)).astype(float),
+        )
+
+    def rows_in(self, table: ProfileTable) -> np.ndarray:
+        """This fit's row of each table row (-1: a school the history did not know), kept for the
+        table's id tuple (a new one when a school is added)."""
+        cached = self.__dict__.get("_rows_in")
+        if cached is None or cached[0] is not table.ids:
+            cached = (table.ids, np.array([self.row_.get(i, -1) for i in table.ids], dtype=np.int64))
+            self.__dict__["_rows_in"] = cached
+        return cached[1]
+
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "_rows_in"}  # a cache of one table's rows
+
+    def _assemble(
+        self,
+        source: School,
+        rows: np.ndarray,
+        *,
+        forward: Mapping[str, np.ndarray],
+        backward: Mapping[str, np.ndarray],
+        fits: tuple[np.ndarray, np.ndarray],
+        similarity: np.ndarray,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        shared_languages: np.ndarray,
+        shared_local_languages: np.ndarray,
+        shared_sdgs: np.ndarray,
+        union_sdgs: np.ndarray,
+    ) -> np.ndarray:
+        """The feature columns from what the profiles give (per candidate) and what the history gives
+        (read here at the candidates' fit ``rows``, -1 for a school the history did not know)."""
+        n = len(rows)
+        columns: dict[str, np.ndarray] = {}
+        for name in FIT_COMPONENTS:
+            columns[f"fit_{name}_min"], columns[f"fit_{name}_max"] = _sym(
+                np.asarray(forward[name], dtype=float), np.asarray(backward[name], dtype=float)
+            )
+        columns["fit_min"], columns["fit_max"] = _sym(*fits)
+        columns["similarity"] = similarity
 
         u = self.row_.get(source.id, -1)
-        rows = np.array([self.row_.get(c.id, -1) for c in candidates], dtype=np.int64)
         known = rows >= 0
         v = np.where(known, rows, 0)
         src_region = self._code(self.regions_, f"{source.country}:{source.region or ''}")
@@ -216,8 +289,8 @@ class PairFeatures:
             )
         else:
             columns["region_pair_rate"] = np.zeros(n)
-        mine = self._region_country_lift(src_region, cand_country, known)
-        theirs = self._region_country_lift_rev(cand_region, src_country, known)
+        mine = self.region_country_lift(src_region, cand_country, known)
+        theirs = self.region_country_lift_rev(cand_region, src_country, known)
         columns["region_country_rate_min"], columns["region_country_rate_max"] = _sym(mine, theirs)
         columns["country_pair_rate"] = (
             lift(
@@ -229,7 +302,7 @@ class PairFeatures:
             else np.zeros(n)
         )
         P = self.partners_by_region_
-        to_mine = np.asarray(P[v, src_region].todense()).ravel() if src_region >= 0 else np.zeros(n)
+        to_mine = np.asarray(P[:, src_region].todense()).ravel()[v] if src_region >= 0 else np.zeros(n)
         to_theirs = (
             np.asarray(P[u, :].todense()).ravel()[cand_region] if u >= 0 else np.zeros(n)
         )  # source's partners in each candidate's region
@@ -251,26 +324,19 @@ class PairFeatures:
             ("responsiveness", self.responsiveness_, 0.5),
         ):
             columns[f"{name}_min"], columns[f"{name}_max"] = _sym(*side(values, default))
-        lat = np.array([np.nan if c.latitude is None else c.latitude for c in candidates])
-        lon = np.array([np.nan if c.longitude is None else c.longitude for c in candidates])
         src_lat = np.nan if source.latitude is None else source.latitude
         src_lon = np.nan if source.longitude is None else source.longitude
         columns["distance_km"] = haversine_km(np.full(n, src_lat), np.full(n, src_lon), lat, lon)
-        languages = set(source.languages_exchange)
-        sdgs = set(source.sdgs)
-        shared_languages = [languages & set(c.languages_exchange) for c in candidates]
-        columns["shared_languages"] = np.array([len(s) for s in shared_languages], dtype=float)
-        columns["shared_local_languages"] = np.array([len(s - {"en"}) for s in shared_languages], dtype=float)
-        shared_sdgs = np.array([len(sdgs & set(c.sdgs)) for c in candidates], dtype=float)
-        union = np.array([len(sdgs | set(c.sdgs)) for c in candidates], dtype=float)
+        columns["shared_languages"] = shared_languages
+        columns["shared_local_languages"] = shared_local_languages
         columns["shared_sdgs"] = shared_sdgs
-        columns["sdg_jaccard"] = np.divide(shared_sdgs, union, out=np.zeros(n), where=union > 0)
+        columns["sdg_jaccard"] = np.divide(shared_sdgs, union_sdgs, out=np.zeros(n), where=union_sdgs > 0)
         return np.column_stack([columns[name] for name in FEATURE_NAMES])
 
     def _code(self, table: dict[str, int], value: str) -> int:
         return table.get(value, -1)
 
-    def _region_country_lift(self, region: int, countries: np.ndarray, known: np.ndarray) -> np.ndarray:
+    def region_country_lift(self, region: int, countries: np.ndarray, known: np.ndarray) -> np.ndarray:
         """Lift of partnerships between the source's region and each candidate's country."""
         if region < 0:
             return np.zeros(len(countries))
@@ -278,7 +344,7 @@ class PairFeatures:
         expected = self.region_ends_[region] * self.country_ends_[countries] / self.total_
         return np.where(known, log_lift(counts, expected), 0.0)
 
-    def _region_country_lift_rev(self, regions: np.ndarray, country: int, known: np.ndarray) -> np.ndarray:
+    def region_country_lift_rev(self, regions: np.ndarray, country: int, known: np.ndarray) -> np.ndarray:
         """Lift of partnerships between each candidate's region and the source's country."""
         if country < 0:
             return np.zeros(len(regions))

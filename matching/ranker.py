@@ -7,9 +7,10 @@ trained the way it will be used:
 1. pick a cut-off inside the history (by default the last ``positive_share`` of partnerships by
    start date lie after it) and rebuild the network as it stood that day;
 2. every school that started a partnership after the cut-off asks, as a query, for candidates in
-   that old network: the nearest eligible schools by profile vector (the engine's own retrieval
-   and hard rules) and some other eligible schools at random;
-3. candidates it went on to partner with are positives, the other eligible ones negatives;
+   that old network: every school eligible then (the engine's own masks and array scores), as
+   the service ranks every eligible school;
+3. candidates it went on to partner with are positives; of the other eligible ones, the near
+   misses by each ranking signal and a random sample are the negatives;
 4. :class:`~matching.features.PairFeatures` (fitted on the history before the cut-off only)
    describes each pair, symmetric in the two schools, and a scikit-learn
    ``HistGradientBoostingClassifier`` learns P(partnership | pair).
@@ -45,16 +46,17 @@ from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 import graph
-from data.schema import Partnership, School
-from matching.constraints import check_pair
+from data.schema import Partnership
+from matching import sources
+from matching.arrays import ArrayScores
 from matching.engine import Matcher
-from matching.features import FEATURE_NAMES, FEATURES, PairFeatures
+from matching.features import COLUMN, FEATURE_NAMES, FEATURES, PairFeatures
 from matching.reasons import Reason
-from matching.retrieve import Candidate
-from matching.scoring import PairScore
+from matching.retrieve import Request, pool
 from matching.settings import MatchSettings, RebalanceWeights
+from matching.table import ProfileTable, Row
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped when the saved model's features or layout change: an older file is then ignored."""
 RANKER_DIR = "ranker"
 MIN_PARTNERSHIPS = 150
@@ -74,6 +76,10 @@ NEUTRAL_REBALANCING = RebalanceWeights(
 """Every graph factor is 1 for a candidate with room (a full one fails the capacity rule anyway)."""
 
 
+HARD_NEGATIVE_SIGNALS = ("similarity", "adamic_adar_l3", "region_partners_max", "region_country_rate_max")
+"""Features by which a simple ranker would already rank candidates (each a baseline's own signal)."""
+
+
 class InsufficientHistory(ValueError):
     """The partnership history is too small to train on."""
 
@@ -82,12 +88,15 @@ class InsufficientHistory(ValueError):
 class TrainingSettings:
     positive_share: float = 0.25
     """Share of the history, newest by start date, whose partnerships are the positives."""
-    nearest: int = 40
-    """Nearest eligible candidates per query (hard negatives, like the ones ranked in service)."""
-    random_negatives: int = 15
-    """Other eligible schools per query, at random."""
+    hard_negatives: int = 20
+    """Per query, the eligible non-partners ranked highest by the hand-weighted score and by each of
+    :data:`HARD_NEGATIVE_SIGNALS`: the near misses a ranker must tell apart."""
+    random_negatives: int = 60
+    """Other eligible non-partners per query, at random: every eligible school is ranked in service."""
     max_queries: int = 600
-    """Queries sampled (seeded) when more started a partnership after the cut-off: bounds training time."""
+    """Queries sampled (seeded) per window when more started a partnership in it: bounds training time."""
+    windows: int = 1
+    """Cut-offs trained from, each a window of ``positive_share`` of the history back from the last."""
     validation_share: float = 0.2
     seed: int = 7
 
@@ -98,6 +107,9 @@ class TrainingSet:
     y: np.ndarray
     group: np.ndarray
     """Query number of each row, for grouped validation and per-query recall."""
+    weight: np.ndarray
+    """Inverse of each row's chance of being sampled: the weighted rows stand for every eligible
+    candidate, so the model learns P(partnership) over what it will rank, not over the sample."""
     reciprocal: np.ndarray
     """The hand-weighted reciprocal score of each row, to compare with."""
     cutoff: date
@@ -128,12 +140,53 @@ def _check_history(partnerships: Sequence[Partnership]) -> None:
 
 
 def training_set(matcher: Matcher, partnerships: Sequence[Partnership], settings: TrainingSettings) -> TrainingSet:
-    """Queries, candidates and labels from the network as it stood on an inner cut-off (see module doc).
+    """Queries, candidates and labels from the network as it stood on inner cut-offs (see module doc).
 
-    ``matcher`` holds the profiles and their vectors; its partnership graph is replaced by the one
-    of the cut-off day, so the rules and features see nothing that happened later."""
+    The newest window's partnerships (the last ``positive_share``) are the positives of the latest
+    cut-off; each of the ``windows - 1`` earlier windows of the same share gives more examples from
+    the network of its own start day, when it holds enough partnerships."""
     _check_history(partnerships)
-    cutoff = training_cutoff(partnerships, settings.positive_share)
+    cutoffs = [training_cutoff(partnerships, settings.positive_share * (i + 1)) for i in range(settings.windows)]
+    rng = np.random.default_rng(settings.seed)
+    parts: list[list[np.ndarray]] = [[], [], [], [], []]
+    for number, cutoff in enumerate(cutoffs):
+        until = cutoffs[number - 1] if number else None
+        later = [p for p in partnerships if p.start_date >= cutoff and (until is None or p.start_date < until)]
+        if len(later) < MIN_POSITIVES:
+            if number == 0:
+                raise InsufficientHistory(
+                    f"partnerships: fewer than {MIN_POSITIVES} began after the training cut-off {cutoff}; "
+                    "the hand-weighted score is used"
+                )
+            break
+        for part, block in zip(parts, _window(matcher, partnerships, cutoff, later, settings, rng), strict=True):
+            part.extend(block)
+    X, labels, queries, weights, reciprocal = parts
+    if not X:
+        raise InsufficientHistory(f"partnerships: none that began after {cutoffs[0]} was between schools eligible then")
+    return TrainingSet(
+        np.vstack(X),
+        np.concatenate(labels).astype(int),
+        np.concatenate([np.full(len(q), n) for n, q in enumerate(queries)]),
+        np.concatenate(weights),
+        np.concatenate(reciprocal),
+        cutoffs[0],
+        len(X),
+    )
+
+
+def _window(
+    matcher: Matcher,
+    partnerships: Sequence[Partnership],
+    cutoff: date,
+    later: Sequence[Partnership],
+    settings: TrainingSettings,
+    rng: np.random.Generator,
+) -> tuple[list[np.ndarray], ...]:
+    """One cut-off's examples (feature rows, labels, a query marker, weights, reciprocal scores per
+    query): ``matcher``'s graph is replaced by the one of the cut-off day, so the rules and features
+    see nothing that happened later; each query's candidates are every school eligible then (the
+    engine's own masks and array scores), its ``later`` partners the positives."""
     before = as_of(partnerships, cutoff)
     schools = list(matcher.schools.values())
     then = replace(
@@ -146,49 +199,44 @@ def training_set(matcher: Matcher, partnerships: Sequence[Partnership], settings
         table=None,  # made anew from that day's partnerships: the loads and free places of then
     )
     future: dict[str, set[str]] = defaultdict(set)
-    for p in partnerships:
-        if p.start_date >= cutoff:
-            future[p.school_a].add(p.school_b)
-            future[p.school_b].add(p.school_a)
+    for p in later:
+        future[p.school_a].add(p.school_b)
+        future[p.school_b].add(p.school_a)
     queries = sorted(q for q in future if q in then.schools and then.schools[q].active)
-    if sum(len(v) for v in future.values()) // 2 < MIN_POSITIVES:
-        raise InsufficientHistory(
-            f"partnerships: fewer than {MIN_POSITIVES} began after the training cut-off {cutoff}; "
-            "the hand-weighted score is used"
-        )
-    rng = random.Random(settings.seed)
     if len(queries) > settings.max_queries:
-        queries = sorted(rng.sample(queries, settings.max_queries))
+        queries = sorted(random.Random(settings.seed).sample(queries, settings.max_queries))
     features = PairFeatures().fit(schools, before, cutoff)
     pool_settings = without_rebalancing(then.settings)
-    ctx = then.context(settings=pool_settings)
-    sides = {side: then.indexes[side].ids() for side in ("home", "foreign")}
-    blocks, labels, groups, reciprocal = [], [], [], []
-    for number, query in enumerate(queries):
-        source = then.schools[query]
-        passed, _, _ = then.candidates(source, settings.nearest, settings=pool_settings)
-        nearest = sorted(passed, key=lambda c: -c.score.similarity)[: settings.nearest]
-        chosen = {c.school.id: (c.school, c.score) for c in nearest}
-        others = [i for side in then.candidate_sides(source, pool_settings) for i in sides[side]]
-        for school_id in rng.sample(others, min(len(others), 3 * settings.random_negatives)):
-            if len(chosen) >= settings.nearest + settings.random_negatives:
-                break
-            if school_id in chosen or school_id == query:
-                continue
-            candidate = then.schools[school_id]
-            if check_pair(source, candidate, ctx).ok:
-                chosen[school_id] = (candidate, then.score_pair(source, candidate, settings=pool_settings)[1])
-        for partner in future[query]:
-            if partner not in chosen and partner in then.schools:
-                chosen[partner] = (then.schools[partner], then.score_pair(source, then.schools[partner])[1])
-        ids = sorted(chosen)
-        blocks.append(features.transform(source, [chosen[i][0] for i in ids], [chosen[i][1] for i in ids]))
-        labels.extend(i in future[query] for i in ids)
-        groups.extend([number] * len(ids))
-        reciprocal.extend(chosen[i][1].reciprocal for i in ids)
-    return TrainingSet(
-        np.vstack(blocks), np.array(labels, dtype=int), np.array(groups), np.array(reciprocal), cutoff, len(queries)
-    )
+    table = then.table
+    out: tuple[list[np.ndarray], ...] = ([], [], [], [], [])
+    for query in queries:
+        found = pool(then, table, Request(then.schools[query], 1, pool_settings, depth=len(table)))
+        label = np.array([table.ids[r] in future[query] for r in found.rows], dtype=bool)
+        if not label.any():  # no later partner was eligible then: nothing to rank
+            continue
+        X = features.transform_rows(table, found.row, found.rows, found.similarity, found.scores)
+        keep, weight = _sample(X, found.scores.reciprocal, label, settings, rng)
+        for part, value in zip(out, (X[keep], label[keep], keep, weight, found.scores.reciprocal[keep]), strict=True):
+            part.append(value)
+    return out
+
+
+def _sample(
+    X: np.ndarray, reciprocal: np.ndarray, label: np.ndarray, settings: TrainingSettings, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions kept from one query's candidates and their weights: every positive and the hard
+    negatives by each ranking signal (see :class:`TrainingSettings`) with weight 1, and random
+    negatives from the rest, each weighted by how many of the rest it stands for."""
+    negatives = np.flatnonzero(~label)
+    certain = set(np.flatnonzero(label).tolist())
+    for signal in (reciprocal, *(X[:, COLUMN[name]] for name in HARD_NEGATIVE_SIGNALS)):
+        best = negatives[np.argsort(-signal[negatives], kind="stable")[: settings.hard_negatives]]
+        certain.update(best[signal[best] > 0].tolist())
+    rest = np.setdiff1d(negatives, np.fromiter(certain, dtype=np.int64, count=len(certain)))
+    drawn = rng.choice(rest, min(len(rest), settings.random_negatives), replace=False)
+    keep = np.concatenate([np.array(sorted(certain), dtype=np.int64), np.sort(drawn)])
+    weight = np.concatenate([np.ones(len(certain)), np.full(len(drawn), len(rest) / max(len(drawn), 1))])
+    return keep, weight
 
 
 class ReciprocalRanker:
@@ -203,11 +251,11 @@ class ReciprocalRanker:
         self.max_leaf_nodes = max_leaf_nodes
         self.seed = seed
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> ReciprocalRanker:
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> ReciprocalRanker:
         with threadpool_limits(limits=1, user_api="openmp"):
-            return self._fit(X, y)
+            return self._fit(X, y, sample_weight)
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> ReciprocalRanker:
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None) -> ReciprocalRanker:
         self.model_ = HistGradientBoostingClassifier(
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
@@ -215,7 +263,7 @@ class ReciprocalRanker:
             l2_regularization=1.0,
             class_weight="balanced",
             random_state=self.seed,
-        ).fit(X, y)
+        ).fit(X, y, sample_weight=sample_weight)
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -248,7 +296,7 @@ def fit_validated(
     rng = np.random.default_rng(settings.seed)
     held = rng.random(data.queries) < settings.validation_share
     test = held[data.group]
-    model.fit(data.X[~test], data.y[~test])
+    model.fit(data.X[~test], data.y[~test], data.weight[~test])
     scores = model.predict_score(data.X[test])
     y, group = data.y[test], data.group[test]
     figures = {
@@ -276,21 +324,28 @@ def fit_validated(
 class RankerModel:
     """What the engine loads: the trained ranker and the features fitted on the whole history.
 
-    ``score`` and ``explain`` are the two verbs the engine calls over the candidates it passes."""
+    The engine calls ``feature_rows`` over a request's candidate rows, then ``score`` and, for the
+    candidates it shows, ``explain`` (the :class:`~matching.arrays.LearnedScorer` protocol)."""
 
     ranker: ReciprocalRanker
-    features: PairFeatures
+    pair_features: PairFeatures
     metadata: dict[str, Any]
 
-    def score(self, source: School, candidates: Sequence[School], scores: Sequence[PairScore]) -> np.ndarray:
-        return self.ranker.predict_score(self.features.transform(source, candidates, scores))
+    def feature_rows(
+        self, table: ProfileTable, source: Row, rows: np.ndarray, similarity: np.ndarray, scores: ArrayScores
+    ) -> np.ndarray:
+        return self.pair_features.transform_rows(table, source, rows, similarity, scores)
 
-    def explain(
-        self, source: School, candidates: Sequence[School], scores: Sequence[PairScore], top: int = 3
-    ) -> list[list[Reason]]:
+    def score(self, features: np.ndarray) -> np.ndarray:
+        return self.ranker.predict_score(features)
+
+    def source_scores(self, table: ProfileTable, source: Row, rows: np.ndarray) -> dict[str, np.ndarray]:
+        return sources.source_scores(self.pair_features, table, source, rows)
+
+    def explain(self, features: np.ndarray, top: int = 3) -> list[list[Reason]]:
         """For each candidate, the features that lifted its score most: the drop in score when the
         feature is set to its median over these candidates (so reasons say what sets it apart)."""
-        X = self.features.transform(source, candidates, scores)
+        X = features
         if len(X) == 0:
             return []
         base = self.ranker.predict_score(X)
@@ -384,8 +439,3 @@ def load_ranker(index_dir: Path) -> RankerModel | None:
 def without_rebalancing(settings: MatchSettings) -> MatchSettings:
     """Settings for ranking by the pair score alone: graph factors neutral, no diversity re-rank."""
     return settings.model_copy(update={"diversity": False, "rebalance": NEUTRAL_REBALANCING})
-
-
-def candidate_scores(model: RankerModel, source: School, candidates: Sequence[Candidate]) -> np.ndarray:
-    """The model's score of candidates the engine has already checked and scored."""
-    return model.score(source, [c.school for c in candidates], [c.score for c in candidates])

@@ -30,14 +30,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from data.schema import School
+from matching import sources
 from matching.arrays import ArrayScores, PairScorer, reciprocal_base, reciprocal_scores
-from matching.constraints import PairCheck, PairChecker, Rule, SuggestionFilters
+from matching.constraints import PairCheck, Rule, SuggestionFilters
 from matching.hours import school_hours_overlap
 from matching.masks import RuleMasks, rule_masks
 from matching.rebalance import Adjustment, FactorArrays, SourceSignals
-from matching.scoring import PairScore, reciprocal_score
+from matching.scoring import PairScore
 from matching.settings import MatchSettings
-from matching.table import FOREIGN_SIDE, HOME_SIDE, MODE_BIT, ProfileTable
+from matching.table import FOREIGN_SIDE, HOME_SIDE, MODE_BIT, ProfileTable, Row
 
 if TYPE_CHECKING:
     from matching.engine import Matcher
@@ -46,6 +47,11 @@ SIDE_NAMES = {HOME_SIDE: "home", FOREIGN_SIDE: "foreign"}
 EXACT_BELOW = 1024
 """Rank eligible candidates by their exact cosine (not the approximate HNSW graph) when there are at
 most this many: a dot product over their stored vectors costs less than a filtered graph walk."""
+RANK_EVERY_BELOW = 8000
+"""With a trained ranker, every eligible candidate is scored when there are at most this many."""
+POOL_NEAREST = 1000
+POOL_PER_SOURCE = 600
+"""Above that, the pool ranked is the nearest by vector and the best of each history source."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,10 @@ class Candidate:
         self.school, self.similarity, self.rank_score = school, similarity, rank_score
         self.fit_forward, self.fit_backward, self.reciprocal = scores
         self._details = details
+        self.features: np.ndarray | None = None
+        """The trained ranker's feature row of the pair, when a ranker ranked it (its reasons read it)."""
+        self.found_via: list[str] = ["vector"]
+        """The candidate sources that found it (matching.sources); by profile vector without a ranker."""
 
     @cached_property
     def _explained(self) -> tuple[PairCheck, PairScore, list[Adjustment]]:
@@ -142,9 +152,27 @@ def retrieve(
     return [_one(matcher, table, request, scorer, inside) for request in requests]
 
 
-def _one(
-    matcher: Matcher, table: ProfileTable, request: Request, scorer: PairScorer, inside: np.ndarray | None
-) -> Retrieved:
+@dataclass
+class Pool:
+    """One request's eligible candidates before ranking: the rows ranked, their cosines and
+    reciprocal scores, with the masks and counts the answer reports."""
+
+    row: Row
+    masks: RuleMasks
+    examined: np.ndarray
+    eligible: np.ndarray
+    outside: int
+    rows: np.ndarray
+    similarity: np.ndarray
+    scores: ArrayScores
+    sources: dict[str, np.ndarray] = field(default_factory=dict)
+    """Each history source's score of each row (matching.sources), when a ranker ranks them."""
+
+
+def pool(matcher: Matcher, table: ProfileTable, request: Request, inside: np.ndarray | None = None) -> Pool:
+    """The request's eligible rows and the ones to rank: with a trained ranker every eligible one
+    (its score is cheap over arrays, and vector neighbours alone miss most partners the history
+    points to), else the ``depth`` nearest by profile vector."""
     source, settings = request.source, request.settings
     day = settings.reference_date or date.today()
     row = table.encode(source)
@@ -161,13 +189,57 @@ def _one(
         outside = int(np.count_nonzero(passing & ~inside))
         passing &= inside
     eligible = np.flatnonzero(passing)
-    rows, similarity = _nearest(matcher, table, source, eligible, request.ranked_depth())
-    scores = reciprocal_scores(table, row, rows, similarity, masks, settings)
-    if matcher.ranker is not None and scorer is reciprocal_base and len(rows):
-        checker = PairChecker(source, matcher.context(request.filters, settings, day))
-        rank = _learned(matcher, table, checker, rows, similarity)
+    found_by: dict[str, np.ndarray] = {}
+    if matcher.ranker is not None and request.depth is None and settings.depth is None:
+        if len(eligible) <= RANK_EVERY_BELOW:
+            rows, similarity = _nearest(matcher, table, source, eligible, len(eligible))
+            found_by = matcher.ranker.source_scores(table, row, rows)
+        else:
+            rows, similarity, found_by = _merged(matcher, table, row, eligible)
     else:
-        rank = np.asarray(scorer(table, row, rows, similarity, scores), dtype=float)
+        rows, similarity = _nearest(matcher, table, source, eligible, request.ranked_depth())
+    scores = reciprocal_scores(table, row, rows, similarity, masks, settings)
+    return Pool(row, masks, examined, eligible, outside, rows, similarity, scores, found_by)
+
+
+def _merged(
+    matcher: Matcher, table: ProfileTable, row: Row, eligible: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Too many eligible to score every one: the :data:`POOL_NEAREST` nearest by vector and the
+    :data:`POOL_PER_SOURCE` best of each history source, with their cosines and source scores."""
+    assert matcher.ranker is not None
+    near, _ = _nearest(matcher, table, row.school, eligible, POOL_NEAREST)
+    everywhere = matcher.ranker.source_scores(table, row, eligible)
+    picked = eligible[sources.history_picks(everywhere, POOL_PER_SOURCE)]
+    rows = np.union1d(near, picked)
+    at = np.searchsorted(eligible, rows)
+    return rows, _cosines(matcher, table, row.school, rows), {name: s[at] for name, s in everywhere.items()}
+
+
+def _cosines(matcher: Matcher, table: ProfileTable, source: School, rows: np.ndarray) -> np.ndarray:
+    """The source's cosine with each of these indexed rows, from the stored vectors."""
+    query = matcher.vector(source)
+    out = np.zeros(len(rows), dtype=np.float32)
+    for side in (HOME_SIDE, FOREIGN_SIDE):
+        mine = np.flatnonzero(table["side"][rows] == side)
+        if len(mine):
+            out[mine] = matcher.indexes[SIDE_NAMES[side]].vectors_at(table["label"][rows[mine]]) @ query
+    return out
+
+
+def _one(
+    matcher: Matcher, table: ProfileTable, request: Request, scorer: PairScorer, inside: np.ndarray | None
+) -> Retrieved:
+    source, settings = request.source, request.settings
+    found = pool(matcher, table, request, inside)
+    rows, similarity, scores = found.rows, found.similarity, found.scores
+    day = settings.reference_date or date.today()
+    features = None
+    if matcher.ranker is not None and scorer is reciprocal_base and len(rows):
+        features = matcher.ranker.feature_rows(table, found.row, rows, similarity, scores)
+        rank = matcher.ranker.score(features)
+    else:
+        rank = np.asarray(scorer(table, found.row, rows, similarity, scores), dtype=float)
     factors = None
     if request.rebalanced and len(rows):
         factors = FactorArrays(
@@ -179,13 +251,9 @@ def _one(
             exposure=matcher.exposure_lookup() if len(matcher.exposure) else None,  # nothing shown yet: all 1
         )
         rank = rank * factors.product()
-    order = np.argsort(-rank, kind="stable")
-    best_first = rank[order]
-    if (best_first[1:] == best_first[:-1]).any():  # exact ties (twin profiles) go by id, as everywhere
-        ranks, ids = rank.tolist(), [table.ids[r] for r in rows.tolist()]
-        order = np.array(sorted(range(len(ranks)), key=lambda n: (-ranks[n], ids[n])), dtype=np.int64)
-    order = order[: request.limit]
-    facts = _Facts(source, table, rows, masks, scores, factors, settings, day)
+    limit = len(rows) if request.limit is None else min(request.limit, len(rows))
+    order = _best(rank, table, rows, limit)
+    facts = _Facts(source, table, rows, found.masks, scores, factors, settings, day)
     ranked = [
         Candidate(
             table.schools[rows[n]],
@@ -194,25 +262,32 @@ def _one(
             float(rank[n]),
             partial(facts.explain, n),
         )
-        for n in order.tolist()
+        for n in order
     ]
+    if features is not None:
+        via = sources.found_via(found.sources, similarity, request.ranked_depth())
+        for n, candidate in zip(order, ranked, strict=True):
+            candidate.features, candidate.found_via = features[n], via[n]
     return Retrieved(
-        ranked, masks.eliminated(examined), int(np.count_nonzero(examined)), len(eligible), table, masks, outside
+        ranked,
+        found.masks.eliminated(found.examined),
+        int(np.count_nonzero(found.examined)),
+        len(found.eligible),
+        table,
+        found.masks,
+        found.outside,
     )
 
 
-def _learned(
-    matcher: Matcher, table: ProfileTable, checker: PairChecker, rows: np.ndarray, similarity: np.ndarray
-) -> np.ndarray:
-    """The trained ranker's score of each candidate row. Its features read the reference fit
-    components, so each candidate is checked and scored one by one here: correct, not yet fast."""
-    candidates = [matcher.schools[table.ids[r]] for r in rows]
-    settings = checker.ctx.settings
-    scores = [
-        reciprocal_score(checker.source, c, checker(c), float(sim), settings)
-        for c, sim in zip(candidates, similarity, strict=True)
-    ]
-    return np.asarray(matcher.ranker.score(checker.source, candidates, scores), dtype=float)
+def _best(rank: np.ndarray, table: ProfileTable, rows: np.ndarray, limit: int) -> list[int]:
+    """Positions of the ``limit`` best by rank score, ties by school id: a partial sort first, as
+    every eligible candidate may be ranked and only a few are read."""
+    if 0 < limit < len(rank):
+        cut = np.partition(-rank, limit - 1)[limit - 1]
+        near = np.flatnonzero(-rank <= cut)
+    else:
+        near = np.arange(len(rank))
+    return sorted(near.tolist(), key=lambda n: (-rank[n], table.ids[rows[n]]))[:limit]
 
 
 def _nearest(

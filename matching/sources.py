@@ -2,23 +2,29 @@
 
 Profile-vector neighbours miss partners that the history points to: schools that partner with my
 partners' peers, schools of a region my county keeps partnering with, schools in the countries I
-asked for. Each source here returns candidate ids, best first, from the tables a fitted
-:class:`~matching.features.PairFeatures` already holds (so a source costs a sparse product or
-an array filter, not a loop); :func:`merge` unions them and records for every candidate which
-sources found it ("found via"). Hard rules are applied afterwards by the caller, as for index hits.
+asked for. :func:`source_scores` says, for an array of candidate rows of the profile table, how
+strongly each source finds each one (0: not at all), from the tables a fitted
+:class:`~matching.features.PairFeatures` already holds, so a source costs a sparse product or an
+array lookup, not a loop:
 
->>> merge({"vector": ["b", "a"], "graph": ["a", "c"]})
-{'b': ['vector'], 'a': ['vector', 'graph'], 'c': ['graph']}
+* ``graph``: Adamic–Adar over 3-paths (me – partner – peer – candidate);
+* ``region``: the larger lift of partnerships between my region and the candidate's country, or
+  between the candidate's region and my country (above chance only);
+* ``wish``: the candidate is in a country I wished for.
+
+The engine ranks every eligible candidate when that is cheap, else the union of the nearest by
+vector and the best of each source (:func:`history_picks`); either way it records for every candidate
+which sources found it (:func:`found_via`), and a suggestion says so in its reasons
+(:func:`found_via_reason`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-
 import numpy as np
 
-from data.schema import School
 from matching.features import PairFeatures
+from matching.reasons import Reason
+from matching.table import ProfileTable, Row
 
 SOURCES: dict[str, tuple[str, str]] = {
     "vector": ("similar profile", "相似的學校簡介"),
@@ -28,55 +34,84 @@ SOURCES: dict[str, tuple[str, str]] = {
     "all": ("every eligible school", "所有符合條件的學校"),
 }
 """Source code -> how "found via" reads, in English and 繁體中文."""
+HISTORY_SOURCES: tuple[str, ...] = ("graph", "region", "wish")
 
 
-def graph_candidates(features: PairFeatures, source: School, limit: int) -> list[str]:
-    """Schools reached by 3-paths (me – partner – peer – candidate), by Adamic–Adar over them."""
-    row = features.row_.get(source.id)
-    if row is None:
-        return []
-    _, weighted = features.three_paths(row)
-    weighted[row] = 0.0
-    weighted[features.adjacency_[row].indices] = 0.0  # already partners
-    return _top(features, weighted, limit)
+def source_scores(features: PairFeatures, table: ProfileTable, source: Row, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Per history source, its score of each candidate row (0: the source does not find it)."""
+    school = source.school
+    fit_rows = features.rows_in(table)[rows]
+    known = fit_rows >= 0
+    v = np.where(known, fit_rows, 0)
+    u = features.row_.get(school.id, -1)
+    graph = np.zeros(len(rows))
+    if u >= 0:
+        graph = np.where(known, features.three_paths(u)[1][v], 0.0)
+    region = features.regions_.get(f"{school.country}:{school.region or ''}", -1)
+    country = features.countries_.get(school.country, -1)
+    lift = np.maximum(
+        features.region_country_lift(region, features.country_[v], known),
+        features.region_country_lift_rev(features.region_[v], country, known),
+    )
+    wished = np.zeros(len(rows), dtype=bool)
+    codes = table["country"][rows]
+    for name in school.target_countries:
+        code = table.countries.code(name)
+        if code >= 0:
+            wished |= codes == code
+    return {"graph": graph, "region": np.maximum(lift, 0.0), "wish": wished.astype(float)}
 
 
-def region_candidates(features: PairFeatures, source: School, limit: int) -> list[str]:
-    """Schools of the regions and countries that the source's region has partnered with more than
-    chance, and schools of regions that have partnered with the source's country: the larger lift first."""
-    region = features.regions_.get(f"{source.country}:{source.region or ''}", -1)
-    country = features.countries_.get(source.country, -1)
-    n = len(features.region_)
-    lift = np.zeros(n)
-    if region >= 0:
-        observed = features.region_country_[region, features.country_]
-        expected = features.region_ends_[region] * features.country_ends_[features.country_] / features.total_
-        lift = np.maximum(lift, np.where(observed > 0, np.log((observed + 1) / (expected + 1)), 0.0))
-    if country >= 0:
-        observed = features.region_country_[features.region_, country]
-        expected = features.region_ends_[features.region_] * features.country_ends_[country] / features.total_
-        lift = np.maximum(lift, np.where(observed > 0, np.log((observed + 1) / (expected + 1)), 0.0))
-    lift[features.country_ == country] = 0.0
-    return _top(features, lift, limit)
+def history_picks(scores: dict[str, np.ndarray], per_source: int) -> np.ndarray:
+    """Positions of the ``per_source`` best candidates of each history source, by its score (the
+    wished countries' by what the graph and region sources say of them).
+
+    >>> history_picks({"graph": np.array([0.0, 2.0, 1.0]), "wish": np.array([1.0, 0.0, 0.0])}, 1).tolist()
+    [0, 1]
+    """
+    if not scores:
+        return np.zeros(0, dtype=np.int64)
+    keep = np.zeros(len(next(iter(scores.values()))), dtype=bool)
+    evidence = scores.get("graph", 0.0) + scores.get("region", 0.0)
+    for name, score in scores.items():
+        found = np.flatnonzero(score > 0)
+        order = score[found] + (evidence[found] if name == "wish" and np.ndim(evidence) else 0.0)
+        keep[found[_top(np.asarray(order, dtype=float), per_source)]] = True
+    return np.flatnonzero(keep)
 
 
-def wished_candidates(schools: Iterable[School], source: School) -> list[str]:
-    """Every school in the countries the source asked for (the hard rules then filter them)."""
-    wished = set(source.target_countries)
-    return sorted(s.id for s in schools if s.country in wished and s.id != source.id)
+def found_via(scores: dict[str, np.ndarray], similarity: np.ndarray, nearest: int) -> list[list[str]]:
+    """For each candidate, the sources that find it: ``vector`` when it is among the ``nearest``
+    most similar, each history source that scores it, else ``all`` (ranked as every eligible is).
+
+    >>> found_via({"wish": np.array([1.0, 0.0, 0.0])}, np.array([0.9, 0.5, 0.1]), 1)
+    [['vector', 'wish'], ['all'], ['all']]
+    """
+    vector = np.zeros(len(similarity), dtype=bool)
+    vector[_top(similarity, nearest)] = True
+    via: list[list[str]] = [["vector"] if v else [] for v in vector]
+    for name in HISTORY_SOURCES:
+        if name in scores:
+            for i in np.flatnonzero(scores[name] > 0):
+                via[i].append(name)
+    return [names or ["all"] for names in via]
 
 
-def merge(found: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
-    """Candidate id -> the sources that found it, in the order the sources were given."""
-    via: dict[str, list[str]] = {}
-    for name, ids in found.items():
-        for school_id in ids:
-            via.setdefault(school_id, []).append(name)
-    return via
+def found_via_reason(via: list[str]) -> Reason:
+    """The sources that found a candidate, as a reason in both languages."""
+    return Reason(
+        code="found_via",
+        weight=0.0,
+        data={"sources": via},
+        text_en="Found via: " + "; ".join(SOURCES[name][0] for name in via),
+        text_zh="推薦來源：" + "；".join(SOURCES[name][1] for name in via),
+    )
 
 
-def _top(features: PairFeatures, scores: np.ndarray, limit: int) -> list[str]:
-    ids = list(features.row_)
-    positive = np.flatnonzero(scores > 0)
-    order = positive[np.argsort(-scores[positive], kind="stable")][:limit]
-    return [ids[i] for i in order]
+def _top(values: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` largest values (unordered)."""
+    if n >= len(values):
+        return np.arange(len(values))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.argpartition(-values, n - 1)[:n]

@@ -20,6 +20,7 @@ from matching.masks import RuleMasks
 from matching.results import Suggestion, SuggestionResult, eliminations
 from matching.retrieve import Candidate, Request, Retrieved, retrieve
 from matching.settings import MatchSettings
+from matching.sources import found_via_reason
 from matching.table import ProfileTable
 
 if TYPE_CHECKING:
@@ -44,9 +45,10 @@ def suggest(
     for listed, c in zip(suggestions, chosen, strict=True):
         listed.reasons.extend(filter(None, [wishes.outside_wish_reason(source, c.school)]))
     if matcher.ranker is not None and chosen:  # what lifted each candidate in the model comes first
-        learned = matcher.ranker.explain(source, [c.school for c in chosen], [c.score for c in chosen])
-        for listed, reasons in zip(suggestions, learned, strict=True):
+        learned = matcher.ranker.explain(np.array([c.features for c in chosen]))
+        for listed, reasons, c in zip(suggestions, learned, chosen, strict=True):
             listed.reasons[:0] = reasons
+            listed.reasons.append(found_via_reason(c.found_via))
     return SuggestionResult(
         school_id=source.id if source.id in matcher.schools else None,
         suggestions=suggestions,

@@ -123,7 +123,7 @@ SCALAR_TYPES: dict[str, type] = {
     "remoteness": np.int8,
 }
 BITSET_COLUMNS = {"languages_exchange": "languages", "languages_instruction": "languages", "wished": "countries"}
-COUNT_COLUMNS = ("n_modes", "n_sdgs", "n_wished", "capacity")
+COUNT_COLUMNS = ("n_modes", "n_sdgs", "n_wished", "capacity", "latitude", "longitude")
 
 
 @dataclass(frozen=True)
@@ -365,9 +365,12 @@ def _none() -> np.ndarray:
 
 
 def _counts(schools: Sequence[School]) -> dict[str, np.ndarray]:
-    """List lengths the fit components divide by (as written, so they match the reference exactly)."""
+    """Per-row numbers as written: list lengths the fit components divide by (so they match the
+    reference exactly), capacity, and coordinates (NaN where unknown) for the ranker's distance."""
     n = len(schools)
     return {
+        "latitude": np.fromiter((np.nan if s.latitude is None else s.latitude for s in schools), float, count=n),
+        "longitude": np.fromiter((np.nan if s.longitude is None else s.longitude for s in schools), float, count=n),
         "n_modes": np.fromiter((len(s.exchange_modes) for s in schools), dtype=np.int32, count=n),
         "n_sdgs": np.fromiter((len(s.sdgs) for s in schools), dtype=np.int32, count=n),
         "n_wished": np.fromiter((len(s.target_countries) for s in schools), dtype=np.int32, count=n),

@@ -470,6 +470,29 @@ def test_suggestion_filters_and_diversity_switch(api: Api) -> None:
     assert [s["score"] for s in suggestions] == sorted((s["score"] for s in suggestions), reverse=True)
 
 
+def test_wishes_soft_turns_the_wished_country_floor_off(api: Api) -> None:
+    """wishes=soft: the list is the ranking's own; by default (and with wishes=hard) at least half
+    comes from the wished countries where that many are eligible."""
+    with api.state.reading() as matcher:
+        wishing = [s.id for s in matcher.schools.values() if s.country == "TW" and s.active and s.target_countries]
+        wanted = {i: set(matcher.schools[i].target_countries) for i in wishing}
+
+    def listed(source: str, **params: str) -> list[str]:
+        response = api.call("staff", "GET", f"/v1/schools/{source}/suggestions", params={"k": 10, **params})
+        assert response.status_code == 200, response.text
+        return [s["school"]["country"] for s in response.json()["suggestions"]]
+
+    differs = 0
+    for source in wishing[:40]:
+        hard, soft = listed(source, wishes="hard"), listed(source, wishes="soft")
+        in_hard, in_soft = (sum(c in wanted[source] for c in countries) for countries in (hard, soft))
+        assert in_hard >= min(5, in_soft)  # each list shown damps its schools a little: not exactly equal
+        differs += in_hard > in_soft
+    assert differs > 0, "no school's list changed: the floor was never exercised"
+    bad = api.call("staff", "GET", f"/v1/schools/{wishing[0]}/suggestions", params={"wishes": "maybe"})
+    assert bad.status_code == 422 and bad.json()["field"] == "wishes"
+
+
 # --------------------------------------------------------------------------- invitations
 
 

@@ -8,14 +8,25 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import matching.features
+from data.schema import Partnership, School
 from embeddings import EmbeddingSettings, ProfileEmbedder
 from evaluation.baselines import adamic_adar_l3_scores
 from evaluation.splits import time_split
 from graph import build_partnership_graph
+from matching.arrays import reciprocal_scores
+from matching.constraints import PairContext, SuggestionFilters, check_pair
 from matching.engine import Matcher
 from matching.features import COLUMN, FEATURE_NAMES, PairFeatures
+from matching.masks import rule_masks
+from matching.scoring import reciprocal_score
+from matching.settings import MatchSettings
+from matching.table import ProfileTable
+from tests.test_matching_masks import DAYS, FAST_PHASES
+from tests.test_matching_masks import schools as random_schools
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +101,40 @@ def test_unknown_source_and_empty_candidates(matcher: Matcher, make_school: Any)
 
 def test_feature_names_are_unique() -> None:
     assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=FAST_PHASES)
+@given(world=random_schools(14), data=st.data(), day=st.sampled_from(DAYS))
+def test_feature_rows_from_the_table_equal_the_reference(world: list[School], data: st.DataObject, day: date) -> None:
+    """transform_rows (table columns, array fit components) == transform (profiles, reference scores)."""
+    world = [
+        s.model_copy(update={"latitude": data.draw(st.floats(-40, 40)), "longitude": data.draw(st.floats(90, 180))})
+        if data.draw(st.booleans())
+        else s
+        for s in world
+    ]
+    ids = [s.id for s in world]
+    edges = data.draw(st.lists(st.tuples(st.sampled_from(ids), st.sampled_from(ids), st.integers(1, 900)), max_size=12))
+    history = [
+        Partnership(school_a=a, school_b=b, start_date=day - timedelta(days=age)) for a, b, age in edges if a != b
+    ]
+    features = PairFeatures().fit(world[:-2], history, day)  # the last two are unknown to the history
+    match = MatchSettings(reference_date=day, scope="any")
+    partners: dict[str, set[str]] = {i: set() for i in ids}
+    ctx = PairContext(match, day, lambda s: partners[s], lambda s: 0, SuggestionFilters())
+    table = ProfileTable.build(world, "TW")
+    for source in world:
+        row = table.encode(source)
+        masks = rule_masks(table, row, match, day, SuggestionFilters(), [])
+        rows = np.flatnonzero(masks.passing())
+        if len(rows) == 0:
+            continue
+        similarity = np.linspace(-0.2, 0.9, len(rows))
+        scored = reciprocal_scores(table, row, rows, similarity, masks, match)
+        got = features.transform_rows(table, row, rows, similarity, scored)
+        candidates = [world[r] for r in rows]
+        reference = [
+            reciprocal_score(source, c, check_pair(source, c, ctx), similarity[n], match)
+            for n, c in enumerate(candidates)
+        ]
+        np.testing.assert_allclose(got, features.transform(source, candidates, reference), atol=1e-9, equal_nan=True)

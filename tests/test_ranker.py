@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from embeddings import EmbeddingSettings, ProfileEmbedder
+from matching import retrieve as retrieve_module
 from matching.engine import Matcher
 from matching.ranker import (
     MIN_PARTNERSHIPS,
@@ -18,14 +19,14 @@ from matching.ranker import (
     RankerModel,
     ReciprocalRanker,
     TrainingSettings,
-    candidate_scores,
     load_ranker,
     save_ranker,
     train,
     without_rebalancing,
 )
+from matching.retrieve import Request, pool
 
-FAST = TrainingSettings(nearest=20, random_negatives=5, max_queries=80)
+FAST = TrainingSettings(hard_negatives=10, random_negatives=20, max_queries=80)
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +62,12 @@ def test_saved_versions_load_with_the_same_scores(model: RankerModel, matcher: M
     loaded = load_ranker(tmp_path)
     assert loaded is not None
     source = next(s for s in matcher.schools.values() if s.country == "TW" and s.active)
-    pool, _, _ = matcher.candidates(source, 20, settings=without_rebalancing(matcher.settings))
-    np.testing.assert_allclose(candidate_scores(loaded, source, pool), candidate_scores(model, source, pool))
+    settings = without_rebalancing(matcher.settings)
+    found = pool(matcher, matcher.table, Request(source, 20, settings, depth=len(matcher.table)))
+    assert len(found.rows) > 20
+    X = model.feature_rows(matcher.table, found.row, found.rows, found.similarity, found.scores)
+    again = loaded.feature_rows(matcher.table, found.row, found.rows, found.similarity, found.scores)
+    np.testing.assert_allclose(loaded.score(again), model.score(X))
     current = tmp_path / "ranker" / "current.json"
     current.write_text(json.dumps({**json.loads(current.read_text()), "format": -1}))
     assert load_ranker(tmp_path) is None  # an older format is ignored: the hand-weighted score is used
@@ -75,8 +80,11 @@ def test_engine_ranks_by_the_model_and_explains_each_candidate(model: RankerMode
     first_reasons = set()
     for source in sources:
         ranked, _, _ = with_model.candidates(source, 10)
-        expected = candidate_scores(model, source, ranked)
-        np.testing.assert_allclose([c.rank_score for c in ranked], expected)
+        found = pool(with_model, with_model.table, Request(source, 10, plain, depth=len(with_model.table)))
+        assert len(ranked) == len(found.rows)  # every eligible candidate is ranked, not the nearest few
+        X = model.feature_rows(with_model.table, found.row, found.rows, found.similarity, found.scores)
+        expected = dict(zip((with_model.table.ids[r] for r in found.rows), model.score(X), strict=True))
+        np.testing.assert_allclose([c.rank_score for c in ranked], [expected[c.school.id] for c in ranked])
         assert [c.rank_score for c in ranked] == sorted((c.rank_score for c in ranked), reverse=True)
         result = with_model.suggest(source, 10)
         for suggestion in result.suggestions:
@@ -85,6 +93,8 @@ def test_engine_ranks_by_the_model_and_explains_each_candidate(model: RankerMode
                 assert suggestion.reasons[0] is learned[0]
                 assert learned[0].text_en.startswith("Learned") and learned[0].text_zh.startswith("從過去")
                 first_reasons.add(learned[0].code)
+            via = [r for r in suggestion.reasons if r.code == "found_via"]
+            assert len(via) == 1 and via[0].text_en.startswith("Found via: ") and via[0].text_zh.startswith("推薦來源")
     assert len(first_reasons) >= 2  # not the same first line on every row
 
 
@@ -132,3 +142,25 @@ def test_the_service_says_which_score_ranks_and_uses_a_saved_ranker(
         assert codes and any(code.startswith("model_") for code in codes)
     finally:
         state.close()
+
+
+def test_a_large_eligible_set_ranks_the_nearest_and_each_sources_best(
+    model: RankerModel, matcher: Matcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above RANK_EVERY_BELOW eligible, the pool is the nearest by vector and the best of each source."""
+    plain = without_rebalancing(matcher.settings)
+    with_model = Matcher(plain, matcher.embedder, matcher.schools, matcher.indexes, matcher.partnerships, ranker=model)
+    source = next(s for s in matcher.schools.values() if s.country == "TW" and s.active and s.target_countries)
+    request = Request(source, 10, plain)
+    everything = pool(with_model, with_model.table, request)
+    monkeypatch.setattr(retrieve_module, "RANK_EVERY_BELOW", 10)
+    monkeypatch.setattr(retrieve_module, "POOL_NEAREST", 20)
+    monkeypatch.setattr(retrieve_module, "POOL_PER_SOURCE", 15)
+    merged = pool(with_model, with_model.table, request)
+    assert 20 < len(merged.rows) <= 20 + 3 * 15 < len(everything.rows)
+    assert set(merged.rows) <= set(everything.rows)
+    nearest = everything.rows[np.argsort(-everything.similarity, kind="stable")[:20]]
+    assert set(nearest) <= set(merged.rows)
+    at = {r: n for n, r in enumerate(everything.rows)}
+    np.testing.assert_allclose(merged.similarity, everything.similarity[[at[r] for r in merged.rows]], atol=1e-5)
+    assert merged.sources["wish"].sum() > 0

@@ -3,7 +3,7 @@
 No `from __future__ import annotations` here: the routes are made inside a function, and FastAPI
 must resolve their local annotations (K, AdHocRequest) when the routes are created."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import Field, create_model
@@ -82,13 +82,22 @@ def suggestions_router(max_k: int) -> APIRouter:
         filters: Annotated[SuggestionFilters, Depends(filter_params)],
         k: K = 10,
         diversity: Annotated[QueryBool | None, Query(description="MMR re-ranking on/off (default: settings)")] = None,
+        wishes: Annotated[
+            Literal["hard", "soft"] | None,
+            Query(
+                description="hard: at least half the list from the school's wished countries when any is eligible; "
+                "soft: the wished country is one fit component only (default: settings)"
+            ),
+        ] = None,
     ) -> Response:
         """The k best partners for a school, with reasons, from both schools' points of view."""
         who.require_school(school_id)
         with metrics.suggestion_latency.labels("stored").time(), state.reading() as matcher:
             if school_id not in matcher.schools:
                 raise NotFound("school", school_id)
-            result = matcher.suggest(school_id, k, filters=filters, overrides=RequestOverrides(diversity=diversity))
+            result = matcher.suggest(
+                school_id, k, filters=filters, overrides=RequestOverrides(diversity=diversity, wishes=wishes)
+            )
             matcher.record_shown(result)
             return as_json(with_cards(result, matcher))
 
