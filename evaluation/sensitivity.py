@@ -65,7 +65,7 @@ SWEEPS: dict[str, tuple[float, ...]] = {
     "saturation_threshold": (0.25, 0.5, 0.75, 1.0),
     "diversity_decay": (0.4, 0.7, 1.0),
     "mmr_lambda": (0.5, 0.75, 0.9, 0.95, 1.0),
-    "exposure_strength": (0.0, 0.1, 0.3, 1.0),
+    "exposure_strength": (0.0, 0.3, 1.0, 3.0),
 }
 """Values tried per parameter; each sweep also passes through the current value (see :func:`variants`)."""
 DEFAULT_QUERIES = 600

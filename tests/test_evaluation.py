@@ -35,7 +35,7 @@ from evaluation.run import (
     train_split_ranker,
     without_rebalancing,
 )
-from evaluation.sensitivity import run_sensitivity
+from evaluation.sensitivity import current_value, run_sensitivity, variants
 from evaluation.settings import EvaluationSettings
 from evaluation.splits import Split, make_split, random_split, time_split
 from graph import build_partnership_graph
@@ -425,6 +425,17 @@ def test_sensitivity_at_the_current_settings_reproduces_evaluate(
     assert full["recall@10"] > 0  # a comparison of two empty runs would prove nothing
     other = next(p for p in points if p.parameter == "mmr_lambda" and not p.current)
     assert (other.recall, other.gini) != (current.recall, current.gini)  # and the sweep does move the figures
+
+
+def test_every_sweep_passes_through_the_current_settings() -> None:
+    base = MatchSettings()
+    chosen = variants(base, {"mmr_lambda": (0.5,), "exposure_strength": (5.0,)})
+    for parameter in ("mmr_lambda", "exposure_strength"):
+        values = [v.value for v in chosen if v.parameter == parameter]
+        assert current_value(base, parameter) in values and len(values) == 2
+        [same] = [v for v in chosen if v.parameter == parameter and v.value == current_value(base, parameter)]
+        assert same.settings == base  # the current point is the settings as they are, not a near copy
+    assert chosen[-1].parameter == "no_rebalancing"
 
 
 def _result(full: dict[str, float], others: dict[str, float]) -> SplitResult:
