@@ -36,6 +36,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ import joblib
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 import graph
 from data.schema import Partnership
@@ -239,6 +240,16 @@ def _sample(
     return keep, weight
 
 
+@cache
+def _controller() -> ThreadpoolController:
+    """Found once: listing the loaded thread pools takes milliseconds, limiting a known one microseconds."""
+    return ThreadpoolController()
+
+
+def _one_openmp_thread() -> Any:
+    return _controller().limit(limits=1, user_api="openmp")
+
+
 class ReciprocalRanker:
     """P(the pair partners | its features): gradient-boosted trees, scikit-learn style.
 
@@ -252,7 +263,7 @@ class ReciprocalRanker:
         self.seed = seed
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> ReciprocalRanker:
-        with threadpool_limits(limits=1, user_api="openmp"):
+        with _one_openmp_thread():
             return self._fit(X, y, sample_weight)
 
     def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None) -> ReciprocalRanker:
@@ -271,7 +282,7 @@ class ReciprocalRanker:
         """The model's probability of partnership, in [0, 1] (class-balanced, so a rank score)."""
         if len(X) == 0:
             return np.zeros(0)
-        with threadpool_limits(limits=1, user_api="openmp"):
+        with _one_openmp_thread():
             return self.model_.predict_proba(X)[:, 1]
 
 
