@@ -36,6 +36,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ import joblib
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 import graph
 from data.schema import Partnership
@@ -252,7 +253,7 @@ class ReciprocalRanker:
         self.seed = seed
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> ReciprocalRanker:
-        with threadpool_limits(limits=1, user_api="openmp"):
+        with _threadpools().limit(limits=1, user_api="openmp"):
             return self._fit(X, y, sample_weight)
 
     def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None) -> ReciprocalRanker:
@@ -271,8 +272,16 @@ class ReciprocalRanker:
         """The model's probability of partnership, in [0, 1] (class-balanced, so a rank score)."""
         if len(X) == 0:
             return np.zeros(0)
-        with threadpool_limits(limits=1, user_api="openmp"):
+        with _threadpools().limit(limits=1, user_api="openmp"):
             return self.model_.predict_proba(X)[:, 1]
+
+
+@cache
+def _threadpools() -> ThreadpoolController:
+    """The process's thread pools, found once: ``threadpool_limits`` looks for them again on every
+    call (reading the loaded libraries' files, ~5 ms), three times per suggestion with a ranker.
+    Made at the first fit or prediction, when scikit-learn's OpenMP library is loaded."""
+    return ThreadpoolController()
 
 
 def recall_at(scores: np.ndarray, y: np.ndarray, group: np.ndarray, k: int = 10) -> float:
