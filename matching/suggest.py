@@ -37,8 +37,8 @@ def suggest(
 ) -> SuggestionResult:
     """The k best partners for ``source`` with reasons; an empty list with the rules that removed
     every candidate when there is none."""
-    # Candidate objects only for those a list can show; hard wishes may reach further down the ranking.
-    shown = None if settings.wishes == "hard" else shown_pool(k, settings)
+    # Candidate objects only for those a list can show; hard wishes reach further down the ranking.
+    shown = None if settings.wishes == "hard" and source.target_countries else shown_pool(k, settings)
     [found] = retrieve(matcher, [Request(source, k, settings, filters or SuggestionFilters(), depth, limit=shown)])
     chosen = diversify(matcher, found.ranked, k, settings)
     if settings.wishes == "hard":
