@@ -63,12 +63,19 @@ via_partner='vn-x', via_partner_country='VN')}
     source_is_home = source_country == home_country
     my_partners = set(active_partners(G, source))
     covered_countries = set(partner_countries(G, source))
+    nodes = G._node  # the raw node dicts: a request walks thousands of nodes; a view per lookup cost more
+    followed: dict[str, list[str]] = {}  # a peer shared by several partners is followed once
+
+    def followed_partners(node: str) -> list[str]:
+        if node not in followed:
+            followed[node] = _followed_partners(G, node, max_partners)
+        return followed[node]
 
     def on_my_side(node: str) -> bool:
-        return (G.nodes[node]["country"] == home_country) == source_is_home
+        return (nodes[node]["country"] == home_country) == source_is_home
 
     def is_new_candidate(node: str) -> bool:
-        attributes = G.nodes[node]
+        attributes = nodes[node]
         if node == source or node in my_partners or not attributes["active"]:
             return False
         if attributes["country"] == source_country:
@@ -77,28 +84,30 @@ via_partner='vn-x', via_partner_country='VN')}
 
     bridges: dict[str, BridgePath] = {}
     for partner in sorted(my_partners):
-        for peer in _followed_partners(G, partner, max_partners):
+        for peer in followed_partners(partner):
             if peer == source or not on_my_side(peer):
                 continue
-            for candidate in _followed_partners(G, peer, max_partners):
+            for candidate in followed_partners(peer):
                 if candidate in bridges or not is_new_candidate(candidate):
                     continue
                 bridges[candidate] = BridgePath(
                     candidate=candidate,
-                    candidate_country=G.nodes[candidate]["country"],
+                    candidate_country=nodes[candidate]["country"],
                     via_peer=peer,
-                    via_peer_country=G.nodes[peer]["country"],
+                    via_peer_country=nodes[peer]["country"],
                     via_partner=partner,
-                    via_partner_country=G.nodes[partner]["country"],
+                    via_partner_country=nodes[partner]["country"],
                 )
     return bridges
 
 
 def _followed_partners(G: nx.Graph, node: str, limit: int) -> list[str]:
-    """Up to ``limit`` active partners of ``node``, the longest-standing first, then by id."""
-    partners = active_partners(G, node)
+    """Up to ``limit`` active partners of ``node`` (a neighbour in ``G``), the longest-standing
+    first, then by id; read from the raw adjacency, as :func:`cluster_bridges` calls it per node walked."""
+    adjacent = G._adj[node]
+    partners = [other for other, edge in adjacent.items() if edge["end_date"] is None]
     if len(partners) > limit:
-        partners = sorted(partners, key=lambda other: (G.edges[node, other]["start_date"], other))[:limit]
+        partners = sorted(partners, key=lambda other: (adjacent[other]["start_date"], other))[:limit]
     return sorted(partners)
 
 

@@ -2,9 +2,9 @@
 
 Every reason is computed from the same facts that produced the score (the PairCheck, the
 PairScore and the graph adjustments): nothing here looks anything up again, so no reason can
-say something the ranking did not use. Reasons are built with ``model_construct``: every field is
-made here from typed facts, and validating a hundred small models per request cost more than the
-rest of the explanation.
+say something the ranking did not use. Reasons are built by their validating constructor: with
+pydantic-core it takes under half the time of ``model_construct`` (whose field loop runs in Python),
+and a hundred of them are made per request.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def explain(
     shared_sdgs = sorted(set(source.sdgs) & set(candidate.sdgs))
     if shared_sdgs:
         reasons.append(
-            Reason.model_construct(
+            Reason(
                 code="shared_sdgs",
                 weight=share["sdg"],
                 data={"sdgs": shared_sdgs},
@@ -80,7 +80,7 @@ def explain(
         )
     if candidate.country in source.target_countries:
         reasons.append(
-            Reason.model_construct(
+            Reason(
                 code="target_country",
                 weight=share["target_country"],
                 data={"country": candidate.country},
@@ -90,7 +90,7 @@ def explain(
         )
     if source.country in candidate.target_countries:
         reasons.append(
-            Reason.model_construct(
+            Reason(
                 code="wants_your_country",
                 weight=score.backward.components["target_country"] * weights["target_country"] / total,
                 data={"country": source.country},
@@ -101,7 +101,7 @@ def explain(
     if check.shared_languages:
         langs = list(check.shared_languages)
         reasons.append(
-            Reason.model_construct(
+            Reason(
                 code="shared_languages",
                 weight=share["language"],
                 data={"languages": langs},
@@ -115,7 +115,7 @@ def explain(
         hours = round(check.overlap.hours, 1)
         hours_text = f"{hours:g}"
         reasons.append(
-            Reason.model_construct(
+            Reason(
                 code="school_hours",
                 weight=share["timezone"],
                 data={"hours": hours, "start": window[0], "end": window[1], "timezone": source.timezone},
@@ -128,7 +128,7 @@ def explain(
     same_levels = sorted(set(source.levels) & set(candidate.levels))
     level_list = same_levels or sorted(candidate.levels)
     reasons.append(
-        Reason.model_construct(
+        Reason(
             code="level",
             weight=share["level"],
             data={"same": bool(same_levels), "levels": level_list},
@@ -140,7 +140,7 @@ def explain(
     )
     modes = list(check.usable_modes)
     reasons.append(
-        Reason.model_construct(
+        Reason(
             code="modes",
             weight=share["mode"],
             data={"modes": modes},
@@ -150,7 +150,7 @@ def explain(
     )
     if candidate.country in NSP_COUNTRIES and source.country == settings.home_country:
         reasons.append(
-            Reason.model_construct(
+            Reason(
                 code="new_southbound",
                 weight=0.0,
                 data={"country": candidate.country},
@@ -160,7 +160,7 @@ def explain(
         )
     if score.similarity >= SIMILAR_PROFILE:
         reasons.append(
-            Reason.model_construct(
+            Reason(
                 code="similar_profile",
                 weight=share["embedding"],
                 data={"similarity": round(score.similarity, 3)},

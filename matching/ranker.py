@@ -242,7 +242,8 @@ def _sample(
 
 @cache
 def _controller() -> ThreadpoolController:
-    """Found once: listing the loaded thread pools takes milliseconds, limiting a known one microseconds."""
+    """Found once, at the first fit or prediction (scikit-learn's OpenMP library is loaded by then):
+    listing the loaded thread pools takes milliseconds, limiting a known one microseconds."""
     return ThreadpoolController()
 
 

@@ -30,9 +30,7 @@ class Adjustment:
 
     def reason(self) -> Reason:
         en, zh = _TEXTS[self.code](self.data)
-        return Reason.model_construct(
-            code=self.code, weight=round(self.factor, 4), data=self.data, text_en=en, text_zh=zh
-        )
+        return Reason(code=self.code, weight=round(self.factor, 4), data=self.data, text_en=en, text_zh=zh)
 
 
 def _saturation(d: Mapping[str, Any]) -> tuple[str, str]:

@@ -74,8 +74,13 @@ class Request:
             return self.depth
         if self.settings.depth is not None:
             return self.settings.depth
-        pool = max(3 * self.k, 30) if self.settings.diversity else self.k
-        return max(int(self.k * self.settings.overfetch), pool)
+        return max(int(self.k * self.settings.overfetch), shown_pool(self.k, self.settings))
+
+
+def shown_pool(k: int, settings: MatchSettings) -> int:
+    """The best candidates a list of ``k`` is chosen from: ``max(3k, 30)`` for diversification to
+    pick among, else the k themselves."""
+    return max(3 * k, 30) if settings.diversity else k
 
 
 class Candidate:

@@ -18,7 +18,7 @@ from matching.diversify import mmr, pairwise_similarity
 from matching.explain import explain
 from matching.masks import RuleMasks
 from matching.results import Suggestion, SuggestionResult, eliminations
-from matching.retrieve import Candidate, Request, Retrieved, retrieve
+from matching.retrieve import Candidate, Request, Retrieved, retrieve, shown_pool
 from matching.settings import MatchSettings
 from matching.sources import found_via_reason
 from matching.table import ProfileTable
@@ -37,7 +37,9 @@ def suggest(
 ) -> SuggestionResult:
     """The k best partners for ``source`` with reasons; an empty list with the rules that removed
     every candidate when there is none."""
-    [found] = retrieve(matcher, [Request(source, k, settings, filters or SuggestionFilters(), depth)])
+    # Candidate objects only for those a list can show; hard wishes reach further down the ranking.
+    shown = None if settings.wishes == "hard" and source.target_countries else shown_pool(k, settings)
+    [found] = retrieve(matcher, [Request(source, k, settings, filters or SuggestionFilters(), depth, limit=shown)])
     chosen = diversify(matcher, found.ranked, k, settings)
     if settings.wishes == "hard":
         chosen = wishes.honour_wishes(source, chosen, found.ranked, k)
@@ -59,7 +61,9 @@ def suggest(
 
 
 def wish_hints(source: School, found: Retrieved) -> list[str]:
-    """Why no candidate from the wished countries, when none came."""
+    """Why no candidate from the wished countries, when none is eligible: a wished one among the
+    candidates returned settles it at once, else the rule masks say (``found.ranked`` may be only
+    the best few, so the masks, not that list, decide)."""
     if not source.target_countries or any(c.school.country in source.target_countries for c in found.ranked):
         return []
     hint = unmet_wish(source, found.table, found.masks)
@@ -89,10 +93,11 @@ def capacity_hints(matcher: Matcher, source: School) -> list[str]:
 
 
 def diversify(matcher: Matcher, ranked: list[Candidate], k: int, settings: MatchSettings) -> list[Candidate]:
-    """MMR over the best ``max(3k, 30)``: near-equals from one country or profile do not fill the list."""
+    """MMR over the best :func:`~matching.retrieve.shown_pool`: near-equals from one country or
+    profile do not fill the list."""
     if not settings.diversity or len(ranked) <= 1:
         return ranked[:k]
-    pool = ranked[: max(3 * k, 30)]
+    pool = ranked[: shown_pool(k, settings)]
     vectors = matcher.vectors([c.school for c in pool])
     similarity = pairwise_similarity([c.school.country for c in pool], vectors)
     order = mmr([c.rank_score for c in pool], similarity, k, settings.mmr_lambda)
