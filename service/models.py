@@ -3,6 +3,7 @@ the same thing (and is validated the same way) in a file import, the store and t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from functools import cache
 from types import UnionType
@@ -515,8 +516,9 @@ class RoundOut(RoundListItem):
     pairs: RoundPairPage
 
     @classmethod
-    def of(cls, stored: StoredRound, result: RoundResult, pairs: RoundPairPage) -> RoundOut:  # type: ignore[override]
-        """`stored` may come without its result: the parsed `result` is passed apart (it is cached)."""
+    def of(cls, stored: StoredRound, result: Mapping[str, Any], pairs: RoundPairPage) -> RoundOut:  # type: ignore[override]
+        """`stored` may come without its result: its stored JSON `result` is passed apart (it is
+        kept per process), and only the parts shown here are validated."""
         return cls(
             id=stored.id,
             created_at=stored.created_at,
@@ -527,10 +529,10 @@ class RoundOut(RoundListItem):
             summary=RoundSummary.model_validate(stored.summary),
             options=RoundOptions.model_validate(stored.options),
             partnership_ids=stored.partnership_ids,
-            scope=result.scope,
-            home_country=result.home_country,
-            comparison=result.comparison,
-            blocking_pairs=result.blocking_pairs,
+            scope=result["scope"],
+            home_country=result["home_country"],
+            comparison=RoundComparison.model_validate(result["comparison"]),
+            blocking_pairs=[BlockingPair.model_validate(b) for b in result["blocking_pairs"]],
             pairs=pairs,
         )
 

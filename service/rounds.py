@@ -16,14 +16,15 @@ accepting an invitation does), and writes nothing unless every pair is still pos
 partnerships and the round's new status commit in one transaction, and the Matcher catches up so
 the next suggestion sees them.
 
-Reading a stored round must not stall the worker either: its result is parsed once per process
-(pydantic straight from the stored JSON text, no dicts in between) and kept for the next reads;
-a result never changes once stored, only the round's small status columns do, and those are read
-fresh each time. Readers get one page of pairs (:func:`pairs_page`, which the staff page uses too).
+Reading a stored round must not stall the worker either: its result's JSON is parsed once per
+process and kept for the next reads (a result never changes once stored; only the round's small
+status columns do, and those are read fresh each time), and a reader validates only what it shows:
+one page of pairs (:func:`pairs_page`, which the staff page uses too) and the comparison.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
@@ -34,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from data.errors import Conflict, NotFound
 from data.schema import Partnership, RoundStatus, School, StoredRound
@@ -64,7 +66,7 @@ ROUND_NICENESS = 10
 JOIN_SECONDS = 0.5
 # Parsed round results kept per process (a 10k-school round is ~16 MB of JSON, more once parsed).
 PARSED_ROUNDS_KEPT = 2
-_parsed: OrderedDict[tuple[str, str], RoundResult] = OrderedDict()
+_parsed: OrderedDict[tuple[str, str], Mapping[str, Any]] = OrderedDict()
 _parsed_guard = threading.Lock()
 
 
@@ -231,16 +233,17 @@ def accept_round(
         return store.accept_round(round_id, new, accepted_by=accepted_by)
 
 
-def proposal(store: Store, round_id: str) -> RoundResult:
-    """The round's result, parsed once per process and kept (the latest few rounds): parsing a
-    big one takes the worker's CPU for a while, and a stored result never changes. NotFound
-    when there is no such round. Callers must not change what they get: it is shared."""
+def stored_result(store: Store, round_id: str) -> Mapping[str, Any]:
+    """The round's result as plain JSON values, parsed once per process and kept (the latest
+    few rounds); readers validate only what they show (a page of pairs, the comparison), since
+    validating a whole big round into models takes the worker's CPU for seconds. A stored
+    result never changes. NotFound when there is no such round. Shared: never change it."""
     key = (store.url, round_id)
     with _parsed_guard:
         if (found := _parsed.get(key)) is not None:
             _parsed.move_to_end(key)
             return found
-    result = RoundResult.model_validate_json(store.get_round_result_text(round_id))
+    result = json.loads(store.get_round_result_text(round_id))
     with _parsed_guard:
         _parsed[key] = result
         while len(_parsed) > PARSED_ROUNDS_KEPT:
@@ -248,8 +251,13 @@ def proposal(store: Store, round_id: str) -> RoundResult:
     return result
 
 
+def proposal(store: Store, round_id: str) -> RoundResult:
+    """The round's whole result as models (accepting and the staff page need all of it)."""
+    return RoundResult.model_validate(stored_result(store, round_id))
+
+
 def pairs_page(
-    pairs: Sequence[RoundPair],
+    pairs: Sequence[Mapping[str, Any]],
     schools: Mapping[str, School],
     *,
     country: str | None = None,
@@ -257,17 +265,19 @@ def pairs_page(
     offset: int = 0,
     limit: int,
 ) -> RoundPairPage:
-    """The pairs with a school in `country` and one in `region` (either side; a school missing
-    from `schools` matches no filter), `limit` of them from `offset` on, with how many match."""
+    """The stored pairs with a school in `country` and one in `region` (either side; a school
+    missing from `schools` matches no filter), `limit` of them from `offset` on, with how many
+    match. Only the page's pairs are validated."""
 
-    def shown(pair: RoundPair) -> bool:
-        sides = [schools.get(pair.school_a), schools.get(pair.school_b)]
+    def shown(pair: Mapping[str, Any]) -> bool:
+        sides = [schools.get(pair["school_a"]), schools.get(pair["school_b"])]
         return (not country or any(s is not None and s.country == country for s in sides)) and (
             not region or any(s is not None and s.region == region for s in sides)
         )
 
     matching = [p for p in pairs if shown(p)] if country or region else pairs
-    return RoundPairPage(items=list(matching[offset : offset + limit]), total=len(matching), offset=offset, limit=limit)
+    items = [RoundPair.model_validate(p) for p in matching[offset : offset + limit]]
+    return RoundPairPage(items=items, total=len(matching), offset=offset, limit=limit)
 
 
 def _without(result: RoundResult, exclude: Sequence[PairRef]) -> list[RoundPair]:

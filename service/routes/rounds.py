@@ -122,14 +122,14 @@ def _round_out(
 ) -> RoundOut:
     """The round with one page of its pairs. Filtering looks schools up in the live index (in
     memory), so only a filtered read needs it ready."""
-    result = rounds.proposal(state.store, stored.id)
+    result = rounds.stored_result(state.store, stored.id)
     if country or region:
         with state.reading() as matcher:
             pairs = rounds.pairs_page(
-                result.pairs, matcher.schools, country=country, region=region, offset=offset, limit=limit
+                result["pairs"], matcher.schools, country=country, region=region, offset=offset, limit=limit
             )
     else:
-        pairs = rounds.pairs_page(result.pairs, {}, offset=offset, limit=limit)
+        pairs = rounds.pairs_page(result["pairs"], {}, offset=offset, limit=limit)
     return RoundOut.of(stored, result, pairs)
 
 

@@ -556,15 +556,16 @@ def round_page(
         except NotFound:
             return render(request, lang, "missing.html", 404, what=round_id)
         return redirect(f"/staff/rounds/{quote(round_id)}/progress")  # still running, or failed
+    raw = rounds.stored_result(state.store, round_id)
     result = rounds.proposal(state.store, round_id)
     dropped = _dropped(drop or [])
     ids = {s for p in result.pairs for s in (p.school_a, p.school_b)} | {u.school_id for u in result.unmatched}
     names = state.store.get_schools(ids)
-    total = rounds.pairs_page(result.pairs, names, country=country, region=region, limit=1).total
+    total = rounds.pairs_page(raw["pairs"], names, country=country, region=region, limit=1).total
     pages = max(1, -(-total // ROUND_PAGE))
     page = min(max(1, page), pages)
     shown = rounds.pairs_page(
-        result.pairs, names, country=country, region=region, offset=(page - 1) * ROUND_PAGE, limit=ROUND_PAGE
+        raw["pairs"], names, country=country, region=region, offset=(page - 1) * ROUND_PAGE, limit=ROUND_PAGE
     )
     kept = [p for p in result.pairs if _pair_key(p.school_a, p.school_b) not in dropped]
     countries = sorted({s.country for s in names.values()})
