@@ -62,8 +62,8 @@ def get(conn: Connection, round_id: str, *, result: bool = True) -> StoredRound:
 
 
 def result_text(conn: Connection, round_id: str) -> str:
-    """The round's result as its JSON text, unparsed: a reader that validates it straight into
-    its own model (pydantic's parser) skips building megabytes of Python dicts first."""
+    """The round's result as its stored JSON text, unparsed: the reader parses it once and keeps
+    it (a stored result never changes), rather than on every read of the round."""
     found = conn.execute(select(cast(rounds.c.result, Text)).where(rounds.c.id == round_id)).scalar_one_or_none()
     if found is None:
         raise NotFound("round", round_id)
