@@ -117,9 +117,10 @@ def finish(phase: Phase) -> None:
 Stage = tuple[float, str]  # time.monotonic() when the job was first seen in it, and the stage
 
 
-def round_job(base_url: str, key: str, poll: float = 0.5) -> tuple[float, list[Stage]]:
-    """Start a round over every school with a free place; wait for the job. Returns its length and
-    the stages it reported, each with when it was first seen."""
+def round_job(base_url: str, key: str, poll: float = 0.5) -> tuple[float, list[Stage], tuple[float, float]]:
+    """Start a round over every school with a free place; wait for the job. Returns its length,
+    the stages it reported (each with when it was first seen), and how long reading the finished
+    round took the first time (the GET that saw it done) and once more."""
     with httpx.Client(base_url=base_url, headers={"X-API-Key": key}, timeout=300) as client:
         started = time.perf_counter()
         accepted = client.post("/v1/rounds", json={})
@@ -128,7 +129,9 @@ def round_job(base_url: str, key: str, poll: float = 0.5) -> tuple[float, list[S
         stages: list[Stage] = [(time.monotonic(), "submitted")]
         while True:
             try:
+                asked = time.perf_counter()
                 job = client.get(f"/v1/rounds/{job_id}").json()
+                read_seconds = time.perf_counter() - asked
             except httpx.TransportError:
                 continue
             if stages[-1][1] != job["stage"]:
@@ -136,7 +139,10 @@ def round_job(base_url: str, key: str, poll: float = 0.5) -> tuple[float, list[S
             if job["status"] in ("done", "failed"):
                 if job["status"] == "failed":
                     raise RuntimeError(f"the round failed: {job['error']}")
-                return time.perf_counter() - started, stages
+                took = time.perf_counter() - started
+                asked = time.perf_counter()
+                client.get(f"/v1/rounds/{job_id}").raise_for_status()
+                return took, stages, (read_seconds, time.perf_counter() - asked)
             time.sleep(poll)
 
 
@@ -154,7 +160,15 @@ def _ms(values: Sequence[float], q: float) -> float:
     return float(np.percentile(values, q)) * 1000 if values else float("nan")
 
 
-def report(world: int, clients: int, idle: Phase, during: Phase, round_seconds: float, stages: list[Stage]) -> str:
+def report(
+    world: int,
+    clients: int,
+    idle: Phase,
+    during: Phase,
+    round_seconds: float,
+    stages: list[Stage],
+    reads: tuple[float, float],
+) -> str:
     idle_p99, round_p99 = _ms(idle.suggestions, 99), _ms(during.suggestions, 99)
     ratio = round_p99 / idle_p99 if idle_p99 else float("nan")
     worst_patch = max(during.patches, default=float("nan"))
@@ -176,6 +190,7 @@ def report(world: int, clients: int, idle: Phase, during: Phase, round_seconds: 
         f"{'met' if worst_patch < PATCH_TARGET_SECONDS else 'NOT met'})",
         "  slowest PATCHes:         "
         + ", ".join(f"{took * 1000:.0f} ms ({stage_at(stages, sent)})" for took, sent in slowest),
+        f"  GET the done round:      first {reads[0] * 1000:.0f} ms, again {reads[1] * 1000:.0f} ms",
         f"  errors:                  idle {idle.errors}, in the round {during.errors}",
     ]
     return "\n".join(lines)
@@ -215,9 +230,9 @@ def main(argv: Sequence[str] | None = None) -> str:
             time.sleep(args.idle_seconds)
             finish(idle)
             during = run_phase(base_url, staff, ids, args.clients, args.patch_every)
-            round_seconds, stages = round_job(base_url, staff)
+            round_seconds, stages, reads = round_job(base_url, staff)
             finish(during)
-        text = report(len(ids), args.clients, idle, during, round_seconds, stages)
+        text = report(len(ids), args.clients, idle, during, round_seconds, stages, reads)
         print(text)
         return text
     finally:

@@ -28,7 +28,7 @@ from service.models import (
     InvitationOut,
     InvitationPage,
     Readiness,
-    RoundOut,
+    RoundJobOut,
     RoundPage,
     SchoolOut,
     SchoolPage,
@@ -145,8 +145,20 @@ class PartnermatchClient:
     def list_rounds(self, *, cursor: str | None = None, limit: int = 50) -> RoundPage:
         return self._call(RoundPage, "GET", "/v1/rounds", params=_present({"cursor": cursor, "limit": limit}))
 
-    def get_round(self, round_id: str) -> RoundOut:
-        return self._call(RoundOut, "GET", f"/v1/rounds/{_segment(round_id)}")
+    def get_round(
+        self,
+        round_id: str,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        country: str | None = None,
+        region: str | None = None,
+    ) -> RoundJobOut:
+        """A round job's status; once done, the round (`.round`) with one page of its pairs
+        (`.round.pairs`: items, total, offset, limit; the server's default page size when
+        `limit` is None), optionally only pairs with a school in `country` or `region`."""
+        params = _present({"offset": offset, "limit": limit, "country": country, "region": region})
+        return self._call(RoundJobOut, "GET", f"/v1/rounds/{_segment(round_id)}", params=params)
 
     def export_table(self, kind: str, *, format: str = "csv", round_id: str | None = None) -> bytes:
         """Schools, partnerships or a round's pairs as a file's bytes: CSV (with a BOM) or XLSX."""

@@ -57,7 +57,10 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/v1/stats"): ("getStats", "Counts of schools, partnerships and invitations"),
     ("POST", "/v1/rounds"): ("createRound", "Run a matching round over a cohort"),
     ("GET", "/v1/rounds"): ("listRounds", "List matching rounds"),
-    ("GET", "/v1/rounds/{round_id}"): ("getRound", "Read a round: its pairs, unmatched schools and comparison"),
+    ("GET", "/v1/rounds/{round_id}"): (
+        "getRound",
+        "Read a round job: progress, or the round and a page of pairs",
+    ),
     ("POST", "/v1/rounds/{round_id}/accept"): ("acceptRound", "Accept a round's pairs: the partnerships start"),
     ("GET", "/v1/schools/{school_id}/groups"): ("getSchoolGroups", "Cross-border groups of 3-5 schools on a theme"),
     ("GET", "/v1/exports/{kind}"): ("exportTable", "Schools, partnerships or a round's pairs as CSV or XLSX"),

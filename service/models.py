@@ -3,6 +3,7 @@ the same thing (and is validated the same way) in a file import, the store and t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from functools import cache
 from types import UnionType
@@ -15,7 +16,7 @@ from data.taxonomies import country_name
 from embeddings import profile_hints
 from matching.constraints import SuggestionFilters
 from matching.results import Suggestion, SuggestionResult
-from matching.rounds import RoundOptions, RoundResult
+from matching.rounds import BlockingPair, RoundComparison, RoundOptions, RoundPair, RoundResult
 from matching.settings import RequestOverrides
 
 SCHOOL_EXAMPLE: dict[str, Any] = {
@@ -484,16 +485,40 @@ class RoundListItem(BaseModel):
         )
 
 
+# How many of a round's pairs GET /v1/rounds/{id} shows when not told, and at most.
+ROUND_PAIRS_DEFAULT = 100
+ROUND_PAIRS_MAX = 1000
+
+
+class RoundPairPage(BaseModel):
+    """One page of a round's pairs, in the round's order, after the country/region filter."""
+
+    items: list[RoundPair]
+    total: int = Field(ge=0, description="pairs matching the filter, over all pages")
+    offset: int = Field(ge=0, description="how many matching pairs come before this page")
+    limit: int = Field(ge=1, le=ROUND_PAIRS_MAX, description="the page size asked for")
+
+
 class RoundOut(RoundListItem):
-    """A stored round with its full proposal."""
+    """A stored round: its summary, options, comparison with greedy and blocking pairs, and one
+    page of its pairs. A round over thousands of schools is megabytes, so pairs come a page at a
+    time (offset, limit); the unmatched schools are in the staff page and the round's export."""
 
     accepted_by: str | None
     options: RoundOptions
     partnership_ids: list[str] = Field(description="partnerships that accepting the round started")
-    result: RoundResult
+    scope: Literal["home", "any"]
+    home_country: str
+    comparison: RoundComparison
+    blocking_pairs: list[BlockingPair] = Field(
+        description="blocking pairs of the chosen assignment (listed up to options.max_blocking_listed)"
+    )
+    pairs: RoundPairPage
 
     @classmethod
-    def of(cls, stored: StoredRound) -> RoundOut:  # type: ignore[override]
+    def of(cls, stored: StoredRound, result: Mapping[str, Any], pairs: RoundPairPage) -> RoundOut:  # type: ignore[override]
+        """`stored` may come without its result: its stored JSON `result` is passed apart (it is
+        kept per process), and only the parts shown here are validated."""
         return cls(
             id=stored.id,
             created_at=stored.created_at,
@@ -504,8 +529,25 @@ class RoundOut(RoundListItem):
             summary=RoundSummary.model_validate(stored.summary),
             options=RoundOptions.model_validate(stored.options),
             partnership_ids=stored.partnership_ids,
-            result=RoundResult.model_validate(stored.result),
+            scope=result["scope"],
+            home_country=result["home_country"],
+            comparison=RoundComparison.model_validate(result["comparison"]),
+            blocking_pairs=[BlockingPair.model_validate(b) for b in result["blocking_pairs"]],
+            pairs=pairs,
         )
+
+
+class RoundJobOut(BaseModel):
+    """A round run in the background: queued, running (with its stage and progress), done (with
+    the round and a page of its pairs) or failed (with why)."""
+
+    id: str = Field(description="the job's id, which the stored round keeps")
+    status: Literal["queued", "running", "done", "failed"]
+    stage: str = Field(description="what the job is doing now")
+    progress: float = Field(ge=0, le=1, description="rough fraction done")
+    error: str | None = Field(None, description="why a failed job failed")
+    created_at: datetime
+    round: RoundOut | None = Field(None, description="the stored round, once done")
 
 
 class RoundPage(BaseModel):

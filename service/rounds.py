@@ -15,23 +15,30 @@ checks every pair again against the network as it is now, inside ``state.changin
 accepting an invitation does), and writes nothing unless every pair is still possible: the
 partnerships and the round's new status commit in one transaction, and the Matcher catches up so
 the next suggestion sees them.
+
+Reading a stored round must not stall the worker either: its result's JSON is parsed once per
+process and kept for the next reads (a result never changes once stored; only the round's small
+status columns do, and those are read fresh each time), and a reader validates only what it shows:
+one page of pairs (:func:`pairs_page`, which the staff page uses too) and the comparison.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
 import tempfile
 import threading
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from data.errors import Conflict, NotFound
-from data.schema import Partnership, RoundStatus, StoredRound
+from data.schema import Partnership, RoundStatus, School, StoredRound
 from data.store import RoundJob, Store
 from embeddings import EmbeddingSettings
 from matching.constraints import Rule
@@ -41,7 +48,7 @@ from matching.settings import MatchSettings
 from service.errors import ApiError
 from service.i18n import N_
 from service.invitations import pair_check
-from service.models import PairRef, RoundSummary
+from service.models import PairRef, RoundPairPage, RoundSummary
 from service.state import ServiceState, load_snapshot
 
 log = logging.getLogger("partnermatch.service")
@@ -57,6 +64,10 @@ _one_round_at_a_time = threading.Lock()
 ROUND_NICENESS = 10
 # How often a job's thread looks whether the service is closing while its child solves.
 JOIN_SECONDS = 0.5
+# Parsed round results kept per process (a 10k-school round is ~16 MB of JSON, more once parsed).
+PARSED_ROUNDS_KEPT = 2
+_parsed: OrderedDict[tuple[str, str], Mapping[str, Any]] = OrderedDict()
+_parsed_guard = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -207,12 +218,10 @@ def accept_round(
     """Start the round's pairs (less `exclude`) as partnerships, if every one is still possible.
     409 names the pairs that are not (and nothing is written); a second accept is 409 too."""
     with state.changing() as store:
-        stored = store.get_round(round_id)
+        stored = store.get_round(round_id, result=False)
         if stored.status != RoundStatus.PROPOSED:
             raise Conflict(f"status: round {round_id!r} was already accepted")
-        assert stored.result is not None
-        result = RoundResult.model_validate(stored.result)
-        pairs = _without(result, exclude)
+        pairs = _without(proposal(store, round_id), exclude)
         with state.reading() as matcher:
             stale = stale_pairs(matcher, pairs)
         if stale:
@@ -222,6 +231,53 @@ def accept_round(
             raise ApiError(409, f"pairs: {len(stale)} pair(s) no longer possible: {shown}", field="pairs")
         new = accept(pairs, start_date or date.today(), note=note or f"started by accepting round {round_id}")
         return store.accept_round(round_id, new, accepted_by=accepted_by)
+
+
+def stored_result(store: Store, round_id: str) -> Mapping[str, Any]:
+    """The round's result as plain JSON values, parsed once per process and kept (the latest
+    few rounds); readers validate only what they show (a page of pairs, the comparison), since
+    validating a whole big round into models takes the worker's CPU for seconds. A stored
+    result never changes. NotFound when there is no such round. Shared: never change it."""
+    key = (store.url, round_id)
+    with _parsed_guard:
+        if (found := _parsed.get(key)) is not None:
+            _parsed.move_to_end(key)
+            return found
+    result = json.loads(store.get_round_result_text(round_id))
+    with _parsed_guard:
+        _parsed[key] = result
+        while len(_parsed) > PARSED_ROUNDS_KEPT:
+            _parsed.popitem(last=False)
+    return result
+
+
+def proposal(store: Store, round_id: str) -> RoundResult:
+    """The round's whole result as models (accepting and the staff page need all of it)."""
+    return RoundResult.model_validate(stored_result(store, round_id))
+
+
+def pairs_page(
+    pairs: Sequence[Mapping[str, Any]],
+    schools: Mapping[str, School],
+    *,
+    country: str | None = None,
+    region: str | None = None,
+    offset: int = 0,
+    limit: int,
+) -> RoundPairPage:
+    """The stored pairs with a school in `country` and one in `region` (either side; a school
+    missing from `schools` matches no filter), `limit` of them from `offset` on, with how many
+    match. Only the page's pairs are validated."""
+
+    def shown(pair: Mapping[str, Any]) -> bool:
+        sides = [schools.get(pair["school_a"]), schools.get(pair["school_b"])]
+        return (not country or any(s is not None and s.country == country for s in sides)) and (
+            not region or any(s is not None and s.region == region for s in sides)
+        )
+
+    matching = [p for p in pairs if shown(p)] if country or region else pairs
+    items = [RoundPair.model_validate(p) for p in matching[offset : offset + limit]]
+    return RoundPairPage(items=items, total=len(matching), offset=offset, limit=limit)
 
 
 def _without(result: RoundResult, exclude: Sequence[PairRef]) -> list[RoundPair]:

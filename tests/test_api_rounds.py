@@ -5,6 +5,7 @@ The store's round records are also checked on PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from data.store import Store
 from matching.rounds import remaining_capacity
 from service.app import create_app
 from service.auth import Role, create_key
+from service.models import ROUND_PAIRS_DEFAULT, ROUND_PAIRS_MAX
 from service.state import ServiceState
 from tests.serving import load_world
 from tests.test_api import open_state
@@ -55,6 +57,17 @@ class Rounds:
             time.sleep(0.05)
         assert job["status"] == "done", job
         return job
+
+    def pairs(self, round_id: str, limit: int = 7) -> list[dict[str, Any]]:
+        """Every pair of a stored round, read a page at a time (small pages, so paging is used)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self.call("staff", "GET", f"/v1/rounds/{round_id}", params={"offset": len(found), "limit": limit})
+            shown = page.json()["round"]["pairs"]
+            assert shown["offset"] == len(found) and shown["limit"] == limit and len(shown["items"]) <= limit
+            found += shown["items"]
+            if len(found) >= shown["total"]:
+                return found
 
     def with_room(self, country_is_home: bool, count: int, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
         """Active schools with a free place (home side or foreign), by id."""
@@ -151,12 +164,14 @@ def test_a_round_is_stored_listed_and_fetched(rounds_api: Rounds) -> None:
     cohort = rounds_api.with_room(True, 15) + rounds_api.with_room(False, 30)
     body = rounds_api.run({"cohort": cohort, "options": {"per_school": 10}})
     assert body["status"] == "proposed" and body["accepted_at"] is None and body["partnership_ids"] == []
-    result = body["result"]
-    assert result["cohort_size"] == len(cohort) and result["pairs"], "the round proposes pairs"
-    assert {s for p in result["pairs"] for s in (p["school_a"], p["school_b"])} <= set(cohort)
-    assert all(p["reasons"] and p["reasons"][0]["text_zh"] for p in result["pairs"])
-    assert result["comparison"]["optimal"]["total_score"] >= result["comparison"]["greedy"]["total_score"] - 1e-6
-    assert body["summary"]["pairs"] == len(result["pairs"]) and body["options"]["per_school"] == 10
+    pairs = rounds_api.pairs(body["id"])
+    assert body["summary"]["cohort_size"] == len(cohort) and pairs, "the round proposes pairs"
+    assert body["pairs"]["total"] == len(pairs) == body["summary"]["pairs"] and body["pairs"]["offset"] == 0
+    assert body["pairs"]["items"] == pairs[: body["pairs"]["limit"]], "the first page, in the round's order"
+    assert {s for p in pairs for s in (p["school_a"], p["school_b"])} <= set(cohort)
+    assert all(p["reasons"] and p["reasons"][0]["text_zh"] for p in pairs)
+    assert body["comparison"]["optimal"]["total_score"] >= body["comparison"]["greedy"]["total_score"] - 1e-6
+    assert body["options"]["per_school"] == 10 and body["scope"] in ("home", "any")
     assert body["created_by"] == rounds_api.state.store.list_api_keys()[0].id  # the staff key made first
 
     fetched = rounds_api.call("staff", "GET", f"/v1/rounds/{body['id']}")
@@ -176,6 +191,52 @@ def test_a_round_is_stored_listed_and_fetched(rounds_api: Rounds) -> None:
     assert missing.status_code == 404 and missing.json()["field"] == "round_id"
 
 
+def test_a_round_is_read_a_page_at_a_time_filtered_and_parsed_once(
+    rounds_api: Rounds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cohort = rounds_api.with_room(True, 15) + rounds_api.with_room(False, 30)
+    made = rounds_api.run({"cohort": cohort, "options": {"per_school": 10}})
+    pairs = rounds_api.pairs(made["id"])
+    assert len(pairs) > 3
+    path = f"/v1/rounds/{made['id']}"
+    assert made["pairs"]["limit"] == ROUND_PAIRS_DEFAULT
+    page = rounds_api.call("staff", "GET", path, params={"offset": 2, "limit": 2}).json()["round"]["pairs"]
+    assert page == {"items": pairs[2:4], "total": len(pairs), "offset": 2, "limit": 2}
+    beyond = rounds_api.call("staff", "GET", path, params={"offset": len(pairs) + 5}).json()["round"]["pairs"]
+    assert beyond["items"] == [] and beyond["total"] == len(pairs)
+    for bad in ({"limit": ROUND_PAIRS_MAX + 1}, {"limit": 0}, {"offset": -1}, {"country": "my"}, {"region": ""}):
+        refused = rounds_api.call("staff", "GET", path, params=bad)
+        assert refused.status_code == 422 and refused.json()["field"] == next(iter(bad)), bad
+
+    schools = rounds_api.state.store.get_schools({s for p in pairs for s in (p["school_a"], p["school_b"])})
+    foreign = next(schools[p["school_b"]] for p in pairs if schools[p["school_b"]].country != "TW")
+    expected = [p for p in pairs if foreign.country in {schools[p["school_a"]].country, schools[p["school_b"]].country}]
+    by_country = rounds_api.call("staff", "GET", path, params={"country": foreign.country, "limit": 1000}).json()
+    assert by_country["round"]["pairs"]["items"] == expected and by_country["round"]["pairs"]["total"] == len(expected)
+    assert len(expected) < len(pairs) or len({s.country for s in schools.values()}) <= 2
+    region = next(s.region for s in schools.values() if s.region)
+    by_region = rounds_api.call("staff", "GET", path, params={"region": region, "limit": 1000}).json()
+    assert by_region["round"]["pairs"]["items"] == [
+        p for p in pairs if region in {schools[p["school_a"]].region, schools[p["school_b"]].region}
+    ]
+    nowhere = rounds_api.call("staff", "GET", path, params={"country": "ZZ"}).json()["round"]["pairs"]
+    assert nowhere["items"] == [] and nowhere["total"] == 0
+
+    # The stored result is parsed once per process: later reads do not fetch its JSON again,
+    # yet the round's status is read fresh each time.
+    fetched: list[str] = []
+    text = Store.get_round_result_text
+    monkeypatch.setattr(Store, "get_round_result_text", lambda self, i: fetched.append(i) or text(self, i))
+    for _ in range(3):
+        assert rounds_api.call("staff", "GET", path).json()["round"]["pairs"]["items"] == pairs[:ROUND_PAIRS_DEFAULT]
+    assert fetched == []
+    accepted = rounds_api.call("staff", "POST", f"{path}/accept", json={"start_date": "2026-09-01"})
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["round"]["pairs"]["items"] == pairs[:ROUND_PAIRS_DEFAULT]
+    assert rounds_api.call("staff", "GET", path).json()["round"]["status"] == "accepted"
+    assert fetched == []
+
+
 def test_a_cohort_with_unknown_or_inactive_schools_is_refused_by_name(rounds_api: Rounds) -> None:
     inactive = rounds_api.with_room(False, 1)[0]
     assert rounds_api.call("staff", "PATCH", f"/v1/schools/{inactive}", json={"active": False}).status_code == 200
@@ -192,7 +253,7 @@ def test_a_cohort_with_unknown_or_inactive_schools_is_refused_by_name(rounds_api
 def test_accepting_starts_the_partnerships_and_suggestions_move_on(rounds_api: Rounds) -> None:
     cohort = rounds_api.with_room(True, 12) + rounds_api.with_room(False, 25)
     made = rounds_api.run({"cohort": cohort, "options": {"per_school": 10}})
-    pairs = [(p["school_a"], p["school_b"]) for p in made["result"]["pairs"]]
+    pairs = [(p["school_a"], p["school_b"]) for p in rounds_api.pairs(made["id"])]
     assert pairs
     proposed_to = {a: [b for x, b in pairs if x == a] for a, _ in pairs}
     before = _active_partner_pairs(rounds_api.state.store)
@@ -221,7 +282,7 @@ def test_accepting_starts_the_partnerships_and_suggestions_move_on(rounds_api: R
 def test_stale_pairs_are_refused_by_name_and_nothing_is_written(rounds_api: Rounds) -> None:
     cohort = rounds_api.with_room(True, 12) + rounds_api.with_room(False, 25)
     made = rounds_api.run({"cohort": cohort, "options": {"per_school": 10}})
-    pairs = [(p["school_a"], p["school_b"]) for p in made["result"]["pairs"]]
+    pairs = [(p["school_a"], p["school_b"]) for p in rounds_api.pairs(made["id"])]
     assert len(pairs) >= 3
     (a1, b1), (a2, b2) = pairs[0], next(p for p in pairs[1:] if not {*p} & {*pairs[0]})
     # Meanwhile: one pair became partners outside the round, one school was deactivated.
@@ -284,6 +345,8 @@ def test_store_keeps_rounds_and_accepts_them_once(store: Store, make_school: Any
     second = store.create_round(options={}, summary={"pairs": 0}, result={"pairs": []})
     assert [r.id for r in store.list_rounds()] == [second.id, first.id]
     assert store.list_rounds()[0].result is None and store.get_round(first.id) == first
+    assert store.get_round(first.id, result=False) == first.model_copy(update={"result": None})
+    assert json.loads(store.get_round_result_text(first.id)) == first.result, "the stored JSON text, unparsed"
     assert [r.id for r in store.list_rounds(before=second.id)] == [first.id]
 
     suggested = Partnership(
@@ -295,10 +358,12 @@ def test_store_keeps_rounds_and_accepts_them_once(store: Store, make_school: Any
 
     accepted, started = store.accept_round(first.id, [suggested], accepted_by="k2")
     assert accepted.status == RoundStatus.ACCEPTED and accepted.partnership_ids == [started[0].id]
-    assert store.get_round(first.id) == accepted and store.get_round(first.id).accepted_by == "k2"
+    assert store.get_round(first.id, result=False) == accepted and store.get_round(first.id).accepted_by == "k2"
     with pytest.raises(Conflict, match="already accepted"):
         store.accept_round(first.id, [])
     with pytest.raises(Conflict, match="already partners"):
         store.accept_round(second.id, [suggested.model_copy(update={"start_date": date(2026, 10, 1)})])
     with pytest.raises(NotFound):
         store.get_round("round-nope")
+    with pytest.raises(NotFound):
+        store.get_round_result_text("round-nope")

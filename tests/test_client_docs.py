@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from matching.rounds import remaining_capacity
+from matching.rounds import RoundOptions, remaining_capacity, run_round
 from service.app import create_app
 from service.auth import Role, create_key
 from service.client import ApiProblem, PartnermatchClient
 from service.docs import OPERATIONS
+from service.models import ROUND_PAIRS_DEFAULT, RoundSummary
 from tests.serving import UvicornThread, load_world
 from tests.test_api import open_state
 
@@ -101,6 +102,18 @@ def test_the_client_against_a_live_server(live: Any) -> None:
         with pytest.raises(ApiProblem) as no_round:
             staff.export_table("round")
         assert no_round.value.status in (400, 422) and no_round.value.field == "round_id"
+        with state.reading() as matcher:
+            result = run_round(matcher, None, RoundOptions())
+        stored = state.store.create_round(
+            options=RoundOptions().model_dump(mode="json"),
+            summary=RoundSummary.of(result).model_dump(mode="json"),
+            result=result.model_dump(mode="json"),
+        )
+        assert len(result.pairs) > 2
+        job = staff.get_round(stored.id, offset=1, limit=2)
+        assert job.status == "done" and job.round is not None
+        assert job.round.pairs.items == result.pairs[1:3] and job.round.pairs.total == len(result.pairs)
+        assert staff.get_round(stored.id).round.pairs.limit == ROUND_PAIRS_DEFAULT  # type: ignore[union-attr]
     with PartnermatchClient(base) as nobody, pytest.raises(ApiProblem) as refused:
         nobody.list_schools()
     assert refused.value.status == 401 and refused.value.field

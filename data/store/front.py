@@ -319,9 +319,15 @@ class Store:
             rounds.create(conn, values)
         return stored
 
-    def get_round(self, round_id: str) -> StoredRound:
+    def get_round(self, round_id: str, *, result: bool = True) -> StoredRound:
+        """The round; result=False leaves out its result (None), megabytes for a big cohort."""
         with self._read() as conn:
-            return rounds.get(conn, round_id)
+            return rounds.get(conn, round_id, result=result)
+
+    def get_round_result_text(self, round_id: str) -> str:
+        """The round's result as stored JSON text (a result never changes once stored)."""
+        with self._read() as conn:
+            return rounds.result_text(conn, round_id)
 
     def list_rounds(self, *, before: str | None = None, limit: int = 50) -> list[StoredRound]:
         """Rounds newest first, without their (possibly large) results: result is None. Page on
@@ -340,7 +346,8 @@ class Store:
         """Start the round's partnerships and mark it accepted, in one transaction: all of it is
         written or none. Refused (Conflict) when the round was accepted already, or when a pair's
         school is gone or inactive or the two are partners by now (the caller checks the full
-        rules first; these are re-read here under the write lock)."""
+        rules first; these are re-read here under the write lock). The accepted round comes back
+        without its result (None)."""
         with self._write() as conn:
             return rounds.accept(conn, round_id, new, accepted_by=accepted_by, now=as_utc(now or utcnow()))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Text, cast, insert, select, update
 
 from data.errors import Conflict, NotFound
 from data.schema import Partnership, RoundStatus, StoredRound, utcnow
@@ -52,11 +52,22 @@ def create(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(insert(rounds), [values])
 
 
-def get(conn: Connection, round_id: str) -> StoredRound:
-    found = conn.execute(select(rounds).where(rounds.c.id == round_id)).first()
+def get(conn: Connection, round_id: str, *, result: bool = True) -> StoredRound:
+    """The round; without its (possibly megabytes of) result when `result` is False."""
+    columns = rounds.c if result else [c for c in rounds.c if c.name != "result"]
+    found = conn.execute(select(*columns).where(rounds.c.id == round_id)).first()
     if found is None:
         raise NotFound("round", round_id)
     return _from_row(found._mapping)
+
+
+def result_text(conn: Connection, round_id: str) -> str:
+    """The round's result as its stored JSON text, unparsed: the reader parses it once and keeps
+    it (a stored result never changes), rather than on every read of the round."""
+    found = conn.execute(select(cast(rounds.c.result, Text)).where(rounds.c.id == round_id)).scalar_one_or_none()
+    if found is None:
+        raise NotFound("round", round_id)
+    return str(found)
 
 
 def list_(conn: Connection, *, before: str | None, limit: int) -> list[StoredRound]:
@@ -76,7 +87,7 @@ def accept(
     """Start the round's partnerships and mark it accepted. Refused (Conflict) when the round was
     accepted already, or when a pair's school is gone or inactive or the two are partners by now
     (re-read here under the write lock, so another replica's write in between cannot slip past)."""
-    current = get(conn, round_id)
+    current = get(conn, round_id, result=False)
     if current.status != RoundStatus.PROPOSED:
         raise Conflict(f"status: round {round_id!r} was already accepted on {current.accepted_at:%Y-%m-%d}")
     pairs = [p.pair for p in new]

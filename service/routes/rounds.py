@@ -3,35 +3,33 @@ school groups for one school on one SDG theme."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from data.errors import NotFound
+from data.schema import StoredRound
 from matching.groups import GroupOptions, GroupResult, propose_groups
 from service import rounds
 from service.deps import Caller, Staff, State, errors
-from service.models import RoundAccept, RoundAccepted, RoundCreate, RoundListItem, RoundOut, RoundPage
+from service.models import (
+    ROUND_PAIRS_DEFAULT,
+    ROUND_PAIRS_MAX,
+    RoundAccept,
+    RoundAccepted,
+    RoundCreate,
+    RoundJobOut,
+    RoundListItem,
+    RoundOut,
+    RoundPage,
+)
 from service.routes.listing import decode_cursor, page
+from service.state import ServiceState
 
 router = APIRouter(tags=["rounds"], responses=errors(401, 403, 422))
 
 RoundIdPath = Annotated[str, Field(max_length=64)]
-
-
-class RoundJobOut(BaseModel):
-    """A round run in the background: queued, running (with its stage and progress), done (with
-    the round) or failed (with why)."""
-
-    id: str = Field(description="the job's id, which the stored round keeps")
-    status: Literal["queued", "running", "done", "failed"]
-    stage: str = Field(description="what the job is doing now")
-    progress: float = Field(ge=0, le=1, description="rough fraction done")
-    error: str | None = Field(None, description="why a failed job failed")
-    created_at: datetime
-    round: RoundOut | None = Field(None, description="the stored round, once done")
 
 
 @router.post(
@@ -63,11 +61,27 @@ def list_rounds(
     return RoundPage(items=[RoundListItem.of(r) for r in shown], next_cursor=next_cursor)
 
 
-@router.get("/v1/rounds/{round_id}", response_model=RoundJobOut, responses=errors(404))
-def read_round(round_id: RoundIdPath, _: Staff, state: State) -> RoundJobOut:
-    """A round job's status and progress, with the round once it is done."""
+@router.get("/v1/rounds/{round_id}", response_model=RoundJobOut, responses=errors(404, 503))
+def read_round(
+    round_id: RoundIdPath,
+    _: Staff,
+    state: State,
+    offset: Annotated[int, Query(ge=0, description="matching pairs to skip")] = 0,
+    limit: Annotated[
+        int, Query(ge=1, le=ROUND_PAIRS_MAX, description=f"pairs on the page (default {ROUND_PAIRS_DEFAULT})")
+    ] = ROUND_PAIRS_DEFAULT,
+    country: Annotated[
+        str | None, Query(pattern="^[A-Z]{2}$", description="only pairs with a school in this country (ISO code)")
+    ] = None,
+    region: Annotated[
+        str | None, Query(min_length=1, max_length=100, description="only pairs with a school in this region")
+    ] = None,
+) -> RoundJobOut:
+    """A round job's status and progress; once done, the round's summary, comparison with greedy
+    and one page of its pairs (`round.pairs`: offset, limit, total), filtered by a school's
+    country or region. The unmatched schools are on the staff page and in the round's export."""
     try:
-        stored = state.store.get_round(round_id)
+        stored = state.store.get_round(round_id, result=False)
     except NotFound:
         job = state.store.get_round_job(round_id)
         return RoundJobOut(
@@ -78,8 +92,9 @@ def read_round(round_id: RoundIdPath, _: Staff, state: State) -> RoundJobOut:
             error=job.error,
             created_at=job.created_at,
         )
+    shown = _round_out(state, stored, offset=offset, limit=limit, country=country, region=region)
     return RoundJobOut(
-        id=stored.id, status="done", stage="done", progress=1.0, created_at=stored.created_at, round=RoundOut.of(stored)
+        id=stored.id, status="done", stage="done", progress=1.0, created_at=stored.created_at, round=shown
     )
 
 
@@ -87,12 +102,35 @@ def read_round(round_id: RoundIdPath, _: Staff, state: State) -> RoundJobOut:
 def accept_round(round_id: RoundIdPath, who: Staff, state: State, body: RoundAccept | None = None) -> RoundAccepted:
     """Start every pair (but `exclude`) as a partnership, origin "suggested", in one transaction
     with the round's new status. Every pair is checked again first; if any is no longer possible
-    (a school inactive or full, already partners) nothing is written and 409 names them."""
+    (a school inactive or full, already partners) nothing is written and 409 names them. The
+    round comes back with the first page of its pairs."""
     body = body or RoundAccept()
     stored, started = rounds.accept_round(
         state, round_id, start_date=body.start_date, exclude=body.exclude, note=body.note, accepted_by=who.key_id
     )
-    return RoundAccepted(round=RoundOut.of(state.store.get_round(stored.id)), partnerships=started)
+    return RoundAccepted(round=_round_out(state, stored, limit=ROUND_PAIRS_DEFAULT), partnerships=started)
+
+
+def _round_out(
+    state: ServiceState,
+    stored: StoredRound,
+    *,
+    offset: int = 0,
+    limit: int,
+    country: str | None = None,
+    region: str | None = None,
+) -> RoundOut:
+    """The round with one page of its pairs. Filtering looks schools up in the live index (in
+    memory), so only a filtered read needs it ready."""
+    result = rounds.stored_result(state.store, stored.id)
+    if country or region:
+        with state.reading() as matcher:
+            pairs = rounds.pairs_page(
+                result["pairs"], matcher.schools, country=country, region=region, offset=offset, limit=limit
+            )
+    else:
+        pairs = rounds.pairs_page(result["pairs"], {}, offset=offset, limit=limit)
+    return RoundOut.of(stored, result, pairs)
 
 
 @router.get("/v1/schools/{school_id}/groups", tags=["groups"], response_model=GroupResult, responses=errors(404, 503))

@@ -35,7 +35,7 @@ from data.search import query_key, school_key
 from data.settings import StorageSettings
 from data.taxonomies import normalize_country
 from matching.groups import GroupOptions, propose_groups
-from matching.rounds import RoundOptions, RoundResult, remaining_capacity
+from matching.rounds import RoundOptions, remaining_capacity
 from service import invitations, rounds
 from service.auth import Principal, Role
 from service.deps import State, verified
@@ -504,7 +504,7 @@ def round_progress(
     """A running round's stage and progress, reloading itself (a meta refresh, no script) until the
     round is stored; then the review page, with how many pairs it proposes."""
     try:
-        stored = state.store.get_round(round_id)
+        stored = state.store.get_round(round_id, result=False)
     except NotFound:
         try:
             job = state.store.get_round_job(round_id)
@@ -549,28 +549,24 @@ def round_page(
     """A round to review: a plain summary, pairs a page at a time, filtered by a partner's country
     or region; staff drop single pairs (kept in the address until they accept) and accept the rest."""
     try:
-        stored = state.store.get_round(round_id)
+        stored = state.store.get_round(round_id, result=False)
     except NotFound:
         try:
             state.store.get_round_job(round_id)
         except NotFound:
             return render(request, lang, "missing.html", 404, what=round_id)
         return redirect(f"/staff/rounds/{quote(round_id)}/progress")  # still running, or failed
-    assert stored.result is not None
-    result = RoundResult.model_validate(stored.result)
+    raw = rounds.stored_result(state.store, round_id)
+    result = rounds.proposal(state.store, round_id)
     dropped = _dropped(drop or [])
     ids = {s for p in result.pairs for s in (p.school_a, p.school_b)} | {u.school_id for u in result.unmatched}
     names = state.store.get_schools(ids)
-
-    def shown(pair: Any) -> bool:
-        sides = [names.get(pair.school_a), names.get(pair.school_b)]
-        return (not country or any(s is not None and s.country == country for s in sides)) and (
-            not region or any(s is not None and s.region == region for s in sides)
-        )
-
-    matching = [p for p in result.pairs if shown(p)]
-    pages = max(1, -(-len(matching) // ROUND_PAGE))
+    total = rounds.pairs_page(raw["pairs"], names, country=country, region=region, limit=1).total
+    pages = max(1, -(-total // ROUND_PAGE))
     page = min(max(1, page), pages)
+    shown = rounds.pairs_page(
+        raw["pairs"], names, country=country, region=region, offset=(page - 1) * ROUND_PAGE, limit=ROUND_PAGE
+    )
     kept = [p for p in result.pairs if _pair_key(p.school_a, p.school_b) not in dropped]
     countries = sorted({s.country for s in names.values()})
     regions = sorted({s.region for s in names.values() if s.region and (not country or s.country == country)})
@@ -586,8 +582,8 @@ def round_page(
         "round.html",
         stored=stored,
         result=result,
-        pairs=matching[(page - 1) * ROUND_PAGE : page * ROUND_PAGE],
-        matching_total=len(matching),
+        pairs=shown.items,
+        matching_total=shown.total,
         page=page,
         pages=pages,
         unmatched=result.unmatched[:ROWS_SHOWN],
