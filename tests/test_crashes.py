@@ -239,7 +239,7 @@ def test_two_workers_follow_each_others_writes(
             assert response.status_code == 200, response.text
             return [s["school_id"] for s in response.json()["suggestions"]]
 
-        server.wait_until(lambda: all(server.ready() for _ in range(10)), "both workers ready")
+        server.wait_until(lambda: all(server.ready() for _ in range(40)), "both workers ready")
         top = suggested()[0]
         edited = httpx.patch(f"{server.base}/v1/schools/{top}", json={"active": False}, headers=headers, timeout=30)
         assert edited.status_code == 200
