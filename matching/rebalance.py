@@ -95,6 +95,19 @@ _TEXTS: dict[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {
     "exposure": _exposure,
 }
 
+
+def _bridge_facts(bridge: graph.BridgePath, candidate: School, names: Callable[[str], str]) -> dict[str, Any]:
+    """What a cluster-bridge reason cites, for the reference and the array path alike."""
+    return {
+        "via_partner": bridge.via_partner,
+        "via_partner_name": names(bridge.via_partner),
+        "via_partner_country": bridge.via_partner_country,
+        "via_peer": bridge.via_peer,
+        "via_peer_name": names(bridge.via_peer),
+        "candidate_country": candidate.country,
+    }
+
+
 Exposure = Callable[[School], tuple[float, float]]
 """Candidate -> (its recent appearances in suggestion lists, the average of its side)."""
 
@@ -175,14 +188,7 @@ class Rebalancer:
                 Adjustment(
                     "cluster_bridge",
                     graph.cluster_boost(bridge, weight=weights.cluster_boost),
-                    {
-                        "via_partner": bridge.via_partner,
-                        "via_partner_name": self.names(bridge.via_partner),
-                        "via_partner_country": bridge.via_partner_country,
-                        "via_peer": bridge.via_peer,
-                        "via_peer_name": self.names(bridge.via_peer),
-                        "candidate_country": candidate.country,
-                    },
+                    _bridge_facts(bridge, candidate, self.names),
                 )
             )
         partners_there = self.partners_in[candidate.country]
@@ -331,15 +337,7 @@ class FactorArrays:
         if code == "remote_school":
             return {"remoteness": candidate.remoteness.value, "remoteness_zh": REMOTENESS_ZH[candidate.remoteness]}
         if code == "cluster_bridge":
-            bridge = self.signals.bridges[candidate.id]
-            return {
-                "via_partner": bridge.via_partner,
-                "via_partner_name": self.names(bridge.via_partner),
-                "via_partner_country": bridge.via_partner_country,
-                "via_peer": bridge.via_peer,
-                "via_peer_name": self.names(bridge.via_peer),
-                "candidate_country": candidate.country,
-            }
+            return _bridge_facts(self.signals.bridges[candidate.id], candidate, self.names)
         if code == "country_diversity":
             return {"country": candidate.country, "partners_there": int(self.partners_there[n])}
         if code == "responsiveness":
