@@ -41,7 +41,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error responses a route can give, all shaped as ErrorBody. A route
     that checks keys (401) may also refuse with 429, after too many failed sign-ins, and with 503
     while the first start builds the index."""
-    codes = tuple(dict.fromkeys((*codes, 429, 503) if 401 in codes else codes))
+    codes = (*codes, 429, 503) if 401 in codes else codes
     return {code: {"model": ErrorBody, "description": _ERROR_TEXT[code]} for code in codes}
 
 

@@ -30,12 +30,14 @@ import multiprocessing
 import os
 import tempfile
 import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+from cachetools import LRUCache
 
 from data.errors import Conflict, NotFound
 from data.schema import Partnership, RoundStatus, School, StoredRound
@@ -66,7 +68,7 @@ ROUND_NICENESS = 10
 JOIN_SECONDS = 0.5
 # Parsed round results kept per process (a 10k-school round is ~16 MB of JSON, more once parsed).
 PARSED_ROUNDS_KEPT = 2
-_parsed: OrderedDict[tuple[str, str], Mapping[str, Any]] = OrderedDict()
+_parsed: LRUCache[tuple[str, str], Mapping[str, Any]] = LRUCache(maxsize=PARSED_ROUNDS_KEPT)
 _parsed_guard = threading.Lock()
 
 
@@ -166,7 +168,7 @@ def _run_job(
             raise RuntimeError(f"the round's process ended with exit code {child.exitcode}")
     except Exception as exc:  # the job reports it; the server goes on
         try:
-            state.store.get_round(job_id)
+            state.store.get_round(job_id, result=False)
         except NotFound:
             log.exception("round %s failed", job_id)
             state.store.update_round_job(job_id, status="failed", stage="failed", progress=1.0, error=str(exc))
@@ -241,19 +243,35 @@ def stored_result(store: Store, round_id: str) -> Mapping[str, Any]:
     key = (store.url, round_id)
     with _parsed_guard:
         if (found := _parsed.get(key)) is not None:
-            _parsed.move_to_end(key)
             return found
     result = json.loads(store.get_round_result_text(round_id))
     with _parsed_guard:
         _parsed[key] = result
-        while len(_parsed) > PARSED_ROUNDS_KEPT:
-            _parsed.popitem(last=False)
     return result
 
 
 def proposal(store: Store, round_id: str) -> RoundResult:
     """The round's whole result as models (accepting and the staff page need all of it)."""
     return RoundResult.model_validate(stored_result(store, round_id))
+
+
+def matching_pairs(
+    pairs: Sequence[Mapping[str, Any]],
+    schools: Mapping[str, School],
+    *,
+    country: str | None = None,
+    region: str | None = None,
+) -> Sequence[Mapping[str, Any]]:
+    """The stored pairs with a school in `country` and one in `region` (either side; a school
+    missing from `schools` matches no filter); all of them when neither is given."""
+
+    def shown(pair: Mapping[str, Any]) -> bool:
+        sides = [schools.get(pair["school_a"]), schools.get(pair["school_b"])]
+        return (not country or any(s is not None and s.country == country for s in sides)) and (
+            not region or any(s is not None and s.region == region for s in sides)
+        )
+
+    return [p for p in pairs if shown(p)] if country or region else pairs
 
 
 def pairs_page(
@@ -265,17 +283,9 @@ def pairs_page(
     offset: int = 0,
     limit: int,
 ) -> RoundPairPage:
-    """The stored pairs with a school in `country` and one in `region` (either side; a school
-    missing from `schools` matches no filter), `limit` of them from `offset` on, with how many
-    match. Only the page's pairs are validated."""
-
-    def shown(pair: Mapping[str, Any]) -> bool:
-        sides = [schools.get(pair["school_a"]), schools.get(pair["school_b"])]
-        return (not country or any(s is not None and s.country == country for s in sides)) and (
-            not region or any(s is not None and s.region == region for s in sides)
-        )
-
-    matching = [p for p in pairs if shown(p)] if country or region else pairs
+    """The stored pairs with a school in `country` and one in `region` (:func:`matching_pairs`),
+    `limit` of them from `offset` on, with how many match. Only the page's pairs are validated."""
+    matching = matching_pairs(pairs, schools, country=country, region=region)
     items = [RoundPair.model_validate(p) for p in matching[offset : offset + limit]]
     return RoundPairPage(items=items, total=len(matching), offset=offset, limit=limit)
 

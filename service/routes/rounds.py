@@ -36,7 +36,7 @@ RoundIdPath = Annotated[str, Field(max_length=64)]
     "/v1/rounds",
     status_code=202,
     response_model=RoundJobOut,
-    responses=errors(400, 503) | {202: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+    responses=errors(400) | {202: {"headers": {"Location": {"schema": {"type": "string"}}}}},
 )
 def create_round(body: RoundCreate, who: Staff, state: State, response: Response) -> RoundJobOut:
     """Pair a whole cohort at once (exact maximum-score assignment within every school's free
@@ -61,7 +61,7 @@ def list_rounds(
     return RoundPage(items=[RoundListItem.of(r) for r in shown], next_cursor=next_cursor)
 
 
-@router.get("/v1/rounds/{round_id}", response_model=RoundJobOut, responses=errors(404, 503))
+@router.get("/v1/rounds/{round_id}", response_model=RoundJobOut, responses=errors(404))
 def read_round(
     round_id: RoundIdPath,
     _: Staff,
@@ -98,7 +98,7 @@ def read_round(
     )
 
 
-@router.post("/v1/rounds/{round_id}/accept", response_model=RoundAccepted, responses=errors(400, 404, 409, 503))
+@router.post("/v1/rounds/{round_id}/accept", response_model=RoundAccepted, responses=errors(400, 404, 409))
 def accept_round(round_id: RoundIdPath, who: Staff, state: State, body: RoundAccept | None = None) -> RoundAccepted:
     """Start every pair (but `exclude`) as a partnership, origin "suggested", in one transaction
     with the round's new status. Every pair is checked again first; if any is no longer possible
@@ -133,7 +133,7 @@ def _round_out(
     return RoundOut.of(stored, result, pairs)
 
 
-@router.get("/v1/schools/{school_id}/groups", tags=["groups"], response_model=GroupResult, responses=errors(404, 503))
+@router.get("/v1/schools/{school_id}/groups", tags=["groups"], response_model=GroupResult, responses=errors(404))
 def school_groups(
     school_id: Annotated[str, Field(max_length=64)],
     who: Caller,

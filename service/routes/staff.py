@@ -561,12 +561,10 @@ def round_page(
     dropped = _dropped(drop or [])
     ids = {s for p in result.pairs for s in (p.school_a, p.school_b)} | {u.school_id for u in result.unmatched}
     names = state.store.get_schools(ids)
-    total = rounds.pairs_page(raw["pairs"], names, country=country, region=region, limit=1).total
-    pages = max(1, -(-total // ROUND_PAGE))
+    matching = rounds.matching_pairs(raw["pairs"], names, country=country, region=region)
+    pages = max(1, -(-len(matching) // ROUND_PAGE))
     page = min(max(1, page), pages)
-    shown = rounds.pairs_page(
-        raw["pairs"], names, country=country, region=region, offset=(page - 1) * ROUND_PAGE, limit=ROUND_PAGE
-    )
+    shown = rounds.pairs_page(matching, names, offset=(page - 1) * ROUND_PAGE, limit=ROUND_PAGE)
     kept = [p for p in result.pairs if _pair_key(p.school_a, p.school_b) not in dropped]
     countries = sorted({s.country for s in names.values()})
     regions = sorted({s.region for s in names.values() if s.region and (not country or s.country == country)})

@@ -11,7 +11,7 @@ from service.deps import Staff, State, errors
 from service.models import ClusterOut, GraphSummaryOut, StatsOut
 from service.routes.listing import QueryInt
 
-router = APIRouter(prefix="/v1", tags=["stats"], responses=errors(401, 403, 422, 503))
+router = APIRouter(prefix="/v1", tags=["stats"], responses=errors(401, 403, 422))
 
 
 @router.get("/stats", response_model=StatsOut)

@@ -63,7 +63,7 @@ def with_cards(result: SuggestionResult, matcher: Matcher) -> SuggestionsOut:
 
 def suggestions_router(max_k: int) -> APIRouter:
     """Routes whose k is bounded by the service's max_k, in the schema as well as in the check."""
-    router = APIRouter(tags=["suggestions"], responses=errors(401, 403, 422, 503))
+    router = APIRouter(tags=["suggestions"], responses=errors(401, 403, 422))
     K = Annotated[QueryInt, Query(ge=1, le=max_k, description=f"how many suggestions, 1-{max_k}")]
     AdHocRequest = strict_body(
         create_model(
