@@ -9,11 +9,8 @@ school scored with array operations, top k) and the old scan that checks and sco
 in Python, with the ratios, the number of constraint violations over all requests (must be 0),
 and resident memory (now and peak) after generating the world, after the build and at the end, so
 what the profiles themselves hold is told apart from what the engine adds. Both baselines read the
-vectors FAISS stores in place (``VectorIndex.stored``), as the engine does, instead of a second
-copy of them.
-
-
-and peak RSS. With ``--ranker`` it also trains the reciprocal ranker on the world's history and
+vectors FAISS stores in place (``VectorIndex.stored``) instead of a second copy of them. With
+``--ranker`` it also trains the reciprocal ranker on the world's history and
 times the same requests with and without it, in turns, to show what the trained score adds.
 
 The text part of each profile vector comes from a hashed bag of words (embeddings/hashed.py,
@@ -27,7 +24,6 @@ from __future__ import annotations
 import argparse
 import gc
 import random
-import resource
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -104,9 +100,7 @@ def memory(stage: str) -> str:
     return f"memory {stage}: RSS {now:,} MB, peak {peak:,} MB"
 
 
-def ranker_latencies(
-    matcher: Matcher, partnerships: Sequence[Partnership], sources: Sequence[School], k: int, plain: list[float]
-) -> None:
+def ranker_latencies(matcher: Matcher, partnerships: Sequence[Partnership], sources: Sequence[School], k: int) -> None:
     """Train the ranker on the world's history and time the same requests with it, in turns with
     the hand-weighted score (so machine noise falls on both): what the trained score adds."""
     started = time.perf_counter()
@@ -192,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             violations += sum(not check_pair(source, matcher.schools[s.school_id], ctx).ok for s in result.suggestions)
         print(f"suggest k={args.k}, {args.queries} requests: {percentiles(latencies)}")
         if args.ranker:
-            ranker_latencies(matcher, history, sources, args.k, latencies)
+            ranker_latencies(matcher, history, sources, args.k)
         raw = []
         for source in sources:
             index = matcher.indexes[matcher.candidate_sides(source)[0]]
@@ -229,7 +223,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"{np.percentile(baseline, 50) / np.percentile(same, 50):.1f}x"
             )
         print(memory("at the end"))
-        print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -488,13 +488,6 @@ def remaining_capacity(matcher: Matcher, school: School) -> int:
     return max(matcher.free_places(school), 0)
 
 
-def orient(first: School, second: School, home_country: str) -> tuple[School, School]:
-    """(a, b) with a the home-country school when exactly one is, else the smaller id first."""
-    if (first.country == home_country) != (second.country == home_country):
-        return (first, second) if first.country == home_country else (second, first)
-    return (first, second) if first.id < second.id else (second, first)
-
-
 @dataclass(frozen=True)
 class CandidateRecords:
     """Each cohort school's candidates as parallel arrays, one entry per (source, candidate) found:
@@ -773,8 +766,9 @@ _CANDIDATE_FIELDS = ("fit_forward", "fit_backward", "reciprocal", "similarity")
 def _edges(
     matcher: Matcher, found: CandidateRecords, options: RoundOptions, settings: MatchSettings
 ) -> tuple[list[RoundEdge], list[float]]:
-    """One edge per pair found (from either side or both), oriented and sorted by (a, b) id, with
-    the values of the record whose source comes first by id; the weight adds any priority bonus."""
+    """One edge per pair found (from either side or both), oriented (a is the home-country school
+    when exactly one is, else the smaller id) and sorted by (a, b) id, with the values of the record
+    whose source comes first by id; the weight adds any priority bonus."""
     table = matcher.table
     order = _id_order(table)
     first = np.argsort(order[found.source], kind="stable")
