@@ -185,7 +185,7 @@ class Store:
         schools, in either direction: one conversation per pair at a time."""
         now = as_utc(now or utcnow())
         invitation = Invitation(
-            id=f"inv-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}",
+            id=_sortable_id("inv", now),
             from_school=from_school,
             to_school=to_school,
             message=message or None,
@@ -307,7 +307,7 @@ class Store:
         serialised before the write lock is taken."""
         now = as_utc(now or utcnow())
         stored = StoredRound(
-            id=round_id or f"round-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}",
+            id=round_id or _sortable_id("round", now),
             created_at=now,
             created_by=created_by,
             options=options,
@@ -355,7 +355,7 @@ class Store:
         """A queued round job. Its id sorts by creation time like a round's, and becomes the round's."""
         now = as_utc(now or utcnow())
         job = RoundJob(
-            id=f"round-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}",
+            id=_sortable_id("round", now),
             created_at=now,
             created_by=created_by,
             status="queued",
@@ -412,3 +412,9 @@ class Store:
         """Counts for `partnermatch stats`; the breakdowns are over active schools and partnerships."""
         with self._read() as conn:
             return stats.summary(conn)
+
+
+def _sortable_id(prefix: str, now: datetime) -> str:
+    """An id that sorts by creation time (milliseconds, fixed-width hex) and is unique with a
+    random tail, e.g. round-018f3a2b4c5d-9e1f2a: newest first is id descending, oldest first ascending."""
+    return f"{prefix}-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}"
