@@ -389,3 +389,23 @@ def test_a_round_process_runs_below_the_server_from_its_start_and_the_server_kee
     child.join(120)
     assert queue.get(timeout=10) == lowered
     assert os.getpriority(os.PRIO_PROCESS, 0) == server
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({"pairs": [{"school_a": "tw-1", "reasons": ["同語言", 1.5]}, {}], "unmatched": [], "method": "x"}),
+        json.dumps({"pairs": [[1, [2]], None, "a"], "comparison": {"pairs": [3]}}, indent=2, ensure_ascii=False),
+        ' { "a" : [ ] , "b" : { } } ',
+        "{}",
+        "[1, 2]",
+    ],
+)
+def test_a_stored_result_parses_as_json_loads_would(text: str) -> None:
+    assert rounds._loads_yielding(text) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ['{"pairs": [1, 2', '{"pairs" [1]}', '{"pairs": [1 2]}', '{"a": 1 "b": 2}', '{"a": 1'])
+def test_a_malformed_stored_result_is_refused(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError):
+        rounds._loads_yielding(text)
