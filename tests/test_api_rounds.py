@@ -6,6 +6,9 @@ The store's round records are also checked on PostgreSQL."""
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from data.errors import Conflict, NotFound
 from data.schema import Partnership, PartnershipOrigin, RoundStatus
 from data.store import Store
 from matching.rounds import remaining_capacity
+from service import rounds
 from service.app import create_app
 from service.auth import Role, create_key
 from service.models import ROUND_PAIRS_DEFAULT, ROUND_PAIRS_MAX
@@ -367,3 +371,41 @@ def test_store_keeps_rounds_and_accepts_them_once(store: Store, make_school: Any
         store.get_round("round-nope")
     with pytest.raises(NotFound):
         store.get_round_result_text("round-nope")
+
+
+def _report_priority(queue: Any) -> None:
+    queue.put(os.getpriority(os.PRIO_PROCESS, 0))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own nice value, inherited by its children, is Linux's")
+def test_a_round_process_runs_below_the_server_from_its_start_and_the_server_keeps_its_priority() -> None:
+    """Its imports alone are seconds of CPU: they must yield to the server's requests too."""
+    spawn = multiprocessing.get_context("spawn")
+    queue = spawn.Queue()
+    server = os.getpriority(os.PRIO_PROCESS, 0)
+    lowered = min(server + rounds.ROUND_NICENESS, rounds.LOWEST_PRIORITY)
+    child = spawn.Process(target=_report_priority, args=(queue,))
+    rounds._start_below_the_server(child, lowered)
+    child.join(120)
+    assert queue.get(timeout=10) == lowered
+    assert os.getpriority(os.PRIO_PROCESS, 0) == server
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({"pairs": [{"school_a": "tw-1", "reasons": ["同語言", 1.5]}, {}], "unmatched": [], "method": "x"}),
+        json.dumps({"pairs": [[1, [2]], None, "a"], "comparison": {"pairs": [3]}}, indent=2, ensure_ascii=False),
+        ' { "a" : [ ] , "b" : { } } ',
+        "{}",
+        "[1, 2]",
+    ],
+)
+def test_a_stored_result_parses_as_json_loads_would(text: str) -> None:
+    assert rounds._loads_yielding(text) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ['{"pairs": [1, 2', '{"pairs" [1]}', '{"pairs": [1 2]}', '{"a": 1 "b": 2}', '{"a": 1'])
+def test_a_malformed_stored_result_is_refused(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError):
+        rounds._loads_yielding(text)

@@ -97,6 +97,19 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in found]
 
 
+def restarted_from_the_saved_index(url: str, data_dir: Path, cache_dir: Path) -> dict[str, Any]:
+    """Start the server again and check it is ready from the saved index, with no build; stop it
+    and return what /readyz said."""
+    again = Server.start(url, data_dir, cache_dir)
+    try:
+        ready = again.ready()
+        assert ready is not None and ready["index_origin"] == "loaded"
+        assert "building" not in again.output(), again.output()
+        return ready
+    finally:
+        again.kill()
+
+
 @pytest.fixture
 def seeded(store_url: str, small_world: Any) -> Iterator[tuple[str, dict[str, str]]]:
     with Store(store_url) as store:
@@ -122,14 +135,9 @@ def test_after_a_rebuild_a_killed_server_starts_from_the_saved_index(
     assert first.ready()["index_origin"] == "built"  # type: ignore[index]
     first.kill()
 
-    second = Server.start(url, tmp_path, embedding_cache_dir)
-    try:
-        ready = second.ready()
-        assert ready is not None and ready["index_origin"] == "loaded" and ready["change_seq"] == latest
-        assert sum(ready["indexed"].values()) == sum(s.active for s in small_world.schools[:200])
-        assert "building" not in second.output(), second.output()
-    finally:
-        second.kill()
+    ready = restarted_from_the_saved_index(url, tmp_path, embedding_cache_dir)
+    assert ready["change_seq"] == latest
+    assert sum(ready["indexed"].values()) == sum(s.active for s in small_world.schools[:200])
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # PostgreSQL: the workers test
@@ -161,13 +169,7 @@ def test_a_kill_during_an_import_writes_all_of_the_file_or_nothing(
     with Store(url) as store:
         imported = [s for s in store.iter_schools() if s.id.startswith("imported-")]
     assert len(imported) in (0, len(rows)), "all of the file or none of it"
-    again = Server.start(url, tmp_path, embedding_cache_dir)
-    try:
-        ready = again.ready()
-        assert ready is not None and ready["index_origin"] == "loaded"
-        assert "building" not in again.output(), again.output()
-    finally:
-        again.kill()
+    restarted_from_the_saved_index(url, tmp_path, embedding_cache_dir)
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # PostgreSQL: the workers test
@@ -213,13 +215,7 @@ def test_a_kill_during_accepts_leaves_no_half_written_partnership(
     started = {i.partnership_id for i in answered if i.partnership_id}
     assert set(suggested) == started, "every partnership started by an accept belongs to an accepted invitation"
 
-    again = Server.start(url, tmp_path, embedding_cache_dir)
-    try:
-        ready = again.ready()
-        assert ready is not None and ready["index_origin"] == "loaded"
-        assert "building" not in again.output(), again.output()
-    finally:
-        again.kill()
+    restarted_from_the_saved_index(url, tmp_path, embedding_cache_dir)
 
 
 @pytest.mark.parametrize("store_url", ["postgres"], indirect=True)

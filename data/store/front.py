@@ -185,7 +185,7 @@ class Store:
         schools, in either direction: one conversation per pair at a time."""
         now = as_utc(now or utcnow())
         invitation = Invitation(
-            id=f"inv-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}",
+            id=_sortable_id("inv", now),
             from_school=from_school,
             to_school=to_school,
             message=message or None,
@@ -302,22 +302,42 @@ class Store:
         now: datetime | None = None,
         round_id: str | None = None,
     ) -> StoredRound:
-        """Keep a proposed round. Ids sort by creation time, so newest first is id descending; a
-        round run as a job is given its job's id. Its JSON (megabytes for a big round) is
-        serialised before the write lock is taken."""
+        """Keep a proposed round (:meth:`prepare_round`, then :meth:`insert_round`)."""
+        stored, row = self.prepare_round(
+            options=options, summary=summary, result=result, created_by=created_by, now=now, round_id=round_id
+        )
+        self.insert_round(row)
+        return stored
+
+    @staticmethod
+    def prepare_round(
+        *,
+        options: dict[str, Any],
+        summary: dict[str, Any],
+        result: dict[str, Any],
+        created_by: str | None = None,
+        now: datetime | None = None,
+        round_id: str | None = None,
+    ) -> tuple[StoredRound, dict[str, Any]]:
+        """A proposed round and its row for :meth:`insert_round`, JSON serialised already: seconds
+        of CPU for a big round, spent with no lock held and in whichever process solved it, while
+        the write itself can be left to a process that runs at full priority. Ids sort by
+        creation time, so newest first is id descending; a round run as a job is given its job's id."""
         now = as_utc(now or utcnow())
         stored = StoredRound(
-            id=round_id or f"round-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}",
+            id=round_id or _sortable_id("round", now),
             created_at=now,
             created_by=created_by,
             options=options,
             summary=summary,
             result=result,
         )
-        values = rounds.row(stored)
+        return stored, rounds.row(stored)
+
+    def insert_round(self, row: dict[str, Any]) -> None:
+        """Write a :meth:`prepare_round` row: the write lock is held only while its bytes are written."""
         with self._write() as conn:
-            rounds.create(conn, values)
-        return stored
+            rounds.create(conn, row)
 
     def get_round(self, round_id: str, *, result: bool = True) -> StoredRound:
         """The round; result=False leaves out its result (None), megabytes for a big cohort."""
@@ -355,7 +375,7 @@ class Store:
         """A queued round job. Its id sorts by creation time like a round's, and becomes the round's."""
         now = as_utc(now or utcnow())
         job = RoundJob(
-            id=f"round-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}",
+            id=_sortable_id("round", now),
             created_at=now,
             created_by=created_by,
             status="queued",
@@ -412,3 +432,9 @@ class Store:
         """Counts for `partnermatch stats`; the breakdowns are over active schools and partnerships."""
         with self._read() as conn:
             return stats.summary(conn)
+
+
+def _sortable_id(prefix: str, now: datetime) -> str:
+    """An id that sorts by creation time (milliseconds, fixed-width hex) and is unique with a
+    random tail, e.g. round-018f3a2b4c5d-9e1f2a: newest first is id descending, oldest first ascending."""
+    return f"{prefix}-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}"

@@ -20,6 +20,8 @@ from data.store import changes, partnerships, schools
 from data.store.engine import as_utc, chunks
 from data.tables import invitations
 
+_PENDING = invitations.c.status == InvitationStatus.PENDING.value
+
 
 @dataclass(frozen=True)
 class InvitationTally:
@@ -49,7 +51,7 @@ def create(conn: Connection, invitation: Invitation) -> Invitation:
         (invitations.c.from_school == from_school) & (invitations.c.to_school == to_school),
         (invitations.c.from_school == to_school) & (invitations.c.to_school == from_school),
     )
-    open_one = conn.execute(select(invitations.c.id).where(pair, *_open(invitation.created_at))).scalar()
+    open_one = conn.execute(select(invitations.c.id).where(pair, _is_open(invitation.created_at))).scalar()
     if open_one is not None:
         raise Conflict(f"to_school: invitation {open_one!r} between {from_school} and {to_school} is still pending")
     conn.execute(insert(invitations), [_row(invitation)])
@@ -154,10 +156,8 @@ def expire_overdue(conn: Connection, now: datetime) -> int:
 def tallies(conn: Connection, now: datetime) -> dict[str, InvitationTally]:
     """Every school's invitation figures at `now`; an overdue pending invitation counts as
     expired whether or not the sweep has marked it yet."""
-    is_open = (invitations.c.status == InvitationStatus.PENDING.value) & (invitations.c.expires_at > now)
-    lapsed = (invitations.c.status == InvitationStatus.EXPIRED.value) | (
-        (invitations.c.status == InvitationStatus.PENDING.value) & (invitations.c.expires_at <= now)
-    )
+    is_open = _is_open(now)
+    lapsed = (invitations.c.status == InvitationStatus.EXPIRED.value) | _is_overdue(now)
     answered = invitations.c.status.in_([InvitationStatus.ACCEPTED.value, InvitationStatus.DECLINED.value])
 
     def total(condition: ColumnElement[bool]) -> Any:
@@ -207,13 +207,17 @@ def _expire(conn: Connection, ids: Sequence[str]) -> None:
 
 
 def _overdue(now: datetime) -> Any:
-    return select(invitations.c.id).where(
-        invitations.c.status == InvitationStatus.PENDING.value, invitations.c.expires_at <= now
-    )
+    return select(invitations.c.id).where(_is_overdue(now))
 
 
-def _open(now: datetime) -> list[ColumnElement[bool]]:
-    return [invitations.c.status == InvitationStatus.PENDING.value, invitations.c.expires_at > now]
+def _is_open(now: datetime) -> ColumnElement[bool]:
+    """Pending and before its deadline at `now` (Invitation.is_open, as SQL)."""
+    return _PENDING & (invitations.c.expires_at > now)
+
+
+def _is_overdue(now: datetime) -> ColumnElement[bool]:
+    """Pending past its deadline at `now`: expired, whether or not the sweep has marked it yet."""
+    return _PENDING & (invitations.c.expires_at <= now)
 
 
 def _row(invitation: Invitation) -> dict[str, Any]:

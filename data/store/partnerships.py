@@ -7,27 +7,41 @@ Functions take a connection; :class:`data.store.Store` opens the transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, insert, or_, select, tuple_, update
 
 from data.errors import Conflict, ImportRejected, NotFound, RowError
-from data.schema import Partnership
+from data.schema import Partnership, School
 from data.store import changes, schools
 from data.store.engine import chunks, delimited, undelimited
 from data.store.schools import UpsertCounts
 from data.tables import partnerships
 
+StoredPairs = tuple[dict[str, School], dict[tuple[str, str, date], Partnership]]
+"""What :func:`write` checks a batch against: its schools, and the partnerships stored for its
+pairs by (school_a, school_b, start_date), ended ones included."""
 
-def write(conn: Connection, batch: list[Partnership]) -> tuple[list[Partnership], UpsertCounts]:
+
+def stored_for(conn: Connection, pairs: Iterable[tuple[str, str]]) -> StoredPairs:
+    """The :data:`StoredPairs` state of these canonical pairs, read in the caller's transaction."""
+    wanted = set(pairs)
+    return schools.get_many(conn, (i for pair in wanted for i in pair)), _by_key(conn, wanted)
+
+
+def write(
+    conn: Connection, batch: list[Partnership], stored_state: StoredPairs | None = None
+) -> tuple[list[Partnership], UpsertCounts]:
     """Add or update partnerships inside the caller's write transaction (so an accepted
     invitation and the partnership it starts commit together), or none if any is bad
     (ImportRejected lists every bad one by its 1-based position). The same pair and start date
-    again updates the stored one."""
+    again updates the stored one. `stored_state` is :func:`stored_for` the batch's pairs when the
+    caller read it already in this transaction (a round's accept checks the pairs with it first)."""
     canonical = [p.model_copy(update=dict(zip(("school_a", "school_b"), p.pair, strict=True))) for p in batch]
-    known = schools.get_many(conn, (i for p in canonical for i in p.pair))
-    by_key = _by_key(conn, {p.pair for p in canonical})
+    known, found = stored_state or stored_for(conn, (p.pair for p in canonical))
+    by_key = dict(found)
     given_ids = {p.id for p in canonical if p.id}
     owner_of_id = {
         row.id: (row.school_a, row.school_b, row.start_date)
@@ -75,20 +89,6 @@ def write(conn: Connection, batch: list[Partnership]) -> tuple[list[Partnership]
         by_key[key] = fresh
         stored.append(fresh)
     return stored, UpsertCounts(created=created, updated=updated, unchanged=unchanged)
-
-
-def active_pairs(conn: Connection, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The canonical pairs among `pairs` that are partners now."""
-    return {
-        (row.school_a, row.school_b)
-        for chunk in chunks(sorted(set(pairs)))
-        for row in conn.execute(
-            select(partnerships.c.school_a, partnerships.c.school_b).where(
-                tuple_(partnerships.c.school_a, partnerships.c.school_b).in_(chunk),
-                partnerships.c.end_date.is_(None),
-            )
-        )
-    }
 
 
 def end(conn: Connection, partnership_id: str, end_date: date) -> Partnership:

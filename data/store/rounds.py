@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Text, cast, insert, select, update
 
 from data.errors import Conflict, NotFound
 from data.schema import Partnership, RoundStatus, StoredRound, utcnow
-from data.store import partnerships, schools
+from data.store import partnerships
 from data.store.engine import JsonText, as_utc, dumps
 from data.tables import round_jobs, rounds
 
@@ -91,8 +91,9 @@ def accept(
     if current.status != RoundStatus.PROPOSED:
         raise Conflict(f"status: round {round_id!r} was already accepted on {current.accepted_at:%Y-%m-%d}")
     pairs = [p.pair for p in new]
-    known = schools.get_many(conn, (i for pair in pairs for i in pair))
-    partnered = partnerships.active_pairs(conn, pairs)
+    stored_state = partnerships.stored_for(conn, pairs)
+    known, by_key = stored_state
+    partnered = {(a, b) for (a, b, _), p in by_key.items() if p.end_date is None}
     stale = []
     for a, b in pairs:
         why = [
@@ -106,7 +107,7 @@ def accept(
             stale.append(f"{a}–{b} ({', '.join(why)})")
     if stale:
         raise Conflict(f"pairs: no longer possible: {'; '.join(stale)}")
-    stored, _ = partnerships.write(conn, list(new))
+    stored, _ = partnerships.write(conn, list(new), stored_state)
     accepted = current.model_copy(
         update={
             "status": RoundStatus.ACCEPTED,

@@ -17,6 +17,8 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,7 +37,7 @@ from data.search import query_key, school_key
 from data.settings import StorageSettings
 from data.taxonomies import normalize_country
 from matching.groups import GroupOptions, propose_groups
-from matching.rounds import RoundOptions, remaining_capacity
+from matching.rounds import RoundComparison, RoundOptions, UnmatchedSchool, remaining_capacity
 from service import invitations, rounds
 from service.auth import Principal, Role
 from service.deps import State, verified
@@ -534,6 +536,30 @@ def _dropped(values: list[str]) -> set[str]:
     return {_pair_key(*v.split("|", 1)) for v in values if v.count("|") == 1}
 
 
+@dataclass(frozen=True)
+class RoundReview:
+    """What the review page reads of a stored round. Only what it shows is validated into models
+    (the comparison here, a page of pairs and the first unmatched rows where they are shown):
+    validating a whole big round takes a worker's CPU for seconds on every view."""
+
+    cohort_size: int
+    method: str
+    comparison: RoundComparison
+    pairs: Sequence[Mapping[str, Any]]
+    unmatched: Sequence[Mapping[str, Any]]
+
+    @classmethod
+    def of(cls, result: Mapping[str, Any]) -> RoundReview:
+        """From :func:`rounds.stored_result`'s plain values."""
+        return cls(
+            cohort_size=result["cohort_size"],
+            method=result["method"],
+            comparison=RoundComparison.model_validate(result["comparison"]),
+            pairs=result["pairs"],
+            unmatched=result["unmatched"],
+        )
+
+
 @router.get("/rounds/{round_id}", response_class=HTMLResponse, response_model=None)
 def round_page(
     request: Request,
@@ -556,16 +582,17 @@ def round_page(
         except NotFound:
             return render(request, lang, "missing.html", 404, what=round_id)
         return redirect(f"/staff/rounds/{quote(round_id)}/progress")  # still running, or failed
-    raw = rounds.stored_result(state.store, round_id)
-    result = rounds.proposal(state.store, round_id)
+    result = RoundReview.of(rounds.stored_result(state.store, round_id))
     dropped = _dropped(drop or [])
-    ids = {s for p in result.pairs for s in (p.school_a, p.school_b)} | {u.school_id for u in result.unmatched}
+    ids = {p[side] for p in result.pairs for side in ("school_a", "school_b")} | {
+        u["school_id"] for u in result.unmatched
+    }
     names = state.store.get_schools(ids)
-    matching = rounds.matching_pairs(raw["pairs"], names, country=country, region=region)
+    matching = rounds.matching_pairs(result.pairs, names, country=country, region=region)
     pages = max(1, -(-len(matching) // ROUND_PAGE))
     page = min(max(1, page), pages)
     shown = rounds.pairs_page(matching, names, offset=(page - 1) * ROUND_PAGE, limit=ROUND_PAGE)
-    kept = [p for p in result.pairs if _pair_key(p.school_a, p.school_b) not in dropped]
+    kept = [p for p in result.pairs if _pair_key(p["school_a"], p["school_b"]) not in dropped]
     countries = sorted({s.country for s in names.values()})
     regions = sorted({s.region for s in names.values() if s.region and (not country or s.country == country)})
 
@@ -584,13 +611,13 @@ def round_page(
         matching_total=shown.total,
         page=page,
         pages=pages,
-        unmatched=result.unmatched[:ROWS_SHOWN],
+        unmatched=[UnmatchedSchool.model_validate(u) for u in result.unmatched[:ROWS_SHOWN]],
         rows_shown=ROWS_SHOWN,
         names=names,
         proposed=stored.status == RoundStatus.PROPOSED,
         dropped=dropped,
         kept=len(kept),
-        kept_schools=len({s for p in kept for s in (p.school_a, p.school_b)}),
+        kept_schools=len({p[side] for p in kept for side in ("school_a", "school_b")}),
         countries=countries,
         regions=regions,
         country_chosen=country,
