@@ -7,16 +7,10 @@ each a good match, together a poor choice. MMR trades a little score for variety
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
-
-@cache
-def _blas() -> ThreadpoolController:
-    """The loaded thread pools, listed once (milliseconds); limiting a known one takes microseconds."""
-    return ThreadpoolController()
+from matching.arrays import one_blas_thread
 
 
 def pairwise_similarity(countries: Sequence[str], vectors: np.ndarray, country_weight: float = 0.5) -> np.ndarray:
@@ -31,7 +25,7 @@ def pairwise_similarity(countries: Sequence[str], vectors: np.ndarray, country_w
     # BLAS on one thread: for a few dozen rows, waking its threads on a busy machine costs far more
     # (measured 35 ms for 30 rows on two shared cores) than the product, 0.07 ms on one thread
     # (numpy's einsum, which never threads, takes 0.2 ms).
-    with _blas().limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         cosine = np.clip(vectors @ vectors.T, 0.0, 1.0)
     return country_weight * same_country + (1 - country_weight) * cosine
 

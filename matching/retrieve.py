@@ -31,7 +31,7 @@ import numpy as np
 
 from data.schema import School
 from matching import sources
-from matching.arrays import ArrayScores, PairScorer, reciprocal_base, reciprocal_scores
+from matching.arrays import ArrayScores, PairScorer, one_blas_thread, reciprocal_base, reciprocal_scores
 from matching.constraints import PairCheck, Rule, SuggestionFilters
 from matching.hours import school_hours_overlap
 from matching.masks import RuleMasks, rule_masks
@@ -240,7 +240,9 @@ def stored_vectors(matcher: Matcher, table: ProfileTable, rows: np.ndarray) -> n
 
 def _cosines(matcher: Matcher, table: ProfileTable, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """The query's cosine with each of these indexed rows (either side), from the stored vectors."""
-    return stored_vectors(matcher, table, rows) @ query
+    vectors = stored_vectors(matcher, table, rows)
+    with one_blas_thread():
+        return vectors @ query
 
 
 def _one(
