@@ -14,15 +14,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from functools import cache
+from typing import Any, Protocol
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from matching.masks import HOSTING, VIRTUAL, VISIT, RuleMasks, pair_modes_bits
 from matching.reasons import Reason
 from matching.scoring import FULL_OVERLAP_HOURS, Fit, PairScore
 from matching.settings import FitWeights, MatchSettings
 from matching.table import ProfileTable, Row, popcount
+
+
+@cache
+def _thread_pools() -> ThreadpoolController:
+    """The loaded thread pools, listed once (milliseconds); limiting a known one takes microseconds."""
+    return ThreadpoolController()
+
+
+def one_blas_thread() -> Any:
+    """A context in which BLAS runs on one thread: a request's products are small (a few hundred
+    rows at most), and waking BLAS threads on a machine whose cores are busy costs more than the
+    product itself."""
+    return _thread_pools().limit(limits=1, user_api="blas")
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,9 @@ from matching.results import SuggestionResult
 from matching.retrieve import Candidate, Request, retrieve
 from matching.scoring import PairScore, reciprocal_score
 from matching.settings import MatchSettings, RequestOverrides
-from matching.table import FOREIGN_SIDE, HOME_SIDE, ProfileTable
+from matching.table import SIDE_CODES, ProfileTable
 
 HOME, FOREIGN = "home", "foreign"
-SIDE_CODES = {HOME: HOME_SIDE, FOREIGN: FOREIGN_SIDE}
 EXPOSURE_FILE = "exposure.json"
 EMBED_CHUNK = 8192
 

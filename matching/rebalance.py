@@ -292,11 +292,14 @@ class FactorArrays:
                 boost[n] = graph.cluster_boost(signals.bridges[table.ids[rows[n]]], weight=weights.cluster_boost)
             factors["cluster_bridge"] = boost
         if signals.partners_in and weights.diversity_decay < 1.0:
-            per_code = np.zeros(len(table.countries.codes) + 1)
+            # Per country, with the scalar formula (NumPy's vectorised power may differ from it in the
+            # last bit, e.g. 0.7 ** 4), then gathered per row.
+            per_code, factor_of = np.zeros(len(table.countries.codes) + 1), np.ones(len(table.countries.codes) + 1)
             for country, n in signals.partners_in.items():
-                per_code[table.countries.code(country)] = n  # code -1 (unknown) writes the unused last slot
-            self.partners_there = per_code[table["country"][rows]]
-            factors["country_diversity"] = graph.country_diversity(self.partners_there, decay=weights.diversity_decay)
+                code = table.countries.code(country)  # -1 (unknown) writes the unused last slot
+                per_code[code], factor_of[code] = n, graph.country_diversity(n, decay=weights.diversity_decay)
+            codes = table["country"][rows]
+            self.partners_there, factors["country_diversity"] = per_code[codes], factor_of[codes]
         factors["responsiveness"] = np.asarray(
             graph.responsiveness(table["answered"][rows], table["expired"][rows], floor=weights.responsiveness_floor),
             dtype=float,

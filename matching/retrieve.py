@@ -31,7 +31,7 @@ import numpy as np
 
 from data.schema import School
 from matching import sources
-from matching.arrays import ArrayScores, PairScorer, reciprocal_base, reciprocal_scores
+from matching.arrays import ArrayScores, PairScorer, one_blas_thread, reciprocal_base, reciprocal_scores
 from matching.constraints import PairCheck, Rule, SuggestionFilters
 from matching.hours import school_hours_overlap
 from matching.masks import RuleMasks, rule_masks
@@ -68,6 +68,9 @@ class Request:
     rebalanced: bool = True
     limit: int | None = None
     """Candidates to return (the best of those ranked); None: every one ranked."""
+    also_from: frozenset[str] = frozenset()
+    """Countries whose ranked candidates are returned below the ``limit`` best too, in rank order
+    (hard wishes reach down the ranking for them)."""
 
     def ranked_depth(self) -> int:
         if self.depth is not None:
@@ -90,12 +93,14 @@ class Candidate:
     def __init__(
         self,
         school: School,
+        row: int,
         similarity: float,
         scores: tuple[float, float, float],
         rank_score: float,
         details: Callable[[], tuple[PairCheck, PairScore, list[Adjustment]]],
     ) -> None:
-        self.school, self.similarity, self.rank_score = school, similarity, rank_score
+        self.school, self.row, self.similarity, self.rank_score = school, row, similarity, rank_score
+        """``row``: the candidate's row in the table snapshot it was ranked on (Retrieved.table)."""
         self.fit_forward, self.fit_backward, self.reciprocal = scores
         self._details = details
         self.features: np.ndarray | None = None
@@ -183,11 +188,7 @@ def pool(matcher: Matcher, table: ProfileTable, request: Request, inside: np.nda
     row = table.encode(source)
     partner_rows = [table.row_of[p] for p in matcher.partners(source.id) if p in table.row_of]
     masks = rule_masks(table, row, settings, day, request.filters, partner_rows)
-    sides = matcher.candidate_sides(source, settings)
-    on_sides = (
-        table.indexed() if len(sides) == 2 else table.indexed_on(HOME_SIDE if sides == ["home"] else FOREIGN_SIDE)
-    )
-    examined = on_sides & ~masks.violations[Rule.SAME_SCHOOL]
+    examined = table.indexed_among(matcher.candidate_sides(source, settings)) & ~masks.violations[Rule.SAME_SCHOOL]
     passing = examined & masks.passing()
     outside = 0
     if inside is not None:
@@ -195,41 +196,53 @@ def pool(matcher: Matcher, table: ProfileTable, request: Request, inside: np.nda
         passing &= inside
     eligible = np.flatnonzero(passing)
     found_by: dict[str, np.ndarray] = {}
+    query = matcher.vector(source) if len(eligible) else np.zeros(0, dtype=np.float32)
     if matcher.ranker is not None and request.depth is None and settings.depth is None:
         if len(eligible) <= RANK_EVERY_BELOW:
-            rows, similarity = _nearest(matcher, table, source, eligible, len(eligible))
+            rows, similarity = _nearest(matcher, table, query, eligible, len(eligible))
             found_by = matcher.ranker.source_scores(table, row, rows)
         else:
-            rows, similarity, found_by = _merged(matcher, table, row, eligible)
+            rows, similarity, found_by = _merged(matcher, table, row, query, eligible)
     else:
-        rows, similarity = _nearest(matcher, table, source, eligible, request.ranked_depth())
+        rows, similarity = _nearest(matcher, table, query, eligible, request.ranked_depth())
     scores = reciprocal_scores(table, row, rows, similarity, masks, settings)
     return Pool(row, masks, examined, eligible, outside, rows, similarity, scores, found_by)
 
 
 def _merged(
-    matcher: Matcher, table: ProfileTable, row: Row, eligible: np.ndarray
+    matcher: Matcher, table: ProfileTable, row: Row, query: np.ndarray, eligible: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Too many eligible to score every one: the :data:`POOL_NEAREST` nearest by vector and the
-    :data:`POOL_PER_SOURCE` best of each history source, with their cosines and source scores."""
+    :data:`POOL_PER_SOURCE` best of each history source, with their cosines (the nearest keep the
+    ones their search found; only the others are worked out) and source scores, in row order."""
     assert matcher.ranker is not None
-    near, _ = _nearest(matcher, table, row.school, eligible, POOL_NEAREST)
+    near, near_similarity = _nearest(matcher, table, query, eligible, POOL_NEAREST)
     everywhere = matcher.ranker.source_scores(table, row, eligible)
-    picked = eligible[sources.history_picks(everywhere, POOL_PER_SOURCE)]
-    rows = np.union1d(near, picked)
+    picked = np.setdiff1d(eligible[sources.history_picks(everywhere, POOL_PER_SOURCE)], near)
+    rows = np.concatenate([near, picked])
+    similarity = np.concatenate([near_similarity, _cosines(matcher, table, query, picked)])
+    order = np.argsort(rows)
+    rows, similarity = rows[order], similarity[order]
     at = np.searchsorted(eligible, rows)
-    return rows, _cosines(matcher, table, row.school, rows), {name: s[at] for name, s in everywhere.items()}
+    return rows, similarity, {name: s[at] for name, s in everywhere.items()}
 
 
-def _cosines(matcher: Matcher, table: ProfileTable, source: School, rows: np.ndarray) -> np.ndarray:
-    """The source's cosine with each of these indexed rows, from the stored vectors."""
-    query = matcher.vector(source)
-    out = np.zeros(len(rows), dtype=np.float32)
+def stored_vectors(matcher: Matcher, table: ProfileTable, rows: np.ndarray) -> np.ndarray:
+    """The stored vectors of these indexed rows (either side), one row each, one index call per side."""
+    dim = next(iter(matcher.indexes.values())).dim
+    out = np.zeros((len(rows), dim), dtype=np.float32)
     for side in (HOME_SIDE, FOREIGN_SIDE):
         mine = np.flatnonzero(table["side"][rows] == side)
         if len(mine):
-            out[mine] = matcher.indexes[SIDE_NAMES[side]].vectors_at(table["label"][rows[mine]]) @ query
+            out[mine] = matcher.indexes[SIDE_NAMES[side]].vectors_at(table["label"][rows[mine]])
     return out
+
+
+def _cosines(matcher: Matcher, table: ProfileTable, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The query's cosine with each of these indexed rows (either side), from the stored vectors."""
+    vectors = stored_vectors(matcher, table, rows)
+    with one_blas_thread():
+        return vectors @ query
 
 
 def _one(
@@ -257,11 +270,18 @@ def _one(
         )
         rank = rank * factors.product()
     limit = len(rows) if request.limit is None else min(request.limit, len(rows))
-    order = _best(rank, table, rows, limit)
+    if request.also_from and limit < len(rows):
+        order = _best(rank, table, rows, len(rows))
+        wanted = np.isin(table["country"][rows[order]], [table.countries.code(c) for c in request.also_from])
+        wanted[:limit] = True
+        order = [n for n, keep in zip(order, wanted.tolist(), strict=True) if keep]
+    else:
+        order = _best(rank, table, rows, limit)
     facts = _Facts(source, table, rows, found.masks, scores, factors, settings, day)
     ranked = [
         Candidate(
             table.schools[rows[n]],
+            int(rows[n]),
             float(similarity[n]),
             (float(scores.forward[n]), float(scores.backward[n]), float(scores.reciprocal[n])),
             float(rank[n]),
@@ -296,12 +316,11 @@ def _best(rank: np.ndarray, table: ProfileTable, rows: np.ndarray, limit: int) -
 
 
 def _nearest(
-    matcher: Matcher, table: ProfileTable, source: School, eligible: np.ndarray, depth: int
+    matcher: Matcher, table: ProfileTable, query: np.ndarray, eligible: np.ndarray, depth: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``depth`` eligible rows most similar to the source, with their cosines (unordered)."""
+    """The ``depth`` eligible rows most similar to the query vector, with their cosines (unordered)."""
     if len(eligible) == 0:
         return eligible, np.zeros(0, dtype=np.float32)
-    query = matcher.vector(source)
     few = len(eligible) <= max(depth, EXACT_BELOW)
     rows_found, sims_found = [], []
     for side in (HOME_SIDE, FOREIGN_SIDE):
@@ -309,12 +328,11 @@ def _nearest(
         if len(mine) == 0:
             continue
         index = matcher.indexes[SIDE_NAMES[side]]
-        labels = table["label"][mine]
         if few and index.kind != "exact":  # an exact index scans only the allowed rows itself, without copies
             rows_found.append(mine)
-            sims_found.append(index.vectors_at(labels) @ query)
+            sims_found.append(_cosines(matcher, table, query, mine))
         else:
-            sims, hit_labels = index.search_labels(query, depth, labels)
+            sims, hit_labels = index.search_labels(query, depth, table["label"][mine])
             rows_found.append(table.rows_by_label[side][hit_labels])
             sims_found.append(sims)
     rows, sims = np.concatenate(rows_found), np.concatenate(sims_found)

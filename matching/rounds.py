@@ -58,7 +58,7 @@ from matching.reasons import Reason
 from matching.retrieve import SIDE_NAMES, Request, retrieve
 from matching.scoring import reciprocal_score
 from matching.settings import MatchSettings
-from matching.table import FOREIGN_SIDE, HOME_SIDE, ProfileTable, Row
+from matching.table import ProfileTable, Row
 
 if TYPE_CHECKING:  # the plain core below runs without the index and model the engine brings
     from matching.engine import Matcher
@@ -593,13 +593,10 @@ def cohort_candidates(
     by_sides: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for row in rows.tolist():
         by_sides[tuple(matcher.candidate_sides(table.schools[row], settings))].append(row)
-    vectors, order = _table_vectors(matcher, table), _id_order(table)
+    vectors, order = _table_vectors(matcher, table), table.id_order()
     parts = []
     for sides, sources in by_sides.items():
-        on_sides = (
-            table.indexed() if len(sides) == 2 else table.indexed_on(HOME_SIDE if sides == ("home",) else FOREIGN_SIDE)
-        )
-        columns = np.flatnonzero(on_sides & inside)
+        columns = np.flatnonzero(table.indexed_among(sides) & inside)
         if len(columns):
             search = _CohortSearch(matcher, table, columns, vectors, order, per_school, settings)
             parts.extend(search.run(sources))
@@ -614,13 +611,6 @@ def _table_vectors(matcher: Matcher, table: ProfileTable) -> np.ndarray:
         rows = np.flatnonzero(table.indexed_on(side))
         vectors[rows] = matcher.indexes[name].vectors_at(table["label"][rows])
     return vectors
-
-
-def _id_order(table: ProfileTable) -> np.ndarray:
-    """Each row's place in id order: ties between equal scores go to the smaller id, as in retrieve."""
-    order = np.empty(len(table), dtype=np.int64)
-    order[np.argsort(np.array(table.ids))] = np.arange(len(table))
-    return order
 
 
 @dataclass(frozen=True)
@@ -770,7 +760,7 @@ def _edges(
     when exactly one is, else the smaller id) and sorted by (a, b) id, with the values of the record
     whose source comes first by id; the weight adds any priority bonus."""
     table = matcher.table
-    order = _id_order(table)
+    order = table.id_order()
     first = np.argsort(order[found.source], kind="stable")
     source, candidate = found.source[first], found.candidate[first]
     home = table["country"] == table.countries.code(settings.home_country)
@@ -879,12 +869,7 @@ def _why(matcher: Matcher, school_ids: Sequence[str], gathered: RoundCandidates)
         if _CohortSearch._key(source) != current:
             current = _CohortSearch._key(source)
             shared = rule_masks(table, source, settings, day, SuggestionFilters(), [])
-            sides = matcher.candidate_sides(source.school, settings)
-            on_sides = (
-                table.indexed()
-                if len(sides) == 2
-                else table.indexed_on(HOME_SIDE if sides == ["home"] else FOREIGN_SIDE)
-            )
+            on_sides = table.indexed_among(matcher.candidate_sides(source.school, settings))
         same = np.zeros(len(table), dtype=bool)
         same[table.row_of[school_id]] = True
         partners = np.zeros(len(table), dtype=bool)

@@ -18,7 +18,7 @@ from matching.diversify import mmr, pairwise_similarity
 from matching.explain import explain
 from matching.masks import RuleMasks
 from matching.results import Suggestion, SuggestionResult, eliminations
-from matching.retrieve import Candidate, Request, Retrieved, retrieve, shown_pool
+from matching.retrieve import Candidate, Request, Retrieved, retrieve, shown_pool, stored_vectors
 from matching.settings import MatchSettings
 from matching.sources import found_via_reason
 from matching.table import ProfileTable
@@ -37,10 +37,14 @@ def suggest(
 ) -> SuggestionResult:
     """The k best partners for ``source`` with reasons; an empty list with the rules that removed
     every candidate when there is none."""
-    # Candidate objects only for those a list can show; hard wishes reach further down the ranking.
-    shown = None if settings.wishes == "hard" and source.target_countries else shown_pool(k, settings)
-    [found] = retrieve(matcher, [Request(source, k, settings, filters or SuggestionFilters(), depth, limit=shown)])
-    chosen = diversify(matcher, found.ranked, k, settings)
+    # Candidate objects only for those a list can show; hard wishes reach further down the ranking
+    # for candidates of the wished countries.
+    wished = frozenset(source.target_countries) if settings.wishes == "hard" else frozenset()
+    request = Request(
+        source, k, settings, filters or SuggestionFilters(), depth, limit=shown_pool(k, settings), also_from=wished
+    )
+    [found] = retrieve(matcher, [request])
+    chosen = diversify(matcher, found, k, settings)
     if settings.wishes == "hard":
         chosen = wishes.honour_wishes(source, chosen, found.ranked, k)
     suggestions = [suggestion(source, c, settings) for c in chosen]
@@ -92,13 +96,14 @@ def capacity_hints(matcher: Matcher, source: School) -> list[str]:
     ]
 
 
-def diversify(matcher: Matcher, ranked: list[Candidate], k: int, settings: MatchSettings) -> list[Candidate]:
+def diversify(matcher: Matcher, found: Retrieved, k: int, settings: MatchSettings) -> list[Candidate]:
     """MMR over the best :func:`~matching.retrieve.shown_pool`: near-equals from one country or
     profile do not fill the list."""
+    ranked = found.ranked
     if not settings.diversity or len(ranked) <= 1:
         return ranked[:k]
     pool = ranked[: shown_pool(k, settings)]
-    vectors = matcher.vectors([c.school for c in pool])
+    vectors = stored_vectors(matcher, found.table, np.array([c.row for c in pool], dtype=np.int64))
     similarity = pairwise_similarity([c.school.country for c in pool], vectors)
     order = mmr([c.rank_score for c in pool], similarity, k, settings.mmr_lambda)
     return [pool[i] for i in order]

@@ -15,7 +15,7 @@ consistent snapshot for its whole request.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -31,6 +31,8 @@ MODE_BIT: dict[ExchangeMode, int] = {ExchangeMode.VIRTUAL: 1, ExchangeMode.VISIT
 LEVEL_BIT: dict[Level, int] = {level: 1 << n for n, level in enumerate(Level)}
 REMOTENESS_CODE: dict[Remoteness, int] = {r: n for n, r in enumerate(Remoteness)}
 HOME_SIDE, FOREIGN_SIDE = 0, 1
+SIDE_CODES: dict[str, int] = {"home": HOME_SIDE, "foreign": FOREIGN_SIDE}
+"""The engine's side names (its two indexes) and the table's codes for them (the ``side`` column)."""
 
 
 def bits(items: Iterable[Any], table: Mapping[Any, int]) -> int:
@@ -236,6 +238,27 @@ class ProfileTable:
         found = self._derived.get(("indexed", side))
         if found is None:
             found = self._derived[("indexed", side)] = self.indexed() & (self["side"] == side)
+        return found
+
+    def indexed_among(self, sides: Collection[str]) -> np.ndarray:
+        """:meth:`indexed` rows on the named sides ("home", "foreign"): the candidates a source
+        whose partners may come from those sides examines."""
+        codes = {SIDE_CODES[side] for side in sides}
+        if len(codes) == 2:
+            return self.indexed()
+        if not codes:
+            return np.zeros(len(self), dtype=bool)
+        [side] = codes
+        return self.indexed_on(side)
+
+    def id_order(self) -> np.ndarray:
+        """Each row's place in id order (ties between equal scores go to the smaller id), worked out
+        once per table."""
+        found = self._derived.get("id_order")
+        if found is None:
+            found = np.empty(len(self), dtype=np.int64)
+            found[np.argsort(np.array(self.ids))] = np.arange(len(self))
+            self._derived["id_order"] = found
         return found
 
     def full(self) -> np.ndarray:

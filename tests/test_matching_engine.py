@@ -329,3 +329,35 @@ def test_pair_checker_gives_check_pairs_verdicts(base: Matcher, filters: Suggest
         verdicts = [checker(candidate) for candidate in schools]
         assert verdicts == [check_pair(source, candidate, ctx) for candidate in schools]
         assert len(checker._profiles) < len(schools)  # verdicts were shared, not recomputed per school
+
+
+def test_a_limited_request_keeps_the_wished_countries_candidates_below_the_limit(base: Matcher) -> None:
+    """``also_from``: the best ``limit`` and, below them, every ranked candidate of those countries,
+    in the order the whole ranking gives; hard wishes read them, so the list equals the unlimited one's."""
+    from matching.retrieve import Request, retrieve
+    from matching.wishes import honour_wishes
+
+    sources = [s for s in base.schools.values() if s.active and s.target_countries][:20]
+    for source in sources:
+        wished = frozenset(source.target_countries)
+        full, limited = retrieve(
+            base,
+            [
+                Request(source, 10, SETTINGS, depth=200),
+                Request(source, 10, SETTINGS, depth=200, limit=12, also_from=wished),
+            ],
+        )
+        expected = [c.school.id for n, c in enumerate(full.ranked) if n < 12 or c.school.country in wished]
+        assert [c.school.id for c in limited.ranked] == expected
+        assert all(base.table.row_of[c.school.id] == c.row for c in limited.ranked)
+        ids = [[c.school.id for c in honour_wishes(source, r.ranked[:10], r.ranked, 10)] for r in (full, limited)]
+        assert ids[0] == ids[1]
+
+
+def test_rows_on_a_sides_and_id_order(base: Matcher) -> None:
+    table = base.table
+    home, foreign = table.indexed_among(["home"]), table.indexed_among(["foreign"])
+    assert not (home & foreign).any() and ((home | foreign) == table.indexed_among(["home", "foreign"])).all()
+    assert {table.ids[r] for r in home.nonzero()[0]} == set(base.indexes["home"].ids())
+    order = table.id_order()
+    assert [table.ids[r] for r in sorted(range(len(table)), key=lambda r: order[r])] == sorted(table.ids)
