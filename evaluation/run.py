@@ -476,10 +476,14 @@ def evaluate_split(
 def train_split_ranker(
     matcher: Matcher, split: Split, settings: EvaluationSettings, say: Progress
 ) -> RankerModel | None:
-    """The ranker trained on the split's training partnerships only (None when they are too few)."""
+    """The ranker trained on the split's training partnerships only (None when they are too few), its
+    positives hidden from them the way the split hides its own: the newest on the time split, a
+    random share of the pairs on the random split."""
     started = time.perf_counter()
     try:
-        model = train(matcher, split.train, TrainingSettings(seed=settings.seed))
+        model = train(
+            matcher, split.train, TrainingSettings(holdout="time" if split.cutoff else "random", seed=settings.seed)
+        )
     except InsufficientHistory as exc:
         say(f"  {split.name}: no ranker ({exc})")
         return None

@@ -6,9 +6,14 @@ load and last new partnership, and partnership counts between regions and betwee
 ``transform`` then gives one row per candidate of one source at once, with NumPy and sparse
 matrix products rather than a loop over candidates, so a request can score every candidate.
 
-Every feature is symmetric in the two schools: a directed quantity (fit a→b and b→a, each side's
-degree) enters as the min and max of its two directions, so the row for (a, b) equals the row for
-(b, a). A trained ranker then scores a pair, not a direction, as a partnership is a match for both.
+Every feature is symmetric in the two schools, yet keeps which side a directed quantity (fit
+a→b and b→a, each side's degree, one side's partners in the other's region) belongs to: the pair
+is oriented by a canonical side, the home-country school, and each directed quantity enters as
+its value on the home side and on the other side. When both schools or neither are in the home
+country the school with the smaller id is the "home" side, so the row for (a, b) always equals
+the row for (b, a). A trained ranker then scores a pair, not a direction, as a partnership is a
+match for both, and still tells "the foreign school has partners in my county" from "I have
+partners in its region" (min and max of the two would not).
 
 Nothing here reads a partnership that ``fit`` was not given: the evaluation fits on each split's
 training part only, and a test checks that a held-out partnership changes no feature.
@@ -19,7 +24,7 @@ candidate, as the engine computes anyway); this module adds what the history say
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -27,6 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from data.schema import Partnership, School
+from data.taxonomies import HOME_COUNTRY_DEFAULT
 from matching.arrays import ArrayScores
 from matching.scoring import PairScore
 from matching.table import ProfileTable, Row, popcount
@@ -43,10 +49,10 @@ class Feature:
 
 
 def _both(name: str, en: str, zh: str) -> list[Feature]:
-    """A directed quantity as its weaker and its stronger side."""
+    """A directed quantity on the pair's home side and on its other side (see the module docstring)."""
     return [
-        Feature(f"{name}_min", f"{en} (weaker side)", f"{zh}（較弱的一方）"),
-        Feature(f"{name}_max", f"{en} (stronger side)", f"{zh}（較強的一方）"),
+        Feature(f"{name}_home", f"{en} (home-country school)", f"{zh}（本國學校）"),
+        Feature(f"{name}_other", f"{en} (partner school)", f"{zh}（夥伴學校）"),
     ]
 
 
@@ -62,15 +68,23 @@ FIT_TEXT: dict[str, tuple[str, str]] = {
 FEATURES: tuple[Feature, ...] = (
     *[f for name in FIT_COMPONENTS for f in _both(f"fit_{name}", *FIT_TEXT[name])],
     *_both("fit", "overall profile fit", "整體條件契合度"),
+    Feature("reciprocal", "profile fit both ways", "雙方條件都契合"),
     Feature("similarity", "similar profiles", "相似的學校簡介"),
     Feature("region_pair_rate", "schools of these two regions often partner", "這兩個地區的學校經常結盟"),
+    Feature("region_pair_count", "partnerships between these two regions", "這兩個地區之間的結盟數"),
     *_both(
         "region_country_rate",
-        "schools of one's region often partner with the other's country",
-        "一方地區的學校常與另一方國家的學校結盟",
+        "schools of its region often partner with the other's country",
+        "其所在地區的學校常與另一方國家的學校結盟",
+    ),
+    *_both(
+        "region_country_count",
+        "partnerships between its region and the other's country",
+        "其所在地區與另一方國家之間的結盟數",
     ),
     Feature("country_pair_rate", "schools of these two countries often partner", "這兩個國家的學校經常結盟"),
     *_both("region_partners", "partners already in the other's region", "在對方地區已有夥伴學校"),
+    Feature("adamic_adar", "partners in common", "有共同的夥伴學校"),
     Feature("paths3", "partners of your partners' peers", "夥伴的夥伴所合作的學校"),
     Feature("adamic_adar_l3", "close in the partnership network", "在結盟網絡中關係緊密"),
     *_both("degree", "partnerships so far", "過去的結盟數"),
@@ -90,9 +104,30 @@ SMOOTHING = 1.0
 """Pseudo-count added to observed and expected partnership counts: an unseen pair of regions reads 0."""
 
 
-def _sym(forward: np.ndarray, backward: np.ndarray) -> list[np.ndarray]:
-    """The weaker and the stronger of two directions; NaN (unknown) only where both are."""
-    return [np.fmin(forward, backward), np.fmax(forward, backward)]
+def _oriented(on_source: np.ndarray, on_candidate: np.ndarray, source_home: np.ndarray) -> list[np.ndarray]:
+    """A directed quantity's value on the pair's home side and on its other side, from its value on
+    the source's side and on the candidate's (``source_home``: the source is the home side)."""
+    on_source = np.broadcast_to(np.asarray(on_source, dtype=float), source_home.shape)
+    on_candidate = np.broadcast_to(np.asarray(on_candidate, dtype=float), source_home.shape)
+    return [np.where(source_home, on_source, on_candidate), np.where(source_home, on_candidate, on_source)]
+
+
+def source_is_home(
+    source_id: str, source_home: bool, candidate_home: np.ndarray, ids_at: Callable[[np.ndarray], Sequence[str]]
+) -> np.ndarray:
+    """Per candidate, whether the source is the pair's home side: the home-country school, or the
+    smaller id when both schools or neither are in the home country (``ids_at`` gives the
+    candidates' ids at those positions only). Either school of a pair gets the opposite answer.
+
+    >>> ids = ["my-a", "tw-a", "tw-c"]
+    >>> source_is_home("tw-b", True, np.array([False, True, True]), lambda at: [ids[n] for n in at]).tolist()
+    [True, False, True]
+    """
+    out = np.full(len(candidate_home), source_home)
+    tied = np.flatnonzero(candidate_home == source_home)
+    if len(tied):
+        out[tied] = np.array(ids_at(tied), dtype=object) > source_id
+    return out
 
 
 def log_lift(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -129,11 +164,14 @@ class PairFeatures:
         partnerships: Sequence[Partnership],
         as_of: date,
         responsiveness: Mapping[str, float] | None = None,
+        home_country: str = HOME_COUNTRY_DEFAULT,
     ) -> PairFeatures:
         """Read the history as it stood on ``as_of``: partnerships that started later are ignored.
 
-        ``responsiveness`` maps a school to its share of invitations answered (0.5 when unknown)."""
+        ``responsiveness`` maps a school to its share of invitations answered (0.5 when unknown);
+        ``home_country`` orients each pair (see the module docstring)."""
         self.as_of_ = as_of
+        self.home_country_ = home_country
         self.row_ = {s.id: i for i, s in enumerate(schools)}
         n = len(schools)
         seen = [p for p in partnerships if p.start_date < as_of and p.school_a in self.row_ and p.school_b in self.row_]
@@ -191,12 +229,20 @@ class PairFeatures:
         languages, sdgs = set(source.languages_exchange), set(source.sdgs)
         shared_languages = [languages & set(c.languages_exchange) for c in candidates]
         shared_sdgs = np.array([len(sdgs & set(c.sdgs)) for c in candidates], dtype=float)
+        candidate_home = np.array([c.country == self.home_country_ for c in candidates])
         return self._assemble(
             source,
             np.array([self.row_.get(c.id, -1) for c in candidates], dtype=np.int64),
+            source_is_home(
+                source.id,
+                source.country == self.home_country_,
+                candidate_home,
+                lambda at: [candidates[n].id for n in at],
+            ),
             forward={c: np.array([s.forward.components[c] for s in scores]) for c in FIT_COMPONENTS},
             backward={c: np.array([s.backward.components[c] for s in scores]) for c in FIT_COMPONENTS},
             fits=(np.array([s.forward.value for s in scores]), np.array([s.backward.value for s in scores])),
+            reciprocal=np.array([s.reciprocal for s in scores]),
             similarity=np.array([s.similarity for s in scores]),
             lat=np.array([np.nan if c.latitude is None else c.latitude for c in candidates]),
             lon=np.array([np.nan if c.longitude is None else c.longitude for c in candidates]),
@@ -217,12 +263,20 @@ class PairFeatures:
         languages = table["languages_exchange"][rows] & source.languages_exchange
         english = table.languages.bitset(["en"], languages.shape[1])
         sdgs = table["sdgs"][rows]
+        candidate_home = table["country"][rows] == table.countries.code(self.home_country_)
         return self._assemble(
             source.school,
             self.rows_in(table)[rows],
+            source_is_home(
+                source.school.id,
+                source.school.country == self.home_country_,
+                candidate_home,
+                lambda at: [table.ids[r] for r in rows[at]],
+            ),
             forward={c: np.broadcast_to(scores.forward_components[c], len(rows)) for c in FIT_COMPONENTS},
             backward={c: np.broadcast_to(scores.backward_components[c], len(rows)) for c in FIT_COMPONENTS},
             fits=(scores.forward, scores.backward),
+            reciprocal=scores.reciprocal,
             similarity=np.asarray(similarity, dtype=float),
             lat=table["latitude"][rows],
             lon=table["longitude"][rows],
@@ -248,10 +302,12 @@ class PairFeatures:
         self,
         source: School,
         rows: np.ndarray,
+        home: np.ndarray,
         *,
         forward: Mapping[str, np.ndarray],
         backward: Mapping[str, np.ndarray],
         fits: tuple[np.ndarray, np.ndarray],
+        reciprocal: np.ndarray,
         similarity: np.ndarray,
         lat: np.ndarray,
         lon: np.ndarray,
@@ -261,14 +317,18 @@ class PairFeatures:
         union_sdgs: np.ndarray,
     ) -> np.ndarray:
         """The feature columns from what the profiles give (per candidate) and what the history gives
-        (read here at the candidates' fit ``rows``, -1 for a school the history did not know)."""
+        (read here at the candidates' fit ``rows``, -1 for a school the history did not know);
+        ``home``: per candidate, whether the source is the pair's home side."""
         n = len(rows)
         columns: dict[str, np.ndarray] = {}
+
+        def directed(name: str, on_source: np.ndarray | float, on_candidate: np.ndarray | float) -> None:
+            columns[f"{name}_home"], columns[f"{name}_other"] = _oriented(on_source, on_candidate, home)
+
         for name in FIT_COMPONENTS:
-            columns[f"fit_{name}_min"], columns[f"fit_{name}_max"] = _sym(
-                np.asarray(forward[name], dtype=float), np.asarray(backward[name], dtype=float)
-            )
-        columns["fit_min"], columns["fit_max"] = _sym(*fits)
+            directed(f"fit_{name}", forward[name], backward[name])
+        directed("fit", *fits)
+        columns["reciprocal"] = np.asarray(reciprocal, dtype=float)
         columns["similarity"] = similarity
 
         u = self.row_.get(source.id, -1)
@@ -281,17 +341,27 @@ class PairFeatures:
         def lift(counts: np.ndarray, ends_a: np.ndarray, ends_b: np.ndarray) -> np.ndarray:
             return np.where(known, log_lift(counts, ends_a * ends_b / self.total_), 0.0)
 
+        def known_only(values: np.ndarray) -> np.ndarray:
+            return np.where(known, values, 0.0)
+
         if src_region >= 0:
+            pair_counts = self.region_pairs_[src_region, cand_region]
             columns["region_pair_rate"] = lift(
-                self.region_pairs_[src_region, cand_region],
-                self.region_ends_[src_region],
-                self.region_ends_[cand_region],
+                pair_counts, self.region_ends_[src_region], self.region_ends_[cand_region]
             )
+            columns["region_pair_count"] = known_only(pair_counts)
         else:
-            columns["region_pair_rate"] = np.zeros(n)
-        mine = self.region_country_lift(src_region, cand_country, known)
-        theirs = self.region_country_lift_rev(cand_region, src_country, known)
-        columns["region_country_rate_min"], columns["region_country_rate_max"] = _sym(mine, theirs)
+            columns["region_pair_rate"] = columns["region_pair_count"] = np.zeros(n)
+        directed(
+            "region_country_rate",
+            self.region_country_lift(src_region, cand_country, known),
+            self.region_country_lift_rev(cand_region, src_country, known),
+        )
+        directed(
+            "region_country_count",
+            known_only(self.region_country_[src_region, cand_country]) if src_region >= 0 else np.zeros(n),
+            known_only(self.region_country_[cand_region, src_country]) if src_country >= 0 else np.zeros(n),
+        )
         columns["country_pair_rate"] = (
             lift(
                 self.country_pairs_[src_country, cand_country],
@@ -302,20 +372,15 @@ class PairFeatures:
             else np.zeros(n)
         )
         P = self.partners_by_region_
-        to_mine = np.asarray(P[:, src_region].todense()).ravel()[v] if src_region >= 0 else np.zeros(n)
-        to_theirs = (
-            np.asarray(P[u, :].todense()).ravel()[cand_region] if u >= 0 else np.zeros(n)
-        )  # source's partners in each candidate's region
-        columns["region_partners_min"], columns["region_partners_max"] = _sym(
-            np.where(known, to_mine, 0.0), np.where(known, to_theirs, 0.0)
+        directed(
+            "region_partners",  # each side's partners in the other side's region
+            known_only(np.asarray(P[u, :].todense()).ravel()[cand_region]) if u >= 0 else np.zeros(n),
+            known_only(np.asarray(P[:, src_region].todense()).ravel()[v]) if src_region >= 0 else np.zeros(n),
         )
-        paths, l3 = self.three_paths(u)
-        columns["paths3"] = np.where(known, paths[v], 0.0) if u >= 0 else np.zeros(n)
-        columns["adamic_adar_l3"] = np.where(known, l3[v], 0.0) if u >= 0 else np.zeros(n)
-
-        def side(values: np.ndarray, default: float) -> tuple[np.ndarray, np.ndarray]:
-            own = values[u] if u >= 0 else default
-            return np.full(n, own, dtype=float), np.where(known, values[v], default)
+        common, paths, l3 = self.paths(u)
+        columns["adamic_adar"] = known_only(common[v])
+        columns["paths3"] = known_only(paths[v])
+        columns["adamic_adar_l3"] = known_only(l3[v])
 
         for name, values, default in (
             ("degree", np.log1p(self.degree_), 0.0),
@@ -323,7 +388,7 @@ class PairFeatures:
             ("days_since_new", self.days_since_new_, np.nan),
             ("responsiveness", self.responsiveness_, 0.5),
         ):
-            columns[f"{name}_min"], columns[f"{name}_max"] = _sym(*side(values, default))
+            directed(name, values[u] if u >= 0 else default, np.where(known, values[v], default))
         src_lat = np.nan if source.latitude is None else source.latitude
         src_lon = np.nan if source.longitude is None else source.longitude
         columns["distance_km"] = haversine_km(np.full(n, src_lat), np.full(n, src_lon), lat, lon)
@@ -352,19 +417,23 @@ class PairFeatures:
         expected = self.region_ends_[regions] * self.country_ends_[country] / self.total_
         return np.where(known, log_lift(counts, expected), 0.0)
 
-    def three_paths(self, u: int) -> tuple[np.ndarray, np.ndarray]:
-        """Walks u – x – y – v to every school: their count (A³), and Adamic–Adar over them (each
-        weighted 1/sqrt(ln deg x · ln deg y), as in Kovács et al.'s L3 predictor). Both are
-        symmetric matrices, so (u, v) and (v, u) agree; for a pair not yet partnered every such
-        walk is a path, as in :func:`evaluation.baselines.adamic_adar_l3_scores`."""
+    def paths(self, u: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """From u to every school: Adamic–Adar over common partners (u – x – v, each weighted
+        1/ln deg x, as networkx's; 0 between the two sides of a bipartite history), the count of
+        walks u – x – y – v (A³), and Adamic–Adar over them (each weighted 1/sqrt(ln deg x · ln deg y),
+        as in Kovács et al.'s L3 predictor). All are symmetric matrices, so (u, v) and (v, u) agree;
+        for a pair not yet partnered every such walk is a path, as in
+        :func:`evaluation.baselines.adamic_adar_l3_scores`."""
         n = self.adjacency_.shape[0]
         if u < 0:
-            return np.zeros(n), np.zeros(n)
+            return np.zeros(n), np.zeros(n), np.zeros(n)
         A = self.adjacency_
         start = np.asarray(A[u].todense()).ravel()
+        inverse_log = np.where(self.degree_ >= 2, 1 / np.log(np.maximum(self.degree_, 2)), 0.0)
+        common = A @ (start * inverse_log)
         walk2 = A @ start
         weighted2 = (A @ (start * self.l3_weight_)) * self.l3_weight_
-        return A @ walk2, A @ weighted2
+        return common, A @ walk2, A @ weighted2
 
 
 def _pair_counts(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:

@@ -4,14 +4,18 @@ Hand-set fit weights cannot know how a given alliance forms partnerships (county
 referrals through partners, favourite countries, shared themes); its history can. The ranker is
 trained the way it will be used:
 
-1. pick a cut-off inside the history (by default the last ``positive_share`` of partnerships by
-   start date lie after it) and rebuild the network as it stood that day;
-2. every school that started a partnership after the cut-off asks, as a query, for candidates in
-   that old network: every school eligible then (the engine's own masks and array scores), as
-   the service ranks every eligible school;
-3. candidates it went on to partner with are positives; of the other eligible ones, the near
-   misses by each ranking signal and a random sample are the negatives;
-4. :class:`~matching.features.PairFeatures` (fitted on the history before the cut-off only)
+1. hide part of the history: by default (``holdout="time"``) pick a cut-off inside it (the last
+   ``positive_share`` of partnerships by start date lie after it) and rebuild the network as it
+   stood that day, which is what the service does: predict the partnerships still to come; with
+   ``holdout="random"`` hide a seeded ``positive_share`` of the pairs instead (whole pairs, the
+   rest as recorded), which is the task of finding the missing links of a network, as the
+   evaluation's random split asks;
+2. every school with a hidden partnership asks, as a query, for candidates in the network that
+   is left: every school eligible there (the engine's own masks and array scores), as the
+   service ranks every eligible school;
+3. candidates it did partner with are positives; of the other eligible ones, the near misses by
+   each ranking signal and a random sample are the negatives;
+4. :class:`~matching.features.PairFeatures` (fitted on the network that is left only)
    describes each pair, symmetric in the two schools, and a scikit-learn
    ``HistGradientBoostingClassifier`` learns P(partnership | pair).
 
@@ -38,7 +42,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import joblib
 import numpy as np
@@ -57,7 +61,7 @@ from matching.retrieve import Request, pool
 from matching.settings import MatchSettings, RebalanceWeights
 from matching.table import ProfileTable, Row
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bumped when the saved model's features or layout change: an older file is then ignored."""
 RANKER_DIR = "ranker"
 MIN_PARTNERSHIPS = 150
@@ -77,7 +81,14 @@ NEUTRAL_REBALANCING = RebalanceWeights(
 """Every graph factor is 1 for a candidate with room (a full one fails the capacity rule anyway)."""
 
 
-HARD_NEGATIVE_SIGNALS = ("similarity", "adamic_adar_l3", "region_partners_max", "region_country_rate_max")
+HARD_NEGATIVE_SIGNALS = (
+    "similarity",
+    "adamic_adar_l3",
+    "region_partners_home",
+    "region_partners_other",
+    "region_country_rate_home",
+    "region_country_rate_other",
+)
 """Features by which a simple ranker would already rank candidates (each a baseline's own signal)."""
 
 
@@ -87,8 +98,11 @@ class InsufficientHistory(ValueError):
 
 @dataclass(frozen=True)
 class TrainingSettings:
+    holdout: Literal["time", "random"] = "time"
+    """How the positives are hidden from the network they are learned in (see the module docstring):
+    the newest partnerships (the service's task), or a random share of the pairs."""
     positive_share: float = 0.25
-    """Share of the history, newest by start date, whose partnerships are the positives."""
+    """Share of the history (newest by start date, or a random sample of pairs) whose partnerships are the positives."""
     hard_negatives: int = 20
     """Per query, the eligible non-partners ranked highest by the hand-weighted score and by each of
     :data:`HARD_NEGATIVE_SIGNALS`: the near misses a ranker must tell apart."""
@@ -96,8 +110,19 @@ class TrainingSettings:
     """Other eligible non-partners per query, at random: every eligible school is ranked in service."""
     max_queries: int = 600
     """Queries sampled (seeded) per window when more started a partnership in it: bounds training time."""
-    windows: int = 1
-    """Cut-offs trained from, each a window of ``positive_share`` of the history back from the last."""
+    windows: int | None = None
+    """Hidden parts trained from: by time, each a window of ``positive_share`` of the history back
+    from the last; at random, disjoint samples of ``positive_share`` of the pairs. None: one by
+    time (older windows added little on the generated worlds), and at random as many as hide every
+    pair once (4 at a share of 0.25; on the 2k worlds' random splits 1 part gave recall@10 0.146 /
+    0.242, 2 parts 0.186 / 0.293)."""
+
+    @property
+    def parts(self) -> int:
+        if self.windows is not None:
+            return self.windows
+        return max(1, round(1 / self.positive_share)) if self.holdout == "random" else 1
+
     validation_share: float = 0.2
     seed: int = 7
 
@@ -114,7 +139,18 @@ class TrainingSet:
     reciprocal: np.ndarray
     """The hand-weighted reciprocal score of each row, to compare with."""
     cutoff: date
+    """The day the first hidden part's features read the history as of."""
     queries: int
+
+
+@dataclass(frozen=True)
+class Window:
+    """One hidden part of the history: the network left (as it stood on ``day``) and the hidden
+    partnerships, whose pairs are the positives."""
+
+    seen: list[Partnership]
+    day: date
+    hidden: list[Partnership]
 
 
 def as_of(partnerships: Sequence[Partnership], day: date) -> list[Partnership]:
@@ -140,59 +176,90 @@ def _check_history(partnerships: Sequence[Partnership]) -> None:
         )
 
 
-def training_set(matcher: Matcher, partnerships: Sequence[Partnership], settings: TrainingSettings) -> TrainingSet:
-    """Queries, candidates and labels from the network as it stood on inner cut-offs (see module doc).
-
-    The newest window's partnerships (the last ``positive_share``) are the positives of the latest
-    cut-off; each of the ``windows - 1`` earlier windows of the same share gives more examples from
-    the network of its own start day, when it holds enough partnerships."""
-    _check_history(partnerships)
-    cutoffs = [training_cutoff(partnerships, settings.positive_share * (i + 1)) for i in range(settings.windows)]
-    rng = np.random.default_rng(settings.seed)
-    parts: list[list[np.ndarray]] = [[], [], [], [], []]
-    for number, cutoff in enumerate(cutoffs):
-        until = cutoffs[number - 1] if number else None
-        later = [p for p in partnerships if p.start_date >= cutoff and (until is None or p.start_date < until)]
-        if len(later) < MIN_POSITIVES:
-            if number == 0:
+def windows(partnerships: Sequence[Partnership], settings: TrainingSettings) -> list[Window]:
+    """The parts of the history hidden to learn from (see :class:`TrainingSettings`); a part with
+    fewer than :data:`MIN_POSITIVES` partnerships ends the list (refused if it is the first)."""
+    if settings.holdout == "random":
+        parts = _random_parts(partnerships, settings)
+    else:
+        parts = _time_parts(partnerships, settings)
+    out = []
+    for part in parts:
+        if len(part.hidden) < MIN_POSITIVES:
+            if not out:
                 raise InsufficientHistory(
-                    f"partnerships: fewer than {MIN_POSITIVES} began after the training cut-off {cutoff}; "
+                    f"partnerships: fewer than {MIN_POSITIVES} hidden as of {part.day} to learn from; "
                     "the hand-weighted score is used"
                 )
             break
-        for part, block in zip(parts, _window(matcher, partnerships, cutoff, later, settings, rng), strict=True):
+        out.append(part)
+    return out
+
+
+def _time_parts(partnerships: Sequence[Partnership], settings: TrainingSettings) -> list[Window]:
+    """Newest first: the network on each cut-off day, and what started between it and the next one."""
+    cutoffs = [training_cutoff(partnerships, settings.positive_share * (i + 1)) for i in range(settings.parts)]
+    return [
+        Window(
+            as_of(partnerships, cutoff),
+            cutoff,
+            [p for p in partnerships if p.start_date >= cutoff and (not number or p.start_date < cutoffs[number - 1])],
+        )
+        for number, cutoff in enumerate(cutoffs)
+    ]
+
+
+def _random_parts(partnerships: Sequence[Partnership], settings: TrainingSettings) -> list[Window]:
+    """Disjoint seeded samples of the pairs, each hidden whole (a renewal cannot give the answer
+    away), the rest of the history as recorded, read as of the day after its last start."""
+    pairs = sorted({p.pair for p in partnerships})
+    random.Random(settings.seed).shuffle(pairs)
+    size = max(1, round(settings.positive_share * len(pairs)))
+    today = max(p.start_date for p in partnerships) + timedelta(days=1)
+    parts = []
+    for number in range(min(settings.parts, len(pairs) // size)):
+        hidden = set(pairs[number * size : (number + 1) * size])
+        seen = [p for p in partnerships if p.pair not in hidden]
+        parts.append(Window(seen, today, [p for p in partnerships if p.pair in hidden]))
+    return parts
+
+
+def training_set(matcher: Matcher, partnerships: Sequence[Partnership], settings: TrainingSettings) -> TrainingSet:
+    """Queries, candidates and labels from each hidden part of the history (see :func:`windows`)."""
+    _check_history(partnerships)
+    parts_of_history = windows(partnerships, settings)
+    rng = np.random.default_rng(settings.seed)
+    parts: list[list[np.ndarray]] = [[], [], [], [], []]
+    for window in parts_of_history:
+        for part, block in zip(parts, _window(matcher, window, settings, rng), strict=True):
             part.extend(block)
     X, labels, queries, weights, reciprocal = parts
     if not X:
-        raise InsufficientHistory(f"partnerships: none that began after {cutoffs[0]} was between schools eligible then")
+        raise InsufficientHistory(
+            f"partnerships: none of those hidden as of {parts_of_history[0].day} was between schools eligible then"
+        )
     return TrainingSet(
         np.vstack(X),
         np.concatenate(labels).astype(int),
         np.concatenate([np.full(len(q), n) for n, q in enumerate(queries)]),
         np.concatenate(weights),
         np.concatenate(reciprocal),
-        cutoffs[0],
+        parts_of_history[0].day,
         len(X),
     )
 
 
 def _window(
-    matcher: Matcher,
-    partnerships: Sequence[Partnership],
-    cutoff: date,
-    later: Sequence[Partnership],
-    settings: TrainingSettings,
-    rng: np.random.Generator,
+    matcher: Matcher, window: Window, settings: TrainingSettings, rng: np.random.Generator
 ) -> tuple[list[np.ndarray], ...]:
-    """One cut-off's examples (feature rows, labels, a query marker, weights, reciprocal scores per
-    query): ``matcher``'s graph is replaced by the one of the cut-off day, so the rules and features
-    see nothing that happened later; each query's candidates are every school eligible then (the
-    engine's own masks and array scores), its ``later`` partners the positives."""
-    before = as_of(partnerships, cutoff)
+    """One hidden part's examples (feature rows, labels, a query marker, weights, reciprocal scores
+    per query): ``matcher``'s graph is replaced by the network left, so the rules and features see
+    no hidden partnership; each query's candidates are every school eligible then (the engine's own
+    masks and array scores), its hidden partners the positives."""
     schools = list(matcher.schools.values())
     then = replace(
         matcher,
-        partnerships=graph.build_partnership_graph(schools, before),
+        partnerships=graph.build_partnership_graph(schools, window.seen),
         pending={},
         history={},
         exposure=None,
@@ -200,13 +267,13 @@ def _window(
         table=None,  # made anew from that day's partnerships: the loads and free places of then
     )
     future: dict[str, set[str]] = defaultdict(set)
-    for p in later:
+    for p in window.hidden:
         future[p.school_a].add(p.school_b)
         future[p.school_b].add(p.school_a)
     queries = sorted(q for q in future if q in then.schools and then.schools[q].active)
     if len(queries) > settings.max_queries:
         queries = sorted(random.Random(settings.seed).sample(queries, settings.max_queries))
-    features = PairFeatures().fit(schools, before, cutoff)
+    features = PairFeatures().fit(schools, window.seen, window.day, home_country=matcher.settings.home_country)
     pool_settings = without_rebalancing(then.settings)
     table = then.table
     out: tuple[list[np.ndarray], ...] = ([], [], [], [], [])
@@ -402,7 +469,9 @@ def train(
     built = time.perf_counter() - started
     ranker, figures = fit_validated(data, settings, ranker)
     today = max(p.start_date for p in partnerships) + timedelta(days=1)
-    features = PairFeatures().fit(list(matcher.schools.values()), partnerships, today)
+    features = PairFeatures().fit(
+        list(matcher.schools.values()), partnerships, today, home_country=matcher.settings.home_country
+    )
     return RankerModel(
         ranker,
         features,
@@ -410,6 +479,7 @@ def train(
             "format": FORMAT_VERSION,
             "features": list(FEATURE_NAMES),
             "partnerships": len(partnerships),
+            "holdout": settings.holdout,
             "cutoff": data.cutoff.isoformat(),
             "queries": data.queries,
             "rows": len(data.y),

@@ -46,7 +46,7 @@ def source_scores(features: PairFeatures, table: ProfileTable, source: Row, rows
     u = features.row_.get(school.id, -1)
     graph = np.zeros(len(rows))
     if u >= 0:
-        graph = np.where(known, features.three_paths(u)[1][v], 0.0)
+        graph = np.where(known, features.paths(u)[2][v], 0.0)
     region = features.regions_.get(f"{school.country}:{school.region or ''}", -1)
     country = features.countries_.get(school.country, -1)
     lift = np.maximum(

@@ -270,6 +270,7 @@ def test_the_split_ranker_sees_no_held_out_partnership(
     matcher = build_matcher(schools, split.train, module_embedder, MatchSettings())
     model = train_split_ranker(matcher, split, settings, lambda _message: None)
     assert model is not None
+    assert model.metadata["holdout"] == name  # its positives hidden the way the split hides its own
     features = model.pair_features
     held = sorted({p.pair for p in split.held_out} - {p.pair for p in split.train})
     assert held

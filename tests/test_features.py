@@ -96,7 +96,7 @@ def test_unknown_source_and_empty_candidates(matcher: Matcher, make_school: Any)
     source = make_school(id="tw-new")
     candidate = next(s for s in matcher.schools.values() if s.country != "TW")
     row = features.transform(source, [candidate], [matcher.score_pair(source, candidate)[1]])
-    assert row[0, COLUMN["paths3"]] == 0 and row[0, COLUMN["degree_min"]] == 0
+    assert row[0, COLUMN["paths3"]] == 0 and row[0, COLUMN["degree_home"]] == 0
 
 
 def test_feature_names_are_unique() -> None:

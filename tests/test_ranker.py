@@ -22,6 +22,7 @@ from matching.ranker import (
     load_ranker,
     save_ranker,
     train,
+    windows,
     without_rebalancing,
 )
 from matching.retrieve import Request, pool
@@ -53,6 +54,27 @@ def test_training_reports_validation_and_importance(model: RankerModel) -> None:
 def test_a_tiny_history_is_refused(matcher: Matcher, small_world: Any) -> None:
     with pytest.raises(InsufficientHistory, match=str(MIN_PARTNERSHIPS)):
         train(matcher, small_world.partnerships[: MIN_PARTNERSHIPS - 1], FAST)
+
+
+@pytest.mark.parametrize("holdout", ["time", "random"])
+def test_hidden_parts_never_reach_the_network_they_are_learned_in(small_world: Any, holdout: str) -> None:
+    """Each hidden part's partnerships are its positives; the network left holds none of their
+    pairs (random: whole pairs, disjoint parts) or nothing that started on or after its day (time)."""
+    history = small_world.partnerships
+    parts = windows(history, TrainingSettings(holdout=holdout, windows=2))
+    assert len(parts) == 2
+    for part in parts:
+        hidden = {p.pair for p in part.hidden}
+        assert hidden and not hidden & {p.pair for p in part.seen}
+        if holdout == "time":
+            assert all(p.start_date >= part.day for p in part.hidden)
+            assert all(p.start_date < part.day for p in part.seen)
+        else:
+            assert len(part.seen) + len(part.hidden) == len(history)
+            assert all(p.start_date < part.day for p in history)
+    if holdout == "random":
+        first, second = ({p.pair for p in part.hidden} for part in parts)
+        assert not first & second
 
 
 def test_saved_versions_load_with_the_same_scores(model: RankerModel, matcher: Matcher, tmp_path: Path) -> None:
