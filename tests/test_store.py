@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -418,3 +418,11 @@ def test_concurrent_writers_and_readers_lose_nothing(store: Store, store_url: st
     assert seqs == sorted(set(seqs)), "the follower saw every change once, in order"
     assert sorted(sid for _, sid, op in seen_changes if op == "create") == sorted(expected)
     assert len(seen_changes) == len(expected) + len(plans)
+
+
+def test_ids_made_in_one_millisecond_still_sort_by_creation(store: Store) -> None:
+    """Two rounds stored in the same millisecond listed in random order (a flaky failure on main)."""
+    same_instant = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    jobs = [store.create_round_job(now=same_instant) for _ in range(20)]
+    assert sorted(job.id for job in jobs) == [job.id for job in jobs]
+    assert len({job.id for job in jobs}) == len(jobs)

@@ -4,6 +4,7 @@ values are prepared before a write opens."""
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -434,7 +435,12 @@ class Store:
             return stats.summary(conn)
 
 
+_CREATED = itertools.count()
+"""This process's creation order: it breaks ties between ids made in the same millisecond."""
+
+
 def _sortable_id(prefix: str, now: datetime) -> str:
-    """An id that sorts by creation time (milliseconds, fixed-width hex) and is unique with a
-    random tail, e.g. round-018f3a2b4c5d-9e1f2a: newest first is id descending, oldest first ascending."""
-    return f"{prefix}-{int(now.timestamp() * 1000):012x}-{secrets.token_hex(3)}"
+    """An id that sorts by creation time (milliseconds, fixed-width hex), then by this process's
+    creation order, and is unique with a random tail, e.g. round-018f3a2b4c5d-00002a9e1f2a: newest
+    first is id descending, oldest first ascending, also for two made in one millisecond."""
+    return f"{prefix}-{int(now.timestamp() * 1000):012x}-{next(_CREATED) % 16**6:06x}{secrets.token_hex(3)}"
