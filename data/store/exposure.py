@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from data.store.engine import chunks, upsert
+from data.store.engine import upsert
 from data.tables import exposure, meta
 
 ORIGIN_KEY = "exposure_origin"
@@ -45,18 +45,22 @@ def add(conn: Connection, shown: Mapping[str, tuple[str, float]], *, now: float,
         {"school_id": school_id, "side": side, "weight": count * scale, "version": version}
         for school_id, (side, count) in shown.items()
     ]
-    for chunk in chunks(rows):
-        statement = upsert(conn.dialect.name, exposure).values(list(chunk))
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=[exposure.c.school_id],
-                set_={
-                    "side": statement.excluded.side,
-                    "weight": exposure.c.weight + statement.excluded.weight,
-                    "version": statement.excluded.version,
-                },
-            )
-        )
+    if not rows:
+        return
+    # One statement with bound parameters, run once per row by the driver (executemany): a
+    # statement with the rows inlined as VALUES would be compiled anew on every turn.
+    statement = upsert(conn.dialect.name, exposure)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[exposure.c.school_id],
+            set_={
+                "side": statement.excluded.side,
+                "weight": exposure.c.weight + statement.excluded.weight,
+                "version": statement.excluded.version,
+            },
+        ),
+        rows,
+    )
 
 
 def changed(
