@@ -222,6 +222,12 @@ class ServiceState:
         matcher = self._matcher
         return "trained" if matcher is not None and matcher.ranker is not None else "hand-weighted"
 
+    def indexed(self, school_id: str) -> bool:
+        """Whether the index holds this school's vector (a suggestion for it then reads memory only).
+        A peek without the lock: it only decides where a request runs, and the answer is read under it."""
+        matcher = self._matcher
+        return matcher is not None and any(school_id in index for index in matcher.indexes.values())
+
     def index_size(self) -> dict[str, int]:
         matcher = self._matcher
         return {side: len(index) for side, index in matcher.indexes.items()} if matcher else {}
