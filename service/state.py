@@ -23,8 +23,8 @@ every build is saved at once, so a crash never costs a second rebuild. ``index_o
 truly which of the two happened.
 
 Exposure counts (how often each school was shown) are shared through the store: the follower adds
-this replica's counts since its last turn and reads every replica's back, so lists are balanced
-across all replicas.
+this replica's counts since its last turn and reads back the schools any replica's writes touched
+since then (graph.share_exposure), so lists are balanced across all replicas.
 """
 
 from __future__ import annotations
