@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -188,11 +189,14 @@ round_jobs = Table(
 
 # How often each school was shown in suggestion lists, shared by every replica: weight is the
 # sum of appearances each scaled by 2 ** ((shown_at - origin) / half_life), origin kept in meta,
-# so adding is one atomic increment and decay needs no sweep (graph/exposure.py).
+# so adding is one atomic increment and decay needs no sweep (graph/exposure.py). version is the
+# number of the last write that touched the row (writes serialise, so numbers commit in order): a
+# replica reads back only the rows written since the newest version it has seen.
 exposure = Table(
     "exposure",
     metadata,
     Column("school_id", id_type(), primary_key=True),
     Column("side", String(20), nullable=False),
     Column("weight", Double, nullable=False),
+    Column("version", BigInteger, nullable=False, server_default="0", index=True),
 )

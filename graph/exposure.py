@@ -54,7 +54,11 @@ class ExposureLedger:
         self._weights: dict[str, float] = defaultdict(float)
         self._totals: dict[str, float] = defaultdict(float)
         self._unshared: dict[str, tuple[str, float]] = {}
+        self._sides: dict[str, str] = {}
         self._lock = threading.Lock()
+        self.store_cursor: tuple[float | None, int] = (None, -1)
+        """(origin, version) of the store's counts merged last (:func:`share_exposure`); the
+        first turn reads them all."""
 
     def record(self, school_ids: Iterable[str], *, side: str, at: float | None = None) -> None:
         """Count one appearance of each school, shown to an asker on the other side of ``side``."""
@@ -66,6 +70,7 @@ class ExposureLedger:
             weight = self._scale(now)
             for school_id in ids:
                 self._weights[school_id] += weight
+                self._sides[school_id] = side
                 self._unshared[school_id] = (side, self._unshared.get(school_id, (side, 0.0))[1] + weight)
             self._totals[side] += weight * len(ids)
 
@@ -79,21 +84,36 @@ class ExposureLedger:
             self._unshared = {}
             return taken, now
 
-    def replace_counts(self, counts: Mapping[str, tuple[str, float]], *, at: float) -> None:
-        """Take counts as of ``at`` (school id -> (side, count)) as the ledger's own, keeping what
-        was recorded since the last :meth:`unshared` on top (it is not in them yet)."""
+    def give_back(self, shown: Mapping[str, tuple[str, float]], *, at: float) -> None:
+        """Hand back what :meth:`unshared` took as of ``at`` when the store could not take it, so
+        the next turn shares it (it is counted in the ledger already)."""
         with self._lock:
             scale = self._scale(at)
-            self._origin = at
-            self._unshared = {k: (side, weight / scale) for k, (side, weight) in self._unshared.items()}
-            weights: dict[str, float] = defaultdict(float, {k: count for k, (_, count) in counts.items()})
-            totals: dict[str, float] = defaultdict(float)
-            for side, count in counts.values():
-                totals[side] += count
-            for school_id, (side, weight) in self._unshared.items():
-                weights[school_id] += weight
-                totals[side] += weight
-            self._weights, self._totals = weights, totals
+            for school_id, (side, count) in shown.items():
+                pending = self._unshared.get(school_id, (side, 0.0))[1]
+                self._unshared[school_id] = (side, pending + count * scale)
+
+    def merge_counts(self, counts: Mapping[str, tuple[str, float]], *, at: float, complete: bool) -> None:
+        """Take counts as of ``at`` (school id -> (side, count)) as the ledger's own for those
+        schools, or for every school when ``complete`` (the others are then dropped), keeping
+        what was recorded since the last :meth:`unshared` on top (it is not in them yet)."""
+        with self._lock:
+            scale = self._scale(at)
+            if complete:
+                self._weights, self._totals, self._sides = defaultdict(float), defaultdict(float), {}
+                pending_only = {k: v for k, v in self._unshared.items() if k not in counts}
+                for school_id, (side, weight) in pending_only.items():
+                    self._set(school_id, side, weight)
+            for school_id, (side, count) in counts.items():
+                self._set(school_id, side, count * scale + self._unshared.get(school_id, (side, 0.0))[1])
+
+    def _set(self, school_id: str, side: str, weight: float) -> None:
+        """One school's weight, the side totals kept in step (the caller holds the lock)."""
+        old_side = self._sides.get(school_id, side)
+        self._totals[old_side] -= self._weights.get(school_id, 0.0)
+        self._weights[school_id] = weight
+        self._totals[side] += weight
+        self._sides[school_id] = side
 
     def count(self, school_id: str, *, at: float | None = None) -> float:
         """Decayed appearances of one school."""
@@ -136,6 +156,7 @@ class ExposureLedger:
         scale = self._scale(now)
         self._weights = defaultdict(float, {k: v / scale for k, v in self._weights.items()})
         self._totals = defaultdict(float, {k: v / scale for k, v in self._totals.items()})
+        self._unshared = {k: (side, v / scale) for k, (side, v) in self._unshared.items()}
         self._origin = now
 
 
@@ -159,8 +180,17 @@ def exposure_factor(count: float, mean: float, *, strength: float) -> float:
 
 def share_exposure(ledger: ExposureLedger, store: Store) -> None:
     """Add the ledger's appearances since its last turn to the store's shared counts, then take
-    every replica's counts back from it: after a turn, each replica damps what all have shown.
-    (Replicas are expected to share one half-life setting.)"""
+    back the counts of every school any replica showed since the ledger's last read (all of them
+    on the first turn): after a turn, each replica damps what all have shown, and a turn costs
+    what was shown meanwhile, not the size of the world. (Replicas are expected to share one
+    half-life setting.)"""
     shown, now = ledger.unshared()
-    store.add_exposure(shown, now=now, half_life=ledger.half_life)
-    ledger.replace_counts(store.exposure_counts(now=now, half_life=ledger.half_life), at=now)
+    try:
+        store.add_exposure(shown, now=now, half_life=ledger.half_life)
+    except Exception:
+        ledger.give_back(shown, at=now)
+        raise
+    origin, version = ledger.store_cursor
+    changes = store.exposure_changes(since=version, seen_origin=origin, now=now, half_life=ledger.half_life)
+    ledger.merge_counts(changes.counts, at=now, complete=changes.origin != origin)
+    ledger.store_cursor = (changes.origin, changes.version)

@@ -141,21 +141,30 @@ class Guard:
     def authenticate(self, store: Store, key: str, address: str) -> Principal | None:
         """The caller a key names, or None (counted as a failed sign-in); TooManyRequests once
         the address or the key has failed too often in the window."""
+        found = self.cached(key, address)
+        if found is not None:
+            return found
         key_hash = hash_key(key.strip())
-        identities = (("address", address), ("key", key_hash))
-        for kind, identity in identities:
-            self._refuse_if_spent(self.failed_auth, "X-API-Key", "failed sign-ins from this", kind, identity)
-        with self._lock:
-            found = self._known.get(key_hash) if self._known is not None else None
+        found = authenticate(store, key)
+        if found is not None and self._known is not None:
+            with self._lock:
+                self._known[key_hash] = found
         if found is None:
-            found = authenticate(store, key)
-            if found is not None and self._known is not None:
-                with self._lock:
-                    self._known[key_hash] = found
-        if found is None:
-            for kind, identity in identities:
+            for kind, identity in (("address", address), ("key", key_hash)):
                 self.limiter.hit(self.failed_auth, "failed", kind, identity)
         return found
+
+    def cached(self, key: str, address: str) -> Principal | None:
+        """The caller a key names if the cache still trusts it, else None (ask :meth:`authenticate`,
+        which reads the store); TooManyRequests as :meth:`authenticate`. Reads memory only, so an
+        async route can call it on the event loop and leave the thread pool to the misses."""
+        key_hash = hash_key(key.strip())
+        for kind, identity in (("address", address), ("key", key_hash)):
+            self._refuse_if_spent(self.failed_auth, "X-API-Key", "failed sign-ins from this", kind, identity)
+        if self._known is None:
+            return None
+        with self._lock:
+            return self._known.get(key_hash)
 
     def spend(self, who: Principal, address: str, work: str) -> None:
         """Count one expensive request against the key and the address; TooManyRequests when spent."""

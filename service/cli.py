@@ -314,6 +314,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=args.workers,
         log_level="info",
+        access_log=False,  # the app logs one JSON line per request (service.metrics)
         # A worker imports the model's and FAISS's libraries before it answers uvicorn's health
         # check: far longer than the 5 s default on busy cores, which would kill and respawn it.
         timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
@@ -330,7 +331,13 @@ def _run(state: ServiceState) -> None:
 
     if not state.ready:
         state.start_in_background(report=_say)
-    uvicorn.run(create_app(state), host=state.settings.host, port=state.settings.port, log_level="info")
+    uvicorn.run(
+        create_app(state),
+        host=state.settings.host,
+        port=state.settings.port,
+        log_level="info",
+        access_log=False,  # the app logs one JSON line per request (service.metrics)
+    )
 
 
 def _add_demo(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -2,7 +2,8 @@
 error responses each route documents.
 
 Dependencies that only read memory are ``async``: FastAPI runs them on the event loop instead of
-handing each to the thread pool. Only the key lookup, which reads the database, stays sync."""
+handing each to the thread pool. The key lookup reads the database only when the key cache misses,
+and only then goes to the thread pool."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from data.schema import refused_text, string_values
 from data.store import Store
@@ -110,13 +112,15 @@ def verified(request: Request, store: Store, key: str) -> Principal | None:
     return guard.authenticate(store, key, client_address(request))
 
 
-def caller(
+async def caller(
     request: Request,
     state: State,
     api_key: Annotated[str | None, Security(_api_key)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
 ) -> Principal:
-    """The caller behind the key, once the index is ready (every API route needs both)."""
+    """The caller behind the key, once the index is ready (every API route needs both). A key the
+    Guard's cache trusts is answered on the event loop; only a miss reads the store, in the
+    thread pool."""
     if not state.ready:  # until the first start has built the index, every API route says how far it is
         raise state.not_ready()
     key = api_key or (bearer.credentials if bearer else None)
@@ -126,7 +130,8 @@ def caller(
             "X-API-Key: no API key; send one in the X-API-Key header or as Authorization: Bearer <key>",
             field="X-API-Key",
         )
-    found = verified(request, state.store, key)
+    guard: Guard = request.app.state.guard
+    found = guard.cached(key, client_address(request)) or await run_in_threadpool(verified, request, state.store, key)
     if found is None:
         raise ApiError(401, "X-API-Key: unknown or revoked API key", field="X-API-Key")
     request.state.key_id = found.key_id  # for the request log

@@ -7,13 +7,14 @@ collide on metric names.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
+import orjson
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -89,6 +90,7 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,14 +113,29 @@ class RequestMetrics:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             duration = time.perf_counter() - started
-            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
-            self.metrics.latency.labels(scope["method"], route).observe(duration)
-            line = {
-                "request_id": request_id,
-                "method": scope["method"],
-                "route": route,
-                "status": status,
-                "duration_ms": round(duration * 1000, 2),
-                "key_id": (scope.get("state") or {}).get("key_id"),
-            }
-            request_log.info(json.dumps(line))
+            count, timer = self._series(scope["method"], route, status)
+            count.inc()
+            timer.observe(duration)
+            if request_log.isEnabledFor(logging.INFO):
+                line = {
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(duration * 1000, 2),
+                    "key_id": (scope.get("state") or {}).get("key_id"),
+                }
+                request_log.info(orjson.dumps(line).decode())
+
+    def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The counter and timer children of one method, route template and status, looked up once:
+        ``labels()`` builds and locks on every call. Route templates and statuses are few, so the
+        cache stays small."""
+        key = (method, route, status)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = (
+                self.metrics.requests.labels(method, route, str(status)),
+                self.metrics.latency.labels(method, route),
+            )
+        return found

@@ -23,8 +23,8 @@ every build is saved at once, so a crash never costs a second rebuild. ``index_o
 truly which of the two happened.
 
 Exposure counts (how often each school was shown) are shared through the store: the follower adds
-this replica's counts since its last turn and reads every replica's back, so lists are balanced
-across all replicas.
+this replica's counts since its last turn and reads back the schools any replica's writes touched
+since then (graph.share_exposure), so lists are balanced across all replicas.
 """
 
 from __future__ import annotations
@@ -221,6 +221,12 @@ class ServiceState:
         """Which score ranks candidates: the trained ranker when one is loaded, else the hand-weighted one."""
         matcher = self._matcher
         return "trained" if matcher is not None and matcher.ranker is not None else "hand-weighted"
+
+    def indexed(self, school_id: str) -> bool:
+        """Whether the index holds this school's vector (a suggestion for it then reads memory only).
+        A peek without the lock: it only decides where a request runs, and the answer is read under it."""
+        matcher = self._matcher
+        return matcher is not None and any(school_id in index for index in matcher.indexes.values())
 
     def index_size(self) -> dict[str, int]:
         matcher = self._matcher

@@ -5,13 +5,20 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from data.generator import generate_world
+from data.settings import StorageSettings
 from embeddings import EmbeddingSettings, HashedTextEmbedder, ProfileEmbedder, RecipeMismatch, make_embedder
-from evaluation.loadtest import format_result, main, summarise
+from evaluation.loadtest import format_result, main, run_load, server_histogram, summarise
+from service.app import create_app
+from service.auth import Role, create_key
+from service.settings import ServiceSettings
+from service.state import ServiceState
+from tests.serving import UvicornThread, load_world
 
 
 def test_hashed_encoder_is_explicit_and_never_mixed_with_the_model(tmp_path: Path) -> None:
@@ -101,3 +108,34 @@ def test_tiny_run_against_a_server_it_starts(tmp_path: Path) -> None:
     assert json.loads(out.read_text())[0]["p99_ms"] == result.p99_ms and result.workers == 1
     assert result.server_cpu_ms_per_request is not None and result.server_cpu_ms_per_request > 0
     assert "index built" in (tmp_path / "world" / "server-1.log").read_text()
+
+
+def test_the_client_reads_whole_answers_and_counts_refusals_and_failures(
+    tmp_path: Path, embedding_cache_dir: Path, small_world: Any
+) -> None:
+    """The load generator's own HTTP client against the app on uvicorn: every answer is read
+    whole (the server logs and counts each one), a wrong key is counted as 401, and a server that
+    is gone as a connection error, never as a success."""
+    state = ServiceState.open(
+        StorageSettings(data_dir=tmp_path),
+        ServiceSettings(change_poll_seconds=3600),
+        embedding=EmbeddingSettings(show_progress=False),
+        embedding_cache_dir=embedding_cache_dir,
+    )
+    load_world(state, small_world)
+    key = create_key(state.store, Role.PORTAL).key
+    ids = [school.id for school in small_world.schools if school.active][:20]
+    server = UvicornThread.start(create_app(state))
+    try:
+        load = {"clients": 3, "k": 5, "seed": 1, "duration": None, "warmup": 2}
+        latencies, statuses, _, _ = run_load(server.base, key, ids, requests=24, **load)
+        assert statuses == Counter({"200": 24}) and len(latencies) == 24
+        served = server_histogram(server.base)
+        assert served["count"] >= 24 + 2  # every measured and warm-up request reached the route
+        _, refused, _, _ = run_load(server.base, "pm_not-a-key", ids, requests=6, **load)
+        assert refused == Counter({"401": 6})
+    finally:
+        server.stop()
+        state.close()
+    _, gone, _, _ = run_load(server.base, key, ids, requests=4, **load)
+    assert set(gone) == {"ConnectionRefusedError"} and gone.total() == 4

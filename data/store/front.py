@@ -413,10 +413,13 @@ class Store:
         with self._write() as conn:
             exposure.add(conn, shown, now=now, half_life=half_life)
 
-    def exposure_counts(self, *, now: float, half_life: float) -> dict[str, tuple[str, float]]:
-        """Every replica's appearances per school, decayed to `now`: school id -> (side, count)."""
+    def exposure_changes(
+        self, *, since: int, seen_origin: float | None, now: float, half_life: float
+    ) -> exposure.ExposureChanges:
+        """Every replica's appearances per school written after version `since` (every school's
+        when the weights' origin is no longer `seen_origin`), decayed to `now`."""
         with self._read() as conn:
-            return exposure.counts(conn, now=now, half_life=half_life)
+            return exposure.changed(conn, since=since, seen_origin=seen_origin, now=now, half_life=half_life)
 
     # ----------------------------------------------------------------- meta and stats
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import Field, create_model
+from starlette.concurrency import run_in_threadpool
 
 from data.errors import NotFound
 from data.schema import CountryCode, School
@@ -74,7 +75,7 @@ def suggestions_router(max_k: int) -> APIRouter:
     )
 
     @router.get("/v1/schools/{school_id}/suggestions", response_model=SuggestionsOut, responses=errors(404))
-    def school_suggestions(
+    async def school_suggestions(
         school_id: Annotated[str, Field(max_length=64)],
         who: Caller,
         state: State,
@@ -92,14 +93,22 @@ def suggestions_router(max_k: int) -> APIRouter:
     ) -> Response:
         """The k best partners for a school, with reasons, from both schools' points of view."""
         who.require_school(school_id)
-        with metrics.suggestion_latency.labels("stored").time(), state.reading() as matcher:
-            if school_id not in matcher.schools:
-                raise NotFound("school", school_id)
-            result = matcher.suggest(
-                school_id, k, filters=filters, overrides=RequestOverrides(diversity=diversity, wishes=wishes)
-            )
-            matcher.record_shown(result)
-            return as_json(with_cards(result, matcher))
+        overrides = RequestOverrides(diversity=diversity, wishes=wishes)
+
+        def answer() -> Response:
+            with metrics.suggestion_latency.labels("stored").time(), state.reading() as matcher:
+                if school_id not in matcher.schools:
+                    raise NotFound("school", school_id)
+                result = matcher.suggest(school_id, k, filters=filters, overrides=overrides)
+                matcher.record_shown(result)
+                return as_json(with_cards(result, matcher))
+
+        # An indexed school is answered on the event loop: the work reads memory only and holds
+        # the GIL throughout, so a worker thread would add two hand-offs and make the loop wait
+        # for the GIL before it could read or answer the other connections (under load that wait,
+        # not the work, made the tail). A school the index does not hold (inactive) needs its
+        # vector from the embedding cache or the model: the thread pool, then.
+        return answer() if state.indexed(school_id) else await run_in_threadpool(answer)
 
     @router.post("/v1/suggestions", response_model=SuggestionsOut, responses=errors(400))
     def ad_hoc_suggestions(body: AdHocRequest, _: StaffOrPortal, state: State, metrics: MetricsDep) -> Response:  # type: ignore[valid-type]
