@@ -199,6 +199,16 @@ class Matcher:
         means = {side: self.exposure.total(side) / max(len(index), 1) for side, index in self.indexes.items()}
         return lambda school: (self.exposure.count(school.id), means[_side(school, self.settings)])
 
+    def exposure_rows(self) -> Callable[[ProfileTable, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """:meth:`exposure_lookup` for a request's candidates as table rows, read in one go."""
+        means = np.zeros(len(SIDE_CODES))
+        for side, index in self.indexes.items():
+            means[SIDE_CODES[side]] = self.exposure.total(side) / max(len(index), 1)
+        return lambda table, rows: (
+            self.exposure.counts([table.ids[row] for row in rows.tolist()]),
+            means[table["side"][rows]],
+        )
+
     # ------------------------------------------------------------------ suggesting
 
     def context(

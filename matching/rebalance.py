@@ -110,6 +110,8 @@ def _bridge_facts(bridge: graph.BridgePath, candidate: School, names: Callable[[
 
 Exposure = Callable[[School], tuple[float, float]]
 """Candidate -> (its recent appearances in suggestion lists, the average of its side)."""
+ExposureRows = Callable[[ProfileTable, np.ndarray], tuple[np.ndarray, np.ndarray]]
+""":data:`Exposure` for many candidates at once: table rows -> (appearances, their side's average)."""
 
 
 class Rebalancer:
@@ -267,7 +269,7 @@ class FactorArrays:
         signals: SourceSignals,
         *,
         names: Callable[[str], str] = str,
-        exposure: Exposure | None = None,
+        exposure: ExposureRows | None = None,
     ) -> None:
         self.table, self.rows, self.signals, self.names = table, rows, signals, names
         partners, pending, capacity = table["partners"][rows], table["pending"][rows], table["capacity"][rows]
@@ -305,10 +307,8 @@ class FactorArrays:
             dtype=float,
         )
         if exposure is not None and weights.exposure_strength > 0:
-            self.shown = [exposure(table.schools[row]) for row in rows.tolist()]
-            factors["exposure"] = np.array(
-                [graph.exposure_factor(*seen, strength=weights.exposure_strength) for seen in self.shown]
-            )
+            self.shown, self.side_mean = exposure(table, rows)
+            factors["exposure"] = graph.exposure_factor(self.shown, self.side_mean, strength=weights.exposure_strength)
         self.factors = factors
 
     def product(self) -> np.ndarray:
@@ -346,7 +346,7 @@ class FactorArrays:
         if code == "responsiveness":
             return {"received": int(table["received"][row]), "expired": int(table["expired"][row])}
         if code == "exposure":
-            shown, mean = self.shown[n]
+            shown, mean = float(self.shown[n]), float(self.side_mean[n])
             return {
                 "shown": round(shown, 1),
                 "average": round(mean, 2),

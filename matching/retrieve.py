@@ -266,7 +266,7 @@ def _one(
             settings.rebalance,
             SourceSignals.of(matcher.partnerships, source, settings.home_country, settings.rebalance),
             names=matcher.name_of,
-            exposure=matcher.exposure_lookup() if len(matcher.exposure) else None,  # nothing shown yet: all 1
+            exposure=matcher.exposure_rows() if len(matcher.exposure) else None,  # nothing shown yet: all 1
         )
         rank = rank * factors.product()
     limit = len(rows) if request.limit is None else min(request.limit, len(rows))
