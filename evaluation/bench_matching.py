@@ -29,7 +29,7 @@ import multiprocessing
 import random
 import resource
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -198,6 +198,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             run_requests(matcher, schools, history, args)
 
 
+def time_each(run: Callable[[School], object], sources: Sequence[School]) -> list[float]:
+    """Seconds each call of ``run`` took, one source at a time."""
+    seconds = []
+    for source in sources:
+        t0 = time.perf_counter()
+        run(source)
+        seconds.append(time.perf_counter() - t0)
+    return seconds
+
+
 def run_requests(
     matcher: Matcher, schools: Sequence[School], history: Sequence[Partnership], args: argparse.Namespace
 ) -> None:
@@ -235,17 +245,9 @@ def run_requests(
         f"constraint violations: {violations}"
     )
 
-    scan = []
-    for source in sources[: args.scan_queries]:
-        t0 = time.perf_counter()
-        numpy_scan(matcher, source, args.k)
-        scan.append(time.perf_counter() - t0)
+    scan = time_each(lambda source: numpy_scan(matcher, source, args.k), sources[: args.scan_queries])
     print(f"vectorised NumPy full scan, {args.scan_queries} requests: {percentiles(scan)}")
-    naive = []
-    for source in sources[: args.naive_queries]:
-        t0 = time.perf_counter()
-        naive_suggest(matcher, source, args.k)
-        naive.append(time.perf_counter() - t0)
+    naive = time_each(lambda source: naive_suggest(matcher, source, args.k), sources[: args.naive_queries])
     print(f"old Python scan of every school, {args.naive_queries} requests: {percentiles(naive)}")
     for name, baseline in (("NumPy scan", scan), ("Python scan", naive)):
         same = latencies[: len(baseline)]
