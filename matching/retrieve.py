@@ -39,6 +39,7 @@ from matching.rebalance import Adjustment, FactorArrays, SourceSignals
 from matching.scoring import PairScore
 from matching.settings import MatchSettings
 from matching.table import FOREIGN_SIDE, HOME_SIDE, MODE_BIT, ProfileTable, Row
+from matching.wishes import wished_floor
 
 if TYPE_CHECKING:
     from matching.engine import Matcher
@@ -69,8 +70,9 @@ class Request:
     limit: int | None = None
     """Candidates to return (the best of those ranked); None: every one ranked."""
     also_from: frozenset[str] = frozenset()
-    """Countries whose ranked candidates are returned below the ``limit`` best too, in rank order
-    (hard wishes reach down the ranking for them)."""
+    """Countries whose best ranked candidates below the ``limit`` best are returned too, in rank
+    order: as many as hard wishes can take from there (:func:`~matching.wishes.wished_floor` of k),
+    so a school wishing for a large country does not make a Candidate of each of its schools."""
 
     def ranked_depth(self) -> int:
         if self.depth is not None:
@@ -273,6 +275,8 @@ def _one(
     if request.also_from and limit < len(rows):
         order = _best(rank, table, rows, len(rows))
         wanted = np.isin(table["country"][rows[order]], [table.countries.code(c) for c in request.also_from])
+        below = np.flatnonzero(wanted[limit:])[wished_floor(request.k, len(rows)) :] + limit
+        wanted[below] = False  # hard wishes take at most the floor from below the limit
         wanted[:limit] = True
         order = [n for n, keep in zip(order, wanted.tolist(), strict=True) if keep]
     else:
