@@ -316,7 +316,7 @@ def _best(rank: np.ndarray, table: ProfileTable, rows: np.ndarray, limit: int) -
         near = np.flatnonzero(-rank <= cut)
     else:
         near = np.arange(len(rank))
-    return sorted(near.tolist(), key=lambda n: (-rank[n], table.ids[rows[n]]))[:limit]
+    return near[np.lexsort((table.id_order()[rows[near]], -rank[near]))][:limit].tolist()
 
 
 def _nearest(
