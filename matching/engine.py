@@ -193,17 +193,20 @@ class Matcher:
         for side, ids in sides.items():
             self.exposure.record(ids, side=side)
 
+    def exposure_means(self) -> dict[str, float]:
+        """The average recent appearances over the indexed schools of each side, read once a request."""
+        return {side: self.exposure.total(side) / max(len(index), 1) for side, index in self.indexes.items()}
+
     def exposure_lookup(self) -> Callable[[School], tuple[float, float]]:
-        """School -> (its recent appearances, the average over the indexed schools of its side),
-        with the side averages read once, for one request."""
-        means = {side: self.exposure.total(side) / max(len(index), 1) for side, index in self.indexes.items()}
+        """School -> (its recent appearances, the average over the indexed schools of its side)."""
+        means = self.exposure_means()
         return lambda school: (self.exposure.count(school.id), means[_side(school, self.settings)])
 
     def exposure_rows(self) -> Callable[[ProfileTable, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """:meth:`exposure_lookup` for a request's candidates as table rows, read in one go."""
         means = np.zeros(len(SIDE_CODES))
-        for side, index in self.indexes.items():
-            means[SIDE_CODES[side]] = self.exposure.total(side) / max(len(index), 1)
+        for side, mean in self.exposure_means().items():
+            means[SIDE_CODES[side]] = mean
         return lambda table, rows: (
             self.exposure.counts([table.ids[row] for row in rows.tolist()]),
             means[table["side"][rows]],
