@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, func, insert, select, update
 
 from data.store.engine import upsert
+from data.store.stats import get_meta
 from data.tables import exposure, meta
 
 ORIGIN_KEY = "exposure_origin"
@@ -68,7 +69,7 @@ def changed(
 ) -> ExposureChanges:
     """Every replica's appearances per school written after version `since` (all of them when
     the origin is no longer `seen_origin`), decayed to `now`."""
-    found = conn.execute(select(meta.c.value).where(meta.c.key == ORIGIN_KEY)).scalar_one_or_none()
+    found = get_meta(conn, ORIGIN_KEY)
     if found is None:
         return ExposureChanges({}, None, since)
     origin = float(found)
@@ -91,7 +92,7 @@ def _next_version(conn: Connection) -> int:
 def _origin(conn: Connection, now: float, half_life: float, version: int) -> float:
     """The stored weights' origin, set on first use and moved to `now` (the weights rescaled and
     stamped with `version`) once it lies many half-lives back."""
-    found = conn.execute(select(meta.c.value).where(meta.c.key == ORIGIN_KEY)).scalar_one_or_none()
+    found = get_meta(conn, ORIGIN_KEY)
     if found is None:
         conn.execute(insert(meta).values(key=ORIGIN_KEY, value=repr(now)))
         return now
