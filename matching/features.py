@@ -296,7 +296,19 @@ class PairFeatures:
         return cached[1]
 
     def __getstate__(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k != "_rows_in"}  # a cache of one table's rows
+        # caches: of one table's rows, and a by-column copy of partners_by_region_
+        return {k: v for k, v in self.__dict__.items() if k not in ("_rows_in", "_by_region")}
+
+    def _partners_in_region(self, region: int) -> np.ndarray:
+        """Each school's partners in ``region`` (a column of :attr:`partners_by_region_`), from a
+        by-column copy made once: slicing a column of the row-wise matrix reads all of it."""
+        by_region = self.__dict__.get("_by_region")
+        if by_region is None:
+            by_region = self.__dict__["_by_region"] = self.partners_by_region_.tocsc()
+        column = np.zeros(by_region.shape[0])
+        span = slice(by_region.indptr[region], by_region.indptr[region + 1])
+        column[by_region.indices[span]] = by_region.data[span]
+        return column
 
     def _assemble(
         self,
@@ -375,12 +387,12 @@ class PairFeatures:
         directed(
             "region_partners",  # each side's partners in the other side's region
             known_only(np.asarray(P[u, :].todense()).ravel()[cand_region]) if u >= 0 else np.zeros(n),
-            known_only(np.asarray(P[:, src_region].todense()).ravel()[v]) if src_region >= 0 else np.zeros(n),
+            known_only(self._partners_in_region(src_region)[v]) if src_region >= 0 else np.zeros(n),
         )
-        common, paths, l3 = self.paths(u)
-        columns["adamic_adar"] = known_only(common[v])
-        columns["paths3"] = known_only(paths[v])
-        columns["adamic_adar_l3"] = known_only(l3[v])
+        common, paths, l3 = self.paths(u, v)
+        columns["adamic_adar"] = known_only(common)
+        columns["paths3"] = known_only(paths)
+        columns["adamic_adar_l3"] = known_only(l3)
 
         for name, values, default in (
             ("degree", np.log1p(self.degree_), 0.0),
@@ -417,23 +429,33 @@ class PairFeatures:
         expected = self.region_ends_[regions] * self.country_ends_[country] / self.total_
         return np.where(known, log_lift(counts, expected), 0.0)
 
-    def paths(self, u: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """From u to every school: Adamic–Adar over common partners (u – x – v, each weighted
-        1/ln deg x, as networkx's; 0 between the two sides of a bipartite history), the count of
-        walks u – x – y – v (A³), and Adamic–Adar over them (each weighted 1/sqrt(ln deg x · ln deg y),
-        as in Kovács et al.'s L3 predictor). All are symmetric matrices, so (u, v) and (v, u) agree;
-        for a pair not yet partnered every such walk is a path, as in
-        :func:`evaluation.baselines.adamic_adar_l3_scores`."""
-        n = self.adjacency_.shape[0]
-        if u < 0:
-            return np.zeros(n), np.zeros(n), np.zeros(n)
+    def paths(self, u: int, at: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """From u to each school ``at`` these fit rows (None: every school): Adamic–Adar over common
+        partners (u – x – v, each weighted 1/ln deg x, as networkx's; 0 between the two sides of a
+        bipartite history), the count of walks u – x – y – v (A³), and Adamic–Adar over them (each
+        weighted 1/sqrt(ln deg x · ln deg y), as in Kovács et al.'s L3 predictor). All are symmetric
+        matrices, so (u, v) and (v, u) agree; for a pair not yet partnered every such walk is a path,
+        as in :func:`evaluation.baselines.adamic_adar_l3_scores`.
+
+        Only u's neighbourhood is read (its partners, their partners, and the rows ``at``), not the
+        whole graph: a request costs what its candidates touch. Each entry is the same row-by-row
+        sum as the full matrix product gives, so the values are equal to the last bit."""
         A = self.adjacency_
-        start = np.asarray(A[u].todense()).ravel()
+        n = A.shape[0]
+        at = np.arange(n) if at is None else np.asarray(at, dtype=np.int64)
+        if u < 0:
+            return np.zeros(len(at)), np.zeros(len(at)), np.zeros(len(at))
+        neighbours = A.indices[A.indptr[u] : A.indptr[u + 1]]
+        start = np.zeros(n)
+        start[neighbours] = A.data[A.indptr[u] : A.indptr[u + 1]]
         inverse_log = np.where(self.degree_ >= 2, 1 / np.log(np.maximum(self.degree_, 2)), 0.0)
-        common = A @ (start * inverse_log)
-        walk2 = A @ start
-        weighted2 = (A @ (start * self.l3_weight_)) * self.l3_weight_
-        return common, A @ walk2, A @ weighted2
+        second = np.unique(A[neighbours].indices)  # the only rows of A @ start that are not 0
+        reach = A[second]
+        walk2, weighted2 = np.zeros(n), np.zeros(n)
+        walk2[second] = reach @ start
+        weighted2[second] = (reach @ (start * self.l3_weight_)) * self.l3_weight_[second]
+        candidates = A[at]
+        return candidates @ (start * inverse_log), candidates @ walk2, candidates @ weighted2
 
 
 def _pair_counts(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:

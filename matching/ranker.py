@@ -427,15 +427,19 @@ class RankerModel:
         X = features
         if len(X) == 0:
             return []
-        base = self.ranker.predict_score(X)
         with warnings.catch_warnings():  # a feature unknown for every candidate has a NaN median: fine
             warnings.simplefilter("ignore", RuntimeWarning)
             reference = np.nanmedian(X, axis=0) if len(X) > 1 else np.zeros(X.shape[1])
         n, f = X.shape
-        probes = np.repeat(X, f, axis=0)
-        cols = np.tile(np.arange(f), n)
-        probes[np.arange(n * f), cols] = reference[cols]
-        lift = base[:, None] - self.ranker.predict_score(probes).reshape(n, f)
+        # A probe only where the feature differs from the reference (else its lift is 0 exactly),
+        # scored in one call with the candidates themselves.
+        same = (reference == X) | (np.isnan(X) & np.isnan(reference))
+        at, cols = np.nonzero(~same)
+        probes = X[at]
+        probes[np.arange(len(at)), cols] = reference[cols]
+        scored = self.ranker.predict_score(np.vstack([X, probes]))
+        lift = np.zeros((n, f))
+        lift[at, cols] = scored[at] - scored[n:]
         reasons = []
         for i in range(n):
             order = [j for j in np.argsort(-lift[i], kind="stable")[:top] if lift[i, j] > 0.005]

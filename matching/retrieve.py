@@ -294,9 +294,9 @@ def _one(
         for n in order
     ]
     if features is not None:
-        via = sources.found_via(found.sources, similarity, request.ranked_depth())
-        for n, candidate in zip(order, ranked, strict=True):
-            candidate.features, candidate.found_via = features[n], via[n]
+        via = sources.found_via(found.sources, similarity, request.ranked_depth(), at=order)
+        for n, candidate, found_by in zip(order, ranked, via, strict=True):
+            candidate.features, candidate.found_via = features[n], found_by
     return Retrieved(
         ranked,
         found.masks.eliminated(found.examined),

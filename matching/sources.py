@@ -20,6 +20,8 @@ which sources found it (:func:`found_via`), and a suggestion says so in its reas
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from matching.features import PairFeatures
@@ -46,7 +48,7 @@ def source_scores(features: PairFeatures, table: ProfileTable, source: Row, rows
     u = features.row_.get(school.id, -1)
     graph = np.zeros(len(rows))
     if u >= 0:
-        graph = np.where(known, features.paths(u)[2][v], 0.0)
+        graph = np.where(known, features.paths(u, v)[2], 0.0)
     region = features.regions_.get(f"{school.country}:{school.region or ''}", -1)
     country = features.countries_.get(school.country, -1)
     lift = np.maximum(
@@ -80,21 +82,28 @@ def history_picks(scores: dict[str, np.ndarray], per_source: int) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def found_via(scores: dict[str, np.ndarray], similarity: np.ndarray, nearest: int) -> list[list[str]]:
-    """For each candidate, the sources that find it: ``vector`` when it is among the ``nearest``
-    most similar, each history source that scores it, else ``all`` (ranked as every eligible is).
+def found_via(
+    scores: dict[str, np.ndarray], similarity: np.ndarray, nearest: int, at: Sequence[int] | None = None
+) -> list[list[str]]:
+    """For each candidate (or each of the positions ``at``), the sources that find it: ``vector``
+    when it is among the ``nearest`` most similar, each history source that scores it, else ``all``
+    (ranked as every eligible is). Only the candidates shown need it: ``at`` spares the rest.
 
     >>> found_via({"wish": np.array([1.0, 0.0, 0.0])}, np.array([0.9, 0.5, 0.1]), 1)
     [['vector', 'wish'], ['all'], ['all']]
+    >>> found_via({"wish": np.array([1.0, 0.0, 0.0])}, np.array([0.9, 0.5, 0.1]), 1, at=[2, 0])
+    [['all'], ['vector', 'wish']]
     """
+    positions = np.arange(len(similarity)) if at is None else np.asarray(at, dtype=np.int64)
     vector = np.zeros(len(similarity), dtype=bool)
     vector[_top(similarity, nearest)] = True
-    via: list[list[str]] = [["vector"] if v else [] for v in vector]
-    for name in HISTORY_SOURCES:
-        if name in scores:
-            for i in np.flatnonzero(scores[name] > 0):
-                via[i].append(name)
-    return [names or ["all"] for names in via]
+    found = {name: scores[name][positions] > 0 for name in HISTORY_SOURCES if name in scores}
+    via: list[list[str]] = []
+    for i, n in enumerate(positions.tolist()):
+        names = ["vector"] if vector[n] else []
+        names += [name for name, hit in found.items() if hit[i]]
+        via.append(names or ["all"])
+    return via
 
 
 def found_via_reason(via: list[str]) -> Reason:
