@@ -71,6 +71,24 @@ def test_three_path_feature_equals_the_baseline(small_world: Any, matcher: Match
     assert rows[:, COLUMN["paths3"]].max() > 0
 
 
+def test_paths_read_locally_equal_the_whole_graph_products(small_world: Any) -> None:
+    """paths(u, at) reads only u's neighbourhood and the rows asked for, yet gives the full matrix
+    products' values at those rows, to the last bit."""
+    history = small_world.partnerships
+    features = PairFeatures().fit(small_world.schools, history, max(p.start_date for p in history) + timedelta(days=1))
+    A, degree, weight = features.adjacency_, features.degree_, features.l3_weight_
+    inverse_log = np.where(degree >= 2, 1 / np.log(np.maximum(degree, 2)), 0.0)
+    at = np.random.default_rng(3).integers(0, A.shape[0], 300)
+    for u in np.flatnonzero(degree >= 2)[:25]:
+        start = np.asarray(A[u].todense()).ravel()
+        expected = (A @ (start * inverse_log), A @ (A @ start), A @ ((A @ (start * weight)) * weight))
+        for got, full in zip(features.paths(int(u), at), expected, strict=True):
+            np.testing.assert_array_equal(got, full[at])
+        for got, full in zip(features.paths(int(u)), expected, strict=True):
+            np.testing.assert_array_equal(got, full)
+    assert all((column == 0).all() for column in features.paths(-1, at))
+
+
 def test_no_partnership_from_the_cutoff_on_reaches_any_feature(small_world: Any, matcher: Matcher) -> None:
     """The held-out part of a time split changes no feature of any pair, held-out pairs included."""
     split = time_split(small_world.partnerships, 0.2)
