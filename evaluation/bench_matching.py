@@ -25,6 +25,7 @@ where they came from. Text encoding speed is measured separately (see embeddings
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
 import random
 import resource
@@ -195,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 + f", graph from the streamed records): {time.perf_counter() - started:.1f} s"
             )
             print(memory("after the build"))
+            gc.collect()  # as the service does once an index is installed (service/state.py)
+            gc.freeze()
             run_requests(matcher, schools, history, args)
 
 

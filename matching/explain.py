@@ -10,6 +10,7 @@ and a hundred of them are made per request.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from data.schema import School
 from data.taxonomies import (
@@ -53,6 +54,73 @@ def _window(overlap: Overlap, timezone: str) -> tuple[str, str] | None:
     return overlap.local_window(timezone)
 
 
+# A reason's texts follow from its facts alone, and a list repeats the same few facts (countries,
+# SDG sets, languages, levels, modes, school-hour windows): each pair of texts is written once per
+# process (the string formatting, CJK text above all, cost more than the rest of a reason).
+@lru_cache(maxsize=4096)
+def _sdg_texts(sdgs: tuple[int, ...]) -> tuple[str, str]:
+    return (
+        "Shared SDG themes: " + _join([f"{g} {sdg_name(g)}" for g in sdgs]),
+        "共同的永續發展目標：" + _join([f"{g} {sdg_name_zh(g)}" for g in sdgs], "、"),
+    )
+
+
+@lru_cache(maxsize=1024)
+def _country_texts(code: str, country: str) -> tuple[str, str]:
+    """The texts of the reasons that name one country: ``code`` says which."""
+    if code == "target_country":
+        return (
+            f"{country_name(country)} is one of the countries you are looking for",
+            f"{country_name_zh(country)}是貴校希望交流的國家",
+        )
+    if code == "wants_your_country":
+        return (
+            f"They are looking for a partner in {country_name(country)}",
+            f"對方希望與{country_name_zh(country)}的學校交流",
+        )
+    return (
+        f"{country_name(country)} is a New Southbound Policy country",
+        f"{country_name_zh(country)}為新南向政策國家",
+    )
+
+
+@lru_cache(maxsize=1024)
+def _language_texts(languages: tuple[str, ...]) -> tuple[str, str]:
+    return (
+        "Exchange languages in common: " + _join([_language(code) for code in languages]),
+        "共同的交流語言：" + _join([_language_zh(code) for code in languages], "、"),
+    )
+
+
+@lru_cache(maxsize=65536)
+def _hours_texts(hours: float, window: tuple[str, str], timezone: str) -> tuple[str, str]:
+    hours_text, city = f"{hours:g}", _city(timezone)
+    return (
+        f"{hours_text} h overlap of school hours: {window[0]}–{window[1]} {city} time",
+        f"上課時間重疊 {hours_text} 小時：{city} 時間 {window[0]}–{window[1]}",
+    )
+
+
+@lru_cache(maxsize=1024)
+def _level_texts(same: bool, levels: tuple[str, ...]) -> tuple[str, str]:
+    return (
+        ("Same level: " if same else "Adjacent level: ") + _join([LEVEL_LABELS[lv][0] for lv in levels]),
+        ("相同學制：" if same else "相鄰學制：") + _join([LEVEL_LABELS[lv][1] for lv in levels], "、"),
+    )
+
+
+@lru_cache(maxsize=1024)
+def _mode_texts(modes: tuple[str, ...]) -> tuple[str, str]:
+    return (
+        "You can do: " + _join([MODE_LABELS[m][0] for m in modes]),
+        "可進行：" + _join([MODE_LABELS[m][1] for m in modes], "、"),
+    )
+
+
+def _reason(code: str, weight: float, data: dict[str, Any], texts: tuple[str, str]) -> Reason:
+    return Reason(code=code, weight=weight, data=data, text_en=texts[0], text_zh=texts[1])
+
+
 def explain(
     source: School,
     candidate: School,
@@ -62,110 +130,80 @@ def explain(
     settings: MatchSettings,
 ) -> list[Reason]:
     """Reasons in order of how much they contributed, graph reasons last."""
-    weights = dict(settings.fit)
+    weights = settings.fit.__dict__  # the fields as stored, read only: dict(settings.fit) walks them in Python
     total = sum(weights.values()) or 1.0
     share = {name: weights[name] * value / total for name, value in score.forward.components.items()}
     reasons: list[Reason] = []
 
     shared_sdgs = sorted(set(source.sdgs) & set(candidate.sdgs))
     if shared_sdgs:
-        reasons.append(
-            Reason(
-                code="shared_sdgs",
-                weight=share["sdg"],
-                data={"sdgs": shared_sdgs},
-                text_en="Shared SDG themes: " + _join([f"{g} {sdg_name(g)}" for g in shared_sdgs]),
-                text_zh="共同的永續發展目標：" + _join([f"{g} {sdg_name_zh(g)}" for g in shared_sdgs], "、"),
-            )
-        )
+        reasons.append(_reason("shared_sdgs", share["sdg"], {"sdgs": shared_sdgs}, _sdg_texts(tuple(shared_sdgs))))
     if candidate.country in source.target_countries:
         reasons.append(
-            Reason(
-                code="target_country",
-                weight=share["target_country"],
-                data={"country": candidate.country},
-                text_en=f"{country_name(candidate.country)} is one of the countries you are looking for",
-                text_zh=f"{country_name_zh(candidate.country)}是貴校希望交流的國家",
+            _reason(
+                "target_country",
+                share["target_country"],
+                {"country": candidate.country},
+                _country_texts("target_country", candidate.country),
             )
         )
     if source.country in candidate.target_countries:
         reasons.append(
-            Reason(
-                code="wants_your_country",
-                weight=score.backward.components["target_country"] * weights["target_country"] / total,
-                data={"country": source.country},
-                text_en=f"They are looking for a partner in {country_name(source.country)}",
-                text_zh=f"對方希望與{country_name_zh(source.country)}的學校交流",
+            _reason(
+                "wants_your_country",
+                score.backward.components["target_country"] * weights["target_country"] / total,
+                {"country": source.country},
+                _country_texts("wants_your_country", source.country),
             )
         )
     if check.shared_languages:
-        langs = list(check.shared_languages)
+        langs = tuple(check.shared_languages)
         reasons.append(
-            Reason(
-                code="shared_languages",
-                weight=share["language"],
-                data={"languages": langs},
-                text_en="Exchange languages in common: " + _join([_language(code) for code in langs]),
-                text_zh="共同的交流語言：" + _join([_language_zh(code) for code in langs], "、"),
-            )
+            _reason("shared_languages", share["language"], {"languages": list(langs)}, _language_texts(langs))
         )
     if check.overlap.hours > 0 and "virtual" in check.usable_modes:
         window = _window(check.overlap, source.timezone)
         assert window is not None
         hours = round(check.overlap.hours, 1)
-        hours_text = f"{hours:g}"
         reasons.append(
-            Reason(
-                code="school_hours",
-                weight=share["timezone"],
-                data={"hours": hours, "start": window[0], "end": window[1], "timezone": source.timezone},
-                text_en=(
-                    f"{hours_text} h overlap of school hours: {window[0]}–{window[1]} {_city(source.timezone)} time"
-                ),
-                text_zh=f"上課時間重疊 {hours_text} 小時：{_city(source.timezone)} 時間 {window[0]}–{window[1]}",
+            _reason(
+                "school_hours",
+                share["timezone"],
+                {"hours": hours, "start": window[0], "end": window[1], "timezone": source.timezone},
+                _hours_texts(hours, window, source.timezone),
             )
         )
     same_levels = sorted(set(source.levels) & set(candidate.levels))
     level_list = same_levels or sorted(candidate.levels)
     reasons.append(
-        Reason(
-            code="level",
-            weight=share["level"],
-            data={"same": bool(same_levels), "levels": level_list},
-            text_en=("Same level: " if same_levels else "Adjacent level: ")
-            + _join([LEVEL_LABELS[lv][0] for lv in level_list]),
-            text_zh=("相同學制：" if same_levels else "相鄰學制：")
-            + _join([LEVEL_LABELS[lv][1] for lv in level_list], "、"),
+        _reason(
+            "level",
+            share["level"],
+            {"same": bool(same_levels), "levels": level_list},
+            _level_texts(bool(same_levels), tuple(level_list)),
         )
     )
-    modes = list(check.usable_modes)
-    reasons.append(
-        Reason(
-            code="modes",
-            weight=share["mode"],
-            data={"modes": modes},
-            text_en="You can do: " + _join([MODE_LABELS[m][0] for m in modes]),
-            text_zh="可進行：" + _join([MODE_LABELS[m][1] for m in modes], "、"),
-        )
-    )
+    modes = tuple(check.usable_modes)
+    reasons.append(_reason("modes", share["mode"], {"modes": list(modes)}, _mode_texts(modes)))
     if candidate.country in NSP_COUNTRIES and source.country == settings.home_country:
         reasons.append(
-            Reason(
-                code="new_southbound",
-                weight=0.0,
-                data={"country": candidate.country},
-                text_en=f"{country_name(candidate.country)} is a New Southbound Policy country",
-                text_zh=f"{country_name_zh(candidate.country)}為新南向政策國家",
+            _reason(
+                "new_southbound",
+                0.0,
+                {"country": candidate.country},
+                _country_texts("new_southbound", candidate.country),
             )
         )
     if score.similarity >= SIMILAR_PROFILE:
         reasons.append(
-            Reason(
-                code="similar_profile",
-                weight=share["embedding"],
-                data={"similarity": round(score.similarity, 3)},
-                text_en=f"Your profiles and descriptions are alike (similarity {score.similarity:.2f})",
-                text_zh=f"兩校的簡介與特色相近（相似度 {score.similarity:.2f}）",
+            _reason(
+                "similar_profile",
+                share["embedding"],
+                {"similarity": round(score.similarity, 3)},
+                (
+                    f"Your profiles and descriptions are alike (similarity {score.similarity:.2f})",
+                    f"兩校的簡介與特色相近（相似度 {score.similarity:.2f}）",
+                ),
             )
         )
     reasons.sort(key=lambda r: -r.weight)

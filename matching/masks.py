@@ -104,35 +104,65 @@ def rule_masks(
     partner_rows: Collection[int],
 ) -> RuleMasks:
     """Every rule of :func:`check_pair` for ``source`` against every row (see the module docstring).
-    ``partner_rows`` are the rows of the source's active partners."""
+    ``partner_rows`` are the rows of the source's active partners.
+
+    A rule's mask that depends on one field of the source only (its country, its languages, its
+    modes, its time zone, its levels) is the same for every source sharing that value: each is
+    worked out once per table snapshot (:meth:`~matching.table.ProfileTable.derived`) and shared
+    read-only, so a request computes only what is its own (itself, its partners, its filters)."""
     n = len(table)
     school = source.school
+    derived = table.derived
     v: dict[Rule, np.ndarray] = {}
     same = np.zeros(n, dtype=bool)
     if school.id in table.row_of:
         same[table.row_of[school.id]] = True
     v[Rule.SAME_SCHOOL] = same
-    v[Rule.INACTIVE] = ~table["active"] | (not school.active)
+    v[Rule.INACTIVE] = derived("inactive", lambda: ~table["active"]) if school.active else np.ones(n, dtype=bool)
     country = table["country"]
-    v[Rule.SAME_COUNTRY] = country == source.country if source.country >= 0 else np.zeros(n, dtype=bool)
+    none = derived("none", lambda: np.zeros(n, dtype=bool))
+    v[Rule.SAME_COUNTRY] = (
+        derived(("same_country", source.country), lambda: country == source.country) if source.country >= 0 else none
+    )
     if settings.scope == "home" and school.country != settings.home_country:
-        v[Rule.OUT_OF_SCOPE] = ~v[Rule.SAME_COUNTRY] & (country != table.countries.code(settings.home_country))
+        home = table.countries.code(settings.home_country)
+        same_country = v[Rule.SAME_COUNTRY]
+        v[Rule.OUT_OF_SCOPE] = derived(
+            ("out_of_scope", source.country, home), lambda: ~same_country & (country != home)
+        )
     else:
-        v[Rule.OUT_OF_SCOPE] = np.zeros(n, dtype=bool)
-    v[Rule.NO_SHARED_LANGUAGE] = ~shares_any(table["languages_exchange"], source.languages_exchange)
-    common = pair_modes_bits(source.modes, table["modes"])
+        v[Rule.OUT_OF_SCOPE] = none
+    v[Rule.NO_SHARED_LANGUAGE] = derived(
+        ("no_shared_language", source.languages_exchange.tobytes()),
+        lambda: ~shares_any(table["languages_exchange"], source.languages_exchange),
+    )
+    common = derived(("common_modes", source.modes), lambda: pair_modes_bits(source.modes, table["modes"]))
     overlap = table.overlap_hours(school.timezone, day, settings.school_day_start, settings.school_day_end)
-    usable = np.where(overlap < settings.min_overlap_hours, common & ~np.uint8(VIRTUAL), common).astype(np.uint8)
-    v[Rule.NO_COMMON_MODE] = common == 0
-    v[Rule.NO_SHARED_HOURS] = (common != 0) & (usable == 0)
+    short = derived(
+        (
+            "short_hours",
+            school.timezone,
+            day,
+            settings.school_day_start,
+            settings.school_day_end,
+            settings.min_overlap_hours,
+        ),
+        lambda: overlap < settings.min_overlap_hours,
+    )
+    usable = common & ~(short.view(np.uint8) * np.uint8(VIRTUAL))  # virtual only in shared hours
+    v[Rule.NO_COMMON_MODE] = derived(("no_common_mode", source.modes), lambda: common == 0)
+    v[Rule.NO_SHARED_HOURS] = short & derived(("virtual_only", source.modes), lambda: common == VIRTUAL)
     allowed = bits((lb for la in school.levels for lb in settings.level_matrix.get(la, [])), LEVEL_BIT)
-    v[Rule.LEVEL_MISMATCH] = (table["levels"] & allowed) == 0
+    v[Rule.LEVEL_MISMATCH] = derived(("level_mismatch", allowed), lambda: (table["levels"] & allowed) == 0)
     partners = np.zeros(n, dtype=bool)
     partners[np.fromiter(partner_rows, dtype=np.int64, count=len(partner_rows))] = True
     v[Rule.ALREADY_PARTNERS] = partners
     v[Rule.AT_CAPACITY] = table.full()
-    v[Rule.FILTERED] = ~admitted(table, filters, usable)
+    v[Rule.FILTERED] = ~admitted(table, filters, usable) if filters != NO_FILTERS else none
     return RuleMasks(v, overlap, usable)
+
+
+NO_FILTERS = SuggestionFilters()
 
 
 def admitted(table: ProfileTable, filters: SuggestionFilters, usable: np.ndarray) -> np.ndarray:

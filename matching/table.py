@@ -15,7 +15,7 @@ consistent snapshot for its whole request.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -33,6 +33,9 @@ REMOTENESS_CODE: dict[Remoteness, int] = {r: n for n, r in enumerate(Remoteness)
 HOME_SIDE, FOREIGN_SIDE = 0, 1
 SIDE_CODES: dict[str, int] = {"home": HOME_SIDE, "foreign": FOREIGN_SIDE}
 """The engine's side names (its two indexes) and the table's codes for them (the ``side`` column)."""
+DERIVED_ENTRIES = 512
+"""Derived arrays one table keeps (:meth:`ProfileTable.derived`): at 100k rows 0.1 MB (a mask) to
+0.8 MB (an overlap) each."""
 
 
 def bits(items: Iterable[Any], table: Mapping[Any, int]) -> int:
@@ -146,8 +149,9 @@ class ProfileTable:
     rows_by_label: tuple[np.ndarray, np.ndarray]
     """Per side (home, foreign): the table row of each index label, -1 for labels no row holds."""
     _derived: dict[object, np.ndarray] = field(default_factory=dict, compare=False)
-    """Arrays worked out from the columns on first use (overlaps per time zone, full rows); each
-    update makes a table with an empty one."""
+    """Arrays worked out from the columns on first use (overlaps per time zone, full rows, the rule
+    masks of each kind of source); each update makes a table with an empty one. Read through
+    :meth:`derived`."""
 
     # ------------------------------------------------------------------ building
 
@@ -210,35 +214,42 @@ class ProfileTable:
         """Free places of every row: capacity less active partners less open invitations (may be < 0)."""
         return graph.free_places(self["capacity"], self["partners"], self["pending"])
 
+    def derived(self, key: object, make: Callable[[], np.ndarray]) -> np.ndarray:
+        """The array ``make`` works out from this table's columns, made once per table and ``key``
+        and shared read-only by every reader of this snapshot (pure values of the columns). Past
+        :data:`DERIVED_ENTRIES` keys the cache starts afresh, so it stays bounded however many
+        kinds of source a long-lived table answers."""
+        found = self._derived.get(key)
+        if found is None:
+            if len(self._derived) >= DERIVED_ENTRIES:
+                self._derived.clear()
+            found = make()
+            found.flags.writeable = False
+            self._derived[key] = found
+        return found
+
     def overlap_hours(self, timezone: str, day: date, start_hour: int, end_hour: int) -> np.ndarray:
         """Shared school hours of a school in ``timezone`` with every row, on ``day``.
 
         Worked out once per time zone of the vocabulary with :func:`school_hours_overlap` (the
         reference, so daylight saving is the same) and gathered per row."""
-        key = (timezone, day, start_hour, end_hour)
-        per_row = self._derived.get(key)
-        if per_row is None:
+
+        def per_row() -> np.ndarray:
             zones = list(self.timezones.codes)
             by_zone = np.array(
                 [school_hours_overlap(timezone, zone, day, start_hour, end_hour).hours for zone in zones] + [0.0]
             )
-            per_row = by_zone[self["timezone"]]  # code -1 (no zone) reads the trailing 0.0
-            self._derived[key] = per_row  # a cache of pure values: the same for every reader
-        return per_row
+            return by_zone[self["timezone"]]  # code -1 (no zone) reads the trailing 0.0
+
+        return self.derived(("overlap", timezone, day, start_hour, end_hour), per_row)
 
     def indexed(self) -> np.ndarray:
         """Rows whose vector is in an index (active schools), worked out once per table."""
-        found = self._derived.get("indexed")
-        if found is None:
-            found = self._derived["indexed"] = self["label"] >= 0
-        return found
+        return self.derived("indexed", lambda: self["label"] >= 0)
 
     def indexed_on(self, side: int) -> np.ndarray:
         """:meth:`indexed` rows of one side (home or foreign), worked out once per table."""
-        found = self._derived.get(("indexed", side))
-        if found is None:
-            found = self._derived[("indexed", side)] = self.indexed() & (self["side"] == side)
-        return found
+        return self.derived(("indexed", side), lambda: self.indexed() & (self["side"] == side))
 
     def indexed_among(self, sides: Collection[str]) -> np.ndarray:
         """:meth:`indexed` rows on the named sides ("home", "foreign"): the candidates a source
@@ -254,19 +265,17 @@ class ProfileTable:
     def id_order(self) -> np.ndarray:
         """Each row's place in id order (ties between equal scores go to the smaller id), worked out
         once per table."""
-        found = self._derived.get("id_order")
-        if found is None:
+
+        def order() -> np.ndarray:
             found = np.empty(len(self), dtype=np.int64)
             found[np.argsort(np.array(self.ids))] = np.arange(len(self))
-            self._derived["id_order"] = found
-        return found
+            return found
+
+        return self.derived("id_order", order)
 
     def full(self) -> np.ndarray:
         """Rows with no free place (the ``at_capacity`` rule), worked out once per table."""
-        found = self._derived.get("full")
-        if found is None:
-            found = self._derived["full"] = self.free_places() <= 0
-        return found
+        return self.derived("full", lambda: self.free_places() <= 0)
 
     # ------------------------------------------------------------------ updates (each returns a new table)
 
