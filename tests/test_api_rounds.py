@@ -343,10 +343,12 @@ def test_store_keeps_rounds_and_accepts_them_once(store: Store, make_school: Any
     tw, my, th = make_school(), make_school(country="MY"), make_school(country="TH", active=False)
     for school in (tw, my, th):
         store.create_school(school)
-    first = store.create_round(  # its JSON is serialised before the write lock: it must read back the same
+    first, row = store.prepare_round(  # serialised before the write lock: it must read back the same
         options={"per_school": 5}, summary={"pairs": 1}, result={"pairs": [], "note": "臺東 ✓"}, created_by="k1"
     )
-    second = store.create_round(options={}, summary={"pairs": 0}, result={"pairs": []})
+    store.insert_round(row)
+    second, row = store.prepare_round(options={}, summary={"pairs": 0}, result={"pairs": []})
+    store.insert_round(row)
     assert [r.id for r in store.list_rounds()] == [second.id, first.id]
     assert store.list_rounds()[0].result is None and store.get_round(first.id) == first
     assert store.get_round(first.id, result=False) == first.model_copy(update={"result": None})

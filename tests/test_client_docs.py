@@ -104,11 +104,12 @@ def test_the_client_against_a_live_server(live: Any) -> None:
         assert no_round.value.status in (400, 422) and no_round.value.field == "round_id"
         with state.reading() as matcher:
             result = run_round(matcher, None, RoundOptions())
-        stored = state.store.create_round(
+        stored, row = state.store.prepare_round(
             options=RoundOptions().model_dump(mode="json"),
             summary=RoundSummary.of(result).model_dump(mode="json"),
             result=result.model_dump(mode="json"),
         )
+        state.store.insert_round(row)
         assert len(result.pairs) > 2
         job = staff.get_round(stored.id, offset=1, limit=2)
         assert job.status == "done" and job.round is not None

@@ -293,23 +293,6 @@ class Store:
 
     # ----------------------------------------------------------------- matching rounds
 
-    def create_round(
-        self,
-        *,
-        options: dict[str, Any],
-        summary: dict[str, Any],
-        result: dict[str, Any],
-        created_by: str | None = None,
-        now: datetime | None = None,
-        round_id: str | None = None,
-    ) -> StoredRound:
-        """Keep a proposed round (:meth:`prepare_round`, then :meth:`insert_round`)."""
-        stored, row = self.prepare_round(
-            options=options, summary=summary, result=result, created_by=created_by, now=now, round_id=round_id
-        )
-        self.insert_round(row)
-        return stored
-
     @staticmethod
     def prepare_round(
         *,
