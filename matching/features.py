@@ -296,8 +296,17 @@ class PairFeatures:
         return cached[1]
 
     def __getstate__(self) -> dict[str, object]:
-        # caches: of one table's rows, and a by-column copy of partners_by_region_
-        return {k: v for k, v in self.__dict__.items() if k not in ("_rows_in", "_by_region")}
+        # attributes starting with "_" are caches worked out from the fitted state, never saved
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def _common_partner_weight(self) -> np.ndarray:
+        """Adamic–Adar's weight of each school as a common partner, 1 / ln degree (0 below degree 2):
+        worked out once from the fitted degrees, not on every request."""
+        weight = self.__dict__.get("_common_weight")
+        if weight is None:
+            degree = self.degree_
+            weight = self.__dict__["_common_weight"] = np.where(degree >= 2, 1 / np.log(np.maximum(degree, 2)), 0.0)
+        return weight
 
     def _partners_in_region(self, region: int) -> np.ndarray:
         """Each school's partners in ``region`` (a column of :attr:`partners_by_region_`), from a
@@ -448,14 +457,13 @@ class PairFeatures:
         neighbours = A.indices[A.indptr[u] : A.indptr[u + 1]]
         start = np.zeros(n)
         start[neighbours] = A.data[A.indptr[u] : A.indptr[u + 1]]
-        inverse_log = np.where(self.degree_ >= 2, 1 / np.log(np.maximum(self.degree_, 2)), 0.0)
         second = np.unique(A[neighbours].indices)  # the only rows of A @ start that are not 0
         reach = A[second]
         walk2, weighted2 = np.zeros(n), np.zeros(n)
         walk2[second] = reach @ start
         weighted2[second] = (reach @ (start * self.l3_weight_)) * self.l3_weight_[second]
         candidates = A[at]
-        return candidates @ (start * inverse_log), candidates @ walk2, candidates @ weighted2
+        return candidates @ (start * self._common_partner_weight()), candidates @ walk2, candidates @ weighted2
 
 
 def _pair_counts(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:
