@@ -208,6 +208,7 @@ def _train(args: argparse.Namespace) -> int:
     print(f"validation ({v['validation_queries']} held-out queries): ranker vs hand-weighted reciprocal score")
     print(f"  AUC        {v['auc'] or float('nan'):.3f} vs {v['auc_reciprocal'] or float('nan'):.3f}")
     print(f"  recall@10  {v['recall@10']:.3f} vs {v['recall@10_reciprocal']:.3f}")
+    print(f"  recall@10 of the linear first stage alone: {v['recall@10_first_stage']:.3f}")
     print("feature importance (drop in validation AUC when shuffled):")
     for name, drop in list(v["importance"].items())[:12]:
         print(f"  {name:<28} {drop:+.4f}")

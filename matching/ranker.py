@@ -17,7 +17,11 @@ trained the way it will be used:
    each ranking signal and a random sample are the negatives;
 4. :class:`~matching.features.PairFeatures` (fitted on the network that is left only)
    describes each pair, symmetric in the two schools, and a scikit-learn
-   ``HistGradientBoostingClassifier`` learns P(partnership | pair).
+   ``HistGradientBoostingClassifier`` learns P(partnership | pair);
+5. a logistic regression on the same rows is the first stage: a request's trees score only the
+   :attr:`ReciprocalRanker.shortlist` candidates it ranks highest, so the trees' cost stays the same
+   however many schools are eligible (on the 2k evaluation worlds, recall@10 with a shortlist of
+   100 equalled the trees over every eligible school on all four world/split cells).
 
 For serving, the features are refitted on the whole history, so the model scores today's
 network. Below :data:`MIN_PARTNERSHIPS` partnerships, or :data:`MIN_POSITIVES` positive
@@ -46,7 +50,9 @@ from typing import Any, Literal
 
 import joblib
 import numpy as np
+from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import ThreadpoolController
 
@@ -61,7 +67,7 @@ from matching.retrieve import Request, pool
 from matching.settings import MatchSettings, RebalanceWeights
 from matching.table import ProfileTable, Row
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Bumped when the saved model's features or layout change: an older file is then ignored."""
 RANKER_DIR = "ranker"
 MIN_PARTNERSHIPS = 150
@@ -318,19 +324,56 @@ def _one_openmp_thread() -> Any:
     return _controller().limit(limits=1, user_api="openmp")
 
 
+class LinearShortlist:
+    """The ranker's first stage: a logistic regression over the same features, folded into one
+    weight vector (a missing value reads as the training median), so picking a request's shortlist
+    from thousands of candidates costs one matrix-vector product instead of a pass of every tree."""
+
+    def __init__(self, C: float = 1.0):
+        self.C = C
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> LinearShortlist:
+        with warnings.catch_warnings():  # a feature missing in every row has a NaN median: read as 0
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.fill_ = np.nan_to_num(np.nanmedian(X, axis=0))
+        filled = np.where(np.isnan(X), self.fill_, X)
+        mean = np.average(filled, axis=0, weights=sample_weight)
+        scale = np.sqrt(np.average((filled - mean) ** 2, axis=0, weights=sample_weight))
+        scale[scale == 0] = 1.0  # a constant column: left as it is
+        model = LogisticRegression(C=self.C, class_weight="balanced", max_iter=2000).fit(
+            (filled - mean) / scale, y, sample_weight=sample_weight
+        )
+        self.coef_ = model.coef_[0] / scale
+        self.intercept_ = float(model.intercept_[0] - mean @ self.coef_)
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return np.where(np.isnan(X), self.fill_, X) @ self.coef_ + self.intercept_
+
+
 class ReciprocalRanker:
-    """P(the pair partners | its features): gradient-boosted trees, scikit-learn style.
+    """P(the pair partners | its features): gradient-boosted trees, scikit-learn style, behind a
+    linear first stage that picks the :attr:`shortlist` rows the trees score (see :meth:`rank_score`).
 
     OpenMP is held to one thread: a process that forks workers after an OpenMP pool has started
     (the evaluation does) deadlocks in them, and a request's few hundred rows gain nothing from threads."""
 
-    def __init__(self, max_iter: int = 120, learning_rate: float = 0.08, max_leaf_nodes: int = 31, seed: int = 7):
+    def __init__(
+        self,
+        max_iter: int = 120,
+        learning_rate: float = 0.08,
+        max_leaf_nodes: int = 31,
+        seed: int = 7,
+        shortlist: int = 100,
+    ):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
         self.seed = seed
+        self.shortlist = shortlist
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> ReciprocalRanker:
+        self.first_stage_ = LinearShortlist().fit(X, y, sample_weight)
         with _one_openmp_thread():
             return self._fit(X, y, sample_weight)
 
@@ -352,6 +395,21 @@ class ReciprocalRanker:
             return np.zeros(0)
         with _one_openmp_thread():
             return self.model_.predict_proba(X)[:, 1]
+
+    def rank_score(self, X: np.ndarray) -> np.ndarray:
+        """A request's rank scores: the trees' probability for the :attr:`shortlist` rows the first
+        stage ranks highest, and for the rest the first stage's order mapped below every one of
+        those (so the trees' cost does not grow with the number of eligible schools)."""
+        if len(X) <= self.shortlist:
+            return self.predict_score(X)
+        linear = self.first_stage_.decision_function(X)
+        short = np.argpartition(-linear, self.shortlist - 1)[: self.shortlist]
+        out = np.empty(len(X))
+        out[short] = self.predict_score(X[short])
+        rest = np.ones(len(X), dtype=bool)
+        rest[short] = False
+        out[rest] = out[short].min() * 0.5 * expit(linear[rest] - linear[rest].max())
+        return out
 
 
 def recall_at(scores: np.ndarray, y: np.ndarray, group: np.ndarray, k: int = 10) -> float:
@@ -385,6 +443,7 @@ def fit_validated(
         "auc_reciprocal": float(roc_auc_score(y, data.reciprocal[test])) if 0 < y.sum() < len(y) else None,
         "recall@10": recall_at(scores, y, group),
         "recall@10_reciprocal": recall_at(data.reciprocal[test], y, group),
+        "recall@10_first_stage": recall_at(model.first_stage_.decision_function(data.X[test]), y, group),
     }
     base = figures["auc"] or 0.0
     shuffle = np.random.default_rng(settings.seed + 1)
@@ -397,6 +456,20 @@ def fit_validated(
         importance[name] = float(drop)
     figures["importance"] = dict(sorted(importance.items(), key=lambda kv: -kv[1]))
     return model, figures
+
+
+def column_medians(X: np.ndarray) -> np.ndarray:
+    """Each column's median over its known values (NaN if none), as ``np.nanmedian(X, axis=0)``
+    gives, without the masked-array path NumPy takes for small arrays (0.5 ms for 10 rows).
+
+    >>> column_medians(np.array([[1.0, np.nan, np.nan], [3.0, 2.0, np.nan], [4.0, 5.0, np.nan]])).tolist()
+    [3.0, 3.5, nan]
+    """
+    ordered = np.sort(X, axis=0)  # NaN sorts last
+    known = np.count_nonzero(~np.isnan(X), axis=0)
+    columns = np.arange(X.shape[1])
+    low, high = np.maximum((known - 1) // 2, 0), known // 2
+    return np.where(known > 0, (ordered[low, columns] + ordered[high, columns]) / 2, np.nan)
 
 
 @dataclass
@@ -416,7 +489,7 @@ class RankerModel:
         return self.pair_features.transform_rows(table, source, rows, similarity, scores)
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        return self.ranker.predict_score(features)
+        return self.ranker.rank_score(features)
 
     def source_scores(self, table: ProfileTable, source: Row, rows: np.ndarray) -> dict[str, np.ndarray]:
         return sources.source_scores(self.pair_features, table, source, rows)
@@ -427,9 +500,7 @@ class RankerModel:
         X = features
         if len(X) == 0:
             return []
-        with warnings.catch_warnings():  # a feature unknown for every candidate has a NaN median: fine
-            warnings.simplefilter("ignore", RuntimeWarning)
-            reference = np.nanmedian(X, axis=0) if len(X) > 1 else np.zeros(X.shape[1])
+        reference = column_medians(X) if len(X) > 1 else np.zeros(X.shape[1])
         n, f = X.shape
         # A probe only where the feature differs from the reference (else its lift is 0 exactly),
         # scored in one call with the candidates themselves.

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
 
 from embeddings import EmbeddingSettings, ProfileEmbedder
 from matching import retrieve as retrieve_module
@@ -16,9 +18,11 @@ from matching.engine import Matcher
 from matching.ranker import (
     MIN_PARTNERSHIPS,
     InsufficientHistory,
+    LinearShortlist,
     RankerModel,
     ReciprocalRanker,
     TrainingSettings,
+    column_medians,
     load_ranker,
     save_ranker,
     train,
@@ -93,6 +97,43 @@ def test_saved_versions_load_with_the_same_scores(model: RankerModel, matcher: M
     current = tmp_path / "ranker" / "current.json"
     current.write_text(json.dumps({**json.loads(current.read_text()), "format": -1}))
     assert load_ranker(tmp_path) is None  # an older format is ignored: the hand-weighted score is used
+
+
+def test_the_trees_score_the_first_stages_shortlist_and_the_rest_ranks_below_it(model: RankerModel) -> None:
+    ranker = model.ranker
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(ranker.shortlist * 3, model.ranker.n_features_in_))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    scores = ranker.rank_score(X)
+    linear = ranker.first_stage_.decision_function(X)
+    order = np.argsort(-linear, kind="stable")
+    short, rest = order[: ranker.shortlist], order[ranker.shortlist :]
+    np.testing.assert_array_equal(scores[short], ranker.predict_score(X[short]))
+    assert scores[rest].max() < scores[short].min()
+    assert np.all(np.diff(scores[rest]) <= 0)  # the rest keep the first stage's order
+    np.testing.assert_array_equal(ranker.rank_score(X[:50]), ranker.predict_score(X[:50]))  # few: trees only
+
+
+def test_the_first_stage_is_a_logistic_regression_folded_to_one_weight_vector() -> None:
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(400, 4)) * [1.0, 10.0, 0.1, 3.0] + [0.0, 5.0, -1.0, 2.0]
+    y = (X[:, 0] + X[:, 1] / 10 + rng.normal(size=400) > 0.5).astype(int)
+    X[::7, 2] = np.nan
+    first = LinearShortlist().fit(X, y)
+    filled = np.where(np.isnan(X), np.nanmedian(X, axis=0), X)
+    scaler = StandardScaler().fit(filled)
+    reference = LogisticRegression(class_weight="balanced", max_iter=2000).fit(scaler.transform(filled), y)
+    np.testing.assert_allclose(first.decision_function(X), reference.decision_function(scaler.transform(filled)))
+
+
+@pytest.mark.parametrize("rows", [2, 3, 10, 11])
+def test_column_medians_are_numpys_nanmedian(rows: int) -> None:
+    X = np.random.default_rng(rows).normal(size=(rows, 6))
+    X[np.random.default_rng(9).random(X.shape) < 0.3] = np.nan
+    X[:, 4] = np.nan
+    with pytest.warns(RuntimeWarning):
+        expected = np.nanmedian(X, axis=0)
+    np.testing.assert_array_equal(column_medians(X), expected)
 
 
 def test_engine_ranks_by_the_model_and_explains_each_candidate(model: RankerModel, matcher: Matcher) -> None:
