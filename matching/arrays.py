@@ -63,6 +63,11 @@ class ArrayScores:
         )
 
 
+PathSums = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""From one school to each of some candidates: Adamic–Adar over common partners, the 3-walk count
+and Adamic–Adar over 3-paths (see :meth:`matching.features.PairFeatures.paths`), 0 for a school
+the history did not know. A request works them out once: its sources and its features read them."""
+
 PairScorer = Callable[[ProfileTable, Row, np.ndarray, np.ndarray, ArrayScores], np.ndarray]
 """(table, source row, candidate rows, similarities, reciprocal scores) -> one base score per candidate."""
 
@@ -72,12 +77,22 @@ class LearnedScorer(Protocol):
     their scores, and the reasons that lifted each one."""
 
     def feature_rows(
-        self, table: ProfileTable, source: Row, rows: np.ndarray, similarity: np.ndarray, scores: ArrayScores
+        self,
+        table: ProfileTable,
+        source: Row,
+        rows: np.ndarray,
+        similarity: np.ndarray,
+        scores: ArrayScores,
+        paths: PathSums | None = None,
     ) -> np.ndarray: ...
 
     def score(self, features: np.ndarray) -> np.ndarray: ...
 
-    def source_scores(self, table: ProfileTable, source: Row, rows: np.ndarray) -> dict[str, np.ndarray]: ...
+    def path_sums(self, table: ProfileTable, source: Row, rows: np.ndarray) -> PathSums: ...
+
+    def source_scores(
+        self, table: ProfileTable, source: Row, rows: np.ndarray, paths: PathSums | None = None
+    ) -> dict[str, np.ndarray]: ...
 
     def explain(self, features: np.ndarray) -> list[list[Reason]]: ...
 

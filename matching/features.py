@@ -33,7 +33,7 @@ import scipy.sparse as sp
 
 from data.schema import Partnership, School
 from data.taxonomies import HOME_COUNTRY_DEFAULT
-from matching.arrays import ArrayScores
+from matching.arrays import ArrayScores, PathSums
 from matching.scoring import PairScore
 from matching.table import ProfileTable, Row, popcount
 
@@ -253,11 +253,18 @@ class PairFeatures:
         )
 
     def transform_rows(
-        self, table: ProfileTable, source: Row, rows: np.ndarray, similarity: np.ndarray, scores: ArrayScores
+        self,
+        table: ProfileTable,
+        source: Row,
+        rows: np.ndarray,
+        similarity: np.ndarray,
+        scores: ArrayScores,
+        paths: PathSums | None = None,
     ) -> np.ndarray:
         """One feature row per candidate row of ``table`` (columns as :data:`FEATURE_NAMES`), from the
         table's columns and the fit components of :func:`matching.arrays.reciprocal_scores`: array
-        operations only, so a request can score every eligible candidate."""
+        operations only, so a request can score every eligible candidate. ``paths``: the
+        :meth:`path_sums` of these rows when the request has them already."""
         if len(rows) == 0:
             return np.zeros((0, len(FEATURES)))
         languages = table["languages_exchange"][rows] & source.languages_exchange
@@ -284,7 +291,15 @@ class PairFeatures:
             shared_local_languages=popcount(languages & ~english).astype(float),
             shared_sdgs=popcount(sdgs & np.uint32(source.sdgs)).astype(float),
             union_sdgs=popcount(sdgs | np.uint32(source.sdgs)).astype(float),
+            paths=paths,
         )
+
+    def path_sums(self, table: ProfileTable, source_id: str, rows: np.ndarray) -> PathSums:
+        """:meth:`paths` from the school ``source_id`` to each of these rows of ``table``."""
+        fit_rows = self.rows_in(table)[rows]
+        known = fit_rows >= 0
+        common, walks, l3 = self.paths(self.row_.get(source_id, -1), np.where(known, fit_rows, 0))
+        return np.where(known, common, 0.0), np.where(known, walks, 0.0), np.where(known, l3, 0.0)
 
     def rows_in(self, table: ProfileTable) -> np.ndarray:
         """This fit's row of each table row (-1: a school the history did not know), kept for the
@@ -336,6 +351,7 @@ class PairFeatures:
         shared_local_languages: np.ndarray,
         shared_sdgs: np.ndarray,
         union_sdgs: np.ndarray,
+        paths: PathSums | None = None,
     ) -> np.ndarray:
         """The feature columns from what the profiles give (per candidate) and what the history gives
         (read here at the candidates' fit ``rows``, -1 for a school the history did not know);
@@ -398,10 +414,9 @@ class PairFeatures:
             known_only(np.asarray(P[u, :].todense()).ravel()[cand_region]) if u >= 0 else np.zeros(n),
             known_only(self._partners_in_region(src_region)[v]) if src_region >= 0 else np.zeros(n),
         )
-        common, paths, l3 = self.paths(u, v)
-        columns["adamic_adar"] = known_only(common)
-        columns["paths3"] = known_only(paths)
-        columns["adamic_adar_l3"] = known_only(l3)
+        columns["adamic_adar"], columns["paths3"], columns["adamic_adar_l3"] = (
+            tuple(known_only(values) for values in self.paths(u, v)) if paths is None else paths
+        )
 
         for name, values, default in (
             ("degree", np.log1p(self.degree_), 0.0),

@@ -59,7 +59,7 @@ from threadpoolctl import ThreadpoolController
 import graph
 from data.schema import Partnership
 from matching import sources
-from matching.arrays import ArrayScores
+from matching.arrays import ArrayScores, PathSums
 from matching.engine import Matcher
 from matching.features import COLUMN, FEATURE_NAMES, FEATURES, PairFeatures
 from matching.reasons import Reason
@@ -484,15 +484,26 @@ class RankerModel:
     metadata: dict[str, Any]
 
     def feature_rows(
-        self, table: ProfileTable, source: Row, rows: np.ndarray, similarity: np.ndarray, scores: ArrayScores
+        self,
+        table: ProfileTable,
+        source: Row,
+        rows: np.ndarray,
+        similarity: np.ndarray,
+        scores: ArrayScores,
+        paths: PathSums | None = None,
     ) -> np.ndarray:
-        return self.pair_features.transform_rows(table, source, rows, similarity, scores)
+        return self.pair_features.transform_rows(table, source, rows, similarity, scores, paths)
+
+    def path_sums(self, table: ProfileTable, source: Row, rows: np.ndarray) -> PathSums:
+        return self.pair_features.path_sums(table, source.school.id, rows)
 
     def score(self, features: np.ndarray) -> np.ndarray:
         return self.ranker.rank_score(features)
 
-    def source_scores(self, table: ProfileTable, source: Row, rows: np.ndarray) -> dict[str, np.ndarray]:
-        return sources.source_scores(self.pair_features, table, source, rows)
+    def source_scores(
+        self, table: ProfileTable, source: Row, rows: np.ndarray, paths: PathSums | None = None
+    ) -> dict[str, np.ndarray]:
+        return sources.source_scores(self.pair_features, table, source, rows, paths)
 
     def explain(self, features: np.ndarray, top: int = 3) -> list[list[Reason]]:
         """For each candidate, the features that lifted its score most: the drop in score when the

@@ -31,7 +31,7 @@ import numpy as np
 
 from data.schema import School
 from matching import sources
-from matching.arrays import ArrayScores, PairScorer, one_blas_thread, reciprocal_base, reciprocal_scores
+from matching.arrays import ArrayScores, PairScorer, PathSums, one_blas_thread, reciprocal_base, reciprocal_scores
 from matching.constraints import PairCheck, Rule, SuggestionFilters
 from matching.hours import school_hours_overlap
 from matching.masks import RuleMasks, rule_masks
@@ -179,6 +179,8 @@ class Pool:
     scores: ArrayScores
     sources: dict[str, np.ndarray] = field(default_factory=dict)
     """Each history source's score of each row (matching.sources), when a ranker ranks them."""
+    paths: PathSums | None = None
+    """The rows' path sums, worked out once for the sources and the ranker's features."""
 
 
 def pool(matcher: Matcher, table: ProfileTable, request: Request, inside: np.ndarray | None = None) -> Pool:
@@ -198,35 +200,38 @@ def pool(matcher: Matcher, table: ProfileTable, request: Request, inside: np.nda
         passing &= inside
     eligible = np.flatnonzero(passing)
     found_by: dict[str, np.ndarray] = {}
+    paths = None
     query = matcher.vector(source) if len(eligible) else np.zeros(0, dtype=np.float32)
     if matcher.ranker is not None and request.depth is None and settings.depth is None:
         if len(eligible) <= RANK_EVERY_BELOW:
             rows, similarity = _nearest(matcher, table, query, eligible, len(eligible))
-            found_by = matcher.ranker.source_scores(table, row, rows)
+            paths = matcher.ranker.path_sums(table, row, rows)
+            found_by = matcher.ranker.source_scores(table, row, rows, paths)
         else:
-            rows, similarity, found_by = _merged(matcher, table, row, query, eligible)
+            rows, similarity, found_by, paths = _merged(matcher, table, row, query, eligible)
     else:
         rows, similarity = _nearest(matcher, table, query, eligible, request.ranked_depth())
     scores = reciprocal_scores(table, row, rows, similarity, masks, settings)
-    return Pool(row, masks, examined, eligible, outside, rows, similarity, scores, found_by)
+    return Pool(row, masks, examined, eligible, outside, rows, similarity, scores, found_by, paths)
 
 
 def _merged(
     matcher: Matcher, table: ProfileTable, row: Row, query: np.ndarray, eligible: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], PathSums]:
     """Too many eligible to score every one: the :data:`POOL_NEAREST` nearest by vector and the
     :data:`POOL_PER_SOURCE` best of each history source, with their cosines (the nearest keep the
-    ones their search found; only the others are worked out) and source scores, in row order."""
+    ones their search found; only the others are worked out), source scores and path sums, in row order."""
     assert matcher.ranker is not None
     near, near_similarity = _nearest(matcher, table, query, eligible, POOL_NEAREST)
-    everywhere = matcher.ranker.source_scores(table, row, eligible)
+    paths = matcher.ranker.path_sums(table, row, eligible)
+    everywhere = matcher.ranker.source_scores(table, row, eligible, paths)
     picked = np.setdiff1d(eligible[sources.history_picks(everywhere, POOL_PER_SOURCE)], near)
     rows = np.concatenate([near, picked])
     similarity = np.concatenate([near_similarity, _cosines(matcher, table, query, picked)])
     order = np.argsort(rows)
     rows, similarity = rows[order], similarity[order]
     at = np.searchsorted(eligible, rows)
-    return rows, similarity, {name: s[at] for name, s in everywhere.items()}
+    return rows, similarity, {name: s[at] for name, s in everywhere.items()}, (paths[0][at], paths[1][at], paths[2][at])
 
 
 def stored_vectors(matcher: Matcher, table: ProfileTable, rows: np.ndarray) -> np.ndarray:
@@ -256,7 +261,7 @@ def _one(
     day = settings.reference_date or date.today()
     features = None
     if matcher.ranker is not None and scorer is reciprocal_base and len(rows):
-        features = matcher.ranker.feature_rows(table, found.row, rows, similarity, scores)
+        features = matcher.ranker.feature_rows(table, found.row, rows, similarity, scores, found.paths)
         rank = matcher.ranker.score(features)
     else:
         rank = np.asarray(scorer(table, found.row, rows, similarity, scores), dtype=float)

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from matching.arrays import PathSums
 from matching.features import PairFeatures
 from matching.reasons import Reason
 from matching.table import ProfileTable, Row
@@ -39,16 +40,16 @@ SOURCES: dict[str, tuple[str, str]] = {
 HISTORY_SOURCES: tuple[str, ...] = ("graph", "region", "wish")
 
 
-def source_scores(features: PairFeatures, table: ProfileTable, source: Row, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Per history source, its score of each candidate row (0: the source does not find it)."""
+def source_scores(
+    features: PairFeatures, table: ProfileTable, source: Row, rows: np.ndarray, paths: PathSums | None = None
+) -> dict[str, np.ndarray]:
+    """Per history source, its score of each candidate row (0: the source does not find it);
+    ``paths``: these rows' path sums when the request has them already."""
     school = source.school
     fit_rows = features.rows_in(table)[rows]
     known = fit_rows >= 0
     v = np.where(known, fit_rows, 0)
-    u = features.row_.get(school.id, -1)
-    graph = np.zeros(len(rows))
-    if u >= 0:
-        graph = np.where(known, features.paths(u, v)[2], 0.0)
+    graph = (features.path_sums(table, school.id, rows) if paths is None else paths)[2]
     region = features.regions_.get(f"{school.country}:{school.region or ''}", -1)
     country = features.countries_.get(school.country, -1)
     lift = np.maximum(

@@ -4,6 +4,7 @@ ranks the engine's candidates when loaded, and explains each candidate by what l
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,22 @@ def test_column_medians_are_numpys_nanmedian(rows: int) -> None:
     with pytest.warns(RuntimeWarning):
         expected = np.nanmedian(X, axis=0)
     np.testing.assert_array_equal(column_medians(X), expected)
+
+
+def test_a_requests_path_sums_are_worked_out_once_and_read_by_sources_and_features(
+    model: RankerModel, matcher: Matcher
+) -> None:
+    with_model = replace(matcher, ranker=model)
+    plain = without_rebalancing(matcher.settings)
+    for source in [s for s in matcher.schools.values() if s.active][:6]:
+        found = pool(with_model, with_model.table, Request(source, 10, plain))
+        assert found.paths is not None
+        args = (with_model.table, found.row, found.rows)
+        np.testing.assert_array_equal(
+            model.feature_rows(*args, found.similarity, found.scores, found.paths),
+            model.feature_rows(*args, found.similarity, found.scores),
+        )
+        np.testing.assert_array_equal(found.sources["graph"], model.source_scores(*args)["graph"])
 
 
 def test_engine_ranks_by_the_model_and_explains_each_candidate(model: RankerModel, matcher: Matcher) -> None:
