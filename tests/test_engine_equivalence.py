@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import date
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from matching.constraints import Rule
+from data.schema import School
+from matching.arrays import reciprocal_scores, swap_visits
+from matching.constraints import Rule, SuggestionFilters
 from matching.diversify import mmr, pairwise_similarity
-from matching.masks import RuleMasks, pack, unpack
+from matching.masks import VIRTUAL, RuleMasks, pack, pair_modes_bits, rule_masks, unpack
+from matching.scoring import FULL_OVERLAP_HOURS
+from matching.settings import FitWeights, MatchSettings
+from matching.table import ProfileTable, Row, popcount
+from tests.test_matching_masks import DAYS, FAST_PHASES, schools
 
 
 def plain_mmr(scores: list[float], similarity: np.ndarray, k: int, lam: float) -> list[int]:
@@ -72,3 +81,130 @@ def test_packed_masks_count_and_combine_as_the_boolean_ones(seed: int) -> None:
     found, plain = masks.eliminated(examined), plain_eliminated(violations, examined)
     assert found == plain and list(found) == list(plain)  # same counts, in the same order
     assert np.array_equal(unpack(pack(examined), n), examined)
+
+
+def plain_reciprocal_scores(
+    table: ProfileTable, source: Row, rows: np.ndarray, similarity: np.ndarray, masks: RuleMasks, match: MatchSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The array scores as first written: each component on its own, each weighted mean a sum of
+    seven products: (forward, backward, reciprocal, forward components, backward components)."""
+    school = source.school
+    country = table["country"][rows]
+    modes, n_modes = table["modes"][rows], table["n_modes"][rows]
+    sdgs, n_sdgs = table["sdgs"][rows], table["n_sdgs"][rows]
+    wished, n_wished = table["wished"][rows], table["n_wished"][rows]
+    shared = table["languages_exchange"][rows] & source.languages_exchange
+    has_shared = shared.any(axis=1)
+    overlap, usable = masks.overlap[rows], masks.usable[rows]
+    same_level = np.where((table["levels"][rows] & source.levels) != 0, 1.0, 0.5)
+    embedding = np.clip(similarity, 0.0, 1.0)
+    in_shared_hours = overlap >= match.min_overlap_hours
+    backward_usable = np.where(in_shared_hours, modes & source.modes & VIRTUAL, 0).astype(np.uint8)
+    backward_usable |= swap_visits(pair_modes_bits(source.modes, modes) & ~np.uint8(VIRTUAL))
+    shared_sdgs = popcount(sdgs & np.uint32(source.sdgs))
+
+    def has_code(bitset: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        codes = np.asarray(codes, dtype=np.int64)
+        safe = np.maximum(codes, 0)
+        words = bitset[..., safe // 64] if bitset.ndim == 1 else bitset[np.arange(len(bitset)), safe // 64]
+        found = (words >> (safe % 64).astype(np.uint64)) & np.uint64(1)
+        return (found != 0) & (codes >= 0)
+
+    def preference(wanted: int | np.ndarray, got: np.ndarray) -> np.ndarray:
+        return np.where(wanted == 0, 0.5, got / np.maximum(wanted, 1))
+
+    def per_candidate(components: dict[str, np.ndarray | float]) -> dict[str, np.ndarray]:
+        return {
+            k: np.asarray(c, dtype=float) if np.ndim(c) else np.full(len(rows), c, float) for k, c in components.items()
+        }
+
+    def weighted(components: dict[str, np.ndarray], weights: FitWeights) -> np.ndarray:
+        weight_of = dict(weights)
+        total = sum(weight_of.values())
+        if not total:
+            return np.zeros(len(rows))
+        return sum(weight_of[name] * c for name, c in components.items()) / total
+
+    forward_components = per_candidate(
+        {
+            "target_country": preference(len(school.target_countries), has_code(source.wished, country)),
+            "sdg": preference(len(school.sdgs), shared_sdgs),
+            "language": np.where(has_shared, 0.6 + 0.4 * (shared & source.languages_instruction).any(axis=1), 0.0),
+            "mode": (
+                popcount(np.uint8(source.modes) & usable) / len(school.exchange_modes)
+                if school.exchange_modes
+                else np.zeros(len(rows))
+            ),
+            "level": same_level,
+            "timezone": np.minimum(overlap / FULL_OVERLAP_HOURS, 1.0) if source.modes & VIRTUAL else 1.0,
+            "embedding": embedding,
+        }
+    )
+    backward_components = per_candidate(
+        {
+            "target_country": preference(n_wished, has_code(wished, np.full(len(rows), source.country))),
+            "sdg": preference(n_sdgs, shared_sdgs),
+            "language": np.where(
+                has_shared, 0.6 + 0.4 * (shared & table["languages_instruction"][rows]).any(axis=1), 0.0
+            ),
+            "mode": np.where(n_modes == 0, 0.0, popcount(modes & backward_usable) / np.maximum(n_modes, 1)),
+            "level": same_level,
+            "timezone": np.where(modes & VIRTUAL, np.minimum(overlap / FULL_OVERLAP_HOURS, 1.0), 1.0),
+            "embedding": embedding,
+        }
+    )
+    forward, backward = weighted(forward_components, match.fit), weighted(backward_components, match.fit)
+    total = forward + backward
+    reciprocal = np.where(total > 0, 2 * forward * backward / np.where(total > 0, total, 1.0), 0.0)
+    return forward, backward, reciprocal, forward_components, backward_components
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=FAST_PHASES)
+@given(
+    world=schools(14),
+    day=st.sampled_from(DAYS),
+    min_overlap=st.sampled_from([0.0, 1.0, 3.0]),
+    weights=st.sampled_from(
+        [
+            FitWeights(),
+            FitWeights(sdg=0.0, embedding=3.3, level=0.7),
+            FitWeights(**dict.fromkeys(FitWeights.model_fields, 0.0)),
+        ]
+    ),
+    seed=st.integers(0, 2**16),
+)
+def test_array_scores_equal_the_plain_formulas_to_the_last_bit(
+    world: list[School], day: date, min_overlap: float, weights: FitWeights, seed: int
+) -> None:
+    match = MatchSettings(min_overlap_hours=min_overlap, reference_date=day, fit=weights)
+    table = ProfileTable.build(world, "TW")
+    rng = np.random.default_rng(seed)
+    for source in world:
+        row = table.encode(source)
+        masks = rule_masks(table, row, match, day, SuggestionFilters(), [])
+        rows = np.flatnonzero(rng.random(len(table)) < 0.8)
+        similarity = rng.uniform(-0.3, 1.1, len(rows)).astype(rng.choice([np.float32, np.float64]))
+        got = reciprocal_scores(table, row, rows, similarity, masks, match)
+        forward, backward, reciprocal, forward_components, backward_components = plain_reciprocal_scores(
+            table, row, rows, similarity, masks, match
+        )
+        for new, old in [(got.forward, forward), (got.backward, backward), (got.reciprocal, reciprocal)]:
+            assert new.dtype == old.dtype and new.tobytes() == old.tobytes()
+        for new_parts, old_parts in [
+            (got.forward_components, forward_components),
+            (got.backward_components, backward_components),
+        ]:
+            assert list(new_parts) == list(old_parts)
+            for name, old in old_parts.items():
+                assert new_parts[name].dtype == old.dtype and new_parts[name].tobytes() == old.tobytes(), name
+
+
+@pytest.mark.parametrize("n", [1, 80, 8000, 100_000])
+def test_a_sum_down_the_components_adds_them_one_after_the_other(n: int) -> None:
+    """What the array scores rely on: np.add.reduce over the leading axis adds its rows in order
+    (no pairwise regrouping), as the reference's sum of products does."""
+    rng = np.random.default_rng(n)
+    parts = rng.random((7, 2, n)) * rng.choice([1e-8, 1.0, 1e8], (7, 1, 1))
+    weights = rng.random(7) * 3
+    plain = sum(weights[i] * parts[i] for i in range(7))
+    assert np.add.reduce(weights[:, None, None] * parts, axis=0).tobytes() == plain.tobytes()
