@@ -12,7 +12,8 @@ similarities and these reciprocal scores) and return one score per candidate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
@@ -28,16 +29,27 @@ from matching.table import ProfileTable, Row, popcount
 
 
 @cache
-def _thread_pools() -> ThreadpoolController:
-    """The loaded thread pools, listed once (milliseconds); limiting a known one takes microseconds."""
-    return ThreadpoolController()
+def _blas_pools() -> list[Any]:
+    """The loaded BLAS thread pools (threadpoolctl's controllers), listed once: listing takes
+    milliseconds, setting a known pool's threads a library call."""
+    return [pool for pool in ThreadpoolController().lib_controllers if pool.user_api == "blas"]
 
 
-def one_blas_thread() -> Any:
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
     """A context in which BLAS runs on one thread: a request's products are small (a few hundred
     rows at most), and waking BLAS threads on a machine whose cores are busy costs more than the
-    product itself."""
-    return _thread_pools().limit(limits=1, user_api="blas")
+    product itself. Each pool's own setter, as threadpoolctl's ``limit`` calls it, without the
+    inventory of every library that ``limit`` takes on each entry (a third of its cost)."""
+    pools = _blas_pools()
+    before = [pool.get_num_threads() for pool in pools]
+    for pool in pools:
+        pool.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for pool, threads in zip(pools, before, strict=True):
+            pool.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
