@@ -10,13 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import graph
+from data.generator import generate_world
 from data.schema import School
 from matching.arrays import reciprocal_scores, swap_visits
 from matching.constraints import Rule, SuggestionFilters
 from matching.diversify import mmr, pairwise_similarity
 from matching.masks import VIRTUAL, RuleMasks, pack, pair_modes_bits, rule_masks, unpack
+from matching.rebalance import FactorArrays, SourceSignals
 from matching.scoring import FULL_OVERLAP_HOURS
-from matching.settings import FitWeights, MatchSettings
+from matching.settings import FitWeights, MatchSettings, RebalanceWeights
 from matching.table import ProfileTable, Row, popcount
 from tests.test_matching_masks import DAYS, FAST_PHASES, schools
 
@@ -208,3 +211,27 @@ def test_a_sum_down_the_components_adds_them_one_after_the_other(n: int) -> None
     weights = rng.random(7) * 3
     plain = sum(weights[i] * parts[i] for i in range(7))
     assert np.add.reduce(weights[:, None, None] * parts, axis=0).tobytes() == plain.tobytes()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_load_and_record_factors_worked_out_per_table_equal_those_of_the_gathered_rows(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    world = generate_world(120, seed=seed).schools
+    ids = [s.id for s in world]
+    pending = {i: int(rng.integers(0, 3)) for i in rng.choice(ids, 40)}
+    history = {}
+    for i in rng.choice(ids, 40):
+        received = int(rng.integers(0, 7))
+        expired = int(rng.integers(0, received + 1))
+        history[i] = graph.InvitationCounts(received, int(rng.integers(0, received - expired + 1)), expired)
+    table = ProfileTable.build(world, "TW").with_partners({i: int(rng.integers(0, 4)) for i in ids})
+    table = table.with_invitations(pending, history)
+    weights = RebalanceWeights(saturation_threshold=float(rng.choice([0.5, 0.75, 1.0])), responsiveness_floor=0.2)
+    rows = rng.choice(len(table), 50, replace=False)
+    factors = FactorArrays(table, rows, weights, SourceSignals({}, Counter())).factors
+    load = graph.load_of(table["capacity"][rows], table["partners"][rows], table["pending"][rows])
+    saturation = np.asarray(graph.saturation(load, weights.saturation_threshold), dtype=float)
+    answered, expired = table["answered"][rows], table["expired"][rows]
+    responsiveness = np.asarray(graph.responsiveness(answered, expired, floor=0.2), dtype=float)
+    assert factors["saturation"].tobytes() == saturation.tobytes()
+    assert factors["responsiveness"].tobytes() == responsiveness.tobytes()
