@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date
 
+import networkx as nx
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -235,3 +236,40 @@ def test_load_and_record_factors_worked_out_per_table_equal_those_of_the_gathere
     responsiveness = np.asarray(graph.responsiveness(answered, expired, floor=0.2), dtype=float)
     assert factors["saturation"].tobytes() == saturation.tobytes()
     assert factors["responsiveness"].tobytes() == responsiveness.tobytes()
+
+
+def plain_bridges(G: nx.Graph, source: str, home: str, limit: int) -> dict[str, graph.BridgePath]:
+    """cluster_bridges as its docstring says it, through networkx's views and the public helpers."""
+
+    def followed(node: str) -> list[str]:
+        active = graph.active_partners(G, node)
+        if len(active) > limit:
+            active = sorted(active, key=lambda other: (G.edges[node, other]["start_date"], other))[:limit]
+        return sorted(active)
+
+    country = G.nodes[source]["country"]
+    mine, covered = set(graph.active_partners(G, source)), set(graph.partner_countries(G, source))
+    found: dict[str, graph.BridgePath] = {}
+    for partner in sorted(mine):
+        for peer in followed(partner):
+            if peer == source or (G.nodes[peer]["country"] == home) != (country == home):
+                continue
+            for candidate in followed(peer):
+                there = G.nodes[candidate]["country"]
+                new = candidate != source and candidate not in mine and G.nodes[candidate]["active"]
+                new = new and there != country and (country != home or there not in covered)
+                if new and candidate not in found:
+                    found[candidate] = graph.BridgePath(
+                        candidate, there, peer, G.nodes[peer]["country"], partner, G.nodes[partner]["country"]
+                    )
+    return found
+
+
+@pytest.mark.parametrize(("seed", "active_only", "limit"), [(1, True, 50), (2, False, 50), (3, True, 2), (4, False, 1)])
+def test_cluster_bridges_equal_the_plain_walk(seed: int, active_only: bool, limit: int) -> None:
+    world = generate_world(300, seed=seed)
+    G = graph.build_partnership_graph(world.schools, world.partnerships, active_only=active_only)
+    for source in sorted(G)[::3]:
+        found = graph.cluster_bridges(G, source, home_country="TW", max_partners=limit)
+        plain = plain_bridges(G, source, "TW", limit)
+        assert list(found.items()) == list(plain.items()), source
