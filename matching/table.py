@@ -165,7 +165,7 @@ class ProfileTable:
         timezones = Vocabulary().grown(s.timezone for s in schools)
         regions = Vocabulary().grown(s.region for s in schools)
         empty = cls(home_country, (), {}, (), countries, languages, timezones, regions, {}, (_none(), _none()))
-        rows = [empty.encode(s) for s in schools]
+        rows = [empty._encoded(s) for s in schools]
         n = len(rows)
         columns: dict[str, np.ndarray] = {
             name: np.fromiter((getattr(r, name) for r in rows), dtype=SCALAR_TYPES[name], count=n)
@@ -186,7 +186,29 @@ class ProfileTable:
         return table.with_labels(labels or {})
 
     def encode(self, school: School) -> Row:
-        """The school's fields in this table's codes (values new to the table get no bit)."""
+        """The school's fields in this table's codes (values new to the table get no bit); a profile
+        the table holds (this very object) read back from its row's columns, which hold exactly that."""
+        row = self.row_of.get(school.id)
+        if row is None or self.schools[row] is not school:
+            return self._encoded(school)
+        columns = self.columns
+        return Row(
+            school=school,
+            active=bool(columns["active"][row]),
+            country=int(columns["country"][row]),
+            region=int(columns["region"][row]),
+            timezone=int(columns["timezone"][row]),
+            languages_exchange=columns["languages_exchange"][row].copy(),
+            languages_instruction=columns["languages_instruction"][row].copy(),
+            modes=int(columns["modes"][row]),
+            levels=int(columns["levels"][row]),
+            sdgs=int(columns["sdgs"][row]),
+            wished=columns["wished"][row].copy(),
+            remoteness=int(columns["remoteness"][row]),
+        )
+
+    def _encoded(self, school: School) -> Row:
+        """The school's fields encoded from the profile itself (what its row's columns are written from)."""
         return Row(
             school=school,
             active=school.active,
@@ -319,7 +341,7 @@ class ProfileTable:
             schools = list(self.schools)
             schools[row] = school
             table = _fresh(table, schools=tuple(schools))
-        encoded = table.encode(school)
+        encoded = table._encoded(school)  # its row's columns are not written yet
         for name in (*SCALAR_COLUMNS, *BITSET_COLUMNS):
             columns[name][row] = getattr(encoded, name)
         for name, values in _counts([school]).items():

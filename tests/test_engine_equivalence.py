@@ -273,3 +273,32 @@ def test_cluster_bridges_equal_the_plain_walk(seed: int, active_only: bool, limi
         found = graph.cluster_bridges(G, source, home_country="TW", max_partners=limit)
         plain = plain_bridges(G, source, "TW", limit)
         assert list(found.items()) == list(plain.items()), source
+
+
+def same_row(a: Row, b: Row) -> bool:
+    """Every field equal, arrays to the byte and in the same type, plain numbers as plain ints."""
+    for name in Row.__dataclass_fields__:
+        x, y = getattr(a, name), getattr(b, name)
+        if isinstance(x, np.ndarray):
+            if not (isinstance(y, np.ndarray) and x.dtype == y.dtype and x.tobytes() == y.tobytes()):
+                return False
+        elif type(x) is not type(y) or x != y:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_stored_profile_read_back_from_its_row_encodes_as_the_profile_itself(seed: int) -> None:
+    world = generate_world(150, seed=seed).schools
+    table = ProfileTable.build(world[:100], "TW")
+    rng = np.random.default_rng(seed)
+    for school in world[100:]:  # new profiles, some with values the vocabularies grow by
+        table = table.with_school(school, None)
+    for n in rng.choice(100, 20, replace=False):  # edited profiles
+        school = world[int(n)]
+        edited = school.model_copy(update={"languages_exchange": [*school.languages_exchange, f"x{n}"]})
+        table = table.with_school(edited, None)
+    for school in table.schools:
+        assert same_row(table.encode(school), table._encoded(school)), school.id
+    stranger = world[0].model_copy()  # equal, not the stored object: encoded from its fields
+    assert same_row(table.encode(stranger), table._encoded(stranger))
