@@ -56,11 +56,11 @@ class RuleMasks:
     @cached_property
     def _words(self) -> np.ndarray:
         """Every rule's mask as words, one row per rule in the order of ``violations``."""
-        rows = []
-        for rule, mask in self.violations.items():
-            shared = self.packed.get(rule)
-            rows.append(shared[1] if shared is not None and shared[0] is mask else pack(mask))
-        return np.stack(rows)
+        words = np.empty((len(self.violations), -(-len(self.overlap) // 64)), dtype=np.uint64)
+        for n, (rule, mask) in enumerate(self.violations.items()):
+            known = self.packed.get(rule)
+            words[n] = known[1] if known is not None and known[0] is mask else pack(mask)
+        return words
 
     @cached_property
     def _broken_words(self) -> np.ndarray:
@@ -79,10 +79,11 @@ class RuleMasks:
         """How many of the examined rows each rule removed. A full school is counted as full only
         (the rule a busy network hits most, and the one its other verdicts cannot change)."""
         rules = list(self.violations)
+        at_capacity = rules.index(Rule.AT_CAPACITY)
         examined_words = pack(examined)
-        full = self._words[rules.index(Rule.AT_CAPACITY)] & examined_words
-        removed = np.bitwise_count(self._words & (examined_words & ~full)).sum(axis=1).tolist()
-        removed[rules.index(Rule.AT_CAPACITY)] = int(np.bitwise_count(full).sum())
+        full = self._words[at_capacity] & examined_words
+        removed = np.bitwise_count(self._words & (examined_words & ~full)).sum(axis=1, dtype=np.int64).tolist()
+        removed[at_capacity] = int(np.bitwise_count(full).sum())
         return Counter({rule: n for rule, n in zip(rules, removed, strict=True) if n})
 
     def broken_among(self, among: np.ndarray, ignore: Collection[Rule] = ()) -> Counter[str] | None:
@@ -142,20 +143,27 @@ def rule_masks(
     v: dict[Rule, np.ndarray] = {}
     packed: dict[Rule, tuple[np.ndarray, np.ndarray]] = {}
 
-    def shared(key: object, make: Callable[[], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """A mask shared by every source with the same ``key``, with its words, both derived once."""
-        mask = derived(key, make)
-        return mask, derived(("words", key), lambda: pack(mask))
+    def with_words(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return mask, pack(mask)
 
     def rule(name: Rule, key: object, make: Callable[[], np.ndarray]) -> np.ndarray:
-        packed[name] = shared(key, make)
+        """A rule's mask shared by every source with the same ``key``, derived with its words."""
+        packed[name] = derived(key, lambda: with_words(make()))
         v[name] = packed[name][0]
         return v[name]
 
-    same = np.zeros(n, dtype=bool)
-    if school.id in table.row_of:
-        same[table.row_of[school.id]] = True
-    v[Rule.SAME_SCHOOL] = same
+    def own(name: Rule, rows: Collection[int]) -> None:
+        """A rule only a few rows break (the source itself, its partners): mask and words from them."""
+        mask, words = np.zeros(n, dtype=bool), np.zeros(-(-n // 64), dtype=np.uint64)
+        bits_at: dict[int, int] = {}
+        for row in rows:
+            mask[row] = True
+            bits_at[row >> 6] = bits_at.get(row >> 6, 0) | 1 << (row & 63)
+        for word, value in bits_at.items():
+            words[word] = value
+        v[name], packed[name] = mask, (mask, words)
+
+    own(Rule.SAME_SCHOOL, [table.row_of[school.id]] if school.id in table.row_of else [])
     if school.active:
         rule(Rule.INACTIVE, "inactive", lambda: ~table["active"])
     else:
@@ -179,30 +187,28 @@ def rule_masks(
         ("no_shared_language", source.languages_exchange.tobytes()),
         lambda: ~shares_any(table["languages_exchange"], source.languages_exchange),
     )
-    common = derived(("common_modes", source.modes), lambda: pair_modes_bits(source.modes, table["modes"]))
+
+    def by_modes() -> tuple[np.ndarray, ...]:
+        common = pair_modes_bits(source.modes, table["modes"])
+        return (common, *with_words(common == 0), *with_words(common == VIRTUAL))
+
+    common, no_common, no_common_words, virtual_only, virtual_only_words = derived(("modes", source.modes), by_modes)
     overlap = table.overlap_hours(school.timezone, day, settings.school_day_start, settings.school_day_end)
-    short, short_words = shared(
-        (
-            "short_hours",
-            school.timezone,
-            day,
-            settings.school_day_start,
-            settings.school_day_end,
-            settings.min_overlap_hours,
-        ),
-        lambda: overlap < settings.min_overlap_hours,
-    )
-    usable = common & ~(short.view(np.uint8) * np.uint8(VIRTUAL))  # virtual only in shared hours
-    rule(Rule.NO_COMMON_MODE, ("no_common_mode", source.modes), lambda: common == 0)
-    virtual_only, virtual_only_words = shared(("virtual_only", source.modes), lambda: common == VIRTUAL)
+
+    def by_hours() -> tuple[np.ndarray, ...]:
+        short = overlap < settings.min_overlap_hours
+        return (*with_words(short), ~(short.view(np.uint8) * np.uint8(VIRTUAL)))
+
+    hours_key = (school.timezone, day, settings.school_day_start, settings.school_day_end, settings.min_overlap_hours)
+    short, short_words, outside_hours = derived(("hours", *hours_key), by_hours)
+    usable = common & outside_hours  # virtual only in shared hours
+    v[Rule.NO_COMMON_MODE], packed[Rule.NO_COMMON_MODE] = no_common, (no_common, no_common_words)
     v[Rule.NO_SHARED_HOURS] = short & virtual_only
     packed[Rule.NO_SHARED_HOURS] = (v[Rule.NO_SHARED_HOURS], short_words & virtual_only_words)
     allowed = bits((lb for la in school.levels for lb in settings.level_matrix.get(la, [])), LEVEL_BIT)
     rule(Rule.LEVEL_MISMATCH, ("level_mismatch", allowed), lambda: (table["levels"] & allowed) == 0)
-    partners = np.zeros(n, dtype=bool)
-    partners[np.fromiter(partner_rows, dtype=np.int64, count=len(partner_rows))] = True
-    v[Rule.ALREADY_PARTNERS] = partners
-    rule(Rule.AT_CAPACITY, "full", table.full)
+    own(Rule.ALREADY_PARTNERS, partner_rows)
+    rule(Rule.AT_CAPACITY, "at_capacity", table.full)
     if filters != NO_FILTERS:
         v[Rule.FILTERED] = ~admitted(table, filters, usable)
     else:

@@ -302,3 +302,17 @@ def test_a_stored_profile_read_back_from_its_row_encodes_as_the_profile_itself(s
         assert same_row(table.encode(school), table._encoded(school)), school.id
     stranger = world[0].model_copy()  # equal, not the stored object: encoded from its fields
     assert same_row(table.encode(stranger), table._encoded(stranger))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_words_rule_masks_hand_over_are_their_masks_packed(seed: int) -> None:
+    world = generate_world(200, seed=seed)
+    G = graph.build_partnership_graph(world.schools, world.partnerships)
+    table = ProfileTable.build(world.schools, "TW")
+    for settings_ in (MatchSettings(), MatchSettings(scope="any", min_overlap_hours=3.0)):
+        for school in world.schools[::7]:
+            partners = [table.row_of[p] for p in G.adj[school.id]]
+            masks = rule_masks(table, table.encode(school), settings_, date(2026, 3, 9), SuggestionFilters(), partners)
+            assert set(masks.packed) >= set(Rule) - {Rule.FILTERED} or Rule.FILTERED in masks.packed
+            for rule, (mask, words) in masks.packed.items():
+                assert mask is masks.violations[rule] and words.tobytes() == pack(mask).tobytes(), rule
