@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -52,6 +52,10 @@ def one_blas_thread() -> Iterator[None]:
             pool.set_num_threads(threads)
 
 
+_COMPONENTS = ("target_country", "sdg", "language", "mode", "level", "timezone", "embedding")
+"""The fit components in the order the reference adds them (:func:`matching.scoring.fit`)."""
+
+
 @dataclass(frozen=True)
 class ArrayScores:
     """fit(source→candidate), fit(candidate→source) and their harmonic mean, one entry per candidate,
@@ -62,14 +66,23 @@ class ArrayScores:
     reciprocal: np.ndarray
     similarity: np.ndarray
     """The profile vectors' cosine, as searched (the embedding component is it clipped to [0, 1])."""
-    forward_components: dict[str, np.ndarray]
-    backward_components: dict[str, np.ndarray]
+    components: np.ndarray
+    """Every fit component: (component in the reference's order, direction forward/backward, candidate)."""
+
+    @cached_property
+    def forward_components(self) -> dict[str, np.ndarray]:
+        return dict(zip(_COMPONENTS, self.components[:, 0], strict=True))
+
+    @cached_property
+    def backward_components(self) -> dict[str, np.ndarray]:
+        return dict(zip(_COMPONENTS, self.components[:, 1], strict=True))
 
     def pair_score(self, n: int) -> PairScore:
         """Candidate ``n``'s scores as the reference :func:`~matching.scoring.reciprocal_score` gives them."""
+        forward, backward = self.components[:, :, n].T.tolist()
         return PairScore(
-            Fit({name: float(c[n]) for name, c in self.forward_components.items()}, float(self.forward[n])),
-            Fit({name: float(c[n]) for name, c in self.backward_components.items()}, float(self.backward[n])),
+            Fit(dict(zip(_COMPONENTS, forward, strict=True)), float(self.forward[n])),
+            Fit(dict(zip(_COMPONENTS, backward, strict=True)), float(self.backward[n])),
             float(self.similarity[n]),
             float(self.reciprocal[n]),
         )
@@ -141,10 +154,6 @@ def _backward_modes(source_modes: int) -> np.ndarray:
     return counts
 
 
-_COMPONENTS = ("target_country", "sdg", "language", "mode", "level", "timezone", "embedding")
-"""The fit components in the order the reference adds them (:func:`matching.scoring.fit`)."""
-
-
 def reciprocal_scores(
     table: ProfileTable,
     source: Row,
@@ -195,12 +204,6 @@ def reciprocal_scores(
         fits = np.zeros((2, n))
     fit_forward, fit_backward = fits[forward], fits[backward]
     both = fit_forward + fit_backward
-    reciprocal = np.where(both > 0, 2 * fit_forward * fit_backward / np.where(both > 0, both, 1.0), 0.0)
-    return ArrayScores(
-        fit_forward,
-        fit_backward,
-        reciprocal,
-        similarity,
-        {name: c[i, forward] for i, name in enumerate(_COMPONENTS)},
-        {name: c[i, backward] for i, name in enumerate(_COMPONENTS)},
-    )
+    reciprocal = np.zeros(n)  # the harmonic mean, 0 where both fits are 0
+    np.divide(2 * fit_forward * fit_backward, both, out=reciprocal, where=both > 0)
+    return ArrayScores(fit_forward, fit_backward, reciprocal, similarity, c)

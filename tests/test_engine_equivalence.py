@@ -201,6 +201,16 @@ def test_array_scores_equal_the_plain_formulas_to_the_last_bit(
             assert list(new_parts) == list(old_parts)
             for name, old in old_parts.items():
                 assert new_parts[name].dtype == old.dtype and new_parts[name].tobytes() == old.tobytes(), name
+        for n in range(len(rows)):
+            pair = got.pair_score(n)
+            assert pair.forward.components == {name: float(c[n]) for name, c in forward_components.items()}
+            assert pair.backward.components == {name: float(c[n]) for name, c in backward_components.items()}
+            assert list(pair.forward.components) == list(forward_components)
+            assert (pair.forward.value, pair.backward.value, pair.reciprocal) == (
+                forward[n],
+                backward[n],
+                reciprocal[n],
+            )
 
 
 @pytest.mark.parametrize("n", [1, 80, 8000, 100_000])
