@@ -12,9 +12,10 @@ similarities and these reciprocal scores) and return one score per candidate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,21 +24,36 @@ from threadpoolctl import ThreadpoolController
 from matching.masks import HOSTING, VIRTUAL, VISIT, RuleMasks, pair_modes_bits
 from matching.reasons import Reason
 from matching.scoring import FULL_OVERLAP_HOURS, Fit, PairScore
-from matching.settings import FitWeights, MatchSettings
+from matching.settings import MatchSettings
 from matching.table import ProfileTable, Row, popcount
 
 
 @cache
-def _thread_pools() -> ThreadpoolController:
-    """The loaded thread pools, listed once (milliseconds); limiting a known one takes microseconds."""
-    return ThreadpoolController()
+def _blas_pools() -> list[Any]:
+    """The loaded BLAS thread pools (threadpoolctl's controllers), listed once: listing takes
+    milliseconds, setting a known pool's threads a library call."""
+    return [pool for pool in ThreadpoolController().lib_controllers if pool.user_api == "blas"]
 
 
-def one_blas_thread() -> Any:
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
     """A context in which BLAS runs on one thread: a request's products are small (a few hundred
     rows at most), and waking BLAS threads on a machine whose cores are busy costs more than the
-    product itself."""
-    return _thread_pools().limit(limits=1, user_api="blas")
+    product itself. Each pool's own setter, as threadpoolctl's ``limit`` calls it, without the
+    inventory of every library that ``limit`` takes on each entry (a third of its cost)."""
+    pools = _blas_pools()
+    before = [pool.get_num_threads() for pool in pools]
+    for pool in pools:
+        pool.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for pool, threads in zip(pools, before, strict=True):
+            pool.set_num_threads(threads)
+
+
+_COMPONENTS = ("target_country", "sdg", "language", "mode", "level", "timezone", "embedding")
+"""The fit components in the order the reference adds them (:func:`matching.scoring.fit`)."""
 
 
 @dataclass(frozen=True)
@@ -50,14 +66,23 @@ class ArrayScores:
     reciprocal: np.ndarray
     similarity: np.ndarray
     """The profile vectors' cosine, as searched (the embedding component is it clipped to [0, 1])."""
-    forward_components: dict[str, np.ndarray]
-    backward_components: dict[str, np.ndarray]
+    components: np.ndarray
+    """Every fit component: (component in the reference's order, direction forward/backward, candidate)."""
+
+    @cached_property
+    def forward_components(self) -> dict[str, np.ndarray]:
+        return dict(zip(_COMPONENTS, self.components[:, 0], strict=True))
+
+    @cached_property
+    def backward_components(self) -> dict[str, np.ndarray]:
+        return dict(zip(_COMPONENTS, self.components[:, 1], strict=True))
 
     def pair_score(self, n: int) -> PairScore:
         """Candidate ``n``'s scores as the reference :func:`~matching.scoring.reciprocal_score` gives them."""
+        forward, backward = self.components[:, :, n].T.tolist()
         return PairScore(
-            Fit({name: float(c[n]) for name, c in self.forward_components.items()}, float(self.forward[n])),
-            Fit({name: float(c[n]) for name, c in self.backward_components.items()}, float(self.backward[n])),
+            Fit(dict(zip(_COMPONENTS, forward, strict=True)), float(self.forward[n])),
+            Fit(dict(zip(_COMPONENTS, backward, strict=True)), float(self.backward[n])),
             float(self.similarity[n]),
             float(self.reciprocal[n]),
         )
@@ -104,32 +129,23 @@ def reciprocal_base(
     return scores.reciprocal
 
 
-def weighted(components: dict[str, np.ndarray], weights: FitWeights) -> np.ndarray:
-    """The weighted mean of fit components, in the order and with the weights of the reference."""
-    weight_of = dict(weights)  # the fields as they are: model_dump would copy them on every call
-    total = sum(weight_of.values())
-    if not total:
-        return np.zeros(np.broadcast(*components.values()).shape)
-    return sum(weight_of[name] * c for name, c in components.items()) / total
-
-
-def _per_candidate(components: dict[str, np.ndarray | float], n: int) -> dict[str, np.ndarray]:
-    """Each component as one float64 per candidate (a constant one repeated), as the reference adds them."""
-    return {name: np.asarray(c, dtype=float) if np.ndim(c) else np.full(n, c, float) for name, c in components.items()}
-
-
-def _preference(wanted: int | np.ndarray, shared: np.ndarray) -> np.ndarray:
-    """Share of what was asked for that the other offers; 0.5 when nothing was asked for."""
+def _preference(wanted: int | np.ndarray, shared: np.ndarray) -> np.ndarray | float:
+    """Share of what was asked for that the other offers; 0.5 when nothing was asked for (one
+    number, when the source's own count is the one asked for)."""
+    if np.ndim(wanted) == 0:
+        return shared / wanted if wanted else 0.5
     return np.where(wanted == 0, 0.5, shared / np.maximum(wanted, 1))
 
 
 def _has_code(bitset: np.ndarray, codes: np.ndarray | int) -> np.ndarray:
-    """Bit ``codes`` of each bitset (rows of a 2-D array, or one 1-D bitset for every code)."""
-    codes = np.asarray(codes, dtype=np.int64)
-    safe = np.maximum(codes, 0)
-    words = bitset[..., safe // 64] if bitset.ndim == 1 else bitset[np.arange(len(bitset)), safe // 64]
-    found = (words >> (safe % 64).astype(np.uint64)) & np.uint64(1)
-    return (found != 0) & (codes >= 0)
+    """Bit ``codes`` of one 1-D bitset, for each code; or bit ``codes`` (one code) of each row of a
+    2-D bitset, read from its one word column. A code below 0 holds no bit."""
+    if bitset.ndim == 1:
+        held = np.unpackbits(bitset.view(np.uint8), bitorder="little").view(bool)
+        return np.append(held, False)[codes]  # code -1 reads the trailing False
+    if codes < 0:
+        return np.zeros(len(bitset), dtype=bool)
+    return ((bitset[:, codes // 64] >> np.uint64(codes % 64)) & np.uint64(1)) != 0
 
 
 def swap_visits(modes: np.ndarray) -> np.ndarray:
@@ -137,6 +153,20 @@ def swap_visits(modes: np.ndarray) -> np.ndarray:
     return ((modes & VIRTUAL) | np.where(modes & VISIT, HOSTING, 0) | np.where(modes & HOSTING, VISIT, 0)).astype(
         np.uint8
     )
+
+
+@cache
+def _backward_modes(source_modes: int) -> np.ndarray:
+    """For each candidate modes bitset (the rows) outside and inside shared hours (the columns), how
+    many of its modes the pair can use from its side: :func:`~matching.constraints.pair_modes`
+    (candidate, source), less virtual outside shared hours, counted. Worked out with the bitset
+    formulas over the eight bitsets once per kind of source, then gathered per candidate."""
+    modes = np.arange(8, dtype=np.uint8)
+    outside = swap_visits(pair_modes_bits(source_modes, modes) & ~np.uint8(VIRTUAL))
+    inside = outside | (modes & source_modes & VIRTUAL).astype(np.uint8)
+    counts = np.stack([popcount(modes & outside), popcount(modes & inside)], axis=1)
+    counts.flags.writeable = False  # shared by every request from such a source
+    return counts
 
 
 def reciprocal_scores(
@@ -147,53 +177,48 @@ def reciprocal_scores(
     masks: RuleMasks,
     settings: MatchSettings,
 ) -> ArrayScores:
-    """Both fits and the reciprocal score of ``source`` with each of ``rows`` (see the module docstring)."""
-    school = source.school
-    country = table["country"][rows]
-    modes, n_modes = table["modes"][rows], table["n_modes"][rows]
-    sdgs, n_sdgs = table["sdgs"][rows], table["n_sdgs"][rows]
-    wished, n_wished = table["wished"][rows], table["n_wished"][rows]
-    shared = table["languages_exchange"][rows] & source.languages_exchange
+    """Both fits and the reciprocal score of ``source`` with each of ``rows`` (see the module docstring).
+
+    Every component is written into one (component, direction, candidate) array, so the weighted
+    means are one product and one sum down the components (added in the reference's order, one
+    component after the other) instead of a dozen operations per direction."""
+    school, columns, n = source.school, table.columns, len(rows)
+    modes, n_modes, n_sdgs = columns["modes"][rows], columns["n_modes"][rows], columns["n_sdgs"][rows]
+    shared = columns["languages_exchange"][rows] & source.languages_exchange
     has_shared = shared.any(axis=1)
-    overlap, usable = masks.overlap[rows], masks.usable[rows]
-    same_level = np.where((table["levels"][rows] & source.levels) != 0, 1.0, 0.5)
-    embedding = np.clip(similarity, 0.0, 1.0)
-    in_shared_hours = overlap >= settings.min_overlap_hours
-    # pair_modes(candidate, source), less virtual outside shared hours
-    backward_usable = np.where(in_shared_hours, modes & source.modes & VIRTUAL, 0).astype(np.uint8)
-    backward_usable |= swap_visits(pair_modes_bits(source.modes, modes) & ~np.uint8(VIRTUAL))
-    shared_sdgs = popcount(sdgs & np.uint32(source.sdgs))
-    forward_components = _per_candidate(
-        {
-            "target_country": _preference(len(school.target_countries), _has_code(source.wished, country)),
-            "sdg": _preference(len(school.sdgs), shared_sdgs),
-            "language": np.where(has_shared, 0.6 + 0.4 * (shared & source.languages_instruction).any(axis=1), 0.0),
-            "mode": (
-                popcount(np.uint8(source.modes) & usable) / len(school.exchange_modes)
-                if school.exchange_modes
-                else np.zeros(len(rows))
-            ),
-            "level": same_level,
-            "timezone": np.minimum(overlap / FULL_OVERLAP_HOURS, 1.0) if source.modes & VIRTUAL else 1.0,
-            "embedding": embedding,
-        },
-        len(rows),
+    overlap = masks.overlap[rows]
+    hours = np.minimum(overlap / FULL_OVERLAP_HOURS, 1.0)
+    shared_sdgs = popcount(columns["sdgs"][rows] & np.uint32(source.sdgs))
+    c = np.empty((len(_COMPONENTS), 2, n))
+    forward, backward = 0, 1
+    c[0, forward] = _preference(len(school.target_countries), _has_code(source.wished, columns["country"][rows]))
+    c[0, backward] = _preference(columns["n_wished"][rows], _has_code(columns["wished"][rows], source.country))
+    c[1, forward] = _preference(len(school.sdgs), shared_sdgs)
+    c[1, backward] = _preference(n_sdgs, shared_sdgs)
+    c[2, forward] = np.where(has_shared, 0.6 + 0.4 * (shared & source.languages_instruction).any(axis=1), 0.0)
+    c[2, backward] = np.where(
+        has_shared, 0.6 + 0.4 * (shared & columns["languages_instruction"][rows]).any(axis=1), 0.0
     )
-    backward_components = _per_candidate(
-        {
-            "target_country": _preference(n_wished, _has_code(wished, np.full(len(rows), source.country))),
-            "sdg": _preference(n_sdgs, shared_sdgs),
-            "language": np.where(
-                has_shared, 0.6 + 0.4 * (shared & table["languages_instruction"][rows]).any(axis=1), 0.0
-            ),
-            "mode": np.where(n_modes == 0, 0.0, popcount(modes & backward_usable) / np.maximum(n_modes, 1)),
-            "level": same_level,
-            "timezone": np.where(modes & VIRTUAL, np.minimum(overlap / FULL_OVERLAP_HOURS, 1.0), 1.0),
-            "embedding": embedding,
-        },
-        len(rows),
+    c[3, forward] = (
+        popcount(np.uint8(source.modes) & masks.usable[rows]) / len(school.exchange_modes)
+        if school.exchange_modes
+        else 0.0
     )
-    forward, backward = weighted(forward_components, settings.fit), weighted(backward_components, settings.fit)
-    total = forward + backward
-    reciprocal = np.where(total > 0, 2 * forward * backward / np.where(total > 0, total, 1.0), 0.0)
-    return ArrayScores(forward, backward, reciprocal, similarity, forward_components, backward_components)
+    usable_back = _backward_modes(source.modes)[modes, (overlap >= settings.min_overlap_hours).view(np.uint8)]
+    c[3, backward] = np.where(n_modes == 0, 0.0, usable_back / np.maximum(n_modes, 1))
+    c[4] = np.where((columns["levels"][rows] & source.levels) != 0, 1.0, 0.5)
+    c[5, forward] = hours if source.modes & VIRTUAL else 1.0
+    c[5, backward] = np.where(modes & VIRTUAL, hours, 1.0)
+    c[6] = np.clip(similarity, 0.0, 1.0)
+    weight_of = dict(settings.fit)  # the fields as they are: model_dump would copy them on every call
+    total = sum(weight_of.values())
+    if total:
+        weights = np.array([weight_of[name] for name in _COMPONENTS])
+        fits = np.add.reduce(weights[:, None, None] * c, axis=0) / total
+    else:
+        fits = np.zeros((2, n))
+    fit_forward, fit_backward = fits[forward], fits[backward]
+    both = fit_forward + fit_backward
+    reciprocal = np.zeros(n)  # the harmonic mean, 0 where both fits are 0
+    np.divide(2 * fit_forward * fit_backward, both, out=reciprocal, where=both > 0)
+    return ArrayScores(fit_forward, fit_backward, reciprocal, similarity, c)

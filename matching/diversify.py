@@ -41,15 +41,18 @@ def mmr(scores: Sequence[float], similarity: np.ndarray, k: int, lam: float) -> 
     if n == 0 or k <= 0:
         return []
     relevance = np.asarray(scores, dtype=np.float64)
+    # lam·score and (1−lam)·similarity are worked out once, not on every pick: scaling by a
+    # constant ≥ 0 commutes with the running max exactly (rounding is monotone), so every gain is
+    # the same float as lam·score − (1−lam)·max similarity; a pick's score turns -inf, never again picked.
+    base = lam * relevance
+    penalty = (1 - lam) * similarity.astype(np.float64)
     chosen: list[int] = [int(np.argmax(relevance))]
-    max_sim = similarity[chosen[0]].astype(np.float64).copy()
-    available = np.ones(n, dtype=bool)
-    available[chosen[0]] = False
+    worst = penalty[chosen[0]].copy()
+    base[chosen[0]] = -np.inf
+    gain = np.empty(n)
     while len(chosen) < min(k, n):
-        gain = lam * relevance - (1 - lam) * max_sim
-        gain[~available] = -np.inf
-        best = int(np.argmax(gain))
+        best = int(np.argmax(np.subtract(base, worst, out=gain)))
         chosen.append(best)
-        available[best] = False
-        max_sim = np.maximum(max_sim, similarity[best])
+        base[best] = -np.inf
+        np.maximum(worst, penalty[best], out=worst)
     return chosen

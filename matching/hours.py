@@ -28,7 +28,10 @@ class Overlap:
         return self.start_utc.astimezone(tz).strftime("%H:%M"), self.end_utc.astimezone(tz).strftime("%H:%M")
 
 
+@lru_cache(maxsize=4096)
 def _school_day_utc(timezone: str, day: date, start_hour: int, end_hour: int) -> tuple[datetime, datetime]:
+    """A school day in UTC, worked out once per zone and day: a school in a zone new to the table
+    meets every other zone, on three days each (7 us a conversion, 44 zones in a 100k world)."""
     tz = ZoneInfo(timezone)
     start = datetime.combine(day, time(start_hour), tzinfo=tz).astimezone(UTC)
     end = start + timedelta(hours=end_hour - start_hour)

@@ -10,8 +10,8 @@ scores need (shared school hours, usable modes) come out with the masks.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 
@@ -25,6 +25,20 @@ from matching.table import LEVEL_BIT, MODE_BIT, REMOTENESS_CODE, ProfileTable, R
 VIRTUAL, VISIT, HOSTING = (MODE_BIT[m] for m in (ExchangeMode.VIRTUAL, ExchangeMode.VISIT, ExchangeMode.HOSTING))
 
 
+def pack(mask: np.ndarray) -> np.ndarray:
+    """A boolean mask as 64-bit words, bit ``i % 64`` of word ``i // 64`` for row ``i`` (the unused
+    tail bits 0): or-ing and counting masks of 100k rows word by word reads an eighth of the bytes."""
+    packed = np.packbits(mask, bitorder="little")
+    words = np.zeros(-(-len(packed) // 8) * 8, dtype=np.uint8)
+    words[: len(packed)] = packed
+    return words.view(np.uint64)
+
+
+def unpack(words: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` rows of words made by :func:`pack`, as a boolean mask."""
+    return np.unpackbits(words.view(np.uint8), count=n, bitorder="little").view(bool)
+
+
 @dataclass(frozen=True)
 class RuleMasks:
     """Per rule, which rows break it; with the facts the masks were worked out from."""
@@ -34,30 +48,43 @@ class RuleMasks:
     """Shared school hours of the source with each row."""
     usable: np.ndarray
     """Modes (bitset) the pair can use from the source's side, virtual only in shared hours."""
+    packed: Mapping[Rule, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    """(mask, its :func:`pack` words) of the rules whose words are shared between requests; a rule's
+    words are used only while ``violations`` holds that very mask (a copy that replaces some masks,
+    as rounds do, packs the new ones itself)."""
+
+    @cached_property
+    def _words(self) -> np.ndarray:
+        """Every rule's mask as words, one row per rule in the order of ``violations``."""
+        words = np.empty((len(self.violations), -(-len(self.overlap) // 64)), dtype=np.uint64)
+        for n, (rule, mask) in enumerate(self.violations.items()):
+            known = self.packed.get(rule)
+            words[n] = known[1] if known is not None and known[0] is mask else pack(mask)
+        return words
+
+    @cached_property
+    def _broken_words(self) -> np.ndarray:
+        return np.bitwise_or.reduce(self._words, axis=0)
 
     @cached_property
     def broken(self) -> np.ndarray:
         """Rows that break at least one rule."""
-        broken = np.zeros(len(self.overlap), dtype=bool)
-        for mask in self.violations.values():
-            broken |= mask
-        return broken
+        return unpack(self._broken_words, len(self.overlap))
 
     def passing(self) -> np.ndarray:
         """Rows that break no rule."""
-        return ~self.broken
+        return unpack(~self._broken_words, len(self.overlap))
 
     def eliminated(self, examined: np.ndarray) -> Counter[Rule]:
         """How many of the examined rows each rule removed. A full school is counted as full only
         (the rule a busy network hits most, and the one its other verdicts cannot change)."""
-        full = self.violations[Rule.AT_CAPACITY] & examined
-        open_ = examined & ~full
-        counts: Counter[Rule] = Counter()
-        for rule, mask in self.violations.items():
-            n = int(np.count_nonzero(full if rule == Rule.AT_CAPACITY else mask & open_))
-            if n:
-                counts[rule] = n
-        return counts
+        rules = list(self.violations)
+        at_capacity = rules.index(Rule.AT_CAPACITY)
+        examined_words = pack(examined)
+        full = self._words[at_capacity] & examined_words
+        removed = np.bitwise_count(self._words & (examined_words & ~full)).sum(axis=1, dtype=np.int64).tolist()
+        removed[at_capacity] = int(np.bitwise_count(full).sum())
+        return Counter({rule: n for rule, n in zip(rules, removed, strict=True) if n})
 
     def broken_among(self, among: np.ndarray, ignore: Collection[Rule] = ()) -> Counter[str] | None:
         """Each rule's count over the ``among`` rows, counted as a scan of those rows in table order
@@ -114,52 +141,79 @@ def rule_masks(
     school = source.school
     derived = table.derived
     v: dict[Rule, np.ndarray] = {}
-    same = np.zeros(n, dtype=bool)
-    if school.id in table.row_of:
-        same[table.row_of[school.id]] = True
-    v[Rule.SAME_SCHOOL] = same
-    v[Rule.INACTIVE] = derived("inactive", lambda: ~table["active"]) if school.active else np.ones(n, dtype=bool)
+    packed: dict[Rule, tuple[np.ndarray, np.ndarray]] = {}
+
+    def with_words(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return mask, pack(mask)
+
+    def rule(name: Rule, key: object, make: Callable[[], np.ndarray]) -> np.ndarray:
+        """A rule's mask shared by every source with the same ``key``, derived with its words."""
+        packed[name] = derived(key, lambda: with_words(make()))
+        v[name] = packed[name][0]
+        return v[name]
+
+    def own(name: Rule, rows: Collection[int]) -> None:
+        """A rule only a few rows break (the source itself, its partners): mask and words from them."""
+        mask, words = np.zeros(n, dtype=bool), np.zeros(-(-n // 64), dtype=np.uint64)
+        bits_at: dict[int, int] = {}
+        for row in rows:
+            mask[row] = True
+            bits_at[row >> 6] = bits_at.get(row >> 6, 0) | 1 << (row & 63)
+        for word, value in bits_at.items():
+            words[word] = value
+        v[name], packed[name] = mask, (mask, words)
+
+    own(Rule.SAME_SCHOOL, [table.row_of[school.id]] if school.id in table.row_of else [])
+    if school.active:
+        rule(Rule.INACTIVE, "inactive", lambda: ~table["active"])
+    else:
+        rule(Rule.INACTIVE, "every", lambda: np.ones(n, dtype=bool))
     country = table["country"]
-    none = derived("none", lambda: np.zeros(n, dtype=bool))
-    v[Rule.SAME_COUNTRY] = (
-        derived(("same_country", source.country), lambda: country == source.country) if source.country >= 0 else none
-    )
+
+    def nothing() -> np.ndarray:
+        return np.zeros(n, dtype=bool)
+
+    if source.country >= 0:
+        same_country = rule(Rule.SAME_COUNTRY, ("same_country", source.country), lambda: country == source.country)
+    else:
+        same_country = rule(Rule.SAME_COUNTRY, "none", nothing)
     if settings.scope == "home" and school.country != settings.home_country:
         home = table.countries.code(settings.home_country)
-        same_country = v[Rule.SAME_COUNTRY]
-        v[Rule.OUT_OF_SCOPE] = derived(
-            ("out_of_scope", source.country, home), lambda: ~same_country & (country != home)
-        )
+        rule(Rule.OUT_OF_SCOPE, ("out_of_scope", source.country, home), lambda: ~same_country & (country != home))
     else:
-        v[Rule.OUT_OF_SCOPE] = none
-    v[Rule.NO_SHARED_LANGUAGE] = derived(
+        rule(Rule.OUT_OF_SCOPE, "none", nothing)
+    rule(
+        Rule.NO_SHARED_LANGUAGE,
         ("no_shared_language", source.languages_exchange.tobytes()),
         lambda: ~shares_any(table["languages_exchange"], source.languages_exchange),
     )
-    common = derived(("common_modes", source.modes), lambda: pair_modes_bits(source.modes, table["modes"]))
+
+    def by_modes() -> tuple[np.ndarray, ...]:
+        common = pair_modes_bits(source.modes, table["modes"])
+        return (common, *with_words(common == 0), *with_words(common == VIRTUAL))
+
+    common, no_common, no_common_words, virtual_only, virtual_only_words = derived(("modes", source.modes), by_modes)
     overlap = table.overlap_hours(school.timezone, day, settings.school_day_start, settings.school_day_end)
-    short = derived(
-        (
-            "short_hours",
-            school.timezone,
-            day,
-            settings.school_day_start,
-            settings.school_day_end,
-            settings.min_overlap_hours,
-        ),
-        lambda: overlap < settings.min_overlap_hours,
-    )
-    usable = common & ~(short.view(np.uint8) * np.uint8(VIRTUAL))  # virtual only in shared hours
-    v[Rule.NO_COMMON_MODE] = derived(("no_common_mode", source.modes), lambda: common == 0)
-    v[Rule.NO_SHARED_HOURS] = short & derived(("virtual_only", source.modes), lambda: common == VIRTUAL)
+
+    def by_hours() -> tuple[np.ndarray, ...]:
+        short = overlap < settings.min_overlap_hours
+        return (*with_words(short), ~(short.view(np.uint8) * np.uint8(VIRTUAL)))
+
+    hours_key = (school.timezone, day, settings.school_day_start, settings.school_day_end, settings.min_overlap_hours)
+    short, short_words, outside_hours = derived(("hours", *hours_key), by_hours)
+    usable = common & outside_hours  # virtual only in shared hours
+    v[Rule.NO_COMMON_MODE], packed[Rule.NO_COMMON_MODE] = no_common, (no_common, no_common_words)
+    v[Rule.NO_SHARED_HOURS] = short & virtual_only
+    packed[Rule.NO_SHARED_HOURS] = (v[Rule.NO_SHARED_HOURS], short_words & virtual_only_words)
     allowed = bits((lb for la in school.levels for lb in settings.level_matrix.get(la, [])), LEVEL_BIT)
-    v[Rule.LEVEL_MISMATCH] = derived(("level_mismatch", allowed), lambda: (table["levels"] & allowed) == 0)
-    partners = np.zeros(n, dtype=bool)
-    partners[np.fromiter(partner_rows, dtype=np.int64, count=len(partner_rows))] = True
-    v[Rule.ALREADY_PARTNERS] = partners
-    v[Rule.AT_CAPACITY] = table.full()
-    v[Rule.FILTERED] = ~admitted(table, filters, usable) if filters != NO_FILTERS else none
-    return RuleMasks(v, overlap, usable)
+    rule(Rule.LEVEL_MISMATCH, ("level_mismatch", allowed), lambda: (table["levels"] & allowed) == 0)
+    own(Rule.ALREADY_PARTNERS, partner_rows)
+    rule(Rule.AT_CAPACITY, "at_capacity", table.full)
+    if filters != NO_FILTERS:
+        v[Rule.FILTERED] = ~admitted(table, filters, usable)
+    else:
+        rule(Rule.FILTERED, "none", nothing)
+    return RuleMasks(v, overlap, usable, packed)
 
 
 NO_FILTERS = SuggestionFilters()

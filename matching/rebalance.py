@@ -272,15 +272,20 @@ class FactorArrays:
         exposure: ExposureRows | None = None,
     ) -> None:
         self.table, self.rows, self.signals, self.names = table, rows, signals, names
-        partners, pending, capacity = table["partners"][rows], table["pending"][rows], table["capacity"][rows]
-        factors: dict[str, np.ndarray] = {
-            "saturation": np.asarray(
-                graph.saturation(graph.load_of(capacity, partners, pending), weights.saturation_threshold), dtype=float
-            )
-        }
+        threshold, floor = weights.saturation_threshold, weights.responsiveness_floor
+        # The factors of a candidate's own load and record are the same whoever asks: worked out for
+        # every row once per table snapshot, then gathered.
+        saturation = table.derived(
+            ("saturation", threshold),
+            lambda: np.asarray(
+                graph.saturation(graph.load_of(table["capacity"], table["partners"], table["pending"]), threshold),
+                dtype=float,
+            ),
+        )
+        factors: dict[str, np.ndarray] = {"saturation": saturation[rows]}
         if weights.no_partner_boost > 0:
             factors["no_partner_yet"] = graph.equity(
-                partners, 0.0, no_partner_boost=weights.no_partner_boost, remote_boost=0.0
+                table["partners"][rows], 0.0, no_partner_boost=weights.no_partner_boost, remote_boost=0.0
             )
         if weights.remote_boost > 0:
             scale = np.array([graph.REMOTENESS_SCALE[r] for r in Remoteness])[table["remoteness"][rows]]
@@ -289,8 +294,9 @@ class FactorArrays:
             )
         if signals.bridges and weights.cluster_boost > 0:
             boost = np.ones(len(rows))
-            bridged = np.fromiter((table.row_of.get(c, -1) for c in signals.bridges), np.int64, len(signals.bridges))
-            for n in np.flatnonzero(np.isin(rows, bridged)).tolist():
+            bridged = np.zeros(len(table), dtype=bool)
+            bridged[[table.row_of[c] for c in signals.bridges if c in table.row_of]] = True
+            for n in np.flatnonzero(bridged[rows]).tolist():
                 boost[n] = graph.cluster_boost(signals.bridges[table.ids[rows[n]]], weight=weights.cluster_boost)
             factors["cluster_bridge"] = boost
         if signals.partners_in and weights.diversity_decay < 1.0:
@@ -302,10 +308,11 @@ class FactorArrays:
                 per_code[code], factor_of[code] = n, graph.country_diversity(n, decay=weights.diversity_decay)
             codes = table["country"][rows]
             self.partners_there, factors["country_diversity"] = per_code[codes], factor_of[codes]
-        factors["responsiveness"] = np.asarray(
-            graph.responsiveness(table["answered"][rows], table["expired"][rows], floor=weights.responsiveness_floor),
-            dtype=float,
+        responsiveness = table.derived(
+            ("responsiveness", floor),
+            lambda: np.asarray(graph.responsiveness(table["answered"], table["expired"], floor=floor), dtype=float),
         )
+        factors["responsiveness"] = responsiveness[rows]
         if exposure is not None and weights.exposure_strength > 0:
             self.shown, self.side_mean = exposure(table, rows)
             factors["exposure"] = graph.exposure_factor(self.shown, self.side_mean, strength=weights.exposure_strength)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -36,6 +36,7 @@ SIDE_CODES: dict[str, int] = {"home": HOME_SIDE, "foreign": FOREIGN_SIDE}
 DERIVED_ENTRIES = 512
 """Derived arrays one table keeps (:meth:`ProfileTable.derived`): at 100k rows 0.1 MB (a mask) to
 0.8 MB (an overlap) each."""
+Derived = TypeVar("Derived", np.ndarray, tuple[np.ndarray, ...])
 
 
 def bits(items: Iterable[Any], table: Mapping[Any, int]) -> int:
@@ -148,7 +149,7 @@ class ProfileTable:
     ``partners``, ``pending``, ``received``, ``answered``, ``expired``, ``side`` and ``label``."""
     rows_by_label: tuple[np.ndarray, np.ndarray]
     """Per side (home, foreign): the table row of each index label, -1 for labels no row holds."""
-    _derived: dict[object, np.ndarray] = field(default_factory=dict, compare=False)
+    _derived: dict[object, np.ndarray | tuple[np.ndarray, ...]] = field(default_factory=dict, compare=False)
     """Arrays worked out from the columns on first use (overlaps per time zone, full rows, the rule
     masks of each kind of source); each update makes a table with an empty one. Read through
     :meth:`derived`."""
@@ -165,7 +166,7 @@ class ProfileTable:
         timezones = Vocabulary().grown(s.timezone for s in schools)
         regions = Vocabulary().grown(s.region for s in schools)
         empty = cls(home_country, (), {}, (), countries, languages, timezones, regions, {}, (_none(), _none()))
-        rows = [empty.encode(s) for s in schools]
+        rows = [empty._encoded(s) for s in schools]
         n = len(rows)
         columns: dict[str, np.ndarray] = {
             name: np.fromiter((getattr(r, name) for r in rows), dtype=SCALAR_TYPES[name], count=n)
@@ -186,7 +187,29 @@ class ProfileTable:
         return table.with_labels(labels or {})
 
     def encode(self, school: School) -> Row:
-        """The school's fields in this table's codes (values new to the table get no bit)."""
+        """The school's fields in this table's codes (values new to the table get no bit); a profile
+        the table holds (this very object) read back from its row's columns, which hold exactly that."""
+        row = self.row_of.get(school.id)
+        if row is None or self.schools[row] is not school:
+            return self._encoded(school)
+        columns = self.columns
+        return Row(
+            school=school,
+            active=bool(columns["active"][row]),
+            country=int(columns["country"][row]),
+            region=int(columns["region"][row]),
+            timezone=int(columns["timezone"][row]),
+            languages_exchange=columns["languages_exchange"][row].copy(),
+            languages_instruction=columns["languages_instruction"][row].copy(),
+            modes=int(columns["modes"][row]),
+            levels=int(columns["levels"][row]),
+            sdgs=int(columns["sdgs"][row]),
+            wished=columns["wished"][row].copy(),
+            remoteness=int(columns["remoteness"][row]),
+        )
+
+    def _encoded(self, school: School) -> Row:
+        """The school's fields encoded from the profile itself (what its row's columns are written from)."""
         return Row(
             school=school,
             active=school.active,
@@ -214,17 +237,18 @@ class ProfileTable:
         """Free places of every row: capacity less active partners less open invitations (may be < 0)."""
         return graph.free_places(self["capacity"], self["partners"], self["pending"])
 
-    def derived(self, key: object, make: Callable[[], np.ndarray]) -> np.ndarray:
-        """The array ``make`` works out from this table's columns, made once per table and ``key``
-        and shared read-only by every reader of this snapshot (pure values of the columns). Past
-        :data:`DERIVED_ENTRIES` keys the cache starts afresh, so it stays bounded however many
-        kinds of source a long-lived table answers."""
+    def derived(self, key: object, make: Callable[[], Derived]) -> Derived:
+        """The array (or tuple of arrays) ``make`` works out from this table's columns, made once per
+        table and ``key`` and shared read-only by every reader of this snapshot (pure values of the
+        columns). Past :data:`DERIVED_ENTRIES` keys the cache starts afresh, so it stays bounded
+        however many kinds of source a long-lived table answers."""
         found = self._derived.get(key)
         if found is None:
             if len(self._derived) >= DERIVED_ENTRIES:
                 self._derived.clear()
             found = make()
-            found.flags.writeable = False
+            for array in found if isinstance(found, tuple) else (found,):
+                array.flags.writeable = False
             self._derived[key] = found
         return found
 
@@ -319,7 +343,7 @@ class ProfileTable:
             schools = list(self.schools)
             schools[row] = school
             table = _fresh(table, schools=tuple(schools))
-        encoded = table.encode(school)
+        encoded = table._encoded(school)  # its row's columns are not written yet
         for name in (*SCALAR_COLUMNS, *BITSET_COLUMNS):
             columns[name][row] = getattr(encoded, name)
         for name, values in _counts([school]).items():
