@@ -6,7 +6,7 @@ must resolve their local annotations (K, AdHocRequest) when the routes are creat
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field, create_model
 from pydantic_core import to_jsonable_python
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +19,7 @@ from matching.engine import Matcher
 from matching.reasons import Reason
 from matching.results import Elimination, SuggestionResult
 from matching.settings import RequestOverrides
-from service.deps import Caller, MetricsDep, StaffOrPortal, State, errors
+from service.deps import Caller, MetricsDep, StaffOrPortal, State, errors, metrics_of, state_of
 from service.models import AdHocSuggestionRequest, SuggestionsOut, card_fields, strict_body
 from service.routes.listing import QueryBool, QueryInt
 
@@ -88,8 +88,7 @@ def suggestions_router(max_k: int) -> APIRouter:
     async def school_suggestions(
         school_id: Annotated[str, Field(max_length=64)],
         who: Caller,
-        state: State,
-        metrics: MetricsDep,
+        request: Request,
         filters: Annotated[SuggestionFilters, Depends(filter_params)],
         k: K = 10,
         diversity: Annotated[QueryBool | None, Query(description="MMR re-ranking on/off (default: settings)")] = None,
@@ -103,6 +102,7 @@ def suggestions_router(max_k: int) -> APIRouter:
     ) -> Response:
         """The k best partners for a school, with reasons, from both schools' points of view."""
         who.require_school(school_id)
+        state, metrics = state_of(request), metrics_of(request)
         overrides = RequestOverrides(diversity=diversity, wishes=wishes)
 
         def answer() -> Response:
