@@ -64,7 +64,7 @@ def _reason(code: str, weight: float, data: dict[str, Any], texts: tuple[str, st
 # component values): each distinct reason is built once per process, texts and all, and shared
 # by every list that shows it (Reason is frozen). Only the profile similarity is a new value for
 # every pair. Building a reason (validation, the string formatting, CJK text above all) cost more
-# than the rest of an explanation.
+# than the rest of an explanation. The caches hold at most some 45k reasons (~1 kB each).
 @lru_cache(maxsize=16384)
 def _sdg_reason(sdgs: tuple[int, ...], weight: float) -> Reason:
     texts = (
@@ -104,7 +104,7 @@ def _language_reason(languages: tuple[str, ...], weight: float) -> Reason:
     return _reason("shared_languages", weight, {"languages": list(languages)}, texts)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def _hours_reason(hours: float, window: tuple[str, str], timezone: str, weight: float) -> Reason:
     hours_text, city = f"{hours:g}", _city(timezone)
     texts = (
