@@ -3,8 +3,9 @@
 Every reason is computed from the same facts that produced the score (the PairCheck, the
 PairScore and the graph adjustments): nothing here looks anything up again, so no reason can
 say something the ranking did not use. Reasons are built by their validating constructor: with
-pydantic-core it takes under half the time of ``model_construct`` (whose field loop runs in Python),
-and a hundred of them are made per request.
+pydantic-core it takes under half the time of ``model_construct`` (whose field loop runs in Python).
+A list shows some ninety reasons, most of them ones an earlier list showed already: those come
+from per-process caches (see ``_sdg_reason``).
 """
 
 from __future__ import annotations
@@ -54,71 +55,82 @@ def _window(overlap: Overlap, timezone: str) -> tuple[str, str] | None:
     return overlap.local_window(timezone)
 
 
-# A reason's texts follow from its facts alone, and a list repeats the same few facts (countries,
-# SDG sets, languages, levels, modes, school-hour windows): each pair of texts is written once per
-# process (the string formatting, CJK text above all, cost more than the rest of a reason).
-@lru_cache(maxsize=4096)
-def _sdg_texts(sdgs: tuple[int, ...]) -> tuple[str, str]:
-    return (
+def _reason(code: str, weight: float, data: dict[str, Any], texts: tuple[str, str]) -> Reason:
+    return Reason(code=code, weight=weight, data=data, text_en=texts[0], text_zh=texts[1])
+
+
+# A reason follows from its facts and its weight alone, and lists repeat the same few (countries,
+# SDG sets, languages, levels, modes, school-hour windows, and weights that are shares of a few
+# component values): each distinct reason is built once per process, texts and all, and shared
+# by every list that shows it (Reason is frozen). Only the profile similarity is a new value for
+# every pair. Building a reason (validation, the string formatting, CJK text above all) cost more
+# than the rest of an explanation. The caches hold at most some 45k reasons (~1 kB each).
+@lru_cache(maxsize=16384)
+def _sdg_reason(sdgs: tuple[int, ...], weight: float) -> Reason:
+    texts = (
         "Shared SDG themes: " + _join([f"{g} {sdg_name(g)}" for g in sdgs]),
         "共同的永續發展目標：" + _join([f"{g} {sdg_name_zh(g)}" for g in sdgs], "、"),
     )
+    return _reason("shared_sdgs", weight, {"sdgs": list(sdgs)}, texts)
 
 
-@lru_cache(maxsize=1024)
-def _country_texts(code: str, country: str) -> tuple[str, str]:
-    """The texts of the reasons that name one country: ``code`` says which."""
+@lru_cache(maxsize=4096)
+def _country_reason(code: str, country: str, weight: float) -> Reason:
+    """The reasons that name one country: ``code`` says which."""
     if code == "target_country":
-        return (
+        texts = (
             f"{country_name(country)} is one of the countries you are looking for",
             f"{country_name_zh(country)}是貴校希望交流的國家",
         )
-    if code == "wants_your_country":
-        return (
+    elif code == "wants_your_country":
+        texts = (
             f"They are looking for a partner in {country_name(country)}",
             f"對方希望與{country_name_zh(country)}的學校交流",
         )
-    return (
-        f"{country_name(country)} is a New Southbound Policy country",
-        f"{country_name_zh(country)}為新南向政策國家",
-    )
+    else:
+        texts = (
+            f"{country_name(country)} is a New Southbound Policy country",
+            f"{country_name_zh(country)}為新南向政策國家",
+        )
+    return _reason(code, weight, {"country": country}, texts)
 
 
-@lru_cache(maxsize=1024)
-def _language_texts(languages: tuple[str, ...]) -> tuple[str, str]:
-    return (
+@lru_cache(maxsize=4096)
+def _language_reason(languages: tuple[str, ...], weight: float) -> Reason:
+    texts = (
         "Exchange languages in common: " + _join([_language(code) for code in languages]),
         "共同的交流語言：" + _join([_language_zh(code) for code in languages], "、"),
     )
+    return _reason("shared_languages", weight, {"languages": list(languages)}, texts)
 
 
-@lru_cache(maxsize=65536)
-def _hours_texts(hours: float, window: tuple[str, str], timezone: str) -> tuple[str, str]:
+@lru_cache(maxsize=16384)
+def _hours_reason(hours: float, window: tuple[str, str], timezone: str, weight: float) -> Reason:
     hours_text, city = f"{hours:g}", _city(timezone)
-    return (
+    texts = (
         f"{hours_text} h overlap of school hours: {window[0]}–{window[1]} {city} time",
         f"上課時間重疊 {hours_text} 小時：{city} 時間 {window[0]}–{window[1]}",
     )
+    data = {"hours": hours, "start": window[0], "end": window[1], "timezone": timezone}
+    return _reason("school_hours", weight, data, texts)
 
 
-@lru_cache(maxsize=1024)
-def _level_texts(same: bool, levels: tuple[str, ...]) -> tuple[str, str]:
-    return (
+@lru_cache(maxsize=4096)
+def _level_reason(same: bool, levels: tuple[str, ...], weight: float) -> Reason:
+    texts = (
         ("Same level: " if same else "Adjacent level: ") + _join([LEVEL_LABELS[lv][0] for lv in levels]),
         ("相同學制：" if same else "相鄰學制：") + _join([LEVEL_LABELS[lv][1] for lv in levels], "、"),
     )
+    return _reason("level", weight, {"same": same, "levels": list(levels)}, texts)
 
 
-@lru_cache(maxsize=1024)
-def _mode_texts(modes: tuple[str, ...]) -> tuple[str, str]:
-    return (
+@lru_cache(maxsize=4096)
+def _mode_reason(modes: tuple[str, ...], weight: float) -> Reason:
+    texts = (
         "You can do: " + _join([MODE_LABELS[m][0] for m in modes]),
         "可進行：" + _join([MODE_LABELS[m][1] for m in modes], "、"),
     )
-
-
-def _reason(code: str, weight: float, data: dict[str, Any], texts: tuple[str, str]) -> Reason:
-    return Reason(code=code, weight=weight, data=data, text_en=texts[0], text_zh=texts[1])
+    return _reason("modes", weight, {"modes": list(modes)}, texts)
 
 
 def explain(
@@ -135,65 +147,25 @@ def explain(
     share = {name: weights[name] * value / total for name, value in score.forward.components.items()}
     reasons: list[Reason] = []
 
-    shared_sdgs = sorted(set(source.sdgs) & set(candidate.sdgs))
+    shared_sdgs = tuple(sorted(set(source.sdgs) & set(candidate.sdgs)))
     if shared_sdgs:
-        reasons.append(_reason("shared_sdgs", share["sdg"], {"sdgs": shared_sdgs}, _sdg_texts(tuple(shared_sdgs))))
+        reasons.append(_sdg_reason(shared_sdgs, share["sdg"]))
     if candidate.country in source.target_countries:
-        reasons.append(
-            _reason(
-                "target_country",
-                share["target_country"],
-                {"country": candidate.country},
-                _country_texts("target_country", candidate.country),
-            )
-        )
+        reasons.append(_country_reason("target_country", candidate.country, share["target_country"]))
     if source.country in candidate.target_countries:
-        reasons.append(
-            _reason(
-                "wants_your_country",
-                score.backward.components["target_country"] * weights["target_country"] / total,
-                {"country": source.country},
-                _country_texts("wants_your_country", source.country),
-            )
-        )
+        weight = score.backward.components["target_country"] * weights["target_country"] / total
+        reasons.append(_country_reason("wants_your_country", source.country, weight))
     if check.shared_languages:
-        langs = tuple(check.shared_languages)
-        reasons.append(
-            _reason("shared_languages", share["language"], {"languages": list(langs)}, _language_texts(langs))
-        )
+        reasons.append(_language_reason(tuple(check.shared_languages), share["language"]))
     if check.overlap.hours > 0 and "virtual" in check.usable_modes:
         window = _window(check.overlap, source.timezone)
         assert window is not None
-        hours = round(check.overlap.hours, 1)
-        reasons.append(
-            _reason(
-                "school_hours",
-                share["timezone"],
-                {"hours": hours, "start": window[0], "end": window[1], "timezone": source.timezone},
-                _hours_texts(hours, window, source.timezone),
-            )
-        )
-    same_levels = sorted(set(source.levels) & set(candidate.levels))
-    level_list = same_levels or sorted(candidate.levels)
-    reasons.append(
-        _reason(
-            "level",
-            share["level"],
-            {"same": bool(same_levels), "levels": level_list},
-            _level_texts(bool(same_levels), tuple(level_list)),
-        )
-    )
-    modes = tuple(check.usable_modes)
-    reasons.append(_reason("modes", share["mode"], {"modes": list(modes)}, _mode_texts(modes)))
+        reasons.append(_hours_reason(round(check.overlap.hours, 1), window, source.timezone, share["timezone"]))
+    same_levels = tuple(sorted(set(source.levels) & set(candidate.levels)))
+    reasons.append(_level_reason(bool(same_levels), same_levels or tuple(sorted(candidate.levels)), share["level"]))
+    reasons.append(_mode_reason(tuple(check.usable_modes), share["mode"]))
     if candidate.country in NSP_COUNTRIES and source.country == settings.home_country:
-        reasons.append(
-            _reason(
-                "new_southbound",
-                0.0,
-                {"country": candidate.country},
-                _country_texts("new_southbound", candidate.country),
-            )
-        )
+        reasons.append(_country_reason("new_southbound", candidate.country, 0.0))
     if score.similarity >= SIMILAR_PROFILE:
         reasons.append(
             _reason(

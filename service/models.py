@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -128,23 +128,34 @@ class SchoolCard(BaseModel):
 
     @classmethod
     def of(cls, school: School) -> SchoolCard:
-        return cls(
-            id=school.id,
-            name=school.display_name,
-            name_local=school.name_local,
-            name_en=school.name_en,
-            country=school.country,
-            country_name=country_name(school.country),
-            region=school.region,
-            levels=list(school.levels),
-            languages_exchange=list(school.languages_exchange),
-            sdgs=list(school.sdgs),
-            exchange_modes=list(school.exchange_modes),
-            remoteness=school.remoteness.value,
-            student_count=school.student_count,
-            website=school.website,
-            active=school.active,
-        )
+        return cls(**card_fields(school))
+
+
+@lru_cache(maxsize=512)
+def _country_name(code: str) -> str:
+    return country_name(code)  # a pycountry lookup; a list names the same few countries
+
+
+def card_fields(school: School) -> dict[str, Any]:
+    """A SchoolCard's fields in its order, from a validated School: what the card holds, and the
+    dict the suggestions routes write as JSON without building the model."""
+    return {
+        "id": school.id,
+        "name": school.display_name,
+        "name_local": school.name_local,
+        "name_en": school.name_en,
+        "country": school.country,
+        "country_name": _country_name(school.country),
+        "region": school.region,
+        "levels": list(school.levels),
+        "languages_exchange": list(school.languages_exchange),
+        "sdgs": list(school.sdgs),
+        "exchange_modes": list(school.exchange_modes),
+        "remoteness": school.remoteness.value,
+        "student_count": school.student_count,
+        "website": school.website,
+        "active": school.active,
+    }
 
 
 def _school_fields(*, optional: bool) -> dict[str, Any]:

@@ -22,10 +22,13 @@ from data.io import MAPPINGS_DIR
 from data.schema import PRIVATE_FIELDS, School, utcnow
 from data.settings import StorageSettings
 from embeddings import EmbeddingSettings
-from matching.settings import MatchSettings
+from matching.constraints import SuggestionFilters
+from matching.settings import MatchSettings, RequestOverrides
 from service.app import create_app
 from service.auth import Role, create_key
 from service.invitations import pair_check
+from service.models import SchoolCard, SuggestionOut, SuggestionsOut
+from service.routes.suggestions import AD_HOC_ID, suggestions_json
 from service.settings import ServiceSettings
 from service.state import ServiceState
 from tests.serving import load_world
@@ -470,6 +473,33 @@ def test_suggestion_filters_and_diversity_switch(api: Api) -> None:
     suggestions = response.json()["suggestions"]
     assert suggestions and all(s["school"]["country"] in ("MY", "TH") for s in suggestions)
     assert [s["score"] for s in suggestions] == sorted((s["score"] for s in suggestions), reverse=True)
+
+
+def test_suggestions_json_is_what_pydantic_writes_for_the_response_model(api: Api) -> None:
+    """The routes write their answer with orjson from the result's fields: byte for byte the JSON of
+    the validated SuggestionsOut, for every school, with and without filters, wishes, diversity,
+    an ad-hoc profile (no school id) and an empty list (eliminations and hints only)."""
+    with api.state.reading() as matcher:
+        sources: list[str | School] = sorted(s for s in matcher.schools if matcher.schools[s].active)
+        sources.append(api.school(api.taiwanese[2]).model_copy(update={"id": AD_HOC_ID}))
+        cases = [
+            (10, SuggestionFilters(), RequestOverrides()),
+            (3, SuggestionFilters(countries=["MY", "TH"]), RequestOverrides(diversity=False, wishes="soft")),
+            (50, SuggestionFilters(remote_only=True), RequestOverrides(wishes="hard")),
+            (5, SuggestionFilters(countries=["ZW"]), RequestOverrides()),
+        ]
+        shapes = set()
+        for n, source in enumerate(sources):
+            k, filters, overrides = cases[n % len(cases)]
+            with matcher.embedder.transient():
+                result = matcher.suggest(source, k, filters=filters, overrides=overrides)
+            suggestions = [
+                SuggestionOut(**dict(s), school=SchoolCard.of(matcher.schools[s.school_id])) for s in result.suggestions
+            ]
+            expected = SuggestionsOut(**dict(result) | {"suggestions": suggestions}).model_dump_json()
+            assert suggestions_json(result, matcher).body.decode() == expected
+            shapes.add((result.school_id is None, bool(result.suggestions), bool(result.eliminated)))
+    assert {(True, True, True), (False, False, True), (False, True, True)} <= shapes
 
 
 def test_wishes_soft_turns_the_wished_country_floor_off(api: Api) -> None:

@@ -16,14 +16,17 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 import graph
 from data.generator import generate_world
 from data.schema import School
 from embeddings import EmbeddingSettings, HashedTextEmbedder
+from matching import explain as explanations
 from matching import wishes
 from matching.constraints import check_pair
 from matching.engine import Matcher
+from matching.explain import explain
 from matching.rebalance import Rebalancer
 from matching.retrieve import Request, retrieve
 from matching.scoring import reciprocal_score
@@ -104,3 +107,39 @@ def test_array_explanations_equal_the_reference(
         assert unmet_wish(source, answer.table, answer.masks) == hint, source.id
 
     assert explained > 100  # the worlds are busy enough to explain many pairs
+
+
+def test_reasons_from_the_caches_equal_freshly_built_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """explain() shares one Reason per distinct fact set and weight: every list's reasons equal,
+    in order, the ones built anew for that pair, and a shared reason cannot be changed."""
+    matcher = busy_matcher(7, "any", date(2026, 3, 7), tmp_path)
+    match = matcher.settings
+    sources = list(matcher.schools.values())
+    found = retrieve(matcher, [Request(source, 10, match, depth=60) for source in sources])
+    pairs = [(source, c) for source, answer in zip(sources, found, strict=True) for c in answer.ranked]
+
+    def reasons() -> list[list[dict[str, object]]]:
+        return [
+            [r.model_dump() for r in explain(s, c.school, c.check, c.score, c.adjustments, match)] for s, c in pairs
+        ]
+
+    cached = reasons()
+    builders = ("_sdg_reason", "_country_reason", "_language_reason", "_hours_reason", "_level_reason", "_mode_reason")
+    for name in builders:
+        builder = getattr(explanations, name)
+        builder.cache_clear()
+        monkeypatch.setattr(explanations, name, builder.__wrapped__)
+    assert reasons() == cached
+    assert len(pairs) > 1000 and {r["code"] for listed in cached for r in listed} >= {
+        "shared_sdgs",
+        "target_country",
+        "wants_your_country",
+        "shared_languages",
+        "school_hours",
+        "level",
+        "modes",
+    }
+    source, c = pairs[0]
+    shown = explain(source, c.school, c.check, c.score, [], match)[0]
+    with pytest.raises(ValidationError):
+        shown.weight = 0.0
