@@ -266,7 +266,7 @@ def _one(
             table,
             rows,
             settings.rebalance,
-            SourceSignals.of(matcher.partnerships, source, settings.home_country, settings.rebalance),
+            SourceSignals.of(matcher.partnerships, source, settings.home_country, settings.rebalance, table),
             names=matcher.name_of,
             exposure=matcher.exposure_rows() if len(matcher.exposure) else None,  # nothing shown yet: all 1
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -13,10 +14,12 @@ from hypothesis import strategies as st
 
 import graph
 from data.generator import generate_world
-from data.schema import School
+from data.schema import Partnership, School
+from embeddings import EmbeddingSettings, HashedTextEmbedder
 from matching.arrays import reciprocal_scores, swap_visits
 from matching.constraints import Rule, SuggestionFilters
 from matching.diversify import mmr, pairwise_similarity
+from matching.engine import Matcher
 from matching.masks import VIRTUAL, RuleMasks, pack, pair_modes_bits, rule_masks, unpack
 from matching.rebalance import FactorArrays, SourceSignals
 from matching.scoring import FULL_OVERLAP_HOURS
@@ -326,3 +329,21 @@ def test_the_words_rule_masks_hand_over_are_their_masks_packed(seed: int) -> Non
             assert set(masks.packed) >= set(Rule) - {Rule.FILTERED} or Rule.FILTERED in masks.packed
             for rule, (mask, words) in masks.packed.items():
                 assert mask is masks.violations[rule] and words.tobytes() == pack(mask).tobytes(), rule
+
+
+def test_a_sources_graph_signals_are_walked_once_per_table_and_anew_after_a_partnership(tmp_path: Path) -> None:
+    world = generate_world(200, seed=5)
+    embedder = HashedTextEmbedder(EmbeddingSettings(show_progress=False), cache_dir=tmp_path)
+    matcher = Matcher.build(world.schools, world.partnerships, embedder)
+    weights, G = matcher.settings.rebalance, matcher.partnerships
+    source = next(s for s in world.schools if s.country == "TW" and len(matcher.partners(s.id)) >= 2)
+    first = SourceSignals.of(G, source, "TW", weights, matcher.table)
+    assert SourceSignals.of(G, source, "TW", weights, matcher.table) is first  # walked once
+    assert first == SourceSignals.of(G, source, "TW", weights)
+    assert SourceSignals.of(nx.Graph(G), source, "TW", weights, matcher.table) is not first  # another graph
+    covered = {matcher.schools[p].country for p in matcher.partners(source.id)}
+    partner = next(s for s in world.schools if s.country not in covered | {"TW"} and s.active)
+    matcher.add_partnership(Partnership(school_a=source.id, school_b=partner.id, start_date=date(2026, 1, 5)))
+    after = SourceSignals.of(G, source, "TW", weights, matcher.table)
+    assert after is not first and after == SourceSignals.of(G, source, "TW", weights)
+    assert after != first  # a partner in a new country: bridges there no longer open one
