@@ -72,6 +72,22 @@ def plain_eliminated(violations: dict[Rule, np.ndarray], examined: np.ndarray) -
     return counts
 
 
+def plain_broken_among(violations: dict[Rule, np.ndarray], among: np.ndarray, ignore: tuple[Rule, ...]) -> object:
+    """broken_among as first written: a scan of the boolean masks, rule by rule."""
+    rules = [rule for rule in Rule if rule in violations and rule not in ignore]
+    broken = np.zeros(len(among), dtype=bool)
+    firsts = []
+    for order, rule in enumerate(rules):
+        hits = violations[rule] & among
+        broken |= hits
+        n = int(np.count_nonzero(hits))
+        if n:
+            firsts.append((int(hits.argmax()), order, rule, n))
+    if (among & ~broken).any():
+        return None
+    return Counter({rule.value: n for _, _, rule, n in sorted(firsts)})
+
+
 @pytest.mark.parametrize("seed", range(60))
 def test_packed_masks_count_and_combine_as_the_boolean_ones(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -88,6 +104,10 @@ def test_packed_masks_count_and_combine_as_the_boolean_ones(seed: int) -> None:
     found, plain = masks.eliminated(examined), plain_eliminated(violations, examined)
     assert found == plain and list(found) == list(plain)  # same counts, in the same order
     assert np.array_equal(unpack(pack(examined), n), examined)
+    for ignore in [(), (Rule.SAME_SCHOOL, Rule.FILTERED), tuple(Rule)]:
+        for among in (examined, rng.random(n) < 0.02, np.zeros(n, dtype=bool)):
+            got, plain_ = masks.broken_among(among, ignore), plain_broken_among(violations, among, ignore)
+            assert got == plain_ and (got is None or list(got) == list(plain_))
 
 
 def plain_reciprocal_scores(
