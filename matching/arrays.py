@@ -222,7 +222,7 @@ def reciprocal_scores(
     np.take(_LANGUAGE_FIT, some + (shared & source.languages_instruction).any(axis=1), out=c[2, forward])
     np.take(_LANGUAGE_FIT, some + (shared & columns["languages_instruction"][rows]).any(axis=1), out=c[2, backward])
     c[3, forward] = (
-        popcount(np.uint8(source.modes) & masks.usable[rows]) / len(school.exchange_modes)
+        popcount(np.uint8(source.modes) & masks.usable_at(rows)) / len(school.exchange_modes)
         if school.exchange_modes
         else 0.0
     )

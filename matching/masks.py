@@ -50,12 +50,23 @@ class RuleMasks:
     violations: dict[Rule, np.ndarray]
     overlap: np.ndarray
     """Shared school hours of the source with each row."""
-    usable: np.ndarray
-    """Modes (bitset) the pair can use from the source's side, virtual only in shared hours."""
+    common: np.ndarray
+    """Modes (bitset) the pair shares from the source's side (my visit needs your hosting)."""
+    in_hours: np.ndarray
+    """Per row, the modes bits kept in shared hours only: all but virtual where the hours are short."""
     packed: Mapping[Rule, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     """(mask, its :func:`pack` words) of the rules whose words are shared between requests; a rule's
     words are used only while ``violations`` holds that very mask (a copy that replaces some masks,
     as rounds do, packs the new ones itself)."""
+
+    @cached_property
+    def usable(self) -> np.ndarray:
+        """Modes (bitset) the pair can use from the source's side, virtual only in shared hours."""
+        return self.common & self.in_hours
+
+    def usable_at(self, rows: np.ndarray | int) -> np.ndarray:
+        """:attr:`usable` of some rows only (a request's candidates), without the whole column."""
+        return self.common[rows] & self.in_hours[rows]
 
     @cached_property
     def _words(self) -> np.ndarray:
@@ -205,8 +216,7 @@ def rule_masks(
         return (*with_words(short), ~(short.view(np.uint8) * np.uint8(VIRTUAL)))
 
     hours_key = (school.timezone, day, settings.school_day_start, settings.school_day_end, settings.min_overlap_hours)
-    short, short_words, outside_hours = derived(("hours", *hours_key), by_hours)
-    usable = common & outside_hours  # virtual only in shared hours
+    short, short_words, in_hours = derived(("hours", *hours_key), by_hours)
     v[Rule.NO_COMMON_MODE], packed[Rule.NO_COMMON_MODE] = no_common, (no_common, no_common_words)
     v[Rule.NO_SHARED_HOURS] = short & virtual_only
     packed[Rule.NO_SHARED_HOURS] = (v[Rule.NO_SHARED_HOURS], short_words & virtual_only_words)
@@ -215,10 +225,10 @@ def rule_masks(
     own(Rule.ALREADY_PARTNERS, partner_rows)
     rule(Rule.AT_CAPACITY, "at_capacity", table.full)
     if filters != NO_FILTERS:
-        v[Rule.FILTERED] = ~admitted(table, filters, usable)
+        v[Rule.FILTERED] = ~admitted(table, filters, common & in_hours)  # virtual only in shared hours
     else:
         rule(Rule.FILTERED, "none", nothing)
-    return RuleMasks(v, overlap, usable, packed)
+    return RuleMasks(v, overlap, common, in_hours, packed)
 
 
 NO_FILTERS = SuggestionFilters()

@@ -365,7 +365,7 @@ class _Facts:
         :class:`~matching.rebalance.Rebalancer`) give for the pair: a property test holds them so."""
         row, settings = int(self.rows[n]), self.settings
         candidate = self.table.schools[row]
-        usable = int(self.masks.usable[row])
+        usable = int(self.masks.usable_at(row))
         check = PairCheck(
             violations=(),
             shared_languages=tuple(sorted(set(self.source.languages_exchange) & set(candidate.languages_exchange))),

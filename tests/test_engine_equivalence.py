@@ -97,7 +97,7 @@ def test_packed_masks_count_and_combine_as_the_boolean_ones(seed: int) -> None:
     stale = next(iter(shared), None)  # a copy that replaces a shared mask must not read its old words
     if stale is not None:
         violations[stale] = rng.random(n) < 0.3
-    masks = RuleMasks(violations, np.zeros(n), np.zeros(n, dtype=np.uint8), shared)
+    masks = RuleMasks(violations, np.zeros(n), np.zeros(n, dtype=np.uint8), np.zeros(n, dtype=np.uint8), shared)
     examined = rng.random(n) < 0.7
     broken = np.logical_or.reduce(list(violations.values()))
     assert np.array_equal(masks.broken, broken) and np.array_equal(masks.passing(), ~broken)
