@@ -311,9 +311,8 @@ class FactorArrays:
             )
         if signals.bridges and weights.cluster_boost > 0:
             boost = np.ones(len(rows))
-            bridged = np.zeros(len(table), dtype=bool)
-            bridged[[table.row_of[c] for c in signals.bridges if c in table.row_of]] = True
-            for n in np.flatnonzero(bridged[rows]).tolist():
+            bridged = {table.row_of[c] for c in signals.bridges if c in table.row_of}
+            for n in [n for n, row in enumerate(rows.tolist()) if row in bridged]:
                 boost[n] = graph.cluster_boost(signals.bridges[table.ids[rows[n]]], weight=weights.cluster_boost)
             factors["cluster_bridge"] = boost
         if signals.partners_in and weights.diversity_decay < 1.0:
