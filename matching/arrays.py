@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from typing import Any, Protocol
 
 import numpy as np
@@ -129,12 +129,41 @@ def reciprocal_base(
     return scores.reciprocal
 
 
-def _preference(wanted: int | np.ndarray, shared: np.ndarray) -> np.ndarray | float:
-    """Share of what was asked for that the other offers; 0.5 when nothing was asked for (one
-    number, when the source's own count is the one asked for)."""
+def _preference(wanted: int | np.ndarray, shared: np.ndarray, out: np.ndarray) -> None:
+    """Share of what was asked for that the other offers, written into ``out``; 0.5 when nothing
+    was asked for."""
     if np.ndim(wanted) == 0:
-        return shared / wanted if wanted else 0.5
-    return np.where(wanted == 0, 0.5, shared / np.maximum(wanted, 1))
+        out[:] = shared / wanted if wanted else 0.5
+    else:
+        out[:] = 0.5
+        np.divide(shared, wanted, out=out, where=wanted != 0)
+
+
+@lru_cache(maxsize=4096)
+def _wished_share(wished: bytes, wanted: int) -> np.ndarray:
+    """fit(source→candidate)'s target-country component for a candidate in each country code (the
+    last slot for code -1), of a source wishing for the countries in bitset ``wished``, ``wanted``
+    of them as it listed them: worked out once per kind of source, then gathered per candidate."""
+    bitset = np.frombuffer(wished, dtype=np.uint64)
+    held = np.append(_has_code(bitset, np.arange(64 * len(bitset))), False)  # code -1 reads the last slot
+    share = np.empty(len(held))
+    _preference(wanted, held, share)
+    share.flags.writeable = False
+    return share
+
+
+@cache
+def _level_fit(source_levels: int) -> np.ndarray:
+    """The level component (both ways) for each candidate levels bitset: 1 for a shared level, 0.5
+    for an adjacent one only, once per kind of source."""
+    fit = np.where((np.arange(256, dtype=np.uint8) & source_levels) != 0, 1.0, 0.5)
+    fit.flags.writeable = False
+    return fit
+
+
+_LANGUAGE_FIT = np.where(np.array([False, True, True]), 0.6 + 0.4 * np.array([False, False, True]), 0.0)
+"""The language component by shared exchange languages (0: none, 1: some, 2: one the asker also
+teaches in, which implies some)."""
 
 
 def _has_code(bitset: np.ndarray, codes: np.ndarray | int) -> np.ndarray:
@@ -191,22 +220,31 @@ def reciprocal_scores(
     shared_sdgs = popcount(columns["sdgs"][rows] & np.uint32(source.sdgs))
     c = np.empty((len(_COMPONENTS), 2, n))
     forward, backward = 0, 1
-    c[0, forward] = _preference(len(school.target_countries), _has_code(source.wished, columns["country"][rows]))
-    c[0, backward] = _preference(columns["n_wished"][rows], _has_code(columns["wished"][rows], source.country))
-    c[1, forward] = _preference(len(school.sdgs), shared_sdgs)
-    c[1, backward] = _preference(n_sdgs, shared_sdgs)
-    c[2, forward] = np.where(has_shared, 0.6 + 0.4 * (shared & source.languages_instruction).any(axis=1), 0.0)
-    c[2, backward] = np.where(
-        has_shared, 0.6 + 0.4 * (shared & columns["languages_instruction"][rows]).any(axis=1), 0.0
+    c[0, forward] = (
+        _wished_share(source.wished.tobytes(), len(school.target_countries))[columns["country"][rows]]
+        if school.target_countries
+        else 0.5
     )
+    wishes_me = (
+        table.derived(("wishes", source.country), lambda: _has_code(columns["wished"], source.country))[rows]
+        if source.country >= 0
+        else np.zeros(n, dtype=bool)
+    )
+    _preference(columns["n_wished"][rows], wishes_me, c[0, backward])
+    _preference(len(school.sdgs), shared_sdgs, c[1, forward])
+    _preference(n_sdgs, shared_sdgs, c[1, backward])
+    some = has_shared.view(np.uint8)
+    np.take(_LANGUAGE_FIT, some + (shared & source.languages_instruction).any(axis=1), out=c[2, forward])
+    np.take(_LANGUAGE_FIT, some + (shared & columns["languages_instruction"][rows]).any(axis=1), out=c[2, backward])
     c[3, forward] = (
-        popcount(np.uint8(source.modes) & masks.usable[rows]) / len(school.exchange_modes)
+        popcount(np.uint8(source.modes) & masks.usable_at(rows)) / len(school.exchange_modes)
         if school.exchange_modes
         else 0.0
     )
     usable_back = _backward_modes(source.modes)[modes, (overlap >= settings.min_overlap_hours).view(np.uint8)]
-    c[3, backward] = np.where(n_modes == 0, 0.0, usable_back / np.maximum(n_modes, 1))
-    c[4] = np.where((columns["levels"][rows] & source.levels) != 0, 1.0, 0.5)
+    c[3, backward] = 0.0
+    np.divide(usable_back, n_modes, out=c[3, backward], where=n_modes != 0)
+    c[4] = _level_fit(source.levels)[columns["levels"][rows]]
     c[5, forward] = hours if source.modes & VIRTUAL else 1.0
     c[5, backward] = np.where(modes & VIRTUAL, hours, 1.0)
     c[6] = np.clip(similarity, 0.0, 1.0)

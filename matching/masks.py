@@ -25,13 +25,17 @@ from matching.table import LEVEL_BIT, MODE_BIT, REMOTENESS_CODE, ProfileTable, R
 VIRTUAL, VISIT, HOSTING = (MODE_BIT[m] for m in (ExchangeMode.VIRTUAL, ExchangeMode.VISIT, ExchangeMode.HOSTING))
 
 
+WORD = np.dtype("<u8")
+"""A word of packed rows: little-endian, so row ``i`` is bit ``i % 64`` of word ``i // 64`` on any host."""
+
+
 def pack(mask: np.ndarray) -> np.ndarray:
     """A boolean mask as 64-bit words, bit ``i % 64`` of word ``i // 64`` for row ``i`` (the unused
     tail bits 0): or-ing and counting masks of 100k rows word by word reads an eighth of the bytes."""
     packed = np.packbits(mask, bitorder="little")
     words = np.zeros(-(-len(packed) // 8) * 8, dtype=np.uint8)
     words[: len(packed)] = packed
-    return words.view(np.uint64)
+    return words.view(WORD)
 
 
 def unpack(words: np.ndarray, n: int) -> np.ndarray:
@@ -46,17 +50,28 @@ class RuleMasks:
     violations: dict[Rule, np.ndarray]
     overlap: np.ndarray
     """Shared school hours of the source with each row."""
-    usable: np.ndarray
-    """Modes (bitset) the pair can use from the source's side, virtual only in shared hours."""
+    common: np.ndarray
+    """Modes (bitset) the pair shares from the source's side (my visit needs your hosting)."""
+    in_hours: np.ndarray
+    """Per row, the modes bits kept in shared hours only: all but virtual where the hours are short."""
     packed: Mapping[Rule, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     """(mask, its :func:`pack` words) of the rules whose words are shared between requests; a rule's
     words are used only while ``violations`` holds that very mask (a copy that replaces some masks,
     as rounds do, packs the new ones itself)."""
 
     @cached_property
+    def usable(self) -> np.ndarray:
+        """Modes (bitset) the pair can use from the source's side, virtual only in shared hours."""
+        return self.common & self.in_hours
+
+    def usable_at(self, rows: np.ndarray | int) -> np.ndarray:
+        """:attr:`usable` of some rows only (a request's candidates), without the whole column."""
+        return self.common[rows] & self.in_hours[rows]
+
+    @cached_property
     def _words(self) -> np.ndarray:
         """Every rule's mask as words, one row per rule in the order of ``violations``."""
-        words = np.empty((len(self.violations), -(-len(self.overlap) // 64)), dtype=np.uint64)
+        words = np.empty((len(self.violations), -(-len(self.overlap) // 64)), dtype=WORD)
         for n, (rule, mask) in enumerate(self.violations.items()):
             known = self.packed.get(rule)
             words[n] = known[1] if known is not None and known[0] is mask else pack(mask)
@@ -91,16 +106,17 @@ class RuleMasks:
         would (rules in the order a row first breaks them, ``check_pair``'s order within a row); None
         when one of them breaks no rule. ``ignore`` leaves rules out of the verdict."""
         rules = [rule for rule in Rule if rule in self.violations and rule not in ignore]
-        broken = np.zeros(len(among), dtype=bool)
-        firsts = []
-        for order, rule in enumerate(rules):
-            hits = self.violations[rule] & among
-            broken |= hits
-            n = int(np.count_nonzero(hits))
-            if n:
-                firsts.append((int(hits.argmax()), order, rule, n))
-        if (among & ~broken).any():
+        row_of_rule = {rule: n for n, rule in enumerate(self.violations)}
+        among_words = pack(among)
+        hits = self._words[[row_of_rule[rule] for rule in rules]] & among_words
+        if (among_words & ~np.bitwise_or.reduce(hits, axis=0)).any():
             return None
+        firsts = []
+        for order, n in enumerate(np.bitwise_count(hits).sum(axis=1, dtype=np.int64).tolist()):
+            if n:
+                word = int(np.flatnonzero(hits[order])[0])
+                value = int(hits[order, word])
+                firsts.append((64 * word + (value & -value).bit_length() - 1, order, rules[order], n))
         return Counter({rule.value: n for _, _, rule, n in sorted(firsts)})
 
 
@@ -154,7 +170,7 @@ def rule_masks(
 
     def own(name: Rule, rows: Collection[int]) -> None:
         """A rule only a few rows break (the source itself, its partners): mask and words from them."""
-        mask, words = np.zeros(n, dtype=bool), np.zeros(-(-n // 64), dtype=np.uint64)
+        mask, words = np.zeros(n, dtype=bool), np.zeros(-(-n // 64), dtype=WORD)
         bits_at: dict[int, int] = {}
         for row in rows:
             mask[row] = True
@@ -200,8 +216,7 @@ def rule_masks(
         return (*with_words(short), ~(short.view(np.uint8) * np.uint8(VIRTUAL)))
 
     hours_key = (school.timezone, day, settings.school_day_start, settings.school_day_end, settings.min_overlap_hours)
-    short, short_words, outside_hours = derived(("hours", *hours_key), by_hours)
-    usable = common & outside_hours  # virtual only in shared hours
+    short, short_words, in_hours = derived(("hours", *hours_key), by_hours)
     v[Rule.NO_COMMON_MODE], packed[Rule.NO_COMMON_MODE] = no_common, (no_common, no_common_words)
     v[Rule.NO_SHARED_HOURS] = short & virtual_only
     packed[Rule.NO_SHARED_HOURS] = (v[Rule.NO_SHARED_HOURS], short_words & virtual_only_words)
@@ -210,10 +225,10 @@ def rule_masks(
     own(Rule.ALREADY_PARTNERS, partner_rows)
     rule(Rule.AT_CAPACITY, "at_capacity", table.full)
     if filters != NO_FILTERS:
-        v[Rule.FILTERED] = ~admitted(table, filters, usable)
+        v[Rule.FILTERED] = ~admitted(table, filters, common & in_hours)  # virtual only in shared hours
     else:
         rule(Rule.FILTERED, "none", nothing)
-    return RuleMasks(v, overlap, usable, packed)
+    return RuleMasks(v, overlap, common, in_hours, packed)
 
 
 NO_FILTERS = SuggestionFilters()

@@ -246,8 +246,25 @@ class SourceSignals:
     partners_in: Mapping[str, int]
 
     @classmethod
-    def of(cls, G: nx.Graph, source: School, home_country: str, weights: RebalanceWeights) -> SourceSignals:
-        """The source's signals, leaving out those whose factor the weights switch off."""
+    def of(
+        cls,
+        G: nx.Graph,
+        source: School,
+        home_country: str,
+        weights: RebalanceWeights,
+        table: ProfileTable | None = None,
+    ) -> SourceSignals:
+        """The source's signals, leaving out those whose factor the weights switch off; worked out
+        once per ``table`` snapshot when given (the engine makes a new table whenever it changes
+        ``G``), so a school asking again (another page, other filters) walks the graph once."""
+        if table is None:
+            return cls._of(G, source, home_country, weights)
+        key = ("signals", source.id, home_country, weights.cluster_boost > 0, weights.diversity_decay < 1.0)
+        walked_on, signals = table.memo(key, lambda: (G, cls._of(G, source, home_country, weights)))
+        return signals if walked_on is G else cls._of(G, source, home_country, weights)
+
+    @classmethod
+    def _of(cls, G: nx.Graph, source: School, home_country: str, weights: RebalanceWeights) -> SourceSignals:
         if source.id not in G:  # an ad-hoc profile has no partners and no bridges
             return cls({}, Counter())
         bridges = graph.cluster_bridges(G, source.id, home_country=home_country) if weights.cluster_boost > 0 else {}
@@ -294,9 +311,8 @@ class FactorArrays:
             )
         if signals.bridges and weights.cluster_boost > 0:
             boost = np.ones(len(rows))
-            bridged = np.zeros(len(table), dtype=bool)
-            bridged[[table.row_of[c] for c in signals.bridges if c in table.row_of]] = True
-            for n in np.flatnonzero(bridged[rows]).tolist():
+            bridged = {table.row_of[c] for c in signals.bridges if c in table.row_of}
+            for n in [n for n, row in enumerate(rows.tolist()) if row in bridged]:
                 boost[n] = graph.cluster_boost(signals.bridges[table.ids[rows[n]]], weight=weights.cluster_boost)
             factors["cluster_bridge"] = boost
         if signals.partners_in and weights.diversity_decay < 1.0:

@@ -271,7 +271,7 @@ def _one(
             table,
             rows,
             settings.rebalance,
-            SourceSignals.of(matcher.partnerships, source, settings.home_country, settings.rebalance),
+            SourceSignals.of(matcher.partnerships, source, settings.home_country, settings.rebalance, table),
             names=matcher.name_of,
             exposure=matcher.exposure_rows() if len(matcher.exposure) else None,  # nothing shown yet: all 1
         )
@@ -370,7 +370,7 @@ class _Facts:
         :class:`~matching.rebalance.Rebalancer`) give for the pair: a property test holds them so."""
         row, settings = int(self.rows[n]), self.settings
         candidate = self.table.schools[row]
-        usable = int(self.masks.usable[row])
+        usable = int(self.masks.usable_at(row))
         check = PairCheck(
             violations=(),
             shared_languages=tuple(sorted(set(self.source.languages_exchange) & set(candidate.languages_exchange))),

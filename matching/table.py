@@ -37,6 +37,10 @@ DERIVED_ENTRIES = 512
 """Derived arrays one table keeps (:meth:`ProfileTable.derived`): at 100k rows 0.1 MB (a mask) to
 0.8 MB (an overlap) each."""
 Derived = TypeVar("Derived", np.ndarray, tuple[np.ndarray, ...])
+MEMO_ENTRIES = 4096
+"""Per-request-kind values one table keeps (:meth:`ProfileTable.memo`), such as a source's graph
+signals: a few kB each."""
+Memo = TypeVar("Memo")
 
 
 def bits(items: Iterable[Any], table: Mapping[Any, int]) -> int:
@@ -153,6 +157,8 @@ class ProfileTable:
     """Arrays worked out from the columns on first use (overlaps per time zone, full rows, the rule
     masks of each kind of source); each update makes a table with an empty one. Read through
     :meth:`derived`."""
+    _memo: dict[object, Any] = field(default_factory=dict, compare=False)
+    """Values for one kind of request worked out on first use (see :meth:`memo`); emptied like ``_derived``."""
 
     # ------------------------------------------------------------------ building
 
@@ -250,6 +256,18 @@ class ProfileTable:
             for array in found if isinstance(found, tuple) else (found,):
                 array.flags.writeable = False
             self._derived[key] = found
+        return found
+
+    def memo(self, key: object, make: Callable[[], Memo]) -> Memo:
+        """The value ``make`` works out for this snapshot, made once per table and ``key`` and shared
+        read-only by its readers: for what depends on state that changes only with the table (the
+        engine replaces its table whenever it changes the partnership graph), such as a source's
+        graph signals. Past :data:`MEMO_ENTRIES` keys it starts afresh, as :meth:`derived` does."""
+        found = self._memo.get(key, _MISSING)
+        if found is _MISSING:
+            if len(self._memo) >= MEMO_ENTRIES:
+                self._memo.clear()
+            found = self._memo[key] = make()
         return found
 
     def overlap_hours(self, timezone: str, day: date, start_hour: int, end_hour: int) -> np.ndarray:
@@ -413,7 +431,10 @@ class ProfileTable:
 
 def _fresh(table: ProfileTable, **changes: Any) -> ProfileTable:
     """A new table with these fields changed and nothing derived from the old columns carried over."""
-    return replace(table, _derived={}, **changes)
+    return replace(table, _derived={}, _memo={}, **changes)
+
+
+_MISSING = object()
 
 
 def _none() -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -13,10 +14,12 @@ from hypothesis import strategies as st
 
 import graph
 from data.generator import generate_world
-from data.schema import School
+from data.schema import Partnership, School
+from embeddings import EmbeddingSettings, HashedTextEmbedder
 from matching.arrays import reciprocal_scores, swap_visits
 from matching.constraints import Rule, SuggestionFilters
 from matching.diversify import mmr, pairwise_similarity
+from matching.engine import Matcher
 from matching.masks import VIRTUAL, RuleMasks, pack, pair_modes_bits, rule_masks, unpack
 from matching.rebalance import FactorArrays, SourceSignals
 from matching.scoring import FULL_OVERLAP_HOURS
@@ -69,6 +72,22 @@ def plain_eliminated(violations: dict[Rule, np.ndarray], examined: np.ndarray) -
     return counts
 
 
+def plain_broken_among(violations: dict[Rule, np.ndarray], among: np.ndarray, ignore: tuple[Rule, ...]) -> object:
+    """broken_among as first written: a scan of the boolean masks, rule by rule."""
+    rules = [rule for rule in Rule if rule in violations and rule not in ignore]
+    broken = np.zeros(len(among), dtype=bool)
+    firsts = []
+    for order, rule in enumerate(rules):
+        hits = violations[rule] & among
+        broken |= hits
+        n = int(np.count_nonzero(hits))
+        if n:
+            firsts.append((int(hits.argmax()), order, rule, n))
+    if (among & ~broken).any():
+        return None
+    return Counter({rule.value: n for _, _, rule, n in sorted(firsts)})
+
+
 @pytest.mark.parametrize("seed", range(60))
 def test_packed_masks_count_and_combine_as_the_boolean_ones(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -78,13 +97,17 @@ def test_packed_masks_count_and_combine_as_the_boolean_ones(seed: int) -> None:
     stale = next(iter(shared), None)  # a copy that replaces a shared mask must not read its old words
     if stale is not None:
         violations[stale] = rng.random(n) < 0.3
-    masks = RuleMasks(violations, np.zeros(n), np.zeros(n, dtype=np.uint8), shared)
+    masks = RuleMasks(violations, np.zeros(n), np.zeros(n, dtype=np.uint8), np.zeros(n, dtype=np.uint8), shared)
     examined = rng.random(n) < 0.7
     broken = np.logical_or.reduce(list(violations.values()))
     assert np.array_equal(masks.broken, broken) and np.array_equal(masks.passing(), ~broken)
     found, plain = masks.eliminated(examined), plain_eliminated(violations, examined)
     assert found == plain and list(found) == list(plain)  # same counts, in the same order
     assert np.array_equal(unpack(pack(examined), n), examined)
+    for ignore in [(), (Rule.SAME_SCHOOL, Rule.FILTERED), tuple(Rule)]:
+        for among in (examined, rng.random(n) < 0.02, np.zeros(n, dtype=bool)):
+            got, plain_ = masks.broken_among(among, ignore), plain_broken_among(violations, among, ignore)
+            assert got == plain_ and (got is None or list(got) == list(plain_))
 
 
 def plain_reciprocal_scores(
@@ -326,3 +349,21 @@ def test_the_words_rule_masks_hand_over_are_their_masks_packed(seed: int) -> Non
             assert set(masks.packed) >= set(Rule) - {Rule.FILTERED} or Rule.FILTERED in masks.packed
             for rule, (mask, words) in masks.packed.items():
                 assert mask is masks.violations[rule] and words.tobytes() == pack(mask).tobytes(), rule
+
+
+def test_a_sources_graph_signals_are_walked_once_per_table_and_anew_after_a_partnership(tmp_path: Path) -> None:
+    world = generate_world(200, seed=5)
+    embedder = HashedTextEmbedder(EmbeddingSettings(show_progress=False), cache_dir=tmp_path)
+    matcher = Matcher.build(world.schools, world.partnerships, embedder)
+    weights, G = matcher.settings.rebalance, matcher.partnerships
+    source = next(s for s in world.schools if s.country == "TW" and len(matcher.partners(s.id)) >= 2)
+    first = SourceSignals.of(G, source, "TW", weights, matcher.table)
+    assert SourceSignals.of(G, source, "TW", weights, matcher.table) is first  # walked once
+    assert first == SourceSignals.of(G, source, "TW", weights)
+    assert SourceSignals.of(nx.Graph(G), source, "TW", weights, matcher.table) is not first  # another graph
+    covered = {matcher.schools[p].country for p in matcher.partners(source.id)}
+    partner = next(s for s in world.schools if s.country not in covered | {"TW"} and s.active)
+    matcher.add_partnership(Partnership(school_a=source.id, school_b=partner.id, start_date=date(2026, 1, 5)))
+    after = SourceSignals.of(G, source, "TW", weights, matcher.table)
+    assert after is not first and after == SourceSignals.of(G, source, "TW", weights)
+    assert after != first  # a partner in a new country: bridges there no longer open one
