@@ -41,7 +41,6 @@ import json
 import math
 import random
 import time
-import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -335,9 +334,7 @@ class LinearShortlist:
         self.C = C
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> LinearShortlist:
-        with warnings.catch_warnings():  # a feature missing in every row has a NaN median: read as 0
-            warnings.simplefilter("ignore", RuntimeWarning)
-            self.fill_ = np.nan_to_num(np.nanmedian(X, axis=0))
+        self.fill_ = np.nan_to_num(column_medians(X))  # a feature missing in every row reads as 0
         filled = np.where(np.isnan(X), self.fill_, X)
         mean = np.average(filled, axis=0, weights=sample_weight)
         scale = np.sqrt(np.average((filled - mean) ** 2, axis=0, weights=sample_weight))
