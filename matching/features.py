@@ -461,9 +461,12 @@ class PairFeatures:
         matrices, so (u, v) and (v, u) agree; for a pair not yet partnered every such walk is a path,
         as in :func:`evaluation.baselines.adamic_adar_l3_scores`.
 
-        Only u's neighbourhood is read (its partners, their partners, and the rows ``at``), not the
-        whole graph: a request costs what its candidates touch. Each entry is the same row-by-row
-        sum as the full matrix product gives, so the values are equal to the last bit."""
+        Only u's neighbourhood is read (its partners and their partners), never the rows ``at``
+        nor the rest of the graph: A is symmetric, so each last step is the transpose of the rows
+        already read (``A @ x = A[support].T @ x[support]``), and a request costs what u's
+        two-step neighbourhood touches, however many candidates it asks about. Each entry adds the
+        same products in the same order (increasing column) as the full matrix product's row does,
+        so the values are equal to the last bit."""
         A = self.adjacency_
         n = A.shape[0]
         at = np.arange(n) if at is None else np.asarray(at, dtype=np.int64)
@@ -472,13 +475,13 @@ class PairFeatures:
         neighbours = A.indices[A.indptr[u] : A.indptr[u + 1]]
         start = np.zeros(n)
         start[neighbours] = A.data[A.indptr[u] : A.indptr[u + 1]]
-        second = np.unique(A[neighbours].indices)  # the only rows of A @ start that are not 0
+        first = A[neighbours]
+        second = np.unique(first.indices)  # the only rows of A @ start that are not 0
         reach = A[second]
-        walk2, weighted2 = np.zeros(n), np.zeros(n)
-        walk2[second] = reach @ start
-        weighted2[second] = (reach @ (start * self.l3_weight_)) * self.l3_weight_[second]
-        candidates = A[at]
-        return candidates @ (start * self._common_partner_weight()), candidates @ walk2, candidates @ weighted2
+        walk2 = reach @ start
+        weighted2 = (reach @ (start * self.l3_weight_)) * self.l3_weight_[second]
+        common = first.T @ (start * self._common_partner_weight())[neighbours]
+        return common[at], (reach.T @ walk2)[at], (reach.T @ weighted2)[at]
 
 
 def _pair_counts(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:
