@@ -52,7 +52,7 @@ def one_blas_thread() -> Iterator[None]:
             pool.set_num_threads(threads)
 
 
-_COMPONENTS = ("target_country", "sdg", "language", "mode", "level", "timezone", "embedding")
+COMPONENTS = ("target_country", "sdg", "language", "mode", "level", "timezone", "embedding")
 """The fit components in the order the reference adds them (:func:`matching.scoring.fit`)."""
 
 
@@ -71,18 +71,18 @@ class ArrayScores:
 
     @cached_property
     def forward_components(self) -> dict[str, np.ndarray]:
-        return dict(zip(_COMPONENTS, self.components[:, 0], strict=True))
+        return dict(zip(COMPONENTS, self.components[:, 0], strict=True))
 
     @cached_property
     def backward_components(self) -> dict[str, np.ndarray]:
-        return dict(zip(_COMPONENTS, self.components[:, 1], strict=True))
+        return dict(zip(COMPONENTS, self.components[:, 1], strict=True))
 
     def pair_score(self, n: int) -> PairScore:
         """Candidate ``n``'s scores as the reference :func:`~matching.scoring.reciprocal_score` gives them."""
         forward, backward = self.components[:, :, n].T.tolist()
         return PairScore(
-            Fit(dict(zip(_COMPONENTS, forward, strict=True)), float(self.forward[n])),
-            Fit(dict(zip(_COMPONENTS, backward, strict=True)), float(self.backward[n])),
+            Fit(dict(zip(COMPONENTS, forward, strict=True)), float(self.forward[n])),
+            Fit(dict(zip(COMPONENTS, backward, strict=True)), float(self.backward[n])),
             float(self.similarity[n]),
             float(self.reciprocal[n]),
         )
@@ -114,6 +114,17 @@ class LearnedScorer(Protocol):
     def score(self, features: np.ndarray) -> np.ndarray: ...
 
     def path_sums(self, table: ProfileTable, source: Row, rows: np.ndarray) -> PathSums: ...
+
+    @property
+    def shortlist(self) -> int:
+        """Candidates the first stage passes on to ``feature_rows`` and ``score``."""
+        ...
+
+    def first_stage(
+        self, table: ProfileTable, source: Row, rows: np.ndarray, components: np.ndarray, paths: PathSums
+    ) -> np.ndarray:
+        """A cheap score of every eligible row from its :func:`fit_components` and path sums alone."""
+        ...
 
     def source_scores(
         self, table: ProfileTable, source: Row, rows: np.ndarray, paths: PathSums | None = None
@@ -206,11 +217,16 @@ def reciprocal_scores(
     masks: RuleMasks,
     settings: MatchSettings,
 ) -> ArrayScores:
-    """Both fits and the reciprocal score of ``source`` with each of ``rows`` (see the module docstring).
+    """Both fits and the reciprocal score of ``source`` with each of ``rows`` (see the module docstring)."""
+    return weighted_scores(fit_components(table, source, rows, masks, settings), similarity, settings)
 
-    Every component is written into one (component, direction, candidate) array, so the weighted
-    means are one product and one sum down the components (added in the reference's order, one
-    component after the other) instead of a dozen operations per direction."""
+
+def fit_components(
+    table: ProfileTable, source: Row, rows: np.ndarray, masks: RuleMasks, settings: MatchSettings
+) -> np.ndarray:
+    """Every fit component of ``source`` with each of ``rows`` but the embedding's (left 0), both
+    ways, in one (component, direction, candidate) array: what needs no profile vector, so a
+    trained ranker's first stage reads it for every eligible candidate before any cosine is known."""
     school, columns, n = source.school, table.columns, len(rows)
     modes, n_modes, n_sdgs = columns["modes"][rows], columns["n_modes"][rows], columns["n_sdgs"][rows]
     shared = columns["languages_exchange"][rows] & source.languages_exchange
@@ -218,7 +234,7 @@ def reciprocal_scores(
     overlap = masks.overlap[rows]
     hours = np.minimum(overlap / FULL_OVERLAP_HOURS, 1.0)
     shared_sdgs = popcount(columns["sdgs"][rows] & np.uint32(source.sdgs))
-    c = np.empty((len(_COMPONENTS), 2, n))
+    c = np.empty((len(COMPONENTS), 2, n))
     forward, backward = 0, 1
     c[0, forward] = (
         _wished_share(source.wished.tobytes(), len(school.target_countries))[columns["country"][rows]]
@@ -247,15 +263,25 @@ def reciprocal_scores(
     c[4] = _level_fit(source.levels)[columns["levels"][rows]]
     c[5, forward] = hours if source.modes & VIRTUAL else 1.0
     c[5, backward] = np.where(modes & VIRTUAL, hours, 1.0)
+    c[6] = 0.0
+    return c
+
+
+def weighted_scores(components: np.ndarray, similarity: np.ndarray, settings: MatchSettings) -> ArrayScores:
+    """The fits and reciprocal score from :func:`fit_components` (written into, not copied) and
+    the cosines. Every component is in one array, so the weighted means are one product and one
+    sum down the components (added in the reference's order, one component after the other)
+    instead of a dozen operations per direction."""
+    c, n = components, components.shape[2]
     c[6] = np.clip(similarity, 0.0, 1.0)
     weight_of = dict(settings.fit)  # the fields as they are: model_dump would copy them on every call
     total = sum(weight_of.values())
     if total:
-        weights = np.array([weight_of[name] for name in _COMPONENTS])
+        weights = np.array([weight_of[name] for name in COMPONENTS])
         fits = np.add.reduce(weights[:, None, None] * c, axis=0) / total
     else:
         fits = np.zeros((2, n))
-    fit_forward, fit_backward = fits[forward], fits[backward]
+    fit_forward, fit_backward = fits[0], fits[1]
     both = fit_forward + fit_backward
     reciprocal = np.zeros(n)  # the harmonic mean, 0 where both fits are 0
     np.divide(2 * fit_forward * fit_backward, both, out=reciprocal, where=both > 0)

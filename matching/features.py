@@ -33,12 +33,12 @@ import scipy.sparse as sp
 
 from data.schema import Partnership, School
 from data.taxonomies import HOME_COUNTRY_DEFAULT
-from matching.arrays import ArrayScores, PathSums
+from matching.arrays import COMPONENTS, ArrayScores, PathSums
 from matching.scoring import PairScore
 from matching.table import ProfileTable, Row, popcount
 
-FIT_COMPONENTS: tuple[str, ...] = ("target_country", "sdg", "language", "mode", "level", "timezone")
-"""Fit components read from both directions (the embedding component is the similarity, below)."""
+FIT_COMPONENTS: tuple[str, ...] = COMPONENTS[:-1]
+"""Fit components read from both directions: all but the embedding's, which is the similarity (below)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,14 @@ FEATURES: tuple[Feature, ...] = (
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 COLUMN: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
+NEEDS_VECTORS: frozenset[str] = frozenset({"fit_home", "fit_other", "reciprocal", "similarity"})
+"""The features that include the profile vectors' cosine (the overall fits take the embedding component)."""
+FIRST_STAGE_NAMES: tuple[str, ...] = tuple(
+    name for name in FEATURE_NAMES if name not in NEEDS_VECTORS | {"distance_km"}
+)
+"""What a trained ranker's first stage reads for every eligible candidate: every feature but those
+needing a cosine (known only for the few candidates searched by vector) and the distance (trigonometry
+per candidate, and of little weight). Gathers from the fitted tables, popcounts and the fit components."""
 
 SMOOTHING = 1.0
 """Pseudo-count added to observed and expected partnership counts: an unseen pair of regions reads 0."""
@@ -230,7 +238,7 @@ class PairFeatures:
         shared_languages = [languages & set(c.languages_exchange) for c in candidates]
         shared_sdgs = np.array([len(sdgs & set(c.sdgs)) for c in candidates], dtype=float)
         candidate_home = np.array([c.country == self.home_country_ for c in candidates])
-        return self._assemble(
+        columns = self._columns(
             source,
             np.array([self.row_.get(c.id, -1) for c in candidates], dtype=np.int64),
             source_is_home(
@@ -239,6 +247,7 @@ class PairFeatures:
                 candidate_home,
                 lambda at: [candidates[n].id for n in at],
             ),
+            FEATURE_NAMES,
             forward={c: np.array([s.forward.components[c] for s in scores]) for c in FIT_COMPONENTS},
             backward={c: np.array([s.backward.components[c] for s in scores]) for c in FIT_COMPONENTS},
             fits=(np.array([s.forward.value for s in scores]), np.array([s.backward.value for s in scores])),
@@ -251,6 +260,7 @@ class PairFeatures:
             shared_sdgs=shared_sdgs,
             union_sdgs=np.array([len(sdgs | set(c.sdgs)) for c in candidates], dtype=float),
         )
+        return np.column_stack(columns)
 
     def transform_rows(
         self,
@@ -267,11 +277,56 @@ class PairFeatures:
         :meth:`path_sums` of these rows when the request has them already."""
         if len(rows) == 0:
             return np.zeros((0, len(FEATURES)))
+        return np.column_stack(
+            self._table_columns(
+                table,
+                source,
+                rows,
+                scores.components,
+                FEATURE_NAMES,
+                fits=(scores.forward, scores.backward),
+                reciprocal=scores.reciprocal,
+                similarity=np.asarray(similarity, dtype=float),
+                paths=paths,
+            )
+        )
+
+    def first_stage_rows(
+        self, table: ProfileTable, source: Row, rows: np.ndarray, components: np.ndarray, paths: PathSums
+    ) -> np.ndarray:
+        """The :data:`FIRST_STAGE_NAMES` columns (in that order) of :meth:`transform_rows`' rows, from
+        the fit components (:func:`matching.arrays.fit_components`) and path sums of ``rows`` alone:
+        no cosine, so they can be worked out for every eligible candidate."""
+        if len(rows) == 0:
+            return np.zeros((0, len(FIRST_STAGE_NAMES)))
+        return np.column_stack(self.first_stage_columns(table, source, rows, components, paths))
+
+    def first_stage_columns(
+        self, table: ProfileTable, source: Row, rows: np.ndarray, components: np.ndarray, paths: PathSums
+    ) -> list[np.ndarray]:
+        """:meth:`first_stage_rows` as its columns, unstacked (a linear score adds them up)."""
+        return self._table_columns(table, source, rows, components, FIRST_STAGE_NAMES, paths=paths)
+
+    def _table_columns(
+        self,
+        table: ProfileTable,
+        source: Row,
+        rows: np.ndarray,
+        components: np.ndarray,
+        names: Sequence[str],
+        *,
+        fits: tuple[np.ndarray, np.ndarray] | None = None,
+        reciprocal: np.ndarray | None = None,
+        similarity: np.ndarray | None = None,
+        paths: PathSums | None = None,
+    ) -> list[np.ndarray]:
+        """The ``names`` columns of the candidate ``rows`` of ``table``, each worked out only if asked for."""
         languages = table["languages_exchange"][rows] & source.languages_exchange
         english = table.languages.bitset(["en"], languages.shape[1])
         sdgs = table["sdgs"][rows]
         candidate_home = table["country"][rows] == table.countries.code(self.home_country_)
-        return self._assemble(
+        wants_distance = "distance_km" in names
+        return self._columns(
             source.school,
             self.rows_in(table)[rows],
             source_is_home(
@@ -280,13 +335,14 @@ class PairFeatures:
                 candidate_home,
                 lambda at: [table.ids[r] for r in rows[at]],
             ),
-            forward={c: np.broadcast_to(scores.forward_components[c], len(rows)) for c in FIT_COMPONENTS},
-            backward={c: np.broadcast_to(scores.backward_components[c], len(rows)) for c in FIT_COMPONENTS},
-            fits=(scores.forward, scores.backward),
-            reciprocal=scores.reciprocal,
-            similarity=np.asarray(similarity, dtype=float),
-            lat=table["latitude"][rows],
-            lon=table["longitude"][rows],
+            names,
+            forward=dict(zip(FIT_COMPONENTS, components[: len(FIT_COMPONENTS), 0], strict=True)),
+            backward=dict(zip(FIT_COMPONENTS, components[: len(FIT_COMPONENTS), 1], strict=True)),
+            fits=fits,
+            reciprocal=reciprocal,
+            similarity=similarity,
+            lat=table["latitude"][rows] if wants_distance else None,
+            lon=table["longitude"][rows] if wants_distance else None,
             shared_languages=popcount(languages).astype(float),
             shared_local_languages=popcount(languages & ~english).astype(float),
             shared_sdgs=popcount(sdgs & np.uint32(source.sdgs)).astype(float),
@@ -334,39 +390,54 @@ class PairFeatures:
         column[by_region.indices[span]] = by_region.data[span]
         return column
 
-    def _assemble(
+    def _columns(
         self,
         source: School,
         rows: np.ndarray,
         home: np.ndarray,
+        names: Sequence[str],
         *,
         forward: Mapping[str, np.ndarray],
         backward: Mapping[str, np.ndarray],
-        fits: tuple[np.ndarray, np.ndarray],
-        reciprocal: np.ndarray,
-        similarity: np.ndarray,
-        lat: np.ndarray,
-        lon: np.ndarray,
+        fits: tuple[np.ndarray, np.ndarray] | None,
+        reciprocal: np.ndarray | None,
+        similarity: np.ndarray | None,
+        lat: np.ndarray | None,
+        lon: np.ndarray | None,
         shared_languages: np.ndarray,
         shared_local_languages: np.ndarray,
         shared_sdgs: np.ndarray,
         union_sdgs: np.ndarray,
         paths: PathSums | None = None,
     ) -> np.ndarray:
-        """The feature columns from what the profiles give (per candidate) and what the history gives
-        (read here at the candidates' fit ``rows``, -1 for a school the history did not know);
-        ``home``: per candidate, whether the source is the pair's home side."""
+        """The ``names`` feature columns, in that order (not stacked: a caller that adds them up
+        needs no matrix), from what the profiles give (per candidate)
+        and what the history gives (read here at the candidates' fit ``rows``, -1 for a school the
+        history did not know); ``home``: per candidate, whether the source is the pair's home side.
+        A column not asked for is not worked out (its inputs may then be None)."""
         n = len(rows)
+        wanted = set(names)
         columns: dict[str, np.ndarray] = {}
 
-        def directed(name: str, on_source: np.ndarray | float, on_candidate: np.ndarray | float) -> None:
-            columns[f"{name}_home"], columns[f"{name}_other"] = _oriented(on_source, on_candidate, home)
+        def needs(*features: str) -> bool:
+            return not wanted.isdisjoint(features)
+
+        def directed(
+            name: str, on_source: Callable[[], np.ndarray | float], on_candidate: Callable[[], np.ndarray | float]
+        ) -> None:
+            if needs(f"{name}_home", f"{name}_other"):
+                columns[f"{name}_home"], columns[f"{name}_other"] = _oriented(on_source(), on_candidate(), home)
 
         for name in FIT_COMPONENTS:
-            directed(f"fit_{name}", forward[name], backward[name])
-        directed("fit", *fits)
-        columns["reciprocal"] = np.asarray(reciprocal, dtype=float)
-        columns["similarity"] = similarity
+            directed(f"fit_{name}", lambda name=name: forward[name], lambda name=name: backward[name])
+        if needs("fit_home", "fit_other"):
+            assert fits is not None
+            directed("fit", lambda: fits[0], lambda: fits[1])
+        if needs("reciprocal"):
+            columns["reciprocal"] = np.asarray(reciprocal, dtype=float)
+        if needs("similarity"):
+            assert similarity is not None
+            columns["similarity"] = similarity
 
         u = self.row_.get(source.id, -1)
         known = rows >= 0
@@ -381,42 +452,45 @@ class PairFeatures:
         def known_only(values: np.ndarray) -> np.ndarray:
             return np.where(known, values, 0.0)
 
-        if src_region >= 0:
-            pair_counts = self.region_pairs_[src_region, cand_region]
-            columns["region_pair_rate"] = lift(
-                pair_counts, self.region_ends_[src_region], self.region_ends_[cand_region]
-            )
-            columns["region_pair_count"] = known_only(pair_counts)
-        else:
-            columns["region_pair_rate"] = columns["region_pair_count"] = np.zeros(n)
+        if needs("region_pair_rate", "region_pair_count"):
+            if src_region >= 0:
+                pair_counts = self.region_pairs_[src_region, cand_region]
+                columns["region_pair_rate"] = lift(
+                    pair_counts, self.region_ends_[src_region], self.region_ends_[cand_region]
+                )
+                columns["region_pair_count"] = known_only(pair_counts)
+            else:
+                columns["region_pair_rate"] = columns["region_pair_count"] = np.zeros(n)
         directed(
             "region_country_rate",
-            self.region_country_lift(src_region, cand_country, known),
-            self.region_country_lift_rev(cand_region, src_country, known),
+            lambda: self.region_country_lift(src_region, cand_country, known),
+            lambda: self.region_country_lift_rev(cand_region, src_country, known),
         )
         directed(
             "region_country_count",
-            known_only(self.region_country_[src_region, cand_country]) if src_region >= 0 else np.zeros(n),
-            known_only(self.region_country_[cand_region, src_country]) if src_country >= 0 else np.zeros(n),
+            lambda: known_only(self.region_country_[src_region, cand_country]) if src_region >= 0 else np.zeros(n),
+            lambda: known_only(self.region_country_[cand_region, src_country]) if src_country >= 0 else np.zeros(n),
         )
-        columns["country_pair_rate"] = (
-            lift(
-                self.country_pairs_[src_country, cand_country],
-                self.country_ends_[src_country],
-                self.country_ends_[cand_country],
+        if needs("country_pair_rate"):
+            columns["country_pair_rate"] = (
+                lift(
+                    self.country_pairs_[src_country, cand_country],
+                    self.country_ends_[src_country],
+                    self.country_ends_[cand_country],
+                )
+                if src_country >= 0
+                else np.zeros(n)
             )
-            if src_country >= 0
-            else np.zeros(n)
-        )
         P = self.partners_by_region_
         directed(
             "region_partners",  # each side's partners in the other side's region
-            known_only(np.asarray(P[u, :].todense()).ravel()[cand_region]) if u >= 0 else np.zeros(n),
-            known_only(self._partners_in_region(src_region)[v]) if src_region >= 0 else np.zeros(n),
+            lambda: known_only(np.asarray(P[u, :].todense()).ravel()[cand_region]) if u >= 0 else np.zeros(n),
+            lambda: known_only(self._partners_in_region(src_region)[v]) if src_region >= 0 else np.zeros(n),
         )
-        columns["adamic_adar"], columns["paths3"], columns["adamic_adar_l3"] = (
-            tuple(known_only(values) for values in self.paths(u, v)) if paths is None else paths
-        )
+        if needs("adamic_adar", "paths3", "adamic_adar_l3"):
+            columns["adamic_adar"], columns["paths3"], columns["adamic_adar_l3"] = (
+                tuple(known_only(values) for values in self.paths(u, v)) if paths is None else paths
+            )
 
         for name, values, default in (
             ("degree", np.log1p(self.degree_), 0.0),
@@ -424,15 +498,21 @@ class PairFeatures:
             ("days_since_new", self.days_since_new_, np.nan),
             ("responsiveness", self.responsiveness_, 0.5),
         ):
-            directed(name, values[u] if u >= 0 else default, np.where(known, values[v], default))
-        src_lat = np.nan if source.latitude is None else source.latitude
-        src_lon = np.nan if source.longitude is None else source.longitude
-        columns["distance_km"] = haversine_km(np.full(n, src_lat), np.full(n, src_lon), lat, lon)
+            directed(
+                name,
+                lambda values=values, default=default: values[u] if u >= 0 else default,
+                lambda values=values, default=default: np.where(known, values[v], default),
+            )
+        if needs("distance_km"):
+            assert lat is not None and lon is not None
+            src_lat = np.nan if source.latitude is None else source.latitude
+            src_lon = np.nan if source.longitude is None else source.longitude
+            columns["distance_km"] = haversine_km(np.full(n, src_lat), np.full(n, src_lon), lat, lon)
         columns["shared_languages"] = shared_languages
         columns["shared_local_languages"] = shared_local_languages
         columns["shared_sdgs"] = shared_sdgs
         columns["sdg_jaccard"] = np.divide(shared_sdgs, union_sdgs, out=np.zeros(n), where=union_sdgs > 0)
-        return np.column_stack([columns[name] for name in FEATURE_NAMES])
+        return [columns[name] for name in names]
 
     def _code(self, table: dict[str, int], value: str) -> int:
         return table.get(value, -1)

@@ -18,12 +18,16 @@ trained the way it will be used:
 4. :class:`~matching.features.PairFeatures` (fitted on the network that is left only)
    describes each pair, symmetric in the two schools, and a scikit-learn
    ``HistGradientBoostingClassifier`` learns P(partnership | pair);
-5. a logistic regression on the same rows is the first stage: a request's trees score only the
-   :attr:`ReciprocalRanker.shortlist` candidates it ranks highest, so the trees' cost stays the same
-   however many schools are eligible. On the 2k evaluation worlds a shortlist of 100 already gave
-   the ranker alone the recall@10 of the trees over every eligible school; the rebalanced product
-   takes candidates from further down and moved by up to 0.015 either way at 100 or 300 (inside
-   the noise of 300 queries), so the default keeps the wider margin.
+5. a logistic regression on the same rows, over the features that need no profile vector
+   (:data:`~matching.features.FIRST_STAGE_NAMES`), is the first stage: a request works out those
+   columns for every eligible school and the full features and trees only for the
+   :attr:`ReciprocalRanker.shortlist` it ranks highest, with the nearest by vector and the best in
+   the wished countries (:func:`matching.retrieve.pool`), so neither the vector search nor the trees
+   grow with the number of eligible schools. On the 2k evaluation worlds (time split, ranker alone)
+   the trees over the first stage's best 3% or 9% of the eligible kept the recall@10 of the trees
+   over all of them (affinity 0.206-0.212 against 0.214, programmes 0.278-0.281 against 0.278),
+   where the nearest by vector and each history source's best at the same size lost a third
+   (0.136 and 0.172).
 
 For serving, the features are refitted on the whole history, so the model scores today's
 network. Below :data:`MIN_PARTNERSHIPS` partnerships, or :data:`MIN_POSITIVES` positive
@@ -51,7 +55,6 @@ from typing import Any, Literal
 
 import joblib
 import numpy as np
-from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -62,13 +65,13 @@ from data.schema import Partnership
 from matching import sources
 from matching.arrays import ArrayScores, PathSums
 from matching.engine import Matcher
-from matching.features import COLUMN, FEATURE_NAMES, FEATURES, PairFeatures
+from matching.features import COLUMN, FEATURE_NAMES, FEATURES, FIRST_STAGE_NAMES, PairFeatures
 from matching.reasons import Reason
 from matching.retrieve import Request, pool
 from matching.settings import MatchSettings, RebalanceWeights
 from matching.table import ProfileTable, Row
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """Bumped when the saved model's features or layout change: an older file is then ignored."""
 RANKER_DIR = "ranker"
 MIN_PARTNERSHIPS = 150
@@ -325,10 +328,14 @@ def _one_openmp_thread() -> Any:
     return _controller().limit(limits=1, user_api="openmp")
 
 
+FIRST_STAGE_COLUMNS = np.array([COLUMN[name] for name in FIRST_STAGE_NAMES])
+"""The feature columns the first stage reads, as :meth:`PairFeatures.first_stage_rows` gives them."""
+
+
 class LinearShortlist:
-    """The ranker's first stage: a logistic regression over the same features, folded into one
-    weight vector (a missing value reads as the training median), so picking a request's shortlist
-    from thousands of candidates costs one matrix-vector product instead of a pass of every tree."""
+    """The ranker's first stage: a logistic regression folded into one weight vector (a missing
+    value reads as the training median), so picking a request's shortlist from every eligible
+    candidate costs one matrix-vector product instead of a pass of every tree."""
 
     def __init__(self, C: float = 1.0):
         self.C = C
@@ -347,12 +354,23 @@ class LinearShortlist:
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        return np.where(np.isnan(X), self.fill_, X) @ self.coef_ + self.intercept_
+        return self.decision_columns(list(X.T))
+
+    def decision_columns(self, columns: Sequence[np.ndarray]) -> np.ndarray:
+        """:meth:`decision_function` of the matrix these columns would make, added up column by
+        column: no matrix of every eligible candidate is made, and a missing value costs a pass
+        only in a column that has one."""
+        total = np.full(len(columns[0]), self.intercept_)
+        for column, weight, fill in zip(columns, self.coef_, self.fill_, strict=True):
+            missing = np.isnan(column)
+            total += weight * (np.where(missing, fill, column) if missing.any() else column)
+        return total
 
 
 class ReciprocalRanker:
     """P(the pair partners | its features): gradient-boosted trees, scikit-learn style, behind a
-    linear first stage that picks the :attr:`shortlist` rows the trees score (see :meth:`rank_score`).
+    linear first stage over the :data:`FIRST_STAGE_COLUMNS` that picks the :attr:`shortlist`
+    candidates the trees score (see :func:`matching.retrieve.pool`).
 
     OpenMP is held to one thread: a process that forks workers after an OpenMP pool has started
     (the evaluation does) deadlocks in them, and a request's few hundred rows gain nothing from threads."""
@@ -372,7 +390,7 @@ class ReciprocalRanker:
         self.shortlist = shortlist
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> ReciprocalRanker:
-        self.first_stage_ = LinearShortlist().fit(X, y, sample_weight)
+        self.first_stage_ = LinearShortlist().fit(X[:, FIRST_STAGE_COLUMNS], y, sample_weight)
         with _one_openmp_thread():
             return self._fit(X, y, sample_weight)
 
@@ -395,20 +413,9 @@ class ReciprocalRanker:
         with _one_openmp_thread():
             return self.model_.predict_proba(X)[:, 1]
 
-    def rank_score(self, X: np.ndarray) -> np.ndarray:
-        """A request's rank scores: the trees' probability for the :attr:`shortlist` rows the first
-        stage ranks highest, and for the rest the first stage's order mapped below every one of
-        those (so the trees' cost does not grow with the number of eligible schools)."""
-        if len(X) <= self.shortlist:
-            return self.predict_score(X)
-        linear = self.first_stage_.decision_function(X)
-        short = np.argpartition(-linear, self.shortlist - 1)[: self.shortlist]
-        out = np.empty(len(X))
-        out[short] = self.predict_score(X[short])
-        rest = np.ones(len(X), dtype=bool)
-        rest[short] = False
-        out[rest] = out[short].min() * 0.5 * expit(linear[rest] - linear[rest].max())
-        return out
+    def first_stage(self, columns: Sequence[np.ndarray]) -> np.ndarray:
+        """The first stage's score from the :data:`FIRST_STAGE_COLUMNS`' columns, in that order."""
+        return self.first_stage_.decision_columns(columns)
 
 
 def recall_at(scores: np.ndarray, y: np.ndarray, group: np.ndarray, k: int = 10) -> float:
@@ -442,7 +449,9 @@ def fit_validated(
         "auc_reciprocal": float(roc_auc_score(y, data.reciprocal[test])) if 0 < y.sum() < len(y) else None,
         "recall@10": recall_at(scores, y, group),
         "recall@10_reciprocal": recall_at(data.reciprocal[test], y, group),
-        "recall@10_first_stage": recall_at(model.first_stage_.decision_function(data.X[test]), y, group),
+        "recall@10_first_stage": recall_at(
+            model.first_stage_.decision_function(data.X[test][:, FIRST_STAGE_COLUMNS]), y, group
+        ),
     }
     base = figures["auc"] or 0.0
     shuffle = np.random.default_rng(settings.seed + 1)
@@ -497,7 +506,16 @@ class RankerModel:
         return self.pair_features.path_sums(table, source.school.id, rows)
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        return self.ranker.rank_score(features)
+        return self.ranker.predict_score(features)
+
+    @property
+    def shortlist(self) -> int:
+        return self.ranker.shortlist
+
+    def first_stage(
+        self, table: ProfileTable, source: Row, rows: np.ndarray, components: np.ndarray, paths: PathSums
+    ) -> np.ndarray:
+        return self.ranker.first_stage(self.pair_features.first_stage_columns(table, source, rows, components, paths))
 
     def source_scores(
         self, table: ProfileTable, source: Row, rows: np.ndarray, paths: PathSums | None = None

@@ -31,7 +31,16 @@ import numpy as np
 
 from data.schema import School
 from matching import sources
-from matching.arrays import ArrayScores, PairScorer, PathSums, one_blas_thread, reciprocal_base, reciprocal_scores
+from matching.arrays import (
+    ArrayScores,
+    PairScorer,
+    PathSums,
+    fit_components,
+    one_blas_thread,
+    reciprocal_base,
+    reciprocal_scores,
+    weighted_scores,
+)
 from matching.constraints import PairCheck, Rule, SuggestionFilters
 from matching.hours import school_hours_overlap
 from matching.masks import RuleMasks, rule_masks
@@ -48,11 +57,9 @@ SIDE_NAMES = {HOME_SIDE: "home", FOREIGN_SIDE: "foreign"}
 EXACT_BELOW = 1024
 """Rank eligible candidates by their exact cosine (not the approximate HNSW graph) when there are at
 most this many: a dot product over their stored vectors costs less than a filtered graph walk."""
-RANK_EVERY_BELOW = 8000
-"""With a trained ranker, every eligible candidate is scored when there are at most this many."""
-POOL_NEAREST = 1000
-POOL_PER_SOURCE = 600
-"""Above that, the pool ranked is the nearest by vector and the best of each history source."""
+POOL_NEAREST = 100
+"""With a trained ranker, the candidates nearest by profile vector that join its first stage's
+shortlist (the first stage reads no cosine, so these keep what the profiles alone point to)."""
 
 
 @dataclass(frozen=True)
@@ -180,13 +187,13 @@ class Pool:
     sources: dict[str, np.ndarray] = field(default_factory=dict)
     """Each history source's score of each row (matching.sources), when a ranker ranks them."""
     paths: PathSums | None = None
-    """The rows' path sums, worked out once for the sources and the ranker's features."""
+    """The rows' path sums, worked out once for the first stage, the sources and the features."""
 
 
 def pool(matcher: Matcher, table: ProfileTable, request: Request, inside: np.ndarray | None = None) -> Pool:
-    """The request's eligible rows and the ones to rank: with a trained ranker every eligible one
-    (its score is cheap over arrays, and vector neighbours alone miss most partners the history
-    points to), else the ``depth`` nearest by profile vector."""
+    """The request's eligible rows and the ones to rank: with a trained ranker the shortlist its
+    first stage picks from every eligible one (:func:`_shortlisted`), else the ``depth`` nearest
+    by profile vector."""
     source, settings = request.source, request.settings
     day = settings.reference_date or date.today()
     row = table.encode(source)
@@ -199,39 +206,49 @@ def pool(matcher: Matcher, table: ProfileTable, request: Request, inside: np.nda
         outside = int(np.count_nonzero(passing & ~inside))
         passing &= inside
     eligible = np.flatnonzero(passing)
-    found_by: dict[str, np.ndarray] = {}
-    paths = None
     query = matcher.vector(source) if len(eligible) else np.zeros(0, dtype=np.float32)
     if matcher.ranker is not None and request.depth is None and settings.depth is None:
-        if len(eligible) <= RANK_EVERY_BELOW:
-            rows, similarity = _nearest(matcher, table, query, eligible, len(eligible))
-            paths = matcher.ranker.path_sums(table, row, rows)
-            found_by = matcher.ranker.source_scores(table, row, rows, paths)
-        else:
-            rows, similarity, found_by, paths = _merged(matcher, table, row, query, eligible)
-    else:
-        rows, similarity = _nearest(matcher, table, query, eligible, request.ranked_depth())
+        rows, similarity, scores, paths = _shortlisted(matcher, table, request, row, masks, query, eligible)
+        found_by = matcher.ranker.source_scores(table, row, rows, paths)
+        return Pool(row, masks, examined, eligible, outside, rows, similarity, scores, found_by, paths)
+    rows, similarity = _nearest(matcher, table, query, eligible, request.ranked_depth())
     scores = reciprocal_scores(table, row, rows, similarity, masks, settings)
-    return Pool(row, masks, examined, eligible, outside, rows, similarity, scores, found_by, paths)
+    return Pool(row, masks, examined, eligible, outside, rows, similarity, scores)
 
 
-def _merged(
-    matcher: Matcher, table: ProfileTable, row: Row, query: np.ndarray, eligible: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], PathSums]:
-    """Too many eligible to score every one: the :data:`POOL_NEAREST` nearest by vector and the
-    :data:`POOL_PER_SOURCE` best of each history source, with their cosines (the nearest keep the
-    ones their search found; only the others are worked out), source scores and path sums, in row order."""
-    assert matcher.ranker is not None
-    near, near_similarity = _nearest(matcher, table, query, eligible, POOL_NEAREST)
-    paths = matcher.ranker.path_sums(table, row, eligible)
-    everywhere = matcher.ranker.source_scores(table, row, eligible, paths)
-    picked = np.setdiff1d(eligible[sources.history_picks(everywhere, POOL_PER_SOURCE)], near)
-    rows = np.concatenate([near, picked])
-    similarity = np.concatenate([near_similarity, _cosines(matcher, table, query, picked)])
-    order = np.argsort(rows)
-    rows, similarity = rows[order], similarity[order]
-    at = np.searchsorted(eligible, rows)
-    return rows, similarity, {name: s[at] for name, s in everywhere.items()}, (paths[0][at], paths[1][at], paths[2][at])
+def _shortlisted(
+    matcher: Matcher,
+    table: ProfileTable,
+    request: Request,
+    row: Row,
+    masks: RuleMasks,
+    query: np.ndarray,
+    eligible: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, ArrayScores, PathSums]:
+    """What a trained ranker ranks, in row order: the ranker's ``shortlist`` best of every eligible
+    row by its first stage (fit components and history, no cosine), the :data:`POOL_NEAREST`
+    nearest by vector, and the first stage's best in the wished countries (as many as a list can
+    show, so a hard wish has its candidates); every eligible row when they are no more. Their
+    cosines, scores and path sums come with them. Neither the trees nor the vector search grow with
+    the number of eligible schools; the first stage is a few array operations per eligible row."""
+    ranker, settings = matcher.ranker, request.settings
+    assert ranker is not None
+    components = fit_components(table, row, eligible, masks, settings)
+    paths = ranker.path_sums(table, row, eligible)
+    at = np.arange(len(eligible))
+    if len(eligible) > ranker.shortlist + POOL_NEAREST:
+        first = ranker.first_stage(table, row, eligible, components, paths)
+        keep = np.zeros(len(eligible), dtype=bool)
+        keep[sources.top(first, ranker.shortlist)] = True
+        wished = np.flatnonzero(sources.wished_at(table, row.school, eligible))
+        keep[wished[sources.top(first[wished], shown_pool(request.k, settings))]] = True
+        near, _ = _nearest(matcher, table, query, eligible, POOL_NEAREST)
+        keep[np.searchsorted(eligible, near)] = True
+        at = np.flatnonzero(keep)
+    rows = eligible[at]
+    similarity = _cosines(matcher, table, query, rows)
+    scores = weighted_scores(components[:, :, at], similarity, settings)
+    return rows, similarity, scores, (paths[0][at], paths[1][at], paths[2][at])
 
 
 def stored_vectors(matcher: Matcher, table: ProfileTable, rows: np.ndarray) -> np.ndarray:
@@ -247,6 +264,8 @@ def stored_vectors(matcher: Matcher, table: ProfileTable, rows: np.ndarray) -> n
 
 def _cosines(matcher: Matcher, table: ProfileTable, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """The query's cosine with each of these indexed rows (either side), from the stored vectors."""
+    if len(rows) == 0:  # nothing eligible: the query vector was not even made
+        return np.zeros(0, dtype=np.float32)
     vectors = stored_vectors(matcher, table, rows)
     with one_blas_thread():
         return vectors @ query

@@ -12,9 +12,9 @@ array lookup, not a loop:
   between the candidate's region and my country (above chance only);
 * ``wish``: the candidate is in a country I wished for.
 
-The engine ranks every eligible candidate when that is cheap, else the union of the nearest by
-vector and the best of each source (:func:`history_picks`); either way it records for every candidate
-which sources found it (:func:`found_via`), and a suggestion says so in its reasons
+With a trained ranker the engine scores every eligible candidate by the ranker's first stage,
+which reads these same tables (:func:`matching.retrieve.pool`), and records for every candidate
+it ranks which sources find it (:func:`found_via`); a suggestion says so in its reasons
 (:func:`found_via_reason`).
 """
 
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from data.schema import School
 from matching.arrays import PathSums
 from matching.features import PairFeatures
 from matching.reasons import Reason
@@ -56,31 +57,18 @@ def source_scores(
         features.region_country_lift(region, features.country_[v], known),
         features.region_country_lift_rev(features.region_[v], country, known),
     )
+    return {"graph": graph, "region": np.maximum(lift, 0.0), "wish": wished_at(table, school, rows).astype(float)}
+
+
+def wished_at(table: ProfileTable, school: School, rows: np.ndarray) -> np.ndarray:
+    """Per row, whether it is in a country ``school`` wished for."""
     wished = np.zeros(len(rows), dtype=bool)
     codes = table["country"][rows]
     for name in school.target_countries:
         code = table.countries.code(name)
         if code >= 0:
             wished |= codes == code
-    return {"graph": graph, "region": np.maximum(lift, 0.0), "wish": wished.astype(float)}
-
-
-def history_picks(scores: dict[str, np.ndarray], per_source: int) -> np.ndarray:
-    """Positions of the ``per_source`` best candidates of each history source, by its score (the
-    wished countries' by what the graph and region sources say of them).
-
-    >>> history_picks({"graph": np.array([0.0, 2.0, 1.0]), "wish": np.array([1.0, 0.0, 0.0])}, 1).tolist()
-    [0, 1]
-    """
-    if not scores:
-        return np.zeros(0, dtype=np.int64)
-    keep = np.zeros(len(next(iter(scores.values()))), dtype=bool)
-    evidence = scores.get("graph", 0.0) + scores.get("region", 0.0)
-    for name, score in scores.items():
-        found = np.flatnonzero(score > 0)
-        order = score[found] + (evidence[found] if name == "wish" and np.ndim(evidence) else 0.0)
-        keep[found[_top(np.asarray(order, dtype=float), per_source)]] = True
-    return np.flatnonzero(keep)
+    return wished
 
 
 def found_via(
@@ -97,7 +85,7 @@ def found_via(
     """
     positions = np.arange(len(similarity)) if at is None else np.asarray(at, dtype=np.int64)
     vector = np.zeros(len(similarity), dtype=bool)
-    vector[_top(similarity, nearest)] = True
+    vector[top(similarity, nearest)] = True
     found = {name: scores[name][positions] > 0 for name in HISTORY_SOURCES if name in scores}
     via: list[list[str]] = []
     for i, n in enumerate(positions.tolist()):
@@ -118,7 +106,7 @@ def found_via_reason(via: list[str]) -> Reason:
     )
 
 
-def _top(values: np.ndarray, n: int) -> np.ndarray:
+def top(values: np.ndarray, n: int) -> np.ndarray:
     """Positions of the ``n`` largest values (unordered)."""
     if n >= len(values):
         return np.arange(len(values))

@@ -3,6 +3,7 @@ ranks the engine's candidates when loaded, and explains each candidate by what l
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -15,8 +16,11 @@ from sklearn.preprocessing import StandardScaler
 
 from embeddings import EmbeddingSettings, ProfileEmbedder
 from matching import retrieve as retrieve_module
+from matching.constraints import SuggestionFilters
 from matching.engine import Matcher
+from matching.features import FIRST_STAGE_NAMES, NEEDS_VECTORS
 from matching.ranker import (
+    FIRST_STAGE_COLUMNS,
     MIN_PARTNERSHIPS,
     InsufficientHistory,
     LinearShortlist,
@@ -30,7 +34,7 @@ from matching.ranker import (
     windows,
     without_rebalancing,
 )
-from matching.retrieve import Request, pool
+from matching.retrieve import Request, pool, shown_pool
 
 FAST = TrainingSettings(hard_negatives=10, random_negatives=20, max_queries=80)
 
@@ -100,19 +104,23 @@ def test_saved_versions_load_with_the_same_scores(model: RankerModel, matcher: M
     assert load_ranker(tmp_path) is None  # an older format is ignored: the hand-weighted score is used
 
 
-def test_the_trees_score_the_first_stages_shortlist_and_the_rest_ranks_below_it(model: RankerModel) -> None:
-    ranker = model.ranker
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(ranker.shortlist * 3, model.ranker.n_features_in_))
-    X[rng.random(X.shape) < 0.1] = np.nan
-    scores = ranker.rank_score(X)
-    linear = ranker.first_stage_.decision_function(X)
-    order = np.argsort(-linear, kind="stable")
-    short, rest = order[: ranker.shortlist], order[ranker.shortlist :]
-    np.testing.assert_array_equal(scores[short], ranker.predict_score(X[short]))
-    assert scores[rest].max() < scores[short].min()
-    assert np.all(np.diff(scores[rest]) <= 0)  # the rest keep the first stage's order
-    np.testing.assert_array_equal(ranker.rank_score(X[:50]), ranker.predict_score(X[:50]))  # few: trees only
+def test_the_first_stage_reads_the_full_features_columns_without_a_cosine(model: RankerModel, matcher: Matcher) -> None:
+    """The first stage's rows, worked out from the fit components alone, are the full feature rows'
+    FIRST_STAGE_COLUMNS to the last bit, and none of those columns needs a profile vector."""
+    assert not set(FIRST_STAGE_NAMES) & NEEDS_VECTORS
+    with_model = replace(matcher, ranker=model)
+    plain = without_rebalancing(matcher.settings)
+    table = with_model.table
+    for source in [s for s in matcher.schools.values() if s.active][:6]:
+        found = pool(with_model, table, Request(source, 10, plain))
+        full = model.feature_rows(table, found.row, found.rows, found.similarity, found.scores, found.paths)
+        first = model.pair_features.first_stage_rows(table, found.row, found.rows, found.scores.components, found.paths)
+        np.testing.assert_array_equal(first, full[:, FIRST_STAGE_COLUMNS])
+        np.testing.assert_allclose(  # one product over another copy: the last bits may round apart
+            model.first_stage(table, found.row, found.rows, found.scores.components, found.paths),
+            model.ranker.first_stage_.decision_function(full[:, FIRST_STAGE_COLUMNS]),
+            rtol=1e-12,
+        )
 
 
 def test_the_first_stage_is_a_logistic_regression_folded_to_one_weight_vector() -> None:
@@ -224,23 +232,39 @@ def test_the_service_says_which_score_ranks_and_uses_a_saved_ranker(
         state.close()
 
 
-def test_a_large_eligible_set_ranks_the_nearest_and_each_sources_best(
+def test_a_large_eligible_set_ranks_the_first_stages_best_the_nearest_and_the_wished(
     model: RankerModel, matcher: Matcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Above RANK_EVERY_BELOW eligible, the pool is the nearest by vector and the best of each source."""
+    """Above shortlist + POOL_NEAREST eligible, the trees rank the first stage's shortlist, the
+    nearest by vector and the first stage's best in the wished countries, with the same cosines,
+    scores and path sums as when every eligible school is ranked."""
     plain = without_rebalancing(matcher.settings)
-    with_model = Matcher(plain, matcher.embedder, matcher.schools, matcher.indexes, matcher.partnerships, ranker=model)
+    small = replace(model, ranker=copy.copy(model.ranker))
+    with_model = Matcher(plain, matcher.embedder, matcher.schools, matcher.indexes, matcher.partnerships, ranker=small)
+    table = with_model.table
     source = next(s for s in matcher.schools.values() if s.country == "TW" and s.active and s.target_countries)
-    request = Request(source, 10, plain)
-    everything = pool(with_model, with_model.table, request)
-    monkeypatch.setattr(retrieve_module, "RANK_EVERY_BELOW", 10)
+    request = Request(source, 4, plain)
+    everything = pool(with_model, table, request)
     monkeypatch.setattr(retrieve_module, "POOL_NEAREST", 20)
-    monkeypatch.setattr(retrieve_module, "POOL_PER_SOURCE", 15)
-    merged = pool(with_model, with_model.table, request)
-    assert 20 < len(merged.rows) <= 20 + 3 * 15 < len(everything.rows)
-    assert set(merged.rows) <= set(everything.rows)
+    small.ranker.shortlist = 15
+    short = pool(with_model, table, request)
+    assert len(everything.rows) > 15 + 20 + shown_pool(4, plain)
+    assert 20 < len(short.rows) <= 15 + 20 + shown_pool(4, plain)
+    at = np.searchsorted(everything.rows, short.rows)
+    np.testing.assert_array_equal(everything.rows[at], short.rows)
     nearest = everything.rows[np.argsort(-everything.similarity, kind="stable")[:20]]
-    assert set(nearest) <= set(merged.rows)
-    at = {r: n for n, r in enumerate(everything.rows)}
-    np.testing.assert_allclose(merged.similarity, everything.similarity[[at[r] for r in merged.rows]], atol=1e-5)
-    assert merged.sources["wish"].sum() > 0
+    assert set(nearest) <= set(short.rows)
+    first = small.first_stage(table, everything.row, everything.rows, everything.scores.components, everything.paths)
+    assert set(everything.rows[np.argsort(-first, kind="stable")[:15]]) <= set(short.rows)
+    assert short.sources["wish"].sum() >= min(shown_pool(4, plain), everything.sources["wish"].sum())
+    np.testing.assert_allclose(short.similarity, everything.similarity[at], atol=1e-6)
+    np.testing.assert_array_equal(short.scores.components[:6], everything.scores.components[:6, :, at])
+    for got, full in zip(short.paths, everything.paths, strict=True):
+        np.testing.assert_array_equal(got, full[at])
+
+
+def test_a_request_with_nothing_eligible_answers_empty_with_a_ranker(model: RankerModel, matcher: Matcher) -> None:
+    with_model = replace(matcher, ranker=model)
+    source = next(s for s in matcher.schools.values() if s.country == "TW" and s.active)
+    result = with_model.suggest(source, k=5, filters=SuggestionFilters(regions=["nowhere"]))
+    assert result.suggestions == [] and result.candidates_examined > 0

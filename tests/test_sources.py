@@ -18,7 +18,7 @@ from evaluation.baselines import adamic_adar_l3_scores
 from graph import build_partnership_graph
 from matching.engine import Matcher
 from matching.features import PairFeatures
-from matching.sources import found_via_reason, history_picks, source_scores
+from matching.sources import found_via_reason, source_scores
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +66,8 @@ def test_region_source_follows_the_regions_history(world: World, features: PairF
     )
     foreign = np.array([table.row_of[s.id] for s in world.schools if s.country != "TW"])
     region = source_scores(features, table, table.encode(source), foreign)["region"]
-    found = foreign[history_picks({"region": region}, 10)]
-    assert len(found) == 10 and {table.schools[r].country for r in found} <= set(partnered)
+    found = foreign[np.argsort(-region, kind="stable")[:10]]
+    assert (region > 0).sum() >= 10 and {table.schools[r].country for r in found} <= set(partnered)
 
 
 def test_wish_source_and_found_via(world: World, features: PairFeatures, matcher: Matcher) -> None:
