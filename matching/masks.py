@@ -43,6 +43,30 @@ def unpack(words: np.ndarray, n: int) -> np.ndarray:
     return np.unpackbits(words.view(np.uint8), count=n, bitorder="little").view(bool)
 
 
+def without_row(words: np.ndarray, row: int | None) -> np.ndarray:
+    """Words made by :func:`pack` with one row's bit cleared: the words themselves when it is not
+    set (or ``row`` is None), else a copy."""
+    if row is None:
+        return words
+    word, bit = row >> 6, np.uint64(1 << (row & 63))
+    if not words[word] & bit:
+        return words
+    words = words.copy()
+    words[word] &= ~bit
+    return words
+
+
+def rows_of(words: np.ndarray, n: int) -> np.ndarray:
+    """The rows set in the first ``n`` rows of words made by :func:`pack`, ascending:
+    ``np.flatnonzero(unpack(words, n))``, read from the nonzero words only when they are few."""
+    at = np.flatnonzero(words)
+    if 4 * len(at) > len(words):
+        return np.flatnonzero(unpack(words, n))
+    found = np.flatnonzero(np.unpackbits(words[at].view(np.uint8), bitorder="little"))
+    rows = at[found >> 6] * 64 + (found & 63)
+    return rows[rows < n]
+
+
 @dataclass(frozen=True)
 class RuleMasks:
     """Per rule, which rows break it; with the facts the masks were worked out from."""
@@ -88,14 +112,22 @@ class RuleMasks:
 
     def passing(self) -> np.ndarray:
         """Rows that break no rule."""
-        return unpack(~self._broken_words, len(self.overlap))
+        return unpack(self.passing_words(), len(self.overlap))
+
+    def passing_words(self) -> np.ndarray:
+        """:meth:`passing` as words; the tail bits past the last row are set too, so and it with
+        words whose tail is clear (any made by :func:`pack`)."""
+        return ~self._broken_words
 
     def eliminated(self, examined: np.ndarray) -> Counter[Rule]:
         """How many of the examined rows each rule removed. A full school is counted as full only
         (the rule a busy network hits most, and the one its other verdicts cannot change)."""
+        return self.eliminated_among(pack(examined))
+
+    def eliminated_among(self, examined_words: np.ndarray) -> Counter[Rule]:
+        """:meth:`eliminated` of the rows set in ``examined_words`` (words made by :func:`pack`)."""
         rules = list(self.violations)
         at_capacity = rules.index(Rule.AT_CAPACITY)
-        examined_words = pack(examined)
         full = self._words[at_capacity] & examined_words
         removed = np.bitwise_count(self._words & (examined_words & ~full)).sum(axis=1, dtype=np.int64).tolist()
         removed[at_capacity] = int(np.bitwise_count(full).sum())
@@ -105,9 +137,12 @@ class RuleMasks:
         """Each rule's count over the ``among`` rows, counted as a scan of those rows in table order
         would (rules in the order a row first breaks them, ``check_pair``'s order within a row); None
         when one of them breaks no rule. ``ignore`` leaves rules out of the verdict."""
+        return self.broken_among_words(pack(among), ignore)
+
+    def broken_among_words(self, among_words: np.ndarray, ignore: Collection[Rule] = ()) -> Counter[str] | None:
+        """:meth:`broken_among` of the rows set in ``among_words`` (words made by :func:`pack`)."""
         rules = [rule for rule in Rule if rule in self.violations and rule not in ignore]
         row_of_rule = {rule: n for n, rule in enumerate(self.violations)}
-        among_words = pack(among)
         hits = self._words[[row_of_rule[rule] for rule in rules]] & among_words
         if (among_words & ~np.bitwise_or.reduce(hits, axis=0)).any():
             return None
