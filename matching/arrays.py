@@ -237,7 +237,9 @@ def reciprocal_scores(
         else 0.5
     )
     wishes_me = (
-        table.derived(("wishes", source.country), lambda: _has_code(columns["wished"], source.country))[rows]
+        table.derived(("wishes", source.country), lambda: _has_code(columns["wished"], source.country), ("wished",))[
+            rows
+        ]
         if source.country >= 0
         else np.zeros(n, dtype=bool)
     )

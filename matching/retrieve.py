@@ -210,7 +210,7 @@ class Eligible:
     def on_side(self, side: int) -> int:
         """How many eligible rows are on one side (home or foreign)."""
         table = self.table
-        words = table.derived(("side_words", side), lambda: pack(table["side"] == side))
+        words = table.derived(("side_words", side), lambda: pack(table["side"] == side), ("side",))
         return int(np.bitwise_count(self.words & words).sum())
 
     def on_labels(self, side: int) -> tuple[np.ndarray, int]:
@@ -218,7 +218,7 @@ class Eligible:
         labels), and how many do: what ``index.search_allowed`` takes."""
         table = self.table
         by_label = table.rows_by_label[side]
-        held = table.derived(("label_rows", side), lambda: np.where(by_label >= 0, by_label, len(table)))
+        held = table.derived(("label_rows", side), lambda: np.where(by_label >= 0, by_label, len(table)), ("label",))
         mask = self._mask[held]
         return mask, int(np.count_nonzero(mask))
 
@@ -280,7 +280,9 @@ def pool(matcher: Matcher, table: ProfileTable, request: Request, inside: np.nda
 def _examined(table: ProfileTable, sides: Collection[str], own: int | None) -> np.ndarray:
     """Words of the rows a source examines: the indexed rows on its partner sides (words worked out
     once per table and sides), less its own row (``own``, None for a profile the table lacks)."""
-    return without_row(table.derived(("indexed_words", *sorted(sides)), lambda: pack(table.indexed_among(sides))), own)
+    key = ("indexed_words", *sorted(sides))
+    words = table.derived(key, lambda: pack(table.indexed_among(sides)), ("label", "side"))
+    return without_row(words, own)
 
 
 def _merged(

@@ -91,7 +91,7 @@ def unmet_wish(source: School, table: ProfileTable, masks: RuleMasks) -> str | N
     country = table["country"]
     among = np.zeros(-(-len(table) // 64), dtype=WORD)
     for code in {table.countries.code(c) for c in source.target_countries}:  # each country's words once per table
-        among |= table.derived(("country_words", code), lambda code=code: pack(country == code))
+        among |= table.derived(("country_words", code), lambda code=code: pack(country == code), ("country",))
     among = without_row(among, table.row_of.get(source.id))
     removed = masks.broken_among_words(among, ignore=(Rule.SAME_SCHOOL, Rule.FILTERED))
     return None if removed is None else wishes.unmet_wish_hint(source, int(np.bitwise_count(among).sum()), removed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -438,3 +439,42 @@ def test_candidates_explained_together_equal_those_explained_one_by_one(tmp_path
             assert (a.check, a.score, a.adjustments) == (b.check, b.score, b.adjustments)
             explained += len(a.adjustments)
     assert explained > 100  # graph factors to read: the world's partnerships are busy
+
+
+def test_arrays_a_live_change_hands_on_equal_those_worked_out_afresh(tmp_path: Path) -> None:
+    """After each kind of write, the answers read from the arrays the new table was handed equal
+    those of a table that works every array out again, and so do the arrays themselves."""
+    world = generate_world(300, seed=8, process=PartnershipProcess(partnerships_per_taiwanese_school=6.6))
+    embedder = HashedTextEmbedder(EmbeddingSettings(show_progress=False), cache_dir=tmp_path)
+    matcher = Matcher.build(world.schools, world.partnerships, embedder, index_kind="hnsw")
+    sources = [s.id for s in world.schools if s.active][::7]
+
+    def answers(m: Matcher) -> list[str]:
+        return [m.suggest(source, k=10).model_dump_json() for source in sources]
+
+    tw, abroad = (next(s for s in world.schools if s.active and (s.country == "TW") == home) for home in (True, False))
+    partnership = Partnership(school_a=tw.id, school_b=abroad.id, start_date=date(2026, 1, 5))
+    edited = matcher.schools[sources[3]]
+    writes = [
+        lambda: matcher.add_partnership(partnership),
+        lambda: matcher.set_invitations({sources[1]: 2, sources[2]: 1}, {sources[1]: graph.InvitationCounts(4, 1, 3)}),
+        lambda: matcher.upsert_school(edited.model_copy(update={"capacity": edited.capacity + 3, "sdgs": [4, 13]})),
+        lambda: matcher.upsert_school(matcher.schools[sources[5]].model_copy(update={"active": False})),
+        lambda: matcher.end_partnership(partnership.model_copy(update={"end_date": date(2026, 2, 1)})),
+    ]
+    answers(matcher)  # every array the requests read, worked out on the first table
+    handed_on = 0
+    for write in writes:
+        write()
+        handed = dict(matcher.table._derived)
+        handed_on += len(handed)
+        got = answers(matcher)
+        afresh = replace(matcher, table=replace(matcher.table, _derived={}, _memo={}))
+        assert got == answers(afresh)
+        for key, (value, _) in handed.items():
+            made = afresh.table._derived.get(key)
+            if made is not None:
+                arrays = [v if isinstance(v, tuple) else (v,) for v in (value, made[0])]
+                for a, b in zip(*arrays, strict=True):
+                    assert a.dtype == b.dtype and np.array_equal(a, b), key
+    assert handed_on > 20  # the writes did hand arrays on
