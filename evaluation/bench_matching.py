@@ -15,6 +15,8 @@ the engine keeps only the graph of them; the generator's working set is not the 
 vectors FAISS stores in place (``VectorIndex.stored``) instead of a second copy of them. With
 ``--ranker`` it also trains the reciprocal ranker on the world's history and
 times the same requests with and without it, in turns, to show what the trained score adds.
+``--world-dir DIR`` keeps the generated world and the built indexes there, so later runs with the
+same world arguments read them back instead of generating and building again (minutes at 100k).
 
 The text part of each profile vector comes from a hashed bag of words (embeddings/hashed.py,
 scikit-learn's HashingVectorizer) instead of the sentence-transformers model: encoding 100k profiles with the
@@ -26,11 +28,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import multiprocessing
 import random
 import resource
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -170,28 +174,41 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--ranker", action="store_true", help="also train the ranker and time suggest with it on the same requests"
     )
+    parser.add_argument(
+        "--world-dir",
+        type=Path,
+        help="keep the generated world and the built indexes in this folder and read them back on later runs "
+        "with the same --n, --seed and --per-taiwanese-school (the build then loads the saved indexes, "
+        "as a service restart does; build time and memory are those of a load)",
+    )
     args = parser.parse_args(argv)
 
-    with TemporaryDirectory() as folder:
+    with world_folder(args) as (folder, saved):
         started = time.perf_counter()
-        with multiprocessing.get_context("spawn").Pool(1) as child:
-            written, active_written, child_peak = child.apply(
-                write_world, (args.n, args.seed, args.per_taiwanese_school, Path(folder))
-            )
-        with (Path(folder) / "schools.jsonl").open(encoding="utf-8") as lines:
+        kept = (folder / WORLD_DONE).exists()
+        written, active_written, child_peak = generated_world(args, folder)
+        with (folder / "schools.jsonl").open(encoding="utf-8") as lines:
             schools = [School.model_validate_json(line) for line in lines]
         print(
             f"world: {len(schools):,} schools, {written:,} partnerships ({active_written:,} active), generated "
-            f"in a child process (peak RSS {child_peak:,} MB) and read back in {time.perf_counter() - started:.1f} s"
+            f"in a child process (peak RSS {child_peak:,} MB){' by an earlier run' if kept else ''} and read back "
+            f"in {time.perf_counter() - started:.1f} s"
         )
         print(memory("after reading the profiles"))
-        history = list(read_partnerships(Path(folder))) if args.ranker else []  # the ranker trains on them
+        history = list(read_partnerships(folder)) if args.ranker else []  # the ranker trains on them
         with TemporaryDirectory() as cache:
             embedder = HashedTextEmbedder(EmbeddingSettings(show_progress=False), cache_dir=Path(cache))
             started = time.perf_counter()
-            matcher = Matcher.build(schools, history or read_partnerships(Path(folder)), embedder, MatchSettings())
+            if saved is not None and (saved / "matcher.json").exists():
+                matcher = Matcher.load(saved, schools, history or read_partnerships(folder), embedder, MatchSettings())
+                verb = f"indexes loaded from {saved}"
+            else:
+                matcher = Matcher.build(schools, history or read_partnerships(folder), embedder, MatchSettings())
+                verb = f"embed {embedder.dim}-d vectors"
+                if saved is not None:
+                    matcher.save(saved)
             print(
-                f"build (embed {embedder.dim}-d vectors, two indexes: "
+                f"build ({verb}, two indexes: "
                 + ", ".join(f"{side} {len(ix):,} {ix.kind}" for side, ix in matcher.indexes.items())
                 + f", graph from the streamed records): {time.perf_counter() - started:.1f} s"
             )
@@ -199,6 +216,35 @@ def main(argv: Sequence[str] | None = None) -> None:
             gc.collect()  # as the service does once an index is installed (service/state.py)
             gc.freeze()
             run_requests(matcher, schools, history, args)
+
+
+WORLD_DONE = "world.json"
+"""Written last into a kept world's folder (with the generator's counts): the world there is whole."""
+
+
+@contextmanager
+def world_folder(args: argparse.Namespace) -> Iterator[tuple[Path, Path | None]]:
+    """(folder of the world's JSON lines, folder of the saved indexes or None): a temporary folder
+    without ``--world-dir``, else that folder's entry for these generator arguments, kept."""
+    if args.world_dir is None:
+        with TemporaryDirectory() as folder:
+            yield Path(folder), None
+        return
+    folder = args.world_dir / f"n{args.n}-seed{args.seed}-rate{args.per_taiwanese_school:g}"
+    folder.mkdir(parents=True, exist_ok=True)
+    yield folder, folder / "index"
+
+
+def generated_world(args: argparse.Namespace, folder: Path) -> tuple[int, int, int]:
+    """Write the world into ``folder`` in a child process, unless a finished one is there already:
+    (partnerships, active ones, the generating child's peak RSS in MB)."""
+    done = folder / WORLD_DONE
+    if done.exists():
+        return tuple(json.loads(done.read_text(encoding="utf-8")))
+    with multiprocessing.get_context("spawn").Pool(1) as child:
+        counts = child.apply(write_world, (args.n, args.seed, args.per_taiwanese_school, folder))
+    done.write_text(json.dumps(counts), encoding="utf-8")  # last: a run stopped midway leaves none
+    return counts
 
 
 def time_each(run: Callable[[School], object], sources: Sequence[School]) -> list[float]:

@@ -77,15 +77,26 @@ class ArrayScores:
     def backward_components(self) -> dict[str, np.ndarray]:
         return dict(zip(COMPONENTS, self.components[:, 1], strict=True))
 
-    def pair_score(self, n: int) -> PairScore:
-        """Candidate ``n``'s scores as the reference :func:`~matching.scoring.reciprocal_score` gives them."""
-        forward, backward = self.components[:, :, n].T.tolist()
-        return PairScore(
-            Fit(dict(zip(COMPONENTS, forward, strict=True)), float(self.forward[n])),
-            Fit(dict(zip(COMPONENTS, backward, strict=True)), float(self.backward[n])),
-            float(self.similarity[n]),
-            float(self.reciprocal[n]),
-        )
+    def pair_scores(self, at: np.ndarray) -> list[PairScore]:
+        """The scores of candidates ``at`` (positions) as the reference
+        :func:`~matching.scoring.reciprocal_score` gives them, one each; each array read once."""
+        components = self.components[:, :, at].transpose(2, 1, 0).tolist()  # (candidate, direction, component)
+        return [
+            PairScore(
+                Fit(dict(zip(COMPONENTS, forward, strict=True)), fit_forward),
+                Fit(dict(zip(COMPONENTS, backward, strict=True)), fit_backward),
+                similarity,
+                reciprocal,
+            )
+            for (forward, backward), fit_forward, fit_backward, similarity, reciprocal in zip(
+                components,
+                self.forward[at].tolist(),
+                self.backward[at].tolist(),
+                self.similarity[at].tolist(),
+                self.reciprocal[at].tolist(),
+                strict=True,
+            )
+        ]
 
 
 PathSums = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -242,7 +253,9 @@ def fit_components(
         else 0.5
     )
     wishes_me = (
-        table.derived(("wishes", source.country), lambda: _has_code(columns["wished"], source.country))[rows]
+        table.derived(("wishes", source.country), lambda: _has_code(columns["wished"], source.country), ("wished",))[
+            rows
+        ]
         if source.country >= 0
         else np.zeros(n, dtype=bool)
     )

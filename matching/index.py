@@ -229,7 +229,7 @@ class VectorIndex(ABC):
         return results
 
     def labels(self) -> dict[str, int]:
-        """Each id's FAISS label: the positions an eligibility bitmap for :meth:`search_labels` sets."""
+        """Each id's FAISS label: the positions an eligibility mask for :meth:`search_allowed` sets."""
         return dict(self._book.label_of)
 
     def label(self, id_: str) -> int:
@@ -242,19 +242,23 @@ class VectorIndex(ABC):
         """Labels handed out so far (a bitmap over labels needs this many bits)."""
         return self._book.next_label
 
-    def search_labels(self, query: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` nearest rows among the ``allowed`` labels only, as (cosines, labels), best first.
+    def search_allowed(
+        self, query: np.ndarray, k: int, mask: np.ndarray, allowed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest rows among the labels ``mask`` sets (a boolean mask over the labels, at
+        most :meth:`label_space` long, ``allowed`` of them set), as (cosines, labels), best first.
 
         FAISS skips every other row while it searches (``IDSelectorBitmap``), so every hit is
         allowed and no refetch is needed, however few rows are. Returns fewer than ``k`` only when
         fewer are allowed (or, on HNSW, when the graph cannot reach more of them)."""
-        if len(allowed) == 0 or k < 1:
+        if allowed == 0 or k < 1:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
-        mask = np.zeros(max(self._faiss.ntotal, self._book.next_label), dtype=bool)
-        mask[allowed] = True
+        size = self.label_space()
+        if len(mask) < size:
+            mask = np.concatenate([mask, np.zeros(size - len(mask), dtype=bool)])
         packed = np.packbits(mask, bitorder="little")  # kept alive here while FAISS reads it
         selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(packed))
-        k = min(k, len(allowed))
+        k = min(k, allowed)
         with _omp_threads(1):
             scores, labels = self._faiss.search(
                 self._check_vectors(np.atleast_2d(query), "queries"), k, params=self._search_parameters(selector, k)

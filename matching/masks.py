@@ -20,7 +20,7 @@ import numpy as np
 from data.taxonomies import NSP_COUNTRIES, ExchangeMode, Remoteness
 from matching.constraints import Rule, SuggestionFilters
 from matching.settings import MatchSettings
-from matching.table import LEVEL_BIT, MODE_BIT, REMOTENESS_CODE, ProfileTable, Row, bits
+from matching.table import LEVEL_BIT, LOAD_COLUMNS, MODE_BIT, REMOTENESS_CODE, ProfileTable, Row, bits
 
 VIRTUAL, VISIT, HOSTING = (MODE_BIT[m] for m in (ExchangeMode.VIRTUAL, ExchangeMode.VISIT, ExchangeMode.HOSTING))
 
@@ -41,6 +41,30 @@ def pack(mask: np.ndarray) -> np.ndarray:
 def unpack(words: np.ndarray, n: int) -> np.ndarray:
     """The first ``n`` rows of words made by :func:`pack`, as a boolean mask."""
     return np.unpackbits(words.view(np.uint8), count=n, bitorder="little").view(bool)
+
+
+def without_row(words: np.ndarray, row: int | None) -> np.ndarray:
+    """Words made by :func:`pack` with one row's bit cleared: the words themselves when it is not
+    set (or ``row`` is None), else a copy."""
+    if row is None:
+        return words
+    word, bit = row >> 6, np.uint64(1 << (row & 63))
+    if not words[word] & bit:
+        return words
+    words = words.copy()
+    words[word] &= ~bit
+    return words
+
+
+def rows_of(words: np.ndarray, n: int) -> np.ndarray:
+    """The rows set in the first ``n`` rows of words made by :func:`pack`, ascending:
+    ``np.flatnonzero(unpack(words, n))``, read from the nonzero words only when they are few."""
+    at = np.flatnonzero(words)
+    if 4 * len(at) > len(words):
+        return np.flatnonzero(unpack(words, n))
+    found = np.flatnonzero(np.unpackbits(words[at].view(np.uint8), bitorder="little"))
+    rows = at[found >> 6] * 64 + (found & 63)
+    return rows[rows < n]
 
 
 @dataclass(frozen=True)
@@ -88,14 +112,22 @@ class RuleMasks:
 
     def passing(self) -> np.ndarray:
         """Rows that break no rule."""
-        return unpack(~self._broken_words, len(self.overlap))
+        return unpack(self.passing_words(), len(self.overlap))
+
+    def passing_words(self) -> np.ndarray:
+        """:meth:`passing` as words; the tail bits past the last row are set too, so and it with
+        words whose tail is clear (any made by :func:`pack`)."""
+        return ~self._broken_words
 
     def eliminated(self, examined: np.ndarray) -> Counter[Rule]:
         """How many of the examined rows each rule removed. A full school is counted as full only
         (the rule a busy network hits most, and the one its other verdicts cannot change)."""
+        return self.eliminated_among(pack(examined))
+
+    def eliminated_among(self, examined_words: np.ndarray) -> Counter[Rule]:
+        """:meth:`eliminated` of the rows set in ``examined_words`` (words made by :func:`pack`)."""
         rules = list(self.violations)
         at_capacity = rules.index(Rule.AT_CAPACITY)
-        examined_words = pack(examined)
         full = self._words[at_capacity] & examined_words
         removed = np.bitwise_count(self._words & (examined_words & ~full)).sum(axis=1, dtype=np.int64).tolist()
         removed[at_capacity] = int(np.bitwise_count(full).sum())
@@ -105,9 +137,12 @@ class RuleMasks:
         """Each rule's count over the ``among`` rows, counted as a scan of those rows in table order
         would (rules in the order a row first breaks them, ``check_pair``'s order within a row); None
         when one of them breaks no rule. ``ignore`` leaves rules out of the verdict."""
+        return self.broken_among_words(pack(among), ignore)
+
+    def broken_among_words(self, among_words: np.ndarray, ignore: Collection[Rule] = ()) -> Counter[str] | None:
+        """:meth:`broken_among` of the rows set in ``among_words`` (words made by :func:`pack`)."""
         rules = [rule for rule in Rule if rule in self.violations and rule not in ignore]
         row_of_rule = {rule: n for n, rule in enumerate(self.violations)}
-        among_words = pack(among)
         hits = self._words[[row_of_rule[rule] for rule in rules]] & among_words
         if (among_words & ~np.bitwise_or.reduce(hits, axis=0)).any():
             return None
@@ -162,9 +197,10 @@ def rule_masks(
     def with_words(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return mask, pack(mask)
 
-    def rule(name: Rule, key: object, make: Callable[[], np.ndarray]) -> np.ndarray:
-        """A rule's mask shared by every source with the same ``key``, derived with its words."""
-        packed[name] = derived(key, lambda: with_words(make()))
+    def rule(name: Rule, key: object, make: Callable[[], np.ndarray], reads: tuple[str, ...]) -> np.ndarray:
+        """A rule's mask shared by every source with the same ``key``, derived with its words from
+        the ``reads`` columns."""
+        packed[name] = derived(key, lambda: with_words(make()), reads)
         v[name] = packed[name][0]
         return v[name]
 
@@ -181,34 +217,44 @@ def rule_masks(
 
     own(Rule.SAME_SCHOOL, [table.row_of[school.id]] if school.id in table.row_of else [])
     if school.active:
-        rule(Rule.INACTIVE, "inactive", lambda: ~table["active"])
+        rule(Rule.INACTIVE, "inactive", lambda: ~table["active"], ("active",))
     else:
-        rule(Rule.INACTIVE, "every", lambda: np.ones(n, dtype=bool))
+        rule(Rule.INACTIVE, "every", lambda: np.ones(n, dtype=bool), ())
     country = table["country"]
 
     def nothing() -> np.ndarray:
         return np.zeros(n, dtype=bool)
 
     if source.country >= 0:
-        same_country = rule(Rule.SAME_COUNTRY, ("same_country", source.country), lambda: country == source.country)
+        same_country = rule(
+            Rule.SAME_COUNTRY, ("same_country", source.country), lambda: country == source.country, ("country",)
+        )
     else:
-        same_country = rule(Rule.SAME_COUNTRY, "none", nothing)
+        same_country = rule(Rule.SAME_COUNTRY, "none", nothing, ())
     if settings.scope == "home" and school.country != settings.home_country:
         home = table.countries.code(settings.home_country)
-        rule(Rule.OUT_OF_SCOPE, ("out_of_scope", source.country, home), lambda: ~same_country & (country != home))
+        rule(
+            Rule.OUT_OF_SCOPE,
+            ("out_of_scope", source.country, home),
+            lambda: ~same_country & (country != home),
+            ("country",),
+        )
     else:
-        rule(Rule.OUT_OF_SCOPE, "none", nothing)
+        rule(Rule.OUT_OF_SCOPE, "none", nothing, ())
     rule(
         Rule.NO_SHARED_LANGUAGE,
         ("no_shared_language", source.languages_exchange.tobytes()),
         lambda: ~shares_any(table["languages_exchange"], source.languages_exchange),
+        ("languages_exchange",),
     )
 
     def by_modes() -> tuple[np.ndarray, ...]:
         common = pair_modes_bits(source.modes, table["modes"])
         return (common, *with_words(common == 0), *with_words(common == VIRTUAL))
 
-    common, no_common, no_common_words, virtual_only, virtual_only_words = derived(("modes", source.modes), by_modes)
+    common, no_common, no_common_words, virtual_only, virtual_only_words = derived(
+        ("modes", source.modes), by_modes, ("modes",)
+    )
     overlap = table.overlap_hours(school.timezone, day, settings.school_day_start, settings.school_day_end)
 
     def by_hours() -> tuple[np.ndarray, ...]:
@@ -216,18 +262,18 @@ def rule_masks(
         return (*with_words(short), ~(short.view(np.uint8) * np.uint8(VIRTUAL)))
 
     hours_key = (school.timezone, day, settings.school_day_start, settings.school_day_end, settings.min_overlap_hours)
-    short, short_words, in_hours = derived(("hours", *hours_key), by_hours)
+    short, short_words, in_hours = derived(("hours", *hours_key), by_hours, ("timezone",))
     v[Rule.NO_COMMON_MODE], packed[Rule.NO_COMMON_MODE] = no_common, (no_common, no_common_words)
     v[Rule.NO_SHARED_HOURS] = short & virtual_only
     packed[Rule.NO_SHARED_HOURS] = (v[Rule.NO_SHARED_HOURS], short_words & virtual_only_words)
     allowed = bits((lb for la in school.levels for lb in settings.level_matrix.get(la, [])), LEVEL_BIT)
-    rule(Rule.LEVEL_MISMATCH, ("level_mismatch", allowed), lambda: (table["levels"] & allowed) == 0)
+    rule(Rule.LEVEL_MISMATCH, ("level_mismatch", allowed), lambda: (table["levels"] & allowed) == 0, ("levels",))
     own(Rule.ALREADY_PARTNERS, partner_rows)
-    rule(Rule.AT_CAPACITY, "at_capacity", table.full)
+    rule(Rule.AT_CAPACITY, "at_capacity", table.full, LOAD_COLUMNS)
     if filters != NO_FILTERS:
         v[Rule.FILTERED] = ~admitted(table, filters, common & in_hours)  # virtual only in shared hours
     else:
-        rule(Rule.FILTERED, "none", nothing)
+        rule(Rule.FILTERED, "none", nothing, ())
     return RuleMasks(v, overlap, common, in_hours, packed)
 
 

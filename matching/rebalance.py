@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import networkx as nx
@@ -29,8 +30,18 @@ class Adjustment:
     data: dict[str, Any] = field(default_factory=dict)
 
     def reason(self) -> Reason:
-        en, zh = _TEXTS[self.code](self.data)
-        return Reason(code=self.code, weight=round(self.factor, 4), data=self.data, text_en=en, text_zh=zh)
+        return _reason(self.code, round(self.factor, 4), tuple(self.data.items()))
+
+
+@lru_cache(maxsize=16384)
+def _reason(code: str, weight: float, data: tuple[tuple[str, Any], ...]) -> Reason:
+    """An adjustment's reason, built once per process for each code, weight and facts (lists repeat
+    the same few: a busy school's load, a country's partners) and shared, as matching.explain
+    shares its reasons (Reason is frozen): the texts' formatting and validation cost more than the
+    lookup. Some 16k reasons at most, ~1 kB each."""
+    facts = dict(data)
+    en, zh = _TEXTS[code](facts)
+    return Reason(code=code, weight=weight, data=facts, text_en=en, text_zh=zh)
 
 
 def _saturation(d: Mapping[str, Any]) -> tuple[str, str]:
@@ -341,15 +352,16 @@ class FactorArrays:
             product *= factor
         return product
 
-    def adjustments(self, n: int) -> list[Adjustment]:
-        """Candidate ``n``'s factors with the facts behind them; factors of exactly 1 left out."""
-        table, row = self.table, int(self.rows[n])
-        candidate = table.schools[row]
+    def adjustments(self, at: np.ndarray) -> list[list[Adjustment]]:
+        """The factors of candidates ``at`` (positions) with the facts behind them, one list each;
+        factors of exactly 1 left out. Each factor's array is read once for them all."""
+        values = [(code, factors[at].tolist()) for code, factors in self.factors.items()]
         out = []
-        for code, factors in self.factors.items():
-            factor = float(factors[n])
-            if factor != 1.0:
-                out.append(Adjustment(code, factor, self._data(code, n, row, candidate)))
+        for m, (n, row) in enumerate(zip(at.tolist(), self.rows[at].tolist(), strict=True)):
+            candidate = self.table.schools[row]
+            out.append(
+                [Adjustment(code, f[m], self._data(code, n, row, candidate)) for code, f in values if f[m] != 1.0]
+            )
         return out
 
     def _data(self, code: str, n: int, row: int, candidate: School) -> dict[str, Any]:

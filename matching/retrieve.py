@@ -21,15 +21,16 @@ pairs): nothing is checked or scored a second time.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cached_property, partial
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from data.schema import School
+from data.taxonomies import ExchangeMode
 from matching import sources
 from matching.arrays import (
     ArrayScores,
@@ -43,7 +44,7 @@ from matching.arrays import (
 )
 from matching.constraints import PairCheck, Rule, SuggestionFilters
 from matching.hours import school_hours_overlap
-from matching.masks import RuleMasks, rule_masks
+from matching.masks import RuleMasks, pack, rows_of, rule_masks, unpack, without_row
 from matching.rebalance import Adjustment, FactorArrays, SourceSignals
 from matching.scoring import PairScore
 from matching.settings import MatchSettings
@@ -106,12 +107,14 @@ class Candidate:
         similarity: float,
         scores: tuple[float, float, float],
         rank_score: float,
-        details: Callable[[], tuple[PairCheck, PairScore, list[Adjustment]]],
+        facts: _Facts,
+        n: int,
     ) -> None:
         self.school, self.row, self.similarity, self.rank_score = school, row, similarity, rank_score
         """``row``: the candidate's row in the table snapshot it was ranked on (Retrieved.table)."""
         self.fit_forward, self.fit_backward, self.reciprocal = scores
-        self._details = details
+        self._facts, self._n = facts, n
+        """The request's arrays and the candidate's position in them, its explanation read from them."""
         self.features: np.ndarray | None = None
         """The trained ranker's feature row of the pair, when a ranker ranked it (its reasons read it)."""
         self.found_via: list[str] = ["vector"]
@@ -119,7 +122,8 @@ class Candidate:
 
     @cached_property
     def _explained(self) -> tuple[PairCheck, PairScore, list[Adjustment]]:
-        return self._details()
+        [explained] = self._facts.explain(np.array([self._n]))
+        return explained
 
     @property
     def check(self) -> PairCheck:
@@ -135,6 +139,19 @@ class Candidate:
 
     def __repr__(self) -> str:
         return f"Candidate({self.school.id!r}, reciprocal={self.reciprocal:.4f}, rank_score={self.rank_score:.4f})"
+
+
+def explain_together(candidates: Iterable[Candidate]) -> None:
+    """Work out the explanations of these candidates (checks, fit components, graph factors) in one
+    go per request they come from, each array read once for them all, instead of one by one when
+    first read: a list explains the k it returns at once. The same values either way."""
+    waiting: dict[int, tuple[_Facts, list[Candidate]]] = {}
+    for candidate in candidates:
+        if "_explained" not in candidate.__dict__:  # not worked out yet (cached_property's slot)
+            waiting.setdefault(id(candidate._facts), (candidate._facts, []))[1].append(candidate)
+    for facts, group in waiting.values():
+        for candidate, explained in zip(group, facts.explain(np.array([c._n for c in group])), strict=True):
+            candidate.__dict__["_explained"] = explained
 
 
 @dataclass
@@ -165,10 +182,52 @@ def retrieve(
     table = matcher.table
     inside = None
     if within is not None:
-        inside = np.zeros(len(table), dtype=bool)
-        inside[[table.row_of[i] for i in within if i in table.row_of]] = True
+        cohort = np.zeros(len(table), dtype=bool)
+        cohort[[table.row_of[i] for i in within if i in table.row_of]] = True
+        inside = pack(cohort)
     scorer = scorer or matcher.scorer or reciprocal_base
     return [_one(matcher, table, request, scorer, inside) for request in requests]
+
+
+class Eligible:
+    """A request's eligible rows as words (:func:`~matching.masks.pack`), counted; the rows
+    themselves, or the labels they hold in one side's index, made when first asked for: a search
+    of the index reads the labels, so the rows of a large eligible set are never listed."""
+
+    def __init__(self, table: ProfileTable, words: np.ndarray) -> None:
+        self.table, self.words = table, words
+        self.count = int(np.bitwise_count(words).sum())
+
+    def __len__(self) -> int:
+        return self.count
+
+    @cached_property
+    def rows(self) -> np.ndarray:
+        """The eligible rows, ascending."""
+        return rows_of(self.words, len(self.table))
+
+    @cached_property
+    def _mask(self) -> np.ndarray:
+        """Per row, is it eligible; one more slot (False) for the labels no row holds."""
+        n = len(self.table)
+        mask = np.zeros(n + 1, dtype=bool)
+        mask[:n] = unpack(self.words, n)
+        return mask
+
+    def on_side(self, side: int) -> int:
+        """How many eligible rows are on one side (home or foreign)."""
+        table = self.table
+        words = table.derived(("side_words", side), lambda: pack(table["side"] == side), ("side",))
+        return int(np.bitwise_count(self.words & words).sum())
+
+    def on_labels(self, side: int) -> tuple[np.ndarray, int]:
+        """Per label of the side's index, does an eligible row hold it (a boolean mask over its
+        labels), and how many do: what ``index.search_allowed`` takes."""
+        table = self.table
+        by_label = table.rows_by_label[side]
+        held = table.derived(("label_rows", side), lambda: np.where(by_label >= 0, by_label, len(table)), ("label",))
+        mask = self._mask[held]
+        return mask, int(np.count_nonzero(mask))
 
 
 @dataclass
@@ -179,7 +238,8 @@ class Pool:
     row: Row
     masks: RuleMasks
     examined: np.ndarray
-    eligible: np.ndarray
+    """The rows examined (the indexed rows on the partner sides, less the source), as words."""
+    eligible: Eligible
     outside: int
     rows: np.ndarray
     similarity: np.ndarray
@@ -193,19 +253,21 @@ class Pool:
 def pool(matcher: Matcher, table: ProfileTable, request: Request, inside: np.ndarray | None = None) -> Pool:
     """The request's eligible rows and the ones to rank: with a trained ranker the shortlist its
     first stage picks from every eligible one (:func:`_shortlisted`), else the ``depth`` nearest
-    by profile vector."""
+    by profile vector. ``inside``: words of the rows a request may return (a round's cohort), None
+    for every row. The masks are combined as words (:func:`~matching.masks.pack`), so no step reads
+    every row of the table as booleans."""
     source, settings = request.source, request.settings
     day = settings.reference_date or date.today()
     row = table.encode(source)
     partner_rows = [table.row_of[p] for p in matcher.partners(source.id) if p in table.row_of]
     masks = rule_masks(table, row, settings, day, request.filters, partner_rows)
-    examined = table.indexed_among(matcher.candidate_sides(source, settings)) & ~masks.violations[Rule.SAME_SCHOOL]
-    passing = examined & masks.passing()
+    examined = _examined(table, matcher.candidate_sides(source, settings), table.row_of.get(source.id))
+    passing = examined & masks.passing_words()
     outside = 0
     if inside is not None:
-        outside = int(np.count_nonzero(passing & ~inside))
+        outside = int(np.bitwise_count(passing & ~inside).sum())
         passing &= inside
-    eligible = np.flatnonzero(passing)
+    eligible = Eligible(table, passing)
     query = matcher.vector(source) if len(eligible) else np.zeros(0, dtype=np.float32)
     if matcher.ranker is not None and request.depth is None and settings.depth is None:
         rows, similarity, scores, paths = _shortlisted(matcher, table, request, row, masks, query, eligible)
@@ -223,7 +285,7 @@ def _shortlisted(
     row: Row,
     masks: RuleMasks,
     query: np.ndarray,
-    eligible: np.ndarray,
+    eligible: Eligible,
 ) -> tuple[np.ndarray, np.ndarray, ArrayScores, PathSums]:
     """What a trained ranker ranks, in row order: the ranker's ``shortlist`` best of every eligible
     row by its first stage (fit components and history, no cosine), the :data:`POOL_NEAREST`
@@ -233,30 +295,42 @@ def _shortlisted(
     the number of eligible schools; the first stage is a few array operations per eligible row."""
     ranker, settings = matcher.ranker, request.settings
     assert ranker is not None
-    components = fit_components(table, row, eligible, masks, settings)
-    paths = ranker.path_sums(table, row, eligible)
-    at = np.arange(len(eligible))
-    if len(eligible) > ranker.shortlist + POOL_NEAREST:
-        first = ranker.first_stage(table, row, eligible, components, paths)
-        keep = np.zeros(len(eligible), dtype=bool)
+    every = eligible.rows
+    components = fit_components(table, row, every, masks, settings)
+    paths = ranker.path_sums(table, row, every)
+    at = np.arange(len(every))
+    if len(every) > ranker.shortlist + POOL_NEAREST:
+        first = ranker.first_stage(table, row, every, components, paths)
+        keep = np.zeros(len(every), dtype=bool)
         keep[sources.top(first, ranker.shortlist)] = True
-        wished = np.flatnonzero(sources.wished_at(table, row.school, eligible))
+        wished = np.flatnonzero(sources.wished_at(table, row.school, every))
         keep[wished[sources.top(first[wished], shown_pool(request.k, settings))]] = True
         near, _ = _nearest(matcher, table, query, eligible, POOL_NEAREST)
-        keep[np.searchsorted(eligible, near)] = True
+        keep[np.searchsorted(every, near)] = True
         at = np.flatnonzero(keep)
-    rows = eligible[at]
+    rows = every[at]
     similarity = _cosines(matcher, table, query, rows)
     scores = weighted_scores(components[:, :, at], similarity, settings)
     return rows, similarity, scores, (paths[0][at], paths[1][at], paths[2][at])
 
 
+def _examined(table: ProfileTable, sides: Collection[str], own: int | None) -> np.ndarray:
+    """Words of the rows a source examines: the indexed rows on its partner sides (words worked out
+    once per table and sides), less its own row (``own``, None for a profile the table lacks)."""
+    key = ("indexed_words", *sorted(sides))
+    words = table.derived(key, lambda: pack(table.indexed_among(sides)), ("label", "side"))
+    return without_row(words, own)
+
+
 def stored_vectors(matcher: Matcher, table: ProfileTable, rows: np.ndarray) -> np.ndarray:
     """The stored vectors of these indexed rows (either side), one row each, one index call per side."""
     dim = next(iter(matcher.indexes.values())).dim
+    sides = table["side"][rows]
     out = np.zeros((len(rows), dim), dtype=np.float32)
     for side in (HOME_SIDE, FOREIGN_SIDE):
-        mine = np.flatnonzero(table["side"][rows] == side)
+        mine = np.flatnonzero(sides == side)
+        if len(mine) == len(rows) > 0:  # all on one side: FAISS's copy is the answer, not copied again
+            return matcher.indexes[SIDE_NAMES[side]].vectors_at(table["label"][rows])
         if len(mine):
             out[mine] = matcher.indexes[SIDE_NAMES[side]].vectors_at(table["label"][rows[mine]])
     return out
@@ -298,7 +372,9 @@ def _one(
     limit = len(rows) if request.limit is None else min(request.limit, len(rows))
     if request.also_from and limit < len(rows):
         order = _best(rank, table, rows, len(rows))
-        wanted = np.isin(table["country"][rows[order]], [table.countries.code(c) for c in request.also_from])
+        wished = np.zeros(len(table.countries.codes) + 1, dtype=bool)  # per country code; -1 the last slot
+        wished[[table.countries.code(c) for c in request.also_from]] = True
+        wanted = wished[table["country"][rows[order]]]  # np.isin's verdict, without its sort
         below = np.flatnonzero(wanted[limit:])[wished_floor(request.k, len(rows)) :] + limit
         wanted[below] = False  # hard wishes take at most the floor from below the limit
         wanted[:limit] = True
@@ -306,16 +382,20 @@ def _one(
     else:
         order = _best(rank, table, rows, limit)
     facts = _Facts(source, table, rows, found.masks, scores, factors, settings, day)
+    at = np.asarray(order, dtype=np.int64)  # each column read once for the candidates made, as Python numbers
+    schools = table.schools
     ranked = [
-        Candidate(
-            table.schools[rows[n]],
-            int(rows[n]),
-            float(similarity[n]),
-            (float(scores.forward[n]), float(scores.backward[n]), float(scores.reciprocal[n])),
-            float(rank[n]),
-            partial(facts.explain, n),
+        Candidate(schools[r], r, sim, (forward, backward, reciprocal), rank_score, facts, n)
+        for n, r, sim, forward, backward, reciprocal, rank_score in zip(
+            order,
+            rows[at].tolist(),
+            similarity[at].tolist(),
+            scores.forward[at].tolist(),
+            scores.backward[at].tolist(),
+            scores.reciprocal[at].tolist(),
+            rank[at].tolist(),
+            strict=True,
         )
-        for n in order
     ]
     if features is not None:
         via = sources.found_via(found.sources, similarity, request.ranked_depth(), at=order)
@@ -323,8 +403,8 @@ def _one(
             candidate.features, candidate.found_via = features[n], found_by
     return Retrieved(
         ranked,
-        found.masks.eliminated(found.examined),
-        int(np.count_nonzero(found.examined)),
+        found.masks.eliminated_among(found.examined),
+        int(np.bitwise_count(found.examined).sum()),
         len(found.eligible),
         table,
         found.masks,
@@ -344,23 +424,24 @@ def _best(rank: np.ndarray, table: ProfileTable, rows: np.ndarray, limit: int) -
 
 
 def _nearest(
-    matcher: Matcher, table: ProfileTable, query: np.ndarray, eligible: np.ndarray, depth: int
+    matcher: Matcher, table: ProfileTable, query: np.ndarray, eligible: Eligible, depth: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``depth`` eligible rows most similar to the query vector, with their cosines (unordered)."""
     if len(eligible) == 0:
-        return eligible, np.zeros(0, dtype=np.float32)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     few = len(eligible) <= max(depth, EXACT_BELOW)
     rows_found, sims_found = [], []
     for side in (HOME_SIDE, FOREIGN_SIDE):
-        mine = eligible[table["side"][eligible] == side]
-        if len(mine) == 0:
+        if not eligible.on_side(side):
             continue
         index = matcher.indexes[SIDE_NAMES[side]]
         if few and index.kind != "exact":  # an exact index scans only the allowed rows itself, without copies
+            mine = eligible.rows[table["side"][eligible.rows] == side]
             rows_found.append(mine)
             sims_found.append(_cosines(matcher, table, query, mine))
         else:
-            sims, hit_labels = index.search_labels(query, depth, table["label"][mine])
+            allowed, count = eligible.on_labels(side)
+            sims, hit_labels = index.search_allowed(query, depth, allowed, count)
             rows_found.append(table.rows_by_label[side][hit_labels])
             sims_found.append(sims)
     rows, sims = np.concatenate(rows_found), np.concatenate(sims_found)
@@ -383,19 +464,33 @@ class _Facts:
     settings: MatchSettings
     day: date
 
-    def explain(self, n: int) -> tuple[PairCheck, PairScore, list[Adjustment]]:
-        """Candidate ``n``'s check, scores and graph factors, equal to what the reference functions
-        (:func:`~matching.constraints.check_pair`, :func:`~matching.scoring.reciprocal_score`,
-        :class:`~matching.rebalance.Rebalancer`) give for the pair: a property test holds them so."""
-        row, settings = int(self.rows[n]), self.settings
-        candidate = self.table.schools[row]
-        usable = int(self.masks.usable_at(row))
-        check = PairCheck(
-            violations=(),
-            shared_languages=tuple(sorted(set(self.source.languages_exchange) & set(candidate.languages_exchange))),
-            usable_modes=tuple(sorted(mode for mode, bit in MODE_BIT.items() if usable & bit)),
-            overlap=school_hours_overlap(
-                self.source.timezone, candidate.timezone, self.day, settings.school_day_start, settings.school_day_end
-            ),
-        )
-        return check, self.scores.pair_score(n), self.factors.adjustments(n) if self.factors else []
+    def explain(self, at: np.ndarray) -> list[tuple[PairCheck, PairScore, list[Adjustment]]]:
+        """The checks, scores and graph factors of candidates ``at`` (positions), equal to what the
+        reference functions (:func:`~matching.constraints.check_pair`,
+        :func:`~matching.scoring.reciprocal_score`, :class:`~matching.rebalance.Rebalancer`) give
+        for each pair: a property test holds them so."""
+        source, settings, day = self.source, self.settings, self.day
+        rows = self.rows[at]
+        languages = set(source.languages_exchange)
+        adjustments = self.factors.adjustments(at) if self.factors else [[] for _ in range(len(at))]
+        explained = []
+        for row, usable, score, adjusted in zip(
+            rows.tolist(), self.masks.usable_at(rows).tolist(), self.scores.pair_scores(at), adjustments, strict=True
+        ):
+            candidate = self.table.schools[row]
+            check = PairCheck(
+                violations=(),
+                shared_languages=tuple(sorted(languages & set(candidate.languages_exchange))),
+                usable_modes=USABLE_MODES[usable],
+                overlap=school_hours_overlap(
+                    source.timezone, candidate.timezone, day, settings.school_day_start, settings.school_day_end
+                ),
+            )
+            explained.append((check, score, adjusted))
+        return explained
+
+
+USABLE_MODES: tuple[tuple[ExchangeMode, ...], ...] = tuple(
+    tuple(sorted(mode for mode, bit in MODE_BIT.items() if usable & bit)) for usable in range(8)
+)
+"""The exchange modes of each modes bitset, in the order ``check_pair`` lists them."""

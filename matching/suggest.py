@@ -16,9 +16,17 @@ from matching import wishes
 from matching.constraints import Rule, SuggestionFilters
 from matching.diversify import mmr, pairwise_similarity
 from matching.explain import explain
-from matching.masks import RuleMasks
+from matching.masks import WORD, RuleMasks, pack, without_row
 from matching.results import Suggestion, SuggestionResult, eliminations
-from matching.retrieve import Candidate, Request, Retrieved, retrieve, shown_pool, stored_vectors
+from matching.retrieve import (
+    Candidate,
+    Request,
+    Retrieved,
+    explain_together,
+    retrieve,
+    shown_pool,
+    stored_vectors,
+)
 from matching.settings import MatchSettings
 from matching.sources import found_via_reason
 from matching.table import ProfileTable
@@ -47,6 +55,7 @@ def suggest(
     chosen = diversify(matcher, found, k, settings)
     if settings.wishes == "hard":
         chosen = wishes.honour_wishes(source, chosen, found.ranked, k)
+    explain_together(chosen)
     suggestions = [suggestion(source, c, settings) for c in chosen]
     for listed, c in zip(suggestions, chosen, strict=True):
         listed.reasons.extend(filter(None, [wishes.outside_wish_reason(source, c.school)]))
@@ -79,10 +88,13 @@ def unmet_wish(source: School, table: ProfileTable, masks: RuleMasks) -> str | N
     rule masks: how many of the wished countries' schools each rule removed; None when one is eligible."""
     if not source.target_countries:
         return None
-    among = np.isin(table["country"], [table.countries.code(c) for c in source.target_countries])
-    among &= ~masks.violations[Rule.SAME_SCHOOL]
-    removed = masks.broken_among(among, ignore=(Rule.SAME_SCHOOL, Rule.FILTERED))
-    return None if removed is None else wishes.unmet_wish_hint(source, int(np.count_nonzero(among)), removed)
+    country = table["country"]
+    among = np.zeros(-(-len(table) // 64), dtype=WORD)
+    for code in {table.countries.code(c) for c in source.target_countries}:  # each country's words once per table
+        among |= table.derived(("country_words", code), lambda code=code: pack(country == code), ("country",))
+    among = without_row(among, table.row_of.get(source.id))
+    removed = masks.broken_among_words(among, ignore=(Rule.SAME_SCHOOL, Rule.FILTERED))
+    return None if removed is None else wishes.unmet_wish_hint(source, int(np.bitwise_count(among).sum()), removed)
 
 
 def capacity_hints(matcher: Matcher, source: School) -> list[str]:

@@ -134,6 +134,9 @@ SCALAR_TYPES: dict[str, type] = {
 }
 BITSET_COLUMNS = {"languages_exchange": "languages", "languages_instruction": "languages", "wished": "countries"}
 COUNT_COLUMNS = ("n_modes", "n_sdgs", "n_wished", "capacity", "latitude", "longitude")
+LOAD_COLUMNS = ("capacity", "partners", "pending")
+INVITATION_COLUMNS = ("pending", "received", "answered", "expired")
+"""What free places are worked out from (:meth:`ProfileTable.free_places`)."""
 
 
 @dataclass(frozen=True)
@@ -153,10 +156,12 @@ class ProfileTable:
     ``partners``, ``pending``, ``received``, ``answered``, ``expired``, ``side`` and ``label``."""
     rows_by_label: tuple[np.ndarray, np.ndarray]
     """Per side (home, foreign): the table row of each index label, -1 for labels no row holds."""
-    _derived: dict[object, np.ndarray | tuple[np.ndarray, ...]] = field(default_factory=dict, compare=False)
+    _derived: dict[object, tuple[np.ndarray | tuple[np.ndarray, ...], frozenset[str] | None]] = field(
+        default_factory=dict, compare=False
+    )
     """Arrays worked out from the columns on first use (overlaps per time zone, full rows, the rule
-    masks of each kind of source); each update makes a table with an empty one. Read through
-    :meth:`derived`."""
+    masks of each kind of source), each with the columns it reads; an update hands on to its new
+    table those that read no column it changes. Read through :meth:`derived`."""
     _memo: dict[object, Any] = field(default_factory=dict, compare=False)
     """Values for one kind of request worked out on first use (see :meth:`memo`); emptied like ``_derived``."""
 
@@ -243,20 +248,26 @@ class ProfileTable:
         """Free places of every row: capacity less active partners less open invitations (may be < 0)."""
         return graph.free_places(self["capacity"], self["partners"], self["pending"])
 
-    def derived(self, key: object, make: Callable[[], Derived]) -> Derived:
+    def derived(self, key: object, make: Callable[[], Derived], reads: Collection[str] | None = None) -> Derived:
         """The array (or tuple of arrays) ``make`` works out from this table's columns, made once per
         table and ``key`` and shared read-only by every reader of this snapshot (pure values of the
         columns). Past :data:`DERIVED_ENTRIES` keys the cache starts afresh, so it stays bounded
-        however many kinds of source a long-lived table answers."""
-        found = self._derived.get(key)
-        if found is None:
+        however many kinds of source a long-lived table answers.
+
+        ``reads`` names every column ``make`` reads (``"ids"`` for the ids and their order,
+        ``"label"`` for the labels and :attr:`rows_by_label`; values in ``key`` need no naming): an
+        update that changes none of them hands the array on to the table it makes, so the first
+        request after a live change does not work out every array again. None: any column, the
+        array is dropped by every update."""
+        entry = self._derived.get(key)
+        if entry is None:
             if len(self._derived) >= DERIVED_ENTRIES:
                 self._derived.clear()
             found = make()
             for array in found if isinstance(found, tuple) else (found,):
                 array.flags.writeable = False
-            self._derived[key] = found
-        return found
+            self._derived[key] = entry = (found, None if reads is None else frozenset(reads))
+        return entry[0]
 
     def memo(self, key: object, make: Callable[[], Memo]) -> Memo:
         """The value ``make`` works out for this snapshot, made once per table and ``key`` and shared
@@ -283,15 +294,15 @@ class ProfileTable:
             )
             return by_zone[self["timezone"]]  # code -1 (no zone) reads the trailing 0.0
 
-        return self.derived(("overlap", timezone, day, start_hour, end_hour), per_row)
+        return self.derived(("overlap", timezone, day, start_hour, end_hour), per_row, reads=("timezone",))
 
     def indexed(self) -> np.ndarray:
         """Rows whose vector is in an index (active schools), worked out once per table."""
-        return self.derived("indexed", lambda: self["label"] >= 0)
+        return self.derived("indexed", lambda: self["label"] >= 0, reads=("label",))
 
     def indexed_on(self, side: int) -> np.ndarray:
         """:meth:`indexed` rows of one side (home or foreign), worked out once per table."""
-        return self.derived(("indexed", side), lambda: self.indexed() & (self["side"] == side))
+        return self.derived(("indexed", side), lambda: self.indexed() & (self["side"] == side), reads=("label", "side"))
 
     def indexed_among(self, sides: Collection[str]) -> np.ndarray:
         """:meth:`indexed` rows on the named sides ("home", "foreign"): the candidates a source
@@ -313,11 +324,11 @@ class ProfileTable:
             found[np.argsort(np.array(self.ids))] = np.arange(len(self))
             return found
 
-        return self.derived("id_order", order)
+        return self.derived("id_order", order, reads=("ids",))
 
     def full(self) -> np.ndarray:
         """Rows with no free place (the ``at_capacity`` rule), worked out once per table."""
-        return self.derived("full", lambda: self.free_places() <= 0)
+        return self.derived("full", lambda: self.free_places() <= 0, reads=LOAD_COLUMNS)
 
     # ------------------------------------------------------------------ updates (each returns a new table)
 
@@ -333,6 +344,9 @@ class ProfileTable:
                 grown = np.zeros((len(columns[name]), words), dtype=np.uint64)
                 grown[:, : columns[name].shape[1]] = columns[name]
                 columns[name] = grown
+        row = self.row_of.get(school.id)
+        # a new profile changes the ids (nothing is handed on); an edited one every column of its row
+        changed = None if row is None else frozenset(columns) | {"label"}
         table = ProfileTable(
             self.home_country,
             self.ids,
@@ -344,8 +358,8 @@ class ProfileTable:
             regions,
             columns,
             self.rows_by_label,
+            _handed_on(self, changed),
         )
-        row = self.row_of.get(school.id)
         if row is None:
             row = len(self.ids)
             table = _fresh(
@@ -360,7 +374,7 @@ class ProfileTable:
         else:
             schools = list(self.schools)
             schools[row] = school
-            table = _fresh(table, schools=tuple(schools))
+            table = _fresh(table, changed, schools=tuple(schools))
         encoded = table._encoded(school)  # its row's columns are not written yet
         for name in (*SCALAR_COLUMNS, *BITSET_COLUMNS):
             columns[name][row] = getattr(encoded, name)
@@ -374,7 +388,7 @@ class ProfileTable:
             rows_by_label[side] = rows_by_label[side].copy()
             rows_by_label[side][old] = -1
         columns["label"][row] = -1
-        table = _fresh(table, rows_by_label=(rows_by_label[0], rows_by_label[1]))
+        table = _fresh(table, changed, rows_by_label=(rows_by_label[0], rows_by_label[1]))
         return table.with_labels({school.id: label} if label else {})
 
     def with_labels(self, labels: Mapping[str, tuple[int, int]]) -> ProfileTable:
@@ -395,7 +409,7 @@ class ProfileTable:
             grown[found] = rows
             by_side[side] = grown
             columns["label"][rows] = found
-        return _fresh(self, columns=columns, rows_by_label=(by_side[0], by_side[1]))
+        return _fresh(self, frozenset({"label"}), columns=columns, rows_by_label=(by_side[0], by_side[1]))
 
     def with_partners(self, counts: Mapping[str, int]) -> ProfileTable:
         """This table with the active-partner counts of the given schools replaced."""
@@ -406,7 +420,7 @@ class ProfileTable:
     ) -> ProfileTable:
         """This table with every school's open invitations and invitation record replaced."""
         columns = dict(self.columns)
-        for name in ("pending", "received", "answered", "expired"):
+        for name in INVITATION_COLUMNS:
             columns[name] = np.zeros(len(self), dtype=np.int32)
         for id_, n in pending.items():
             if id_ in self.row_of:
@@ -417,7 +431,7 @@ class ProfileTable:
                 columns["received"][row] = counts.received
                 columns["answered"][row] = counts.answered
                 columns["expired"][row] = counts.expired
-        return _fresh(self, columns=columns)
+        return _fresh(self, frozenset(INVITATION_COLUMNS), columns=columns)
 
     def _with_counts(self, changes: Mapping[str, Mapping[str, int]]) -> ProfileTable:
         columns = dict(self.columns)
@@ -426,12 +440,20 @@ class ProfileTable:
             for id_, n in counts.items():
                 if id_ in self.row_of:
                     columns[name][self.row_of[id_]] = n
-        return _fresh(self, columns=columns)
+        return _fresh(self, frozenset(changes), columns=columns)
 
 
-def _fresh(table: ProfileTable, **changes: Any) -> ProfileTable:
-    """A new table with these fields changed and nothing derived from the old columns carried over."""
-    return replace(table, _derived={}, _memo={}, **changes)
+def _fresh(table: ProfileTable, changed: frozenset[str] | None = None, **changes: Any) -> ProfileTable:
+    """A new table with these fields changed: of what was derived from the old one's columns, only
+    the arrays that read none of the ``changed`` columns are handed on (None: nothing is), and no memo."""
+    return replace(table, _derived=_handed_on(table, changed), _memo={}, **changes)
+
+
+def _handed_on(table: ProfileTable, changed: frozenset[str] | None) -> dict[object, Any]:
+    """The derived entries of ``table`` that an update changing the ``changed`` columns leaves valid."""
+    if changed is None:
+        return {}
+    return {key: entry for key, entry in table._derived.items() if entry[1] is not None and not entry[1] & changed}
 
 
 _MISSING = object()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from typing import Literal, Protocol, TypeVar
 
 from data.schema import School
@@ -63,12 +64,18 @@ def outside_wish_reason(source: School, candidate: School) -> Reason | None:
     """A plain note on a suggestion outside the countries the school asked for."""
     if not source.target_countries or candidate.country in source.target_countries:
         return None
+    return _outside_wish_reason(candidate.country, tuple(source.target_countries))
+
+
+@lru_cache(maxsize=4096)
+def _outside_wish_reason(country: str, wished: tuple[str, ...]) -> Reason:
+    """The note for a country and a wish, built once per process and shared (Reason is frozen)."""
     return Reason(
         code="outside_wished_countries",
         weight=0.0,
-        data={"country": candidate.country, "wished": list(source.target_countries)},
-        text_en=f"Outside your wished countries ({', '.join(map(country_name, source.target_countries))})",
-        text_zh=f"不在您希望的國家內（{'、'.join(map(country_name_zh, source.target_countries))}）",
+        data={"country": country, "wished": list(wished)},
+        text_en=f"Outside your wished countries ({', '.join(map(country_name, wished))})",
+        text_zh=f"不在您希望的國家內（{'、'.join(map(country_name_zh, wished))}）",
     )
 
 

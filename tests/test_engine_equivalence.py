@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -13,18 +14,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import graph
-from data.generator import generate_world
+from data.generator import PartnershipProcess, generate_world
 from data.schema import Partnership, School
 from embeddings import EmbeddingSettings, HashedTextEmbedder
 from matching.arrays import reciprocal_scores, swap_visits
 from matching.constraints import Rule, SuggestionFilters
 from matching.diversify import mmr, pairwise_similarity
 from matching.engine import Matcher
-from matching.masks import VIRTUAL, RuleMasks, pack, pair_modes_bits, rule_masks, unpack
+from matching.masks import VIRTUAL, RuleMasks, pack, pair_modes_bits, rows_of, rule_masks, unpack
 from matching.rebalance import FactorArrays, SourceSignals
+from matching.retrieve import Eligible, Request, _examined, explain_together, retrieve
 from matching.scoring import FULL_OVERLAP_HOURS
 from matching.settings import FitWeights, MatchSettings, RebalanceWeights
-from matching.table import ProfileTable, Row, popcount
+from matching.table import FOREIGN_SIDE, HOME_SIDE, ProfileTable, Row, popcount
 from tests.test_matching_masks import DAYS, FAST_PHASES, schools
 
 
@@ -224,8 +226,9 @@ def test_array_scores_equal_the_plain_formulas_to_the_last_bit(
             assert list(new_parts) == list(old_parts)
             for name, old in old_parts.items():
                 assert new_parts[name].dtype == old.dtype and new_parts[name].tobytes() == old.tobytes(), name
-        for n in range(len(rows)):
-            pair = got.pair_score(n)
+        together = got.pair_scores(np.arange(len(rows)))
+        for n, pair in enumerate(together):
+            assert got.pair_scores(np.array([n])) == [pair]  # many at once: each as on its own
             assert pair.forward.components == {name: float(c[n]) for name, c in forward_components.items()}
             assert pair.backward.components == {name: float(c[n]) for name, c in backward_components.items()}
             assert list(pair.forward.components) == list(forward_components)
@@ -367,3 +370,111 @@ def test_a_sources_graph_signals_are_walked_once_per_table_and_anew_after_a_part
     after = SourceSignals.of(G, source, "TW", weights, matcher.table)
     assert after is not first and after == SourceSignals.of(G, source, "TW", weights)
     assert after != first  # a partner in a new country: bridges there no longer open one
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_rows_read_from_the_words_are_the_rows_of_the_unpacked_mask(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.choice([1, 63, 64, 65, 640, 6400]))
+    mask = rng.random(n) < rng.choice([0.0, 0.001, 0.01, 0.2, 1.0])
+    words = pack(mask)
+    if rng.random() < 0.5:
+        words = ~words & pack(np.ones(n, dtype=bool))  # the complement, tail bits clear
+        mask = ~mask
+    assert np.array_equal(rows_of(words, n), np.flatnonzero(mask))
+    assert np.array_equal(rows_of(~words, n), np.flatnonzero(~mask))  # tail bits set: rows past n left out
+
+
+def test_a_requests_words_and_label_masks_equal_the_boolean_masks_they_replace(tmp_path: Path) -> None:
+    """What a request hands FAISS (the eligible labels per side) and what it reports (examined rows,
+    eliminations) equal the boolean-mask formulas, before and after live changes move labels."""
+    world = generate_world(300, seed=11)
+    embedder = HashedTextEmbedder(EmbeddingSettings(show_progress=False), cache_dir=tmp_path)
+    matcher = Matcher.build(world.schools, world.partnerships, embedder, index_kind="hnsw")
+    day = date(2026, 3, 9)
+    for step in range(3):
+        table = matcher.table
+        for settings_ in (matcher.settings, MatchSettings(scope="any")):
+            for school in world.schools[step::9]:
+                school = matcher.schools[school.id]
+                partners = [table.row_of[p] for p in matcher.partners(school.id)]
+                masks = rule_masks(table, table.encode(school), settings_, day, SuggestionFilters(), partners)
+                sides = matcher.candidate_sides(school, settings_)
+                examined = table.indexed_among(sides) & ~masks.violations[Rule.SAME_SCHOOL]
+                words = _examined(table, sides, table.row_of.get(school.id))
+                assert np.array_equal(unpack(words, len(table)), examined)
+                assert masks.eliminated_among(words) == masks.eliminated(examined)
+                passing = examined & masks.passing()
+                eligible = Eligible(table, words & masks.passing_words())
+                assert len(eligible) == np.count_nonzero(passing)
+                assert np.array_equal(eligible.rows, np.flatnonzero(passing))
+                for side, name in ((HOME_SIDE, "home"), (FOREIGN_SIDE, "foreign")):
+                    mine = eligible.rows[table["side"][eligible.rows] == side]
+                    plain = np.zeros(matcher.indexes[name].label_space(), dtype=bool)
+                    plain[table["label"][mine]] = True
+                    allowed, count = eligible.on_labels(side)
+                    assert count == len(mine) == eligible.on_side(side)
+                    padded = np.zeros(len(plain), dtype=bool)
+                    padded[: len(allowed)] = allowed
+                    assert np.array_equal(padded, plain)
+        # live changes: an edited profile takes a new label, a deactivated one leaves its index
+        edited = world.schools[step]
+        matcher.upsert_school(edited.model_copy(update={"description": f"{edited.description} edited {step}"}))
+        gone = world.schools[50 + step]
+        matcher.upsert_school(gone.model_copy(update={"active": False}))
+
+
+def test_candidates_explained_together_equal_those_explained_one_by_one(tmp_path: Path) -> None:
+    world = generate_world(300, seed=3, process=PartnershipProcess(partnerships_per_taiwanese_school=6.6))
+    embedder = HashedTextEmbedder(EmbeddingSettings(show_progress=False), cache_dir=tmp_path)
+    matcher = Matcher.build(world.schools, world.partnerships, embedder)
+    sources = [s for s in world.schools if s.active][::15]
+    explained = 0
+    for source in sources:
+        request = Request(source, 10, matcher.settings, limit=30)
+        [together], [alone] = retrieve(matcher, [request]), retrieve(matcher, [request])
+        explain_together(together.ranked[::2])
+        assert all("_explained" in c.__dict__ for c in together.ranked[::2])
+        for a, b in zip(together.ranked, alone.ranked, strict=True):
+            assert (a.check, a.score, a.adjustments) == (b.check, b.score, b.adjustments)
+            explained += len(a.adjustments)
+    assert explained > 100  # graph factors to read: the world's partnerships are busy
+
+
+def test_arrays_a_live_change_hands_on_equal_those_worked_out_afresh(tmp_path: Path) -> None:
+    """After each kind of write, the answers read from the arrays the new table was handed equal
+    those of a table that works every array out again, and so do the arrays themselves."""
+    world = generate_world(300, seed=8, process=PartnershipProcess(partnerships_per_taiwanese_school=6.6))
+    embedder = HashedTextEmbedder(EmbeddingSettings(show_progress=False), cache_dir=tmp_path)
+    matcher = Matcher.build(world.schools, world.partnerships, embedder, index_kind="hnsw")
+    sources = [s.id for s in world.schools if s.active][::7]
+
+    def answers(m: Matcher) -> list[str]:
+        return [m.suggest(source, k=10).model_dump_json() for source in sources]
+
+    tw, abroad = (next(s for s in world.schools if s.active and (s.country == "TW") == home) for home in (True, False))
+    partnership = Partnership(school_a=tw.id, school_b=abroad.id, start_date=date(2026, 1, 5))
+    edited = matcher.schools[sources[3]]
+    writes = [
+        lambda: matcher.add_partnership(partnership),
+        lambda: matcher.set_invitations({sources[1]: 2, sources[2]: 1}, {sources[1]: graph.InvitationCounts(4, 1, 3)}),
+        lambda: matcher.upsert_school(edited.model_copy(update={"capacity": edited.capacity + 3, "sdgs": [4, 13]})),
+        lambda: matcher.upsert_school(matcher.schools[sources[5]].model_copy(update={"active": False})),
+        lambda: matcher.end_partnership(partnership.model_copy(update={"end_date": date(2026, 2, 1)})),
+    ]
+    answers(matcher)  # every array the requests read, worked out on the first table
+    handed_on = 0
+    for write in writes:
+        write()
+        handed = dict(matcher.table._derived)
+        handed_on += len(handed)
+        got = answers(matcher)
+        afresh = replace(matcher, table=replace(matcher.table, _derived={}, _memo={}))
+        assert got == answers(afresh)
+        for key, (value, _) in handed.items():
+            made = afresh.table._derived.get(key)
+            if made is not None:
+                arrays = [v if isinstance(v, tuple) else (v,) for v in (value, made[0])]
+                for a, b in zip(*arrays, strict=True):
+                    assert a.dtype == b.dtype and np.array_equal(a, b), key
+    assert handed_on > 20  # the writes did hand arrays on

@@ -23,6 +23,7 @@ from data.generator import generate_world
 from data.schema import School
 from embeddings import EmbeddingSettings, HashedTextEmbedder
 from matching import explain as explanations
+from matching import rebalance as rebalance_module
 from matching import wishes
 from matching.constraints import check_pair
 from matching.engine import Matcher
@@ -129,6 +130,8 @@ def test_reasons_from_the_caches_equal_freshly_built_ones(tmp_path: Path, monkey
         builder = getattr(explanations, name)
         builder.cache_clear()
         monkeypatch.setattr(explanations, name, builder.__wrapped__)
+    rebalance_module._reason.cache_clear()  # the graph factors' reasons, shared the same way
+    monkeypatch.setattr(rebalance_module, "_reason", rebalance_module._reason.__wrapped__)
     assert reasons() == cached
     assert len(pairs) > 1000 and {r["code"] for listed in cached for r in listed} >= {
         "shared_sdgs",
@@ -138,6 +141,9 @@ def test_reasons_from_the_caches_equal_freshly_built_ones(tmp_path: Path, monkey
         "school_hours",
         "level",
         "modes",
+        "saturation",
+        "no_partner_yet",
+        "country_diversity",
     }
     source, c = pairs[0]
     shown = explain(source, c.school, c.check, c.score, [], match)[0]
