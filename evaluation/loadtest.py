@@ -428,15 +428,15 @@ def prepare_world(data_dir: Path, n: int, seed: int, env: dict[str, str]) -> tup
 def served(
     env: dict[str, str], log_path: Path, timeout: float, workers: int = 1
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`partnermatch serve --workers N` on a free port, yielded once /readyz answers 200; stopped
-    afterwards."""
+    """`partnermatch serve --workers N` on a free port, yielded once /readyz answers 200 (from
+    every worker); stopped afterwards."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     command = _cli("serve", "--port", str(port), "--workers", str(workers))
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_ready(base_url, process, log_path, timeout)
+        _wait_ready(base_url, process, log_path, timeout, workers)
         yield base_url, process
     finally:
         process.terminate()
@@ -447,20 +447,31 @@ def served(
             process.wait()
 
 
-def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
+READY_CONNECTIONS = 40
+"""/readyz must answer 200 on this many fresh connections in a row before a multi-worker server is
+measured: each new connection goes to one worker, chosen by the kernel, so a single answer says
+only that one worker is ready (a worker still loading would answer 503 to its share)."""
+
+
+def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float, workers: int) -> None:
     deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=base_url, timeout=5.0) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                tail = log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
-                raise RuntimeError(f"the server exited with status {process.returncode} before it was ready:\n{tail}")
-            try:
-                if client.get("/readyz").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+    needed = READY_CONNECTIONS if workers > 1 else 1
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
+            raise RuntimeError(f"the server exited with status {process.returncode} before it was ready:\n{tail}")
+        if all(_ready_on_a_new_connection(base_url) for _ in range(needed)):
+            return
+        time.sleep(0.5)
     raise TimeoutError(f"the server was not ready after {timeout:.0f} s (log: {log_path})")
+
+
+def _ready_on_a_new_connection(base_url: str) -> bool:
+    try:
+        with httpx.Client(base_url=base_url, timeout=5.0) as client:
+            return client.get("/readyz").status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def ids_from_api(base_url: str, key: str) -> list[str]:

@@ -69,10 +69,12 @@ class ExposureLedger:
             if (now - self._origin) / self.half_life > _REBASE_AFTER:
                 self._rebase(now)
             weight = self._scale(now)
+            weights, sides, unshared = self._weights, self._sides, self._unshared
             for school_id in ids:
-                self._weights[school_id] += weight
-                self._sides[school_id] = side
-                self._unshared[school_id] = (side, self._unshared.get(school_id, (side, 0.0))[1] + weight)
+                weights[school_id] += weight
+                sides[school_id] = side
+                pending = unshared.get(school_id)
+                unshared[school_id] = (side, weight if pending is None else pending[1] + weight)
             self._totals[side] += weight * len(ids)
 
     def unshared(self) -> tuple[dict[str, tuple[str, float]], float]:
@@ -105,8 +107,16 @@ class ExposureLedger:
                 pending_only = {k: v for k, v in self._unshared.items() if k not in counts}
                 for school_id, (side, weight) in pending_only.items():
                     self._set(school_id, side, weight)
+            # _set inlined: a turn merges thousands of schools, holding the lock requests read under
+            weights, totals, sides, unshared = self._weights, self._totals, self._sides, self._unshared
             for school_id, (side, count) in counts.items():
-                self._set(school_id, side, count * scale + self._unshared.get(school_id, (side, 0.0))[1])
+                pending = unshared.get(school_id)
+                weight = count * scale if pending is None else count * scale + pending[1]
+                old_side = sides.get(school_id, side)
+                totals[old_side] -= weights.get(school_id, 0.0)
+                weights[school_id] = weight
+                totals[side] += weight
+                sides[school_id] = side
 
     def _set(self, school_id: str, side: str, weight: float) -> None:
         """One school's weight, the side totals kept in step (the caller holds the lock)."""

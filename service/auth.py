@@ -137,6 +137,10 @@ class Guard:
             TTLCache(maxsize=100_000, ttl=key_cache_seconds) if key_cache_seconds > 0 else None
         )
         self._lock = threading.Lock()
+        # When each address or key last failed to sign in (time.time(), the limiter's clock): one that never
+        # failed within the window cannot have spent it, so a good request skips the limiter's
+        # two moving-window reads (most of its key check) and reads this dict instead.
+        self._failed_at: dict[tuple[str, str], float] = {}
 
     def authenticate(self, store: Store, key: str, address: str) -> Principal | None:
         """The caller a key names, or None (counted as a failed sign-in); TooManyRequests once
@@ -150,8 +154,12 @@ class Guard:
             with self._lock:
                 self._known[key_hash] = found
         if found is None:
-            for kind, identity in (("address", address), ("key", key_hash)):
-                self.limiter.hit(self.failed_auth, "failed", kind, identity)
+            now = time.time()
+            with self._lock:
+                self._forget_old_failures(now)
+                for kind, identity in (("address", address), ("key", key_hash)):
+                    self._failed_at[kind, identity] = now
+                    self.limiter.hit(self.failed_auth, "failed", kind, identity)
         return found
 
     def cached(self, key: str, address: str) -> Principal | None:
@@ -159,12 +167,23 @@ class Guard:
         which reads the store); TooManyRequests as :meth:`authenticate`. Reads memory only, so an
         async route can call it on the event loop and leave the thread pool to the misses."""
         key_hash = hash_key(key.strip())
-        for kind, identity in (("address", address), ("key", key_hash)):
-            self._refuse_if_spent(self.failed_auth, "X-API-Key", "failed sign-ins from this", kind, identity)
+        if self._failed_at:
+            window = self.failed_auth.get_expiry()
+            now = time.time()
+            for kind, identity in (("address", address), ("key", key_hash)):
+                failed = self._failed_at.get((kind, identity))
+                if failed is not None and now - failed <= window:
+                    self._refuse_if_spent(self.failed_auth, "X-API-Key", "failed sign-ins from this", kind, identity)
         if self._known is None:
             return None
         with self._lock:
             return self._known.get(key_hash)
+
+    def _forget_old_failures(self, now: float) -> None:
+        """Drop failures older than the window once the dict grows (the caller holds the lock)."""
+        if len(self._failed_at) > 10_000:
+            window = self.failed_auth.get_expiry()
+            self._failed_at = {k: at for k, at in self._failed_at.items() if now - at <= window}
 
     def spend(self, who: Principal, address: str, work: str) -> None:
         """Count one expensive request against the key and the address; TooManyRequests when spent."""

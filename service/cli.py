@@ -278,19 +278,15 @@ def _add_serve(verbs: argparse._SubParsersAction, common: argparse.ArgumentParse
     parser.set_defaults(handler=_serve)
 
 
-WORKER_STARTUP_SECONDS = 120
-
-
 def _serve(args: argparse.Namespace) -> int:
     """Serve in this process, answering at once while the index is loaded or built in the
-    background, or in `--workers` processes on one port: then the index is loaded or built (and
-    saved) here first, so each worker only loads it. Round jobs a stopped server left unfinished
-    are marked failed, since nothing runs them any more."""
+    background, or in `--workers` processes on one port (service.workers: a socket of its own
+    each): then the index is loaded or built (and saved) here first, so each worker only loads it.
+    Round jobs a stopped server left unfinished are marked failed, since nothing runs them any more."""
     import os
 
-    import uvicorn
-
     from service.rounds import INTERRUPTED
+    from service.workers import serve_workers
 
     state = open_service(args)
     try:
@@ -308,18 +304,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["PARTNERMATCH_DATABASE_URL"] = storage.database_url
     settings = state.settings
     _say(f"serving on http://{settings.host}:{settings.port} with {args.workers} worker processes")
-    uvicorn.run(
-        "service.app:app",
-        host=settings.host,
-        port=settings.port,
-        workers=args.workers,
-        log_level="info",
-        access_log=False,  # the app logs one JSON line per request (service.metrics)
-        # A worker imports the model's and FAISS's libraries before it answers uvicorn's health
-        # check: far longer than the 5 s default on busy cores, which would kill and respawn it.
-        timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
-    )
-    return 0
+    return serve_workers("service.app:app", settings.host, settings.port, args.workers, report=_say)
 
 
 def _run(state: ServiceState) -> None:

@@ -82,11 +82,14 @@ async def storable_text(request: Request) -> None:
     texts: list[tuple[tuple[str, ...], str]] = [(("path", name), value) for name, value in request.path_params.items()]
     for name, value in request.query_params.multi_items():
         texts += [(("query", name), name), (("query", name), value)]
-    content_type = request.headers.get("content-type", "")
+    headers = request.headers
+    content_type = headers.get("content-type", "")
     body: Any = None
-    if content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+    # HTTP/1.1 (what uvicorn speaks): a request with neither header has no body to read (a GET).
+    sent = "content-length" in headers or "transfer-encoding" in headers
+    if sent and content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         body = {name: value for name, value in (await request.form()).multi_items() if isinstance(value, str)}
-    elif await request.body():
+    elif sent and await request.body():
         try:
             body = await request.json()  # FastAPI parsed it already: this is its cached copy
         except ValueError:

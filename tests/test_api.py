@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
@@ -28,6 +29,7 @@ from service.app import create_app
 from service.auth import Role, create_key
 from service.invitations import pair_check
 from service.models import SchoolCard, SuggestionOut, SuggestionsOut
+from service.routes import suggestions as suggestions_module
 from service.routes.suggestions import AD_HOC_ID, suggestions_json
 from service.settings import ServiceSettings
 from service.state import ServiceState
@@ -500,6 +502,17 @@ def test_suggestions_json_is_what_pydantic_writes_for_the_response_model(api: Ap
             assert suggestions_json(result, matcher).body.decode() == expected
             shapes.add((result.school_id is None, bool(result.suggestions), bool(result.eliminated)))
     assert {(True, True, True), (False, False, True), (False, True, True)} <= shapes
+
+
+def test_a_written_card_follows_its_profile(api: Api) -> None:
+    """Cards are written once per profile object: an edited profile (a new object) gets its own."""
+    school = api.school(api.taiwanese[3])
+    before = json.loads(orjson.dumps(suggestions_module._card(school)))
+    edited = school.model_copy(update={"name_en": "Renamed Primary School", "sdgs": [4]})
+    after = json.loads(orjson.dumps(suggestions_module._card(edited)))
+    assert before == json.loads(SchoolCard.of(school).model_dump_json()) and before["sdgs"] != [4]
+    assert after == json.loads(SchoolCard.of(edited).model_dump_json()) and after["sdgs"] == [4]
+    assert suggestions_module._card(edited) is suggestions_module._card(edited)
 
 
 def test_wishes_soft_turns_the_wished_country_floor_off(api: Api) -> None:

@@ -89,3 +89,22 @@ def test_counts_the_store_could_not_take_are_shared_on_the_next_turn(store: Stor
     share_exposure(ledger, store)
     assert fresh_counts(store, now[0], ledger.half_life) == {"tw-a": pytest.approx(2.0)}
     assert ledger.count("tw-a") == pytest.approx(2.0)
+
+
+def test_counts_go_through_the_store_to_the_last_bit(store: Store) -> None:
+    """The counts travel as JSON text both ways (one statement each): every double written comes
+    back as the same double, decayed exactly as weight / scale in Python, and an origin's first
+    write starts every version count."""
+    rng = random.Random(5)
+    now, half_life = 1_000_000.0, 7 * 24 * HOUR
+    counts = [rng.random() * 10 ** rng.randint(-6, 6) for _ in range(3000)] + [1.0, 0.1, 1 / 3, 2.0**-40, 5e-324]
+    shown = {f"tw-{n}": ("home" if n % 2 else "foreign", count) for n, count in enumerate(counts)}
+    store.add_exposure(shown, now=now, half_life=half_life)
+    back = store.exposure_changes(since=-1, seen_origin=None, now=now, half_life=half_life)
+    assert back.counts == shown and back.origin == now and back.version == 1
+    later = now + 5 * HOUR
+    store.add_exposure({"tw-1": ("home", 2.5)}, now=later, half_life=half_life)
+    scale = 2.0 ** ((later - now) / half_life)
+    again = store.exposure_changes(since=1, seen_origin=now, now=later, half_life=half_life)
+    assert again.counts == {"tw-1": ("home", (counts[1] + 2.5 * scale) / scale)} and again.version == 2
+    assert store.exposure_changes(since=2, seen_origin=now, now=later, half_life=half_life).counts == {}

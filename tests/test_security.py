@@ -305,6 +305,19 @@ def test_failed_sign_ins_are_rate_limited_per_address_with_retry_after(served: S
     assert served.call("staff", "GET", "/v1/stats").status_code == 200
 
 
+def test_failed_sign_ins_count_only_within_their_window(served: Served) -> None:
+    """The Guard reads the limiter only for an address or key that failed within the window: once
+    the window has moved past the failures, that address signs in again like one that never failed."""
+    with guarded(served, failed_auth_limit="2/second"):
+        wrong = [served.client.get("/v1/stats", headers={"X-API-Key": f"pm_wrong{n}"}) for n in range(3)]
+        assert [r.status_code for r in wrong] == [401, 401, 429]
+        assert served.call("staff", "GET", "/v1/stats").status_code == 429
+        time.sleep(1.2)
+        assert served.call("staff", "GET", "/v1/stats").status_code == 200
+        again = [served.client.get("/v1/stats", headers={"X-API-Key": f"pm_again{n}"}) for n in range(3)]
+        assert [r.status_code for r in again] == [401, 401, 429]
+
+
 def test_expensive_routes_are_rate_limited_per_key(served: Served) -> None:
     home = served.school_ids("TW")[5]
     profile = served.state.store.get_school(home).model_dump(mode="json", exclude={"id", "created_at", "updated_at"})

@@ -59,6 +59,42 @@ def _jsonable(value: Any) -> Any:
     return value.__dict__ if type(value) in _PLAIN_MODELS else to_jsonable_python(value)
 
 
+_CARDS: dict[str, tuple[School, orjson.Fragment]] = {}
+"""Each suggested school's card as written JSON, kept with the very profile it was written from:
+a profile edit makes a new School object, so a card is never older than the profile the index
+holds. At most one entry a school id (the world's size)."""
+
+
+def _card(school: School) -> orjson.Fragment:
+    """The school's card, written once per profile object (the same bytes card_fields gives)."""
+    found = _CARDS.get(school.id)
+    if found is not None and found[0] is school:
+        return found[1]
+    card = orjson.Fragment(orjson.dumps(card_fields(school), default=_jsonable, option=_ORJSON_OPTIONS))
+    _CARDS[school.id] = (school, card)
+    return card
+
+
+_REASONS: dict[int, tuple[Reason, orjson.Fragment]] = {}
+"""Reasons as written JSON by object: matching.explain shares one Reason object among every list
+that gives it (frozen), so most of a list's reasons were written before. The entry keeps its
+reason alive, so its id is not reused while cached. Emptied when full: the profile similarity
+reason is new per pair and would fill it."""
+_REASONS_KEPT = 20_000
+
+
+def _reason(reason: Reason) -> orjson.Fragment:
+    """A reason written once per reason object (the same bytes as its fields written in order)."""
+    found = _REASONS.get(id(reason))
+    if found is not None and found[0] is reason:
+        return found[1]
+    written = orjson.Fragment(orjson.dumps(reason.__dict__, default=_jsonable, option=_ORJSON_OPTIONS))
+    if len(_REASONS) >= _REASONS_KEPT:
+        _REASONS.clear()
+    _REASONS[id(reason)] = (reason, written)
+    return written
+
+
 def suggestions_json(result: SuggestionResult, matcher: Matcher) -> Response:
     """The result with each suggested school's public card (never its contact details), written
     as SuggestionsOut would be, by orjson from the models' fields: building SuggestionsOut and
@@ -67,7 +103,8 @@ def suggestions_json(result: SuggestionResult, matcher: Matcher) -> Response:
     schema."""
     body = dict(result.__dict__)
     body["suggestions"] = [
-        s.__dict__ | {"school": card_fields(matcher.schools[s.school_id])} for s in result.suggestions
+        s.__dict__ | {"reasons": [_reason(r) for r in s.reasons], "school": _card(matcher.schools[s.school_id])}
+        for s in result.suggestions
     ]
     return Response(orjson.dumps(body, default=_jsonable, option=_ORJSON_OPTIONS), media_type="application/json")
 
