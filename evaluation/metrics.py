@@ -101,6 +101,30 @@ def exposure_gini(counts: Mapping[str, int]) -> float:
     return gini(list(counts.values()))
 
 
+def uniform_spread(places: int, schools: int, draws: int = 5) -> tuple[float, float]:
+    """Gini and coverage if ``places`` list places fell on ``schools`` schools uniformly at random
+    (mean of ``draws`` seeded draws): the floor chance alone sets for a sample of queries. With few
+    places per school even a perfectly even-handed recommender shows some schools twice and others
+    never, so a Gini or coverage target can be out of reach for a small sample, whatever the method.
+
+    >>> gini_floor, covered = uniform_spread(3000, 1805)
+    >>> 0.40 < gini_floor < 0.46, 0.78 < covered < 0.82
+    (True, True)
+    >>> uniform_spread(0, 10)
+    (0.0, 0.0)
+    """
+    if schools <= 0:
+        raise ValueError(f"schools: must be at least 1, got {schools}")
+    if places == 0:
+        return 0.0, 0.0
+    rng = np.random.default_rng(0)
+    counts = [np.bincount(rng.integers(0, schools, places), minlength=schools) for _ in range(draws)]
+    return (
+        float(np.mean([gini(c.tolist()) for c in counts])),
+        float(np.mean([np.count_nonzero(c) / schools for c in counts])),
+    )
+
+
 def remote_exposure_ratio(counts: Mapping[str, int], remote: Collection[str]) -> float | None:
     """Remote schools' share of appearances divided by their share of eligible schools: 1 is
     parity, above 1 they are shown more than their numbers. None without remote schools or appearances."""

@@ -59,6 +59,12 @@ def check_targets(result: SplitResult, k: int = 10, product: str = "full_ranker"
     kept = full / hybrid if hybrid else float("inf")
     gini = m[product][f"gini@{k}"]
     coverage = m[product][f"coverage@{k}"]
+    gini_chance = coverage_chance = ""
+    if shown := result.exposure.get(product):  # what chance alone would give the same sample
+        places = sum(shown.values())
+        gini_floor, covered = metrics.uniform_spread(places, len(shown))
+        gini_chance = f" ({places:,} list places spread uniformly at random: {gini_floor:.3f})"
+        coverage_chance = f" (uniformly at random: {covered:.1%})"
     violations = sum(m[method]["violations"] for method in METHODS)
     return [
         TargetCheck(
@@ -72,13 +78,13 @@ def check_targets(result: SplitResult, k: int = 10, product: str = "full_ranker"
             "exposure_gini",
             f"Exposure Gini@{k} <= {GINI_TARGET:.2f} while recall@{k} stays >= {RECALL_KEPT_TARGET:.0%} of "
             f"{METHODS[unbalanced][0]}",
-            f"Gini {gini:.3f}; recall {full:.4f} is {kept:.0%} of {hybrid:.4f}",
+            f"Gini {gini:.3f}{gini_chance}; recall {full:.4f} is {kept:.0%} of {hybrid:.4f}",
             gini <= GINI_TARGET and kept >= RECALL_KEPT_TARGET,
         ),
         TargetCheck(
             "coverage",
             f"Catalogue coverage@{k} >= {COVERAGE_TARGET:.0%} of eligible schools",
-            f"{coverage:.1%} of {result.diagnostics['eligible_schools']} eligible schools",
+            f"{coverage:.1%} of {result.diagnostics['eligible_schools']} eligible schools{coverage_chance}",
             coverage >= COVERAGE_TARGET,
         ),
         TargetCheck(

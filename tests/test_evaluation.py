@@ -459,3 +459,15 @@ def test_targets_say_met_and_not_met_plainly() -> None:
     )
     assert [t.met for t in bad] == [False, False, False, False]
     assert "1.20x" in bad[0].measured
+
+
+def test_beyond_accuracy_targets_say_what_chance_alone_gives_the_same_sample() -> None:
+    """30 places over 100 schools: uniformly at random most schools are never shown, so the
+    coverage and Gini lines say so beside the measured figures."""
+    result = _result({"recall@10": 0.16, "gini@10": 0.35, "coverage@10": 0.85}, {"ranker": 0.17})
+    result.exposure["full_ranker"] = {f"s{i}": int(i < 30) for i in range(100)}
+    gini, coverage = check_targets(result)[1:3]
+    floor, covered = metrics.uniform_spread(30, 100)
+    assert 0.6 < floor < 0.8 and 0.2 < covered < 0.3
+    assert f"30 list places spread uniformly at random: {floor:.3f}" in gini.measured
+    assert f"uniformly at random: {covered:.1%}" in coverage.measured
