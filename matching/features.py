@@ -411,10 +411,10 @@ class PairFeatures:
         paths: PathSums | None = None,
     ) -> np.ndarray:
         """The ``names`` feature columns, in that order (not stacked: a caller that adds them up
-        needs no matrix), from what the profiles give (per candidate)
-        and what the history gives (read here at the candidates' fit ``rows``, -1 for a school the
-        history did not know); ``home``: per candidate, whether the source is the pair's home side.
-        A column not asked for is not worked out (its inputs may then be None)."""
+        needs no matrix), from what the profiles give (per candidate) and what the history gives
+        (read here at the candidates' fit ``rows``, -1 for a school the history did not know);
+        ``home``: per candidate, whether the source is the pair's home side. A column not asked
+        for is not worked out (its inputs may then be None)."""
         n = len(rows)
         wanted = set(names)
         columns: dict[str, np.ndarray] = {}
